@@ -1,0 +1,1 @@
+"""The `minidock` command line: Docker's commands and wording, over the API."""

@@ -1,0 +1,216 @@
+"""A small HTTP/1.1 server for a Unix socket: just what the Engine API needs.
+
+Handlers return a `Response` (JSON or text), a `Stream` (an async iterator of
+bytes, sent until it ends, then the connection closes) or a `Hijack` (after
+a `101 UPGRADED`, the raw connection belongs to the handler, as Docker does
+for attach and exec).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import socket
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from ..errors import MinidockError
+
+log = logging.getLogger("minidock.http")
+API_PREFIX = re.compile(r"^/v1\.\d+(?=/)")
+REASONS = {200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified", 400: "Bad Request",
+           403: "Forbidden", 404: "Not Found", 409: "Conflict", 500: "Internal Server Error",
+           501: "Not Implemented"}
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    params: dict[str, str] = field(default_factory=dict)
+
+    def json(self) -> Any:
+        if not self.body:
+            return {}
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            raise MinidockError("invalid JSON in request body") from None
+
+    def flag(self, name: str) -> bool:
+        return self.query.get(name, "").lower() in ("1", "true", "yes")
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: Any = None
+    content_type: str = "application/json"
+
+    def encode(self) -> bytes:
+        if self.body is None:
+            return b""
+        if isinstance(self.body, bytes):
+            return self.body
+        if self.content_type == "application/json":
+            return (json.dumps(self.body) + "\n").encode()
+        return str(self.body).encode()
+
+
+@dataclass
+class Stream:
+    chunks: AsyncIterator[bytes]
+    content_type: str = "application/vnd.docker.raw-stream"
+
+
+@dataclass
+class Hijack:
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+    content_type: str = "application/vnd.docker.raw-stream"
+
+
+Handler = Callable[[Request], Awaitable[Response | Stream | Hijack]]
+
+
+class Router:
+    def __init__(self) -> None:
+        self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
+
+    def add(self, method: str, pattern: str, handler: Handler) -> None:
+        regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
+        self.routes.append((method, regex, handler))
+
+    def match(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], bool]:
+        path_known = False
+        for m, regex, handler in self.routes:
+            found = regex.match(path)
+            if found:
+                path_known = True
+                if m == method:
+                    return handler, {k: unquote(v) for k, v in found.groupdict().items()}, True
+        return None, {}, path_known
+
+
+def peer_uid(writer: asyncio.StreamWriter) -> int:
+    sock = writer.get_extra_info("socket")
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return uid
+
+
+async def _read_request(reader: asyncio.StreamReader) -> Request | None:
+    line = await reader.readline()
+    if not line:
+        return None
+    try:
+        method, target, _version = line.decode("latin-1").split()
+    except ValueError:
+        raise MinidockError("malformed request line") from None
+    headers: dict[str, str] = {}
+    while True:
+        h = await reader.readline()
+        if h in (b"\r\n", b"\n", b""):
+            break
+        k, _, v = h.decode("latin-1").partition(":")
+        headers[k.strip().lower()] = v.strip()
+    body = b""
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        parts = []
+        while True:
+            size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                await reader.readline()
+                break
+            parts.append(await reader.readexactly(size))
+            await reader.readline()
+        body = b"".join(parts)
+    elif headers.get("content-length"):
+        length = int(headers["content-length"])
+        if length > 64 << 20:
+            raise MinidockError("request body too large")
+        body = await reader.readexactly(length)
+    url = urlsplit(target)
+    path = API_PREFIX.sub("", url.path)
+    query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+    return Request(method, path, query, headers, body)
+
+
+def _head(status: int, headers: dict[str, str]) -> bytes:
+    lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+BASE_HEADERS = {"Api-Version": "1.47", "Server": "minidock", "Ostype": "linux"}
+
+
+async def serve_connection(router: Router, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        if peer_uid(writer) != 0:
+            writer.write(_head(403, {**BASE_HEADERS, "Content-Type": "application/json",
+                                     "Connection": "close"}))
+            writer.write(b'{"message":"permission denied: minidock is for root only"}\n')
+            await writer.drain()
+            return
+        while True:
+            try:
+                req = await _read_request(reader)
+            except (MinidockError, ValueError) as e:
+                writer.write(_head(400, {**BASE_HEADERS, "Connection": "close"}))
+                log.debug("bad request: %s", e)
+                return
+            if req is None:
+                return
+            handler, params, known = router.match(req.method, req.path)
+            req.params = params
+            try:
+                if handler is None:
+                    raise _NotFoundRoute(req.path, known)
+                result = await handler(req)
+            except MinidockError as e:
+                result = Response(e.status, {"message": e.message})
+            except Exception as e:  # noqa: BLE001 - one bad request must not kill the daemon
+                log.exception("%s %s failed", req.method, req.path)
+                result = Response(500, {"message": f"internal error: {e}"})
+            if isinstance(result, Response):
+                body = result.encode()
+                headers = {**BASE_HEADERS, "Content-Length": str(len(body))}
+                if result.body is not None:
+                    headers["Content-Type"] = result.content_type
+                writer.write(_head(result.status, headers) + body)
+                await writer.drain()
+                continue
+            if isinstance(result, Stream):
+                writer.write(_head(200, {**BASE_HEADERS, "Content-Type": result.content_type,
+                                         "Connection": "close"}))
+                await writer.drain()
+                async for chunk in result.chunks:
+                    writer.write(chunk)
+                    await writer.drain()
+                return
+            writer.write(_head(101, {**BASE_HEADERS, "Content-Type": result.content_type,
+                                     "Connection": "Upgrade", "Upgrade": "tcp"}))
+            await writer.drain()
+            await result.handler(reader, writer)
+            return
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        try:
+            writer.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class _NotFoundRoute(MinidockError):
+    def __init__(self, path: str, known: bool) -> None:
+        super().__init__(f"page not found: {path}")
+        self.status = 405 if known else 404

@@ -1,0 +1,73 @@
+"""`minidock daemon`: start-up, the Unix socket, signals, shutdown.
+
+The daemon runs in whatever network namespace it was started in: that
+namespace is its "host". It is a child subreaper, so containers (orphaned
+by their launcher) are its children and it learns their exit codes.
+Stopping the daemon leaves containers running; the next start picks them up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import stat
+
+from ..kernel import libc
+from ..service import files
+from ..service.engine import Engine
+from . import http, routes
+
+log = logging.getLogger("minidock.daemon")
+
+
+def upstreams_from_host(path: str = "/etc/resolv.conf") -> list[str]:
+    try:
+        with open(path) as f:
+            return files.host_nameservers(f.read())
+    except OSError:
+        return []
+
+
+async def serve(root: str, socket_path: str, dns_upstream: list[str]) -> None:
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    os.chmod(root, 0o700)
+    libc.set_child_subreaper()
+    engine = Engine(root, dns_upstream or upstreams_from_host())
+    await engine.open()
+    router = routes.build(engine)
+    os.makedirs(os.path.dirname(socket_path) or ".", exist_ok=True)
+    if os.path.exists(socket_path) and stat.S_ISSOCK(os.stat(socket_path).st_mode):
+        os.unlink(socket_path)
+    old_umask = os.umask(0o177)
+    try:
+        server = await asyncio.start_unix_server(
+            lambda r, w: http.serve_connection(router, r, w), path=socket_path)
+    finally:
+        os.umask(old_umask)
+    os.chmod(socket_path, 0o600)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("minidock daemon listening on unix://%s (root %s)", socket_path, root)
+    print(f"minidock daemon ready on unix://{socket_path}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+        try:
+            os.unlink(socket_path)
+        except FileNotFoundError:
+            pass
+        await engine.close()
+        log.info("minidock daemon stopped; containers keep running")
+
+
+def run(root: str, socket_path: str, dns_upstream: list[str], debug: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if os.geteuid() != 0:
+        raise SystemExit("minidock daemon must run as root")
+    asyncio.run(serve(root, socket_path, dns_upstream))

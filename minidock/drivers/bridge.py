@@ -1,0 +1,133 @@
+"""The `bridge` driver: one Linux bridge per network, one veth pair per
+endpoint, NAT out through the host.
+
+    host namespace                              container namespace
+    ┌──────────────────────────────┐            ┌─────────────────────┐
+    │ minidock0 172.17.0.1/16      │            │ eth0 172.17.0.2/16  │
+    │   ├── veth1a2b3c4 ═══════════╪════════════╪═ (veth peer)        │
+    │   └── veth5d6e7f8 ═══ …      │            │ default via .0.1    │
+    │ MASQUERADE -s 172.17/16      │            └─────────────────────┘
+    │   ! -o minidock0             │
+    └──────────────────────────────┘
+
+Every link we make carries an alias (`ip -d link` shows it) naming the
+network or container it belongs to, which is also how start-up reconcile
+tells our links from anyone else's.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..kernel import sysctl
+from ..kernel.iptables import BridgeRules
+from ..kernel.netlink import Netlink
+from ..steps import Transaction
+
+OPT_NAME = "com.docker.network.bridge.name"
+OPT_MTU = "com.docker.network.driver.mtu"
+OPT_ICC = "com.docker.network.bridge.enable_icc"
+OPT_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
+ALIAS_PREFIX = "minidock:"
+
+
+def mtu_of(net: dict[str, Any]) -> int:
+    return int(net.get("options", {}).get(OPT_MTU) or 1500)
+
+
+def _true(value: Any, default: bool = True) -> bool:
+    if value is None or value == "":
+        return default
+    return str(value).lower() in ("1", "true", "yes", "on")
+
+
+class BridgeDriver:
+    name = "bridge"
+
+    def __init__(self, host: Netlink) -> None:
+        self.host = host
+
+    async def create_network(self, net: dict[str, Any], tx: Transaction) -> None:
+        br, cfg = net["bridge"], net["ipam"]["config"][0]
+        prefix = cfg["subnet"].split("/")[1]
+        idx = await tx.step(
+            "bridge",
+            self.host.ensure_bridge(br, mtu_of(net), f"{ALIAS_PREFIX}network {net['name']}"),
+            undo=lambda: self.host.delete_link(br),
+            commands=[f"ip link add {br} type bridge" + (f" mtu {mtu_of(net)}" if mtu_of(net) != 1500 else "")],
+            why=f"the switch that network {net['name']}'s containers plug into",
+        )
+        await tx.step(
+            "gateway address",
+            self.host.ensure_addr(idx, cfg["gateway"], int(prefix)),
+            commands=[f"ip addr add {cfg['gateway']}/{prefix} dev {br}"],
+            why="the host's address on the bridge is the containers' default gateway",
+        )
+        await tx.step("bridge up", self.host.set_up(idx), commands=[f"ip link set {br} up"])
+        await tx.step(
+            "forwarding",
+            _async(sysctl.ensure, "net.ipv4.ip_forward", "1"),
+            commands=["sysctl -w net.ipv4.ip_forward=1"],
+            why="let the host route packets between the bridge and its other interfaces",
+        )
+
+    async def delete_network(self, net: dict[str, Any]) -> None:
+        await self.host.delete_link(net["bridge"])
+
+    async def join(self, net: dict[str, Any], ep: dict[str, Any], sb: Any, tx: Transaction) -> None:
+        br, veth, ifname = net["bridge"], ep["veth"], ep["ifname"]
+        master = await self.host.index(br)
+        if master is None:
+            raise RuntimeError(f"bridge {br} of network {net['name']} is missing")
+        fd = os.open(f"/run/netns/{sb.netns}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            await tx.step(
+                "veth pair",
+                self.host.add_veth(veth, ifname, fd, mtu_of(net), master, f"{ALIAS_PREFIX}container {sb.name}"),
+                undo=lambda: self.host.delete_link(veth),
+                commands=[
+                    f"ip link add {veth} mtu {mtu_of(net)} type veth peer name {ifname} netns {sb.netns}",
+                    f"ip link set {veth} master {br}",
+                    f"ip link set {veth} up",
+                ],
+                why="a virtual cable: one end on the bridge, the other inside the container",
+            )
+        finally:
+            os.close(fd)
+        inside = await sb.inside()
+        await tx.step(
+            "container address",
+            inside.configure_interface(ifname, ep["mac"], ep["ip"], ep["prefixlen"]),
+            commands=[
+                f"ip -n {sb.netns} link set {ifname} address {ep['mac']}",
+                f"ip -n {sb.netns} addr add {ep['ip']}/{ep['prefixlen']} dev {ifname}",
+                f"ip -n {sb.netns} link set {ifname} up",
+            ],
+            why="the container's address on the network",
+        )
+        if ep.get("gateway_endpoint") and ep.get("gateway"):
+            await tx.step(
+                "default route",
+                inside.ensure_default_route(ep["gateway"]),
+                commands=[f"ip -n {sb.netns} route add default via {ep['gateway']}"],
+                why="everything not on a local subnet goes to the bridge, then the host's NAT",
+            )
+
+    async def leave(self, net: dict[str, Any], ep: dict[str, Any]) -> None:
+        await self.host.delete_link(ep["veth"])
+
+    def firewall(self, net: dict[str, Any]) -> BridgeRules | None:
+        opts = net.get("options", {})
+        return BridgeRules(
+            network=net["name"],
+            bridge=net["bridge"],
+            subnet=net["ipam"]["config"][0]["subnet"],
+            icc=_true(opts.get(OPT_ICC)),
+            masquerade=_true(opts.get(OPT_MASQ)),
+            internal=bool(net.get("internal")),
+        )
+
+
+async def _async(fn: Any, *args: Any) -> Any:
+    return fn(*args)

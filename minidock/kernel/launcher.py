@@ -1,0 +1,183 @@
+"""The container launcher: a short-lived process that becomes a container.
+
+Run as `python -I -S launcher.py SPEC_JSON REPORT_FD` with the container's stdio on
+fds 0-2 and a report pipe on fd REPORT_FD. Standard library only, so it starts in a
+few milliseconds. It
+
+  1. joins the container's network namespace (unless the network is `host`),
+  2. unshares mount, UTS, IPC and PID namespaces,
+  3. forks: the child is PID 1 of the new PID namespace and, before exec,
+     mounts the root filesystem (an overlay of the image), /proc, /dev,
+     /dev/pts, /dev/shm, /tmp and /sys, binds the container's own
+     /etc/hosts, /etc/resolv.conf and /etc/hostname, pivots into the root,
+     drops the old root (with it every copy of the host's mounts), sets the
+     hostname, and execs the command;
+  4. reports the child's PID (or why it failed) as JSON on REPORT_FD and exits.
+
+The container is then an orphan adopted by the daemon, which is a child
+subreaper, so the daemon reaps it and learns its exit code; if the daemon is
+gone it is adopted by init and keeps running.
+"""
+
+import ctypes
+import json
+import os
+import sys
+
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = (
+    0x00020000, 0x04000000, 0x08000000, 0x20000000, 0x40000000)
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = (
+    1, 2, 4, 8, 4096, 16384, 1 << 18)
+MNT_DETACH = 2
+TIOCSCTTY = 0x540E
+DEVICES = ["null", "zero", "full", "random", "urandom", "tty"]
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}[os.uname().machine]
+
+
+def check(ret, what):
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def b(s):
+    return s.encode() if s is not None else None
+
+
+def mount(src, dst, fstype, flags=0, data=None):
+    check(libc.mount(b(src), b(dst), b(fstype), flags, b(data)), f"mount {dst}")
+
+
+def touch(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if not os.path.lexists(path):
+        open(path, "a").close()
+    elif os.path.islink(path):
+        os.unlink(path)
+        open(path, "a").close()
+
+
+def setup_root(spec):
+    root = spec["merged"]
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    if spec.get("lower"):
+        opts = f"lowerdir={spec['lower']},upperdir={spec['upper']},workdir={spec['work']}"
+        mount("overlay", root, "overlay", 0, opts)
+    else:
+        mount(spec["rootfs"], root, None, MS_BIND | MS_REC)
+    for d in ("proc", "dev", "sys", "tmp", "etc"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    mount("proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    mount("tmpfs", f"{root}/dev", "tmpfs", MS_NOSUID, "mode=755,size=65536k")
+    for dev in DEVICES:
+        touch(f"{root}/dev/{dev}")
+        mount(f"/dev/{dev}", f"{root}/dev/{dev}", None, MS_BIND)
+    os.makedirs(f"{root}/dev/pts")
+    mount("devpts", f"{root}/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+          "newinstance,ptmxmode=0666,mode=0620")
+    os.symlink("pts/ptmx", f"{root}/dev/ptmx")
+    os.makedirs(f"{root}/dev/shm")
+    mount("shm", f"{root}/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k")
+    for fd, name in enumerate(("stdin", "stdout", "stderr")):
+        os.symlink(f"/proc/self/fd/{fd}", f"{root}/dev/{name}")
+    os.symlink("/proc/self/fd", f"{root}/dev/fd")
+    mount("tmpfs", f"{root}/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    try:
+        mount("sysfs", f"{root}/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    except OSError:
+        pass  # a host-network container cannot mount sysfs of a namespace it does not own
+    for name, src in spec["files"].items():
+        dst = f"{root}/etc/{name}"
+        touch(dst)
+        mount(src, dst, None, MS_BIND)
+    os.chdir(root)
+    check(libc.syscall(SYS_PIVOT_ROOT, b".", b"."), "pivot_root")
+    check(libc.umount2(b".", MNT_DETACH), "umount old root")
+    os.chdir("/")
+
+
+def resolve(argv0, env):
+    if "/" in argv0:
+        return argv0
+    for d in env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
+        cand = os.path.join(d or ".", argv0)
+        if os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    raise FileNotFoundError(f'exec: "{argv0}": executable file not found in $PATH')
+
+
+def child(spec):
+    os.setsid()
+    if spec.get("tty"):
+        import fcntl
+        fcntl.ioctl(0, TIOCSCTTY, 0)
+    setup_root(spec)
+    if spec.get("hostname") and not spec.get("share_uts"):
+        check(libc.sethostname(b(spec["hostname"]), len(spec["hostname"])), "sethostname")
+    env = dict(kv.split("=", 1) for kv in spec["env"])
+    try:
+        os.chdir(spec.get("cwd") or "/")
+    except OSError:
+        os.makedirs(spec["cwd"], exist_ok=True)
+        os.chdir(spec["cwd"])
+    path = resolve(spec["argv"][0], env)
+    os.execve(path, spec["argv"], env)
+
+
+def main():
+    spec = json.loads(sys.argv[1])
+    report = os.fdopen(int(sys.argv[2]), "w")
+    if spec.get("netns"):
+        fd = os.open(spec["netns"], os.O_RDONLY)
+        check(libc.setns(fd, CLONE_NEWNET), "setns net")
+        os.close(fd)
+    flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWPID
+    if not spec.get("share_uts"):
+        flags |= CLONE_NEWUTS
+    check(libc.unshare(flags), "unshare")
+    r, w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        report.close()
+        try:
+            child(spec)
+        except BaseException as e:  # noqa: BLE001 - everything must reach the daemon
+            msg = e.strerror if isinstance(e, OSError) and e.filename is None and e.strerror else str(e)
+            os.write(w, msg.encode() or type(e).__name__.encode())
+            os._exit(127)
+    os.close(w)
+    chunks = []
+    while True:
+        data = os.read(r, 4096)
+        if not data:
+            break
+        chunks.append(data)
+    err = b"".join(chunks).decode(errors="replace")
+    if err:
+        os.waitpid(pid, 0)
+    report.write(json.dumps({"pid": pid, "error": err}))
+    report.close()
+
+
+def ctty_exec(argv):
+    """`launcher.py --ctty CMD…`: make fd 0 (a pty) the controlling terminal, then exec."""
+    import fcntl
+    os.setsid()
+    fcntl.ioctl(0, TIOCSCTTY, 0)
+    os.execvp(argv[0], argv)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--ctty"]:
+    ctty_exec(sys.argv[2:])
+elif __name__ == "__main__":
+    try:
+        main()
+    except BaseException as e:  # noqa: BLE001
+        with os.fdopen(int(sys.argv[2]), "w") as f:
+            f.write(json.dumps({"pid": 0, "error": str(e)}))
+        sys.exit(1)

@@ -1,0 +1,162 @@
+"""Container processes: spawning through the launcher, watching, signalling,
+exec through nsenter, and reading /proc.
+
+The daemon is a child subreaper, so a container (orphaned when its launcher
+exits) is re-parented to the daemon and reaped here through a pidfd. A
+process is identified by (pid, start time) so a recycled PID is never
+mistaken for a container.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+LAUNCHER = os.path.join(os.path.dirname(__file__), "launcher.py")
+
+
+class SpawnError(Exception):
+    pass
+
+
+async def spawn(spec: dict[str, Any], stdin: int, stdout: int, stderr: int) -> int:
+    """Start a container process from `spec`; returns its PID (as the daemon sees it)."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-I", "-S", LAUNCHER, json.dumps(spec), str(w),
+            stdin=stdin, stdout=stdout, stderr=stderr,
+            pass_fds=(w,),
+        )
+    finally:
+        os.close(w)
+    loop = asyncio.get_running_loop()
+    data = await loop.run_in_executor(None, _read_all, r)
+    await proc.wait()
+    try:
+        report = json.loads(data or "{}")
+    except ValueError:
+        report = {}
+    if report.get("error") or not report.get("pid"):
+        raise SpawnError(report.get("error") or f"launcher exited with {proc.returncode}")
+    return int(report["pid"])
+
+
+def _read_all(fd: int) -> str:
+    chunks = []
+    try:
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode()
+
+
+def stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks) of `pid`, or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = data[data.rindex(")") + 2 :].split()
+    return fields[0], int(fields[19])
+
+
+def start_time(pid: int) -> int:
+    st = stat(pid)
+    return st[1] if st else 0
+
+
+def alive(pid: int, started: int) -> bool:
+    """True while `pid` is the same process and not a zombie (kill -0 is fooled by zombies)."""
+    if pid <= 0:
+        return False
+    st = stat(pid)
+    return st is not None and st[0] not in ("Z", "X") and (not started or st[1] == started)
+
+
+def watch(pid: int, on_exit: Callable[[int | None], None]) -> None:
+    """Call `on_exit(exit_code or None)` once when `pid` ends; reaps it if it is ours."""
+    loop = asyncio.get_running_loop()
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        loop.call_soon(on_exit, None)
+        return
+
+    def ready() -> None:
+        loop.remove_reader(pidfd)
+        code: int | None = None
+        try:
+            res = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
+            if res is not None:
+                code = res.si_status if res.si_code == os.CLD_EXITED else 128 + res.si_status
+        except ChildProcessError:
+            pass  # adopted by init after a daemon restart: the code is lost
+        finally:
+            os.close(pidfd)
+        on_exit(code)
+
+    loop.add_reader(pidfd, ready)
+
+
+def kill(pid: int, sig: int = signal.SIGTERM) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def nsenter_argv(pid: int, argv: list[str], *, net: bool = True, workdir: str = "") -> list[str]:
+    """The command that runs `argv` inside every namespace of container PID 1."""
+    cmd = ["nsenter", "-t", str(pid), "-m", "-u", "-i", "-p", "-r"]
+    if net:
+        cmd.append("-n")
+    cmd.append(f"-w{workdir}" if workdir else "-w")
+    return [*cmd, "--", *argv]
+
+
+def environ(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return [e.decode(errors="replace") for e in f.read().split(b"\0") if e]
+    except OSError:
+        return []
+
+
+def pid_namespace_members(pid: int) -> list[int]:
+    """PIDs (as the host sees them) of every process in `pid`'s PID namespace."""
+    try:
+        ns = os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return []
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/ns/pid") == ns:
+                    members.append(int(entry))
+            except OSError:
+                continue
+    return sorted(members)
+
+
+def ps_rows(pids: list[int], ps_args: str = "-ef") -> tuple[list[str], list[list[str]]]:
+    """`ps` output limited to `pids`: Docker's `top` does exactly this."""
+    out = subprocess.run(["ps", *ps_args.split()], capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()
+    header = lines[0].split()
+    pid_col = header.index("PID")
+    rows = []
+    for line in lines[1:]:
+        cols = line.split(None, len(header) - 1)
+        if len(cols) > pid_col and cols[pid_col].isdigit() and int(cols[pid_col]) in pids:
+            rows.append(cols)
+    return header, rows

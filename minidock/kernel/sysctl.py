@@ -1,0 +1,21 @@
+"""Per-namespace sysctls, written through /proc/sys of the daemon's namespace."""
+
+from __future__ import annotations
+
+
+def _path(key: str) -> str:
+    return "/proc/sys/" + key.replace(".", "/")
+
+
+def read(key: str) -> str:
+    with open(_path(key)) as f:
+        return f.read().strip()
+
+
+def ensure(key: str, value: str) -> bool:
+    """Set `key` to `value`; True if it changed."""
+    if read(key) == value:
+        return False
+    with open(_path(key), "w") as f:
+        f.write(value)
+    return True

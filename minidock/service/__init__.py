@@ -1,0 +1,1 @@
+"""The service layer: validates requests, keeps the store, drives drivers."""

@@ -1,0 +1,63 @@
+"""Small helpers shared by the services: ids, names, timestamps, locks."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from ..errors import InvalidParameter
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+_ADJ = ["admiring", "bold", "brave", "clever", "eager", "festive", "gallant", "happy", "jolly",
+        "keen", "lucid", "modest", "nifty", "quirky", "serene", "sharp", "tender", "vibrant", "wizardly", "zen"]
+_NOUN = ["babbage", "curie", "darwin", "euler", "fermat", "galois", "hopper", "kepler", "lovelace",
+         "meitner", "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "wozniak"]
+
+
+def new_id() -> str:
+    return secrets.token_hex(32)
+
+
+def random_name() -> str:
+    return f"{secrets.choice(_ADJ)}_{secrets.choice(_NOUN)}"
+
+
+def check_name(name: str, what: str = "container") -> None:
+    if not NAME_RE.match(name) or len(name) > 128:
+        raise InvalidParameter(
+            f'Invalid {what} name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed'
+        )
+
+
+def rfc3339(ts: float | None) -> str:
+    """Docker's timestamps: UTC with nanoseconds."""
+    if not ts:
+        return ZERO_TIME
+    frac = f"{ts % 1:.9f}"[2:].rstrip("0")
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + (f".{frac}" if frac else "") + "Z"
+
+
+class KeyedLocks:
+    """One asyncio lock per key: requests on one object are serialised,
+    requests on different objects run concurrently."""
+
+    def __init__(self) -> None:
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    @asynccontextmanager
+    async def hold(self, *keys: str) -> AsyncIterator[None]:
+        ordered = sorted(set(keys))  # a fixed order: no deadlock between two holders
+        for k in ordered:
+            await self._locks[k].acquire()
+        try:
+            yield
+        finally:
+            for k in reversed(ordered):
+                self._locks[k].release()

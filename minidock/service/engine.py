@@ -1,0 +1,778 @@
+"""The engine: every operation on networks and containers, and start-up
+reconcile. It validates a request completely, then changes the kernel
+through drivers inside a Transaction (undone in reverse on failure), then
+records the result in the store.
+
+Per container, at run time:
+
+    /run/netns/md-<name>  ── network namespace (lo, eth0 → veth on a bridge)
+    <root>/containers/<id>/
+        hosts resolv.conf hostname   bound over /etc/… inside the container
+        upper/ work/ merged/         the overlay over the image's root
+        container.log                everything the container printed
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from netaddr import IPAddress, IPNetwork
+
+from .. import ipam
+from ..drivers.bridge import BridgeDriver
+from ..drivers.host import HostDriver
+from ..drivers.null import NullDriver
+from ..errors import (
+    Conflict,
+    Forbidden,
+    InvalidParameter,
+    MinidockError,
+    no_such_container,
+    no_such_network,
+)
+from ..kernel import iptables, netns, process
+from ..kernel.netlink import Netlink
+from ..steps import Transaction, undo_all
+from ..store import Store
+from . import files, networks
+from .common import KeyedLocks, check_name, new_id, random_name
+from .images import Images
+
+log = logging.getLogger("minidock.engine")
+ALIAS_PREFIX = "minidock:"
+NETNS_PREFIX = "md-"
+STOP_GRACE = 10
+
+
+@dataclass
+class SandboxHandle:
+    """A container's network namespace while it is being wired up."""
+
+    name: str
+    netns: str
+    _inside: Netlink | None = None
+
+    async def inside(self) -> Netlink:
+        if self._inside is None:
+            self._inside = await Netlink.open(await netns.open_socket(self.netns))
+        return self._inside
+
+    def close(self) -> None:
+        if self._inside is not None:
+            self._inside.close()
+            self._inside = None
+
+
+@dataclass
+class Runtime:
+    """What the daemon holds for a running container besides its record."""
+
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+    master: int | None = None  # pty master (Tty containers)
+    stdin_w: int | None = None  # write end of stdin (OpenStdin without Tty)
+    subscribers: set[asyncio.Queue[bytes | None]] = field(default_factory=set)
+    log_fd: int | None = None
+
+
+class Engine:
+    def __init__(self, root: str, upstreams: list[str]) -> None:
+        self.root = root
+        self.store = Store(os.path.join(root, "minidock.db"))
+        self.images = Images(root)
+        self.upstreams = upstreams
+        self.locks = KeyedLocks()
+        self.host: Netlink | None = None
+        self.drivers: dict[str, Any] = {}
+        self.runtime: dict[str, Runtime] = {}
+        self.last_exit: dict[str, int] = {}
+        self.execs: dict[str, dict[str, Any]] = {}
+        self._fw_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ start-up
+    async def open(self) -> None:
+        netns.ensure_dir()
+        self.host = await Netlink.open()
+        self.drivers = {"bridge": BridgeDriver(self.host), "host": HostDriver(), "null": NullDriver()}
+        os.makedirs(os.path.join(self.root, "containers"), mode=0o700, exist_ok=True)
+        await self.reconcile()
+
+    async def close(self) -> None:
+        for rt in self.runtime.values():
+            self._close_runtime(rt)
+        if self.host:
+            self.host.close()
+        self.store.close()
+
+    async def reconcile(self) -> None:
+        """Make the kernel match the store: predefined networks exist, dead
+        containers are marked exited, objects of ours nobody knows are removed."""
+        nets = {n["name"]: n for n in self.store.all("networks")}
+        if "bridge" not in nets:
+            rec = networks.default_bridge_record()
+            networks.finish_subnet(rec, self._subnets_in_use(), await self.host.routes())
+            self.store.put("networks", rec)
+        for name, driver in (("host", "host"), ("none", "null")):
+            if name not in nets:
+                self.store.put("networks", networks.simple_record(name, driver))
+        for net in self.store.all("networks"):
+            if net["driver"] == "bridge":
+                async with Transaction() as tx:
+                    await self.drivers["bridge"].create_network(net, tx)
+        known_ns, known_links = set(), {n["bridge"] for n in self.store.all("networks") if n["bridge"]}
+        for c in self.store.all("containers"):
+            st = c["state"]
+            if st["status"] == "running" and process.alive(st["pid"], st.get("start_time", 0)):
+                known_ns.add(c.get("netns") or "")
+                known_links.update(ep["veth"] for ep in self.store.endpoints(container_id=c["id"]))
+                self.runtime[c["id"]] = Runtime()
+                self._watch(c["id"], st["pid"])
+            elif st["status"] == "running":
+                log.info("container %s died while the daemon was away", c["name"])
+                await self._teardown_network(c)
+                self._mark_exited(c, None)
+        for link in await self.host.links():
+            if (link.alias or "").startswith(ALIAS_PREFIX) and link.name not in known_links:
+                log.info("removing stale link %s (%s)", link.name, link.alias)
+                await self.host.delete_link(link.name)
+        for name in netns.names():
+            if name.startswith(NETNS_PREFIX) and name not in known_ns:
+                log.info("removing stale namespace %s", name)
+                netns.delete(name)
+        await self.apply_firewall()
+
+    def _subnets_in_use(self, exclude: str = "") -> list[IPNetwork]:
+        return [IPNetwork(c["subnet"]) for n in self.store.all("networks") if n["id"] != exclude
+                for c in n["ipam"]["config"]]
+
+    async def apply_firewall(self) -> None:
+        rules = [r for n in self.store.all("networks")
+                 if (r := self.drivers[n["driver"]].firewall(n)) is not None]
+        async with self._fw_lock:
+            await iptables.apply(iptables.ruleset(rules))
+
+    # ------------------------------------------------------------------ lookups
+    def network(self, ref: str) -> dict[str, Any]:
+        net = self.store.find("networks", ref)
+        if net is None:
+            raise no_such_network(ref)
+        return net
+
+    def container(self, ref: str) -> dict[str, Any]:
+        c = self.store.find("containers", ref)
+        if c is None:
+            raise no_such_container(ref)
+        return c
+
+    def container_names(self) -> dict[str, str]:
+        return {c["id"]: c["name"] for c in self.store.all("containers")}
+
+    # ------------------------------------------------------------------ networks
+    def network_view(self, net: dict[str, Any]) -> dict[str, Any]:
+        return networks.network_json(net, self.store.endpoints(network_id=net["id"]), self.container_names())
+
+    async def create_network(self, req: dict[str, Any]) -> dict[str, Any]:
+        existing = self.store.all("networks")
+        net = networks.validate_create(req, existing)
+        async with self.locks.hold("networks"):
+            existing = self.store.all("networks")
+            networks.validate_create({**req}, existing)  # again, under the lock
+            networks.finish_subnet(net, self._subnets_in_use(), await self.host.routes())
+            async with Transaction() as tx:
+                await self.drivers["bridge"].create_network(net, tx)
+                self.store.put("networks", net)
+                tx._undo.append(("store", _coro(self.store.delete, "networks", net["id"])))
+                await self.apply_firewall()
+        return {"Id": net["id"], "Warning": ""}
+
+    async def remove_network(self, ref: str) -> None:
+        net = self.network(ref)
+        if net.get("predefined"):
+            raise Forbidden(f"{net['name']} is a pre-defined network and cannot be removed")
+        async with self.locks.hold("networks", net["id"]):
+            eps = self.store.endpoints(network_id=net["id"])
+            users = [c for c in self.store.all("containers") if net["name"] in c["networks"]
+                     and c["state"]["status"] == "running"]
+            if eps or users:
+                names = ", ".join(sorted({c["name"] for c in users}))
+                raise Forbidden(
+                    f"error while removing network: network {net['name']} id {net['id']} has active endpoints"
+                    + (f" ({names})" if names else ""))
+            await self.drivers[net["driver"]].delete_network(net)
+            self.store.release_network(net["id"])
+            self.store.delete("networks", net["id"])
+            await self.apply_firewall()
+
+    async def prune_networks(self) -> list[str]:
+        removed = []
+        for net in self.store.all("networks"):
+            if net.get("predefined"):
+                continue
+            if any(net["name"] in c["networks"] for c in self.store.all("containers")):
+                continue
+            try:
+                await self.remove_network(net["id"])
+                removed.append(net["name"])
+            except MinidockError:
+                continue
+        return removed
+
+    # ------------------------------------------------------------------ containers: create
+    async def create_container(self, name: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        hc = body.get("HostConfig") or {}
+        mode = hc.get("NetworkMode") or "default"
+        mode_net = "bridge" if mode == "default" else mode
+        if name:
+            name = name.lstrip("/")
+            check_name(name)
+        else:
+            name = random_name()
+            while self.store.find("containers", name):
+                name = random_name()
+        if not body.get("Image"):
+            raise InvalidParameter("image name is required")
+        image_name, lower, note = self.images.resolve(body["Image"])
+        entrypoint = body.get("Entrypoint") or []
+        if isinstance(entrypoint, str):
+            entrypoint = [entrypoint]
+        cmd = body.get("Cmd") or []
+        if isinstance(cmd, str):
+            cmd = [cmd]
+        argv = [*entrypoint, *cmd] or (["sh"] if lower != "/" else ["bash"])
+        if mode_net.startswith("container:"):
+            raise InvalidParameter("network mode container:<name> is not supported yet")
+        net = self.network(mode_net)
+        endpoints_cfg = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+        want: dict[str, dict[str, Any]] = {}
+        for netref, cfg in [(mode_net, endpoints_cfg.get(mode_net) or endpoints_cfg.get(mode) or {}),
+                            *[(k, v) for k, v in endpoints_cfg.items() if k not in (mode_net, mode)]]:
+            n = self.network(netref)
+            cfg = cfg or {}
+            ip = ((cfg.get("IPAMConfig") or {}).get("IPv4Address")) or ""
+            aliases = list(cfg.get("Aliases") or [])
+            if n["name"] == "bridge" and ip:
+                raise InvalidParameter("user specified IP address is supported on user defined networks only")
+            if n["name"] == "bridge" and aliases:
+                raise InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
+            if n["driver"] in ("host", "null") and len(want) > 0:
+                raise InvalidParameter(f"container cannot be connected to {n['name']} network and others")
+            if ip:
+                self._check_pinned_ip(n, ip)
+            want[n["name"]] = {"network_id": n["id"], "aliases": aliases, "ipv4": ip}
+        if hc.get("PortBindings") and net["driver"] == "host":
+            raise InvalidParameter('"host" network_mode is incompatible with port_bindings')
+        for spec in hc.get("ExtraHosts") or []:
+            try:
+                files.parse_extra_host(spec, "0.0.0.0")
+            except ValueError as e:
+                raise InvalidParameter(str(e)) from None
+        for ns in hc.get("Dns") or []:
+            ipam.parse_address(ns, "IP address for --dns") if ":" not in ns else None
+        for kv in body.get("Env") or []:
+            if "=" not in kv:
+                raise InvalidParameter(f"invalid environment variable: {kv}")
+        hostname = body.get("Hostname") or ""
+        if hostname and not all(c.isalnum() or c in "-." for c in hostname):
+            raise InvalidParameter(f"invalid hostname format: {hostname}")
+        cid = new_id()
+        doc = {
+            "id": cid,
+            "name": name,
+            "created": time.time(),
+            "image": body["Image"],
+            "image_name": image_name,
+            "lower": lower,
+            "argv": argv,
+            "config": {
+                "Hostname": hostname or (cid[:12] if net["driver"] != "host" else os.uname().nodename),
+                "Domainname": body.get("Domainname") or "",
+                "User": body.get("User") or "",
+                "AttachStdin": bool(body.get("AttachStdin")),
+                "AttachStdout": bool(body.get("AttachStdout", True)),
+                "AttachStderr": bool(body.get("AttachStderr", True)),
+                "Tty": bool(body.get("Tty")),
+                "OpenStdin": bool(body.get("OpenStdin")),
+                "StdinOnce": bool(body.get("StdinOnce")),
+                "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                        *(body.get("Env") or [])],
+                "Cmd": cmd or None,
+                "Image": body["Image"],
+                "WorkingDir": body.get("WorkingDir") or "",
+                "Entrypoint": entrypoint or None,
+                "Labels": body.get("Labels") or {},
+            },
+            "host_config": {
+                "NetworkMode": mode,
+                "Dns": list(hc.get("Dns") or []),
+                "ExtraHosts": list(hc.get("ExtraHosts") or []),
+                "AutoRemove": bool(hc.get("AutoRemove")),
+                "PortBindings": hc.get("PortBindings") or {},
+                "Links": list(hc.get("Links") or []),
+            },
+            "networks": want,
+            "state": {"status": "created", "pid": 0, "start_time": 0, "exit_code": 0, "error": "",
+                      "started_at": 0, "finished_at": 0},
+            "netns": "",
+            "restart_count": 0,
+        }
+        async with self.locks.hold("names"):
+            other = self.store.find("containers", name)
+            if other is not None and other["name"] == name:
+                raise Conflict(
+                    f'Conflict. The container name "/{name}" is already in use by container "{other["id"]}". '
+                    "You have to remove (or rename) that container to be able to reuse that name.")
+            os.makedirs(self._dir(cid), mode=0o700)
+            open(os.path.join(self._dir(cid), "container.log"), "a").close()
+            self.store.put("containers", doc)
+        warnings = [note] if note and self._announce(image_name) else []
+        return {"Id": cid, "Warnings": warnings}
+
+    def _announce(self, image_name: str) -> bool:
+        key = f"announced:{image_name}"
+        if self.store.meta_get(key):
+            return False
+        self.store.meta_set(key, "1")
+        return True
+
+    def _check_pinned_ip(self, net: dict[str, Any], ip: str) -> None:
+        addr = ipam.parse_address(ip, "IPv4 address")
+        cfg = net["ipam"]["config"][0] if net["ipam"]["config"] else None
+        if cfg is None or addr not in IPNetwork(cfg["subnet"]):
+            raise InvalidParameter(f"no configured subnet or ip-range contain the IP address {ip}")
+        if str(addr) == cfg["gateway"]:
+            raise Conflict(f"Address already in use: {ip} is the gateway of network {net['name']}")
+
+    def _dir(self, cid: str) -> str:
+        return os.path.join(self.root, "containers", cid)
+
+    # ------------------------------------------------------------------ containers: start
+    async def start(self, ref: str) -> None:
+        c = self.container(ref)
+        async with self.locks.hold(c["id"]):
+            c = self.container(c["id"])
+            if c["state"]["status"] == "running":
+                return
+            await self._start(c)
+
+    async def _start(self, c: dict[str, Any]) -> None:
+        cid = c["id"]
+        mode_net = self.network(next(iter(c["networks"]))) if c["networks"] else self.network("none")
+        host_mode = mode_net["driver"] == "host"
+        rt = Runtime()
+        sb: SandboxHandle | None = None
+        opened: list[int] = []
+        try:
+            async with Transaction() as tx:
+                if not host_mode:
+                    ns_name = NETNS_PREFIX + c["name"]
+                    sock = await tx.step("namespace", netns.create(ns_name),
+                                         undo=_coro(netns.delete, ns_name),
+                                         commands=[f"ip netns add {ns_name}"],
+                                         why="the container's own network stack")
+                    sb = SandboxHandle(name=c["name"], netns=ns_name, _inside=await Netlink.open(sock))
+                    await tx.step("loopback", sb._inside.loopback_up(),
+                                  commands=[f"ip -n {ns_name} link set lo up"])
+                    c["netns"] = ns_name
+                    for index, (_netname, cfg) in enumerate(c["networks"].items()):
+                        net = self.network(cfg["network_id"])
+                        await self._plug(c, net, cfg, sb, tx, f"eth{index}", gateway=index == 0)
+                self._write_files(c, host_mode)
+                stdin, stdout, stderr = self._stdio(c, rt, opened)
+                spec = self._spec(c, host_mode)
+                # the last step: nothing after it can fail and need it undone
+                pid = await tx.step("process", process.spawn(spec, stdin, stdout, stderr))
+                for fd in opened:
+                    os.close(fd)
+                opened.clear()
+                c["state"] = {"status": "running", "pid": pid, "start_time": process.start_time(pid),
+                              "exit_code": 0, "error": "", "started_at": time.time(), "finished_at": 0}
+                self.store.put("containers", c)
+        except process.SpawnError as e:
+            self._close_runtime(rt)
+            msg = str(e)
+            c["state"].update({"status": "created" if c["state"]["status"] == "created" else "exited",
+                               "error": msg, "exit_code": 127 if "not found" in msg else 128})
+            c["netns"] = ""
+            self.store.put("containers", c)
+            raise InvalidParameter(
+                f"failed to create task for container: OCI runtime create failed: {msg}: unknown") from None
+        except BaseException:
+            self._close_runtime(rt)
+            raise
+        finally:
+            for fd in opened:
+                os.close(fd)
+            if sb is not None:
+                sb.close()
+        self.runtime[cid] = rt
+        if rt.master is not None:
+            self._relay(cid, rt)
+        self._watch(cid, c["state"]["pid"])
+
+    async def _plug(self, c: dict[str, Any], net: dict[str, Any], cfg: dict[str, Any],
+                    sb: SandboxHandle, tx: Transaction, ifname: str, gateway: bool) -> dict[str, Any]:
+        """Lease an address and wire one endpoint; recorded in the store."""
+        ep: dict[str, Any] = {"container_id": c["id"], "network_id": net["id"], "id": new_id(),
+                              "ifname": ifname, "veth": "veth" + new_id()[:7],
+                              "aliases": cfg.get("aliases", []), "gateway_endpoint": gateway}
+        if net["driver"] == "bridge":
+            ip = self._lease(net, c["id"], cfg.get("ipv4") or "")
+            tx._undo.append(("lease", _coro(self.store.release, net["id"], c["id"])))
+            subnet = IPNetwork(net["ipam"]["config"][0]["subnet"])
+            ep.update(ip=str(ip), prefixlen=subnet.prefixlen, mac=ipam.mac_for(ip),
+                      gateway=net["ipam"]["config"][0]["gateway"])
+        await self.drivers[net["driver"]].join(net, ep, sb, tx)
+        self.store.put_endpoint(ep)
+        tx._undo.append(("endpoint", _coro(self.store.delete_endpoint, c["id"], net["id"])))
+        return ep
+
+    def _lease(self, net: dict[str, Any], owner: str, wanted: str) -> IPAddress:
+        cfg = net["ipam"]["config"][0]
+        if wanted:
+            if not self.store.lease(net["id"], wanted, owner):
+                raise Conflict(f"Address already in use: {wanted} on network {net['name']}")
+            return IPAddress(wanted)
+        pinned = {c["networks"][net["name"]]["ipv4"] for c in self.store.all("containers")
+                  if net["name"] in c["networks"] and c["networks"][net["name"]].get("ipv4")
+                  and c["id"] != owner}
+        subnet = IPNetwork(cfg["subnet"])
+        rng = IPNetwork(cfg["ip_range"]) if cfg.get("ip_range") else None
+        for _ in range(3):
+            ip = ipam.allocate(subnet, IPAddress(cfg["gateway"]),
+                               {*self.store.leases(net["id"]), *pinned}, rng)
+            if ip is None:
+                raise Forbidden(f"no available IPv4 addresses on network {net['name']}")
+            if self.store.lease(net["id"], str(ip), owner):
+                return ip
+        raise Conflict(f"could not lease an address on network {net['name']}")
+
+    def _write_files(self, c: dict[str, Any], host_mode: bool) -> None:
+        d = self._dir(c["id"])
+        eps = self.store.endpoints(container_id=c["id"])
+        hostname = c["config"]["Hostname"]
+        gw = next((ep["gateway"] for ep in eps if ep.get("gateway")), None)
+        extra = [files.parse_extra_host(s, gw or "127.0.0.1") for s in c["host_config"]["ExtraHosts"]]
+        for link in c["host_config"]["Links"]:
+            target, _, alias = link.partition(":")
+            other = self.store.find("containers", target.lstrip("/"))
+            if other:
+                ip = next((ep.get("ip") for ep in self.store.endpoints(container_id=other["id"])
+                           if ep.get("ip")), None)
+                if ip:
+                    names = " ".join(dict.fromkeys([alias or other["name"], other["config"]["Hostname"],
+                                                    other["name"]]))
+                    extra.append((names, ip))
+        if host_mode:
+            with open("/etc/hosts") as f:
+                hosts = f.read()
+            hosts += "".join(f"{ip}\t{n}\n" for n, ip in extra)
+        else:
+            own = [(ep["ip"], hostname) for ep in eps if ep.get("ip")][:1]
+            hosts = files.hosts(own, extra)
+        dns = c["host_config"]["Dns"] or self.upstreams
+        _write(os.path.join(d, "hosts"), hosts)
+        _write(os.path.join(d, "resolv.conf"), files.resolv_conf(dns))
+        _write(os.path.join(d, "hostname"), hostname + "\n")
+
+    def _stdio(self, c: dict[str, Any], rt: Runtime, opened: list[int]) -> tuple[int, int, int]:
+        log_path = os.path.join(self._dir(c["id"]), "container.log")
+        if c["config"]["Tty"]:
+            master, slave = os.openpty()
+            os.set_blocking(master, False)
+            rt.master = master
+            rt.log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            opened.append(slave)
+            return slave, slave, slave
+        out = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        opened.append(out)
+        if c["config"]["OpenStdin"]:
+            r, w = os.pipe2(os.O_CLOEXEC)
+            rt.stdin_w = w
+            opened.append(r)
+            return r, out, out
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        opened.append(null)
+        return null, out, out
+
+    def _spec(self, c: dict[str, Any], host_mode: bool) -> dict[str, Any]:
+        d = self._dir(c["id"])
+        for sub in ("upper", "work", "merged"):
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+        env = list(c["config"]["Env"])
+        if not any(e.startswith("HOSTNAME=") for e in env):
+            env.append(f"HOSTNAME={c['config']['Hostname']}")
+        if not any(e.startswith("HOME=") for e in env):
+            env.append("HOME=/root")
+        if c["config"]["Tty"] and not any(e.startswith("TERM=") for e in env):
+            env.append("TERM=xterm")
+        return {
+            "netns": None if host_mode else netns.path(c["netns"]),
+            "share_uts": host_mode,
+            "lower": c["lower"],
+            "upper": os.path.join(d, "upper"),
+            "work": os.path.join(d, "work"),
+            "merged": os.path.join(d, "merged"),
+            "files": {n: os.path.join(d, n) for n in ("hosts", "resolv.conf", "hostname")},
+            "hostname": c["config"]["Hostname"],
+            "env": env,
+            "cwd": c["config"]["WorkingDir"] or "/",
+            "argv": c["argv"],
+            "tty": c["config"]["Tty"],
+        }
+
+    # ------------------------------------------------------------------ containers: running
+    def _relay(self, cid: str, rt: Runtime) -> None:
+        """Copy a Tty container's output to its log and to attached clients."""
+        loop = asyncio.get_running_loop()
+        master = rt.master
+        assert master is not None
+
+        def readable() -> None:
+            try:
+                data = os.read(master, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                loop.remove_reader(master)
+                for q in list(rt.subscribers):
+                    q.put_nowait(None)
+                return
+            if rt.log_fd is not None:
+                os.write(rt.log_fd, data)
+            for q in list(rt.subscribers):
+                q.put_nowait(data)
+
+        loop.add_reader(master, readable)
+
+    def _watch(self, cid: str, pid: int) -> None:
+        def exited(code: int | None) -> None:
+            asyncio.get_running_loop().create_task(self._on_exit(cid, code))
+
+        process.watch(pid, exited)
+
+    async def _on_exit(self, cid: str, code: int | None) -> None:
+        async with self.locks.hold(cid):
+            c = self.store.get("containers", cid)
+            rt = self.runtime.pop(cid, None)
+            if rt is not None and rt.master is not None:
+                await asyncio.sleep(0.05)  # let the relay drain the pty's last output
+            if c is None or c["state"]["status"] != "running":
+                if rt:
+                    self._close_runtime(rt)
+                    rt.exited.set()
+                return
+            errors = await self._teardown_network(c)
+            self._mark_exited(c, code)
+            self.last_exit[cid] = c["state"]["exit_code"]
+            if rt:
+                self._close_runtime(rt)
+                rt.exited.set()
+            for err in errors:
+                log.warning("teardown of %s: %s", c["name"], err)
+            if c["host_config"]["AutoRemove"]:
+                self._remove_record(c)
+
+    def _mark_exited(self, c: dict[str, Any], code: int | None) -> None:
+        stopping = c["state"].get("stopping_signal")
+        if code is None:
+            code = 128 + stopping if stopping else 255
+        c["state"] = {**c["state"], "status": "exited", "exit_code": code, "pid": 0,
+                      "finished_at": time.time()}
+        c["state"].pop("stopping_signal", None)
+        c["netns"] = ""
+        self.store.put("containers", c)
+
+    def _close_runtime(self, rt: Runtime) -> None:
+        for attr in ("master", "stdin_w", "log_fd"):
+            fd = getattr(rt, attr)
+            if fd is not None:
+                if attr == "master":
+                    try:
+                        asyncio.get_running_loop().remove_reader(fd)
+                    except RuntimeError:
+                        pass
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+                setattr(rt, attr, None)
+        for q in list(rt.subscribers):
+            q.put_nowait(None)
+
+    async def _teardown_network(self, c: dict[str, Any]) -> list[Exception]:
+        steps = []
+        for ep in self.store.endpoints(container_id=c["id"]):
+            net = self.store.get("networks", ep["network_id"])
+            if net is not None:
+                steps.append((f"leave {net['name']}", _coro_async(self.drivers[net["driver"]].leave, net, ep)))
+            steps.append(("release", _coro(self.store.release, ep["network_id"], c["id"])))
+            steps.append(("endpoint", _coro(self.store.delete_endpoint, c["id"], ep["network_id"])))
+        if c.get("netns"):
+            steps.append(("namespace", _coro(netns.delete, c["netns"])))
+        return await undo_all(steps)
+
+    async def stop(self, ref: str, timeout: int | None = None, sig: int = signal.SIGTERM) -> None:
+        c = self.container(ref)
+        rt = self.runtime.get(c["id"])
+        if c["state"]["status"] != "running" or rt is None:
+            return
+        grace = STOP_GRACE if timeout is None else timeout
+        c["state"]["stopping_signal"] = signal.SIGKILL
+        self.store.put("containers", c)
+        process.kill(c["state"]["pid"], sig)
+        try:
+            await asyncio.wait_for(rt.exited.wait(), timeout=max(grace, 0))
+        except TimeoutError:
+            process.kill(c["state"]["pid"], signal.SIGKILL)
+            await rt.exited.wait()
+
+    async def kill(self, ref: str, sig: int) -> None:
+        c = self.container(ref)
+        if c["state"]["status"] != "running":
+            raise Conflict(f"Cannot kill container: {ref}: Container {c['id']} is not running")
+        process.kill(c["state"]["pid"], sig)
+
+    async def restart(self, ref: str, timeout: int | None) -> None:
+        await self.stop(ref, timeout)
+        await self.start(ref)
+
+    async def wait(self, ref: str) -> int:
+        c = self.store.find("containers", ref)
+        if c is None:
+            for cid, code in self.last_exit.items():
+                if cid == ref or cid.startswith(ref):
+                    return code
+            raise no_such_container(ref)
+        rt = self.runtime.get(c["id"])
+        if rt is not None:
+            await rt.exited.wait()
+        if c["id"] in self.last_exit:
+            return self.last_exit[c["id"]]
+        c = self.store.get("containers", c["id"]) or c
+        return c["state"]["exit_code"]
+
+    async def remove(self, ref: str, force: bool) -> None:
+        c = self.container(ref)
+        if c["state"]["status"] == "running":
+            if not force:
+                raise Conflict(
+                    f"You cannot remove a running container {c['id']}. "
+                    "Stop the container before attempting removal or force remove")
+            await self.stop(c["id"], timeout=0, sig=signal.SIGKILL)
+        async with self.locks.hold(c["id"]):
+            c = self.store.get("containers", c["id"])
+            if c is not None:
+                self._remove_record(c)
+
+    def _remove_record(self, c: dict[str, Any]) -> None:
+        for ep in self.store.endpoints(container_id=c["id"]):
+            self.store.release(ep["network_id"], c["id"])
+            self.store.delete_endpoint(c["id"], ep["network_id"])
+        self.store.delete("containers", c["id"])
+        shutil.rmtree(self._dir(c["id"]), ignore_errors=True)
+
+    # ------------------------------------------------------------------ attach, logs, exec
+    def log_path(self, c: dict[str, Any]) -> str:
+        return os.path.join(self._dir(c["id"]), "container.log")
+
+    def exited_event(self, cid: str) -> asyncio.Event | None:
+        rt = self.runtime.get(cid)
+        return rt.exited if rt else None
+
+    async def write_stdin(self, cid: str, data: bytes) -> None:
+        rt = self.runtime.get(cid)
+        if rt is None:
+            return
+        fd = rt.master if rt.master is not None else rt.stdin_w
+        if fd is None:
+            return
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(fd, view)
+                view = view[n:]
+            except BlockingIOError:
+                await asyncio.sleep(0.01)
+            except OSError as e:
+                if e.errno in (errno.EPIPE, errno.EIO, errno.EBADF):
+                    return
+                raise
+
+    def close_stdin(self, cid: str) -> None:
+        rt = self.runtime.get(cid)
+        if rt is not None and rt.stdin_w is not None:
+            os.close(rt.stdin_w)
+            rt.stdin_w = None
+
+    def resize(self, cid: str, rows: int, cols: int) -> None:
+        import fcntl
+        import struct
+        import termios
+
+        rt = self.runtime.get(cid)
+        if rt is not None and rt.master is not None:
+            fcntl.ioctl(rt.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def subscribe(self, cid: str) -> asyncio.Queue[bytes | None] | None:
+        rt = self.runtime.get(cid)
+        if rt is None or rt.master is None:
+            return None
+        q: asyncio.Queue[bytes | None] = asyncio.Queue()
+        rt.subscribers.add(q)
+        return q
+
+    def unsubscribe(self, cid: str, q: asyncio.Queue[bytes | None]) -> None:
+        rt = self.runtime.get(cid)
+        if rt is not None:
+            rt.subscribers.discard(q)
+
+    def create_exec(self, ref: str, body: dict[str, Any]) -> str:
+        c = self.container(ref)
+        if c["state"]["status"] != "running":
+            raise Conflict(f"Container {c['id']} is not running")
+        cmd = body.get("Cmd") or []
+        if not cmd:
+            raise InvalidParameter("No exec command specified")
+        eid = new_id()
+        self.execs[eid] = {"id": eid, "container_id": c["id"], "cmd": list(cmd), "tty": bool(body.get("Tty")),
+                           "stdin": bool(body.get("AttachStdin")), "env": list(body.get("Env") or []),
+                           "workdir": body.get("WorkingDir") or "", "running": False, "exit_code": None,
+                           "pid": 0}
+        return eid
+
+    def top(self, ref: str, ps_args: str) -> dict[str, Any]:
+        c = self.container(ref)
+        if c["state"]["status"] != "running":
+            raise Conflict(f"Container {c['id']} is not running")
+        header, rows = process.ps_rows(process.pid_namespace_members(c["state"]["pid"]), ps_args or "-ef")
+        return {"Titles": header, "Processes": rows}
+
+
+def _write(path: str, text: str) -> None:
+    """In place, not by rename: a running container has this inode bind-mounted."""
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o644)
+
+
+def _coro(fn: Any, *args: Any) -> Any:
+    async def run() -> Any:
+        return fn(*args)
+
+    return run
+
+
+def _coro_async(fn: Any, *args: Any) -> Any:
+    async def run() -> Any:
+        return await fn(*args)
+
+    return run

@@ -1,0 +1,147 @@
+"""`exec`: a new process inside a running container's namespaces.
+
+nsenter joins every namespace of the container's PID 1 (and its root and
+working directory); with a terminal, the launcher first makes the pty the
+process's controlling terminal so Ctrl-C and job control work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import struct
+import sys
+import termios
+from typing import Any
+
+from ..kernel import process
+from .engine import Engine
+
+
+def _frame(stream: int, data: bytes) -> bytes:
+    return struct.pack(">BxxxL", stream, len(data)) + data
+
+
+def _env(c: dict[str, Any], ex: dict[str, Any]) -> dict[str, str]:
+    env = dict(kv.split("=", 1) for kv in c["config"]["Env"])
+    env.setdefault("HOSTNAME", c["config"]["Hostname"])
+    env.setdefault("HOME", "/root")
+    if ex["tty"]:
+        env.setdefault("TERM", "xterm")
+    env.update(kv.split("=", 1) for kv in ex["env"] if "=" in kv)
+    return env
+
+
+def resize(ex: dict[str, Any], rows: int, cols: int) -> None:
+    if ex.get("master") is not None:
+        fcntl.ioctl(ex["master"], termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+async def start(engine: Engine, ex: dict[str, Any], reader: asyncio.StreamReader | None,
+                writer: asyncio.StreamWriter | None) -> None:
+    c = engine.container(ex["container_id"])
+    pid = c["state"]["pid"]
+    argv = process.nsenter_argv(pid, ex["cmd"], workdir=ex["workdir"])
+    env = _env(c, ex)
+    ex["running"] = True
+    try:
+        if ex["tty"]:
+            await _run_tty(ex, argv, env, reader, writer)
+        else:
+            await _run_pipes(ex, argv, env, reader, writer)
+    finally:
+        ex["running"] = False
+        if writer is not None and writer.can_write_eof():
+            with contextlib.suppress(OSError):
+                writer.write_eof()
+
+
+async def _run_tty(ex: dict[str, Any], argv: list[str], env: dict[str, str],
+                   reader: asyncio.StreamReader | None, writer: asyncio.StreamWriter | None) -> None:
+    master, slave = os.openpty()
+    os.set_blocking(master, False)
+    ex["master"] = master
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-I", "-S", process.LAUNCHER, "--ctty", *argv,
+            stdin=slave, stdout=slave, stderr=slave, env=env)
+    finally:
+        os.close(slave)
+    ex["pid"] = proc.pid
+    loop = asyncio.get_running_loop()
+    out: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    def readable() -> None:
+        try:
+            data = os.read(master, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(master)
+        out.put_nowait(data or None)
+
+    loop.add_reader(master, readable)
+    pump = asyncio.create_task(_pump_in(reader, lambda d: os.write(master, d), None)) if reader else None
+    try:
+        while (data := await out.get()) is not None:
+            if writer is not None:
+                writer.write(data)
+                await writer.drain()
+        ex["exit_code"] = await proc.wait()
+    finally:
+        loop.remove_reader(master)
+        if pump:
+            pump.cancel()
+        os.close(master)
+        ex["master"] = None
+
+
+async def _run_pipes(ex: dict[str, Any], argv: list[str], env: dict[str, str],
+                     reader: asyncio.StreamReader | None, writer: asyncio.StreamWriter | None) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, env=env,
+        stdin=asyncio.subprocess.PIPE if ex["stdin"] else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE if writer else asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE if writer else asyncio.subprocess.DEVNULL)
+    ex["pid"] = proc.pid
+
+    async def copy(stream: asyncio.StreamReader | None, kind: int) -> None:
+        if stream is None or writer is None:
+            return
+        while data := await stream.read(65536):
+            writer.write(_frame(kind, data))
+            await writer.drain()
+
+    pump = None
+    if reader is not None and proc.stdin is not None:
+        stdin = proc.stdin
+
+        def close_stdin() -> None:
+            stdin.close()
+
+        pump = asyncio.create_task(_pump_in(reader, stdin.write, close_stdin))
+    elif proc.stdin is not None:
+        proc.stdin.close()
+    await asyncio.gather(copy(proc.stdout, 1), copy(proc.stderr, 2))
+    ex["exit_code"] = await proc.wait()
+    if pump:
+        pump.cancel()
+
+
+async def _pump_in(reader: asyncio.StreamReader | None, write: Any, on_eof: Any) -> None:
+    if reader is None:
+        return
+    while True:
+        data = await reader.read(65536)
+        if not data:
+            if on_eof:
+                on_eof()
+            return
+        try:
+            write(data)
+        except OSError:
+            return

@@ -1,0 +1,188 @@
+"""The SQLite store: the daemon's only record of networks, containers,
+endpoints, address leases and images.
+
+One connection, WAL mode, schema versioned with PRAGMA user_version. Records
+are JSON documents keyed by id; address leases are rows with a primary key so
+that the database itself forbids handing one address out twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE networks (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, data TEXT NOT NULL);
+    CREATE TABLE containers (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, data TEXT NOT NULL);
+    CREATE TABLE endpoints (
+        container_id TEXT NOT NULL, network_id TEXT NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (container_id, network_id));
+    CREATE TABLE leases (
+        network_id TEXT NOT NULL, address TEXT NOT NULL, owner TEXT NOT NULL,
+        PRIMARY KEY (network_id, address));
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+}
+
+_TABLES = {"networks", "containers"}
+
+
+class Store:
+    """A thin layer over sqlite3; every write goes through `transaction()`."""
+
+    def __init__(self, path: str) -> None:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        os.chmod(path, 0o600)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+        self._depth = 0
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(f"store {self.path} has schema {version}, newer than {SCHEMA_VERSION}")
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            self.db.execute("BEGIN IMMEDIATE")
+            for stmt in filter(str.strip, _MIGRATIONS[target].split(";")):
+                self.db.execute(stmt)
+            self.db.execute(f"PRAGMA user_version={target}")
+            self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic unit of change; nested uses join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.db
+            finally:
+                self._depth -= 1
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    # -- documents -----------------------------------------------------------
+    def put(self, table: str, doc: dict[str, Any]) -> None:
+        assert table in _TABLES
+        with self.transaction() as db:
+            db.execute(
+                f"INSERT OR REPLACE INTO {table} (id, name, data) VALUES (?, ?, ?)",
+                (doc["id"], doc["name"], json.dumps(doc)),
+            )
+
+    def delete(self, table: str, doc_id: str) -> None:
+        assert table in _TABLES
+        with self.transaction() as db:
+            db.execute(f"DELETE FROM {table} WHERE id=?", (doc_id,))
+
+    def get(self, table: str, doc_id: str) -> dict[str, Any] | None:
+        assert table in _TABLES
+        row = self.db.execute(f"SELECT data FROM {table} WHERE id=?", (doc_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def all(self, table: str) -> list[dict[str, Any]]:
+        assert table in _TABLES
+        rows = self.db.execute(f"SELECT data FROM {table} ORDER BY rowid").fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def find(self, table: str, ref: str) -> dict[str, Any] | None:
+        """Docker's lookup order: full id, exact name, then a unique id prefix."""
+        assert table in _TABLES
+        row = self.db.execute(
+            f"SELECT data FROM {table} WHERE id=? OR name=? ORDER BY id=? DESC LIMIT 1",
+            (ref, ref, ref),
+        ).fetchone()
+        if row:
+            return json.loads(row[0])
+        if not ref or not all(c in "0123456789abcdef" for c in ref):
+            return None
+        rows = self.db.execute(
+            f"SELECT data FROM {table} WHERE id LIKE ? LIMIT 2", (ref + "%",)
+        ).fetchall()
+        return json.loads(rows[0][0]) if len(rows) == 1 else None
+
+    # -- endpoints -----------------------------------------------------------
+    def put_endpoint(self, ep: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO endpoints (container_id, network_id, data) VALUES (?, ?, ?)",
+                (ep["container_id"], ep["network_id"], json.dumps(ep)),
+            )
+
+    def delete_endpoint(self, container_id: str, network_id: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "DELETE FROM endpoints WHERE container_id=? AND network_id=?",
+                (container_id, network_id),
+            )
+
+    def endpoints(
+        self, *, container_id: str | None = None, network_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        sql, args = "SELECT data FROM endpoints WHERE 1=1", []
+        if container_id is not None:
+            sql += " AND container_id=?"
+            args.append(container_id)
+        if network_id is not None:
+            sql += " AND network_id=?"
+            args.append(network_id)
+        return [json.loads(r[0]) for r in self.db.execute(sql + " ORDER BY rowid", args)]
+
+    # -- address leases ------------------------------------------------------
+    def leases(self, network_id: str) -> dict[str, str]:
+        rows = self.db.execute(
+            "SELECT address, owner FROM leases WHERE network_id=?", (network_id,)
+        ).fetchall()
+        return {a: o for a, o in rows}
+
+    def lease(self, network_id: str, address: str, owner: str) -> bool:
+        """Take `address`; False if someone holds it already."""
+        with self.transaction() as db:
+            try:
+                db.execute(
+                    "INSERT INTO leases (network_id, address, owner) VALUES (?, ?, ?)",
+                    (network_id, address, owner),
+                )
+            except sqlite3.IntegrityError:
+                return False
+        return True
+
+    def release(self, network_id: str, owner: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM leases WHERE network_id=? AND owner=?", (network_id, owner))
+
+    def release_network(self, network_id: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM leases WHERE network_id=?", (network_id,))
+
+    # -- meta ----------------------------------------------------------------
+    def meta_get(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def meta_set(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
