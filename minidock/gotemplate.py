@@ -9,8 +9,10 @@ Go's ``tabwriter`` alignment used by every ``ls``/``ps`` table.
 
 from __future__ import annotations
 
+import html
 import json
 import re
+import urllib.parse
 from collections.abc import Callable
 from decimal import Decimal
 from functools import lru_cache
@@ -64,7 +66,7 @@ _ESC_RE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-7]{
 _ESCAPES = dict(zip("abfnrtv\\\"'", "\a\b\f\n\r\t\v\\\"'", strict=True))
 _OPERAND = {"ident", "dot", "nil", "var", "field", "lit", "lparen"}
 _HEADER_FUNCS = {"json", "split", "join", "title", "lower", "upper", "truncate", "pad"}
-Tok = tuple[str, Any, int, int]  # kind, value, start, end
+_Tok = tuple[str, Any, int, int]  # kind, value, start, end
 
 
 class _NoValue:
@@ -85,6 +87,10 @@ class _Continue(Exception):
 
 
 class _CallError(Exception):
+    pass
+
+
+class _TypeErr(_CallError):
     pass
 
 
@@ -140,6 +146,10 @@ def _json(v: Any) -> str:
     return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
+def _q(v: Any) -> str:
+    return _go_quote(str(v))
+
+
 def _go_quote(s: str) -> str:
     """strconv.Quote."""
     out = []
@@ -183,9 +193,9 @@ def _number(text: str) -> int | float:
     raise ValueError(f"bad number syntax: {_json(text)}")
 
 
-def _lex(src: str) -> list[Tok]:
+def _lex(src: str) -> list[_Tok]:
     """Split *src* into text and action tokens, applying ``{{- -}}`` trimming."""
-    toks: list[Tok] = []
+    toks: list[_Tok] = []
     i, n, trim_next = 0, len(src), False
 
     def fail(pos: int, msg: str) -> NoReturn:
@@ -219,10 +229,11 @@ def _lex(src: str) -> list[Tok]:
                 toks.append(("right", "}}", k, i))
                 break
             m = _TOKEN_RE.match(src, k)
-            if m is None:
-                fail(k, _UNTERMINATED.get(src[k]) or
-                     f"unrecognized character in action: U+{ord(src[k]):04X} {src[k]!r}")
-            kind, val, e = m.lastgroup or "", m.group(), m.end()
+            c = src[k]
+            if m is None and (c in _UNTERMINATED or not (c.isascii() and c.isprintable())):
+                fail(k, _UNTERMINATED.get(c) or
+                     f"unrecognized character in action: U+{ord(c):04X} {c!r}")
+            kind, val, e = (m.lastgroup or "", m.group(), m.end()) if m else ("other", c, k + 1)
             if kind == "space" and src.startswith("-}}", e):  # leave " -}}" for next round
                 e, val = e - 1, val[:-1]
             try:
@@ -254,16 +265,16 @@ class _Parser:
         pos = self.peek()[2] if pos is None else pos
         raise TemplateError(f"{_PREFIX}:{self.src.count(chr(10), 0, pos) + 1}: {msg}")
 
-    def peek(self) -> Tok:
+    def peek(self) -> _Tok:
         """The next non-space token (spaces are consumed)."""
         while self.i < len(self.toks) and self.toks[self.i][0] == "space":
             self.i += 1
         return self.toks[self.i] if self.i < len(self.toks) else ("eof", "", len(self.src), 0)
 
-    def take(self, *kinds: str, what: str = "") -> Tok:
+    def take(self, *kinds: str, what: str = "") -> _Tok:
         t = self.peek()
         if kinds and t[0] not in kinds:
-            self.err("unexpected EOF" if t[0] == "eof" else f"unexpected {t[1]!r} in {what}", t[2])
+            self.err("unexpected EOF" if t[0] == "eof" else f"unexpected {_q(t[1])} in {what}", t[2])
         self.i += 1
         return t
 
@@ -285,7 +296,9 @@ class _Parser:
                 nodes.append(self.control(t[1], in_range))
             elif t[0] == "kw":
                 self.err(f"{{{{{t[1]}}}}} is not supported", t[2])
-            elif t[0] == "ident" and t[1] in ("break", "continue") and in_range:
+            elif t[0] == "ident" and t[1] in ("break", "continue"):
+                if not in_range:
+                    self.err(f"{{{{{t[1]}}}}} outside {{{{range}}}}", t[2])
                 self.i += 1
                 self.take("right", what=t[1])
                 nodes.append((t[1],))
@@ -320,8 +333,9 @@ class _Parser:
             self.i += 1
             if self.peek()[0] == "comma" and ctx == "range":
                 self.i += 1
-                t2 = self.take("var", what=ctx)
-                decl = [t2[1]]
+                if self.peek()[0] != "var":
+                    self.err("range can only initialize variables")
+                decl = [self.take()[1]]
             if self.peek()[0] in ("declare", "assign"):
                 decl.insert(0, t[1])
             elif decl or self.peek()[0] == "comma":
@@ -336,7 +350,7 @@ class _Parser:
         while (t := self.peek())[0] != end:
             if t[0] not in _OPERAND:
                 self.err({"eof": "unexpected EOF", "rparen": "unexpected right paren",
-                          "right": "unclosed left paren"}.get(t[0], f"unexpected {t[1]!r} in {ctx}"))
+                          "right": "unclosed left paren"}.get(t[0], f"unexpected {_q(t[1])} in {ctx}"))
             cmds.append(self.command())
         self.i += 1
         if not cmds:
@@ -346,22 +360,24 @@ class _Parser:
                 self.err(f"non executable command in pipeline stage {n}", cmd[1])
         return (decl, assign, cmds)
 
-    def command(self) -> tuple[list[Any], int, str]:
+    def command(self) -> tuple[list[Any], int, str, list[tuple[int, str]]]:
         args: list[Any] = []
+        spans: list[tuple[int, str]] = []  # each operand's (position, source)
         start = end = self.peek()[2]
         while True:
-            self.peek()
+            op_start = self.peek()[2]
             if (op := self.operand()) is not None:
                 args.append(op)
                 end = self.toks[self.i - 1][3]
+                spans.append((op_start, self.src[op_start:end]))
             if self.toks[self.i][0] == "space":
                 continue
             t = self.take()
             if t[0] in ("right", "rparen"):
                 self.i -= 1
             elif t[0] != "pipe":
-                self.err(f"unexpected {t[1]!r} in operand", t[2])
-            return (args, start, self.src[start:end])
+                self.err(f"unexpected {_q(t[1])} in operand", t[2])
+            return (args, start, self.src[start:end], spans)
 
     def use_var(self, name: str, pos: int) -> None:
         if name not in self.vars:
@@ -383,7 +399,7 @@ class _Parser:
         names = [val[1:]] if kind == "field" else []
         while self.i < len(self.toks) and self.toks[self.i][0] == "field":
             if kind in ("lit", "nil", "dot"):
-                self.err(f"unexpected . after term {self.toks[self.i][1]!r}")
+                self.err(f"unexpected . after term {_go_quote(self.src[pos:self.toks[self.i][2]])}")
             names.append(self.toks[self.i][1][1:])
             self.i += 1
         return ("chain", node, names) if names or kind in ("dot", "var") else node
@@ -430,7 +446,7 @@ class _Exec:
         if isinstance(obj, GoStruct):
             return dict.fromkeys(obj, "")
         for segs, fields in self.structs if path is not None else ():
-            if len(segs) == len(path) and all(s in ("*", p) for s, p in zip(segs, path, strict=False)):
+            if len(segs) == len(path) and all(s in ("*", p) for s, p in zip(segs, path, strict=True)):
                 return fields
         return None
 
@@ -444,9 +460,10 @@ class _Exec:
             return "" if isinstance(v, _HeaderCtx) else str(v)
         sub = (lambda k: None) if path is None else (lambda k: (*path, str(k)))
         fields = self.struct(v, path)
-        if fields is None:
-            return "map[" + " ".join(f"{k}:{self.fmt(v[k], sub(k), plus)}"
-                                     for k in sorted(v, key=_sortkey)) + "]"
+        if fields is None:  # a nil map value where structs live is a nil slice of them
+            return "map[" + " ".join(
+                f"{k}:" + ("[]" if v[k] is None and self.struct({}, sub(k)) is not None else
+                           self.fmt(v[k], sub(k), plus)) for k in sorted(v, key=_sortkey)) + "]"
         vals = [(k, _zero(kind) if v.get(k) is None else v[k]) for k, kind in fields.items()]
         return "{" + " ".join(f"{k}:" * plus + self.fmt(x, sub(k), plus) for k, x in vals) + "}"
 
@@ -495,7 +512,8 @@ class _Exec:
         if not assign:
             self.vars.extend([name, None] for name in decl)
         for key, elem in items:
-            for name, val in zip(decl, [elem] if len(decl) == 1 else [key, elem], strict=False):
+            vals = [elem] if len(decl) == 1 else [key, elem]
+            for name, val in zip(decl, vals, strict=False):
                 self.set_var(name, val)
             inner = len(self.vars)
             try:
@@ -509,20 +527,24 @@ class _Exec:
         if not items and other is not None:
             self.walk(other, dot)
 
+    def var(self, name: str) -> list[Any]:
+        entry = next((e for e in reversed(self.vars) if e[0] == name), None)
+        return entry if entry is not None else self.err(f"undefined variable: {name}")
+
     def set_var(self, name: str, value: Any) -> None:
-        next(e for e in reversed(self.vars) if e[0] == name)[1] = value
+        self.var(name)[1] = value
 
     def pipe(self, pipe: tuple[list[str], bool, list[Any]], dot: Any) -> Any:
         decl, assign, cmds = pipe
         v = _MISSING
-        for args, pos, text in cmds:
-            self.at = (pos, text)
+        for args, pos, text, spans in cmds:
+            self.at = spans[0]
             if args[0][0] == "ident":
-                v = self.call(args[0][1], args[1:], dot, v)
+                v = self.call(args[0][1], args[1:], dot, v, (pos, text))
             elif args[0][0] == "nil":
                 self.err("nil is not a command")
             elif len(args) > 1 or v is not _MISSING:
-                self.err(f"can't give argument to non-function {text.split()[0]}")
+                self.err(f"can't give argument to non-function {spans[0][1]}")
             else:
                 v = self.arg(args[0], dot)
         for name in decl:
@@ -534,7 +556,7 @@ class _Exec:
         if kind == "chain":
             return self.fields(self.arg(node[1], dot), node[2])
         if kind == "var":
-            return next(e for e in reversed(self.vars) if e[0] == node[1])[1]
+            return self.var(node[1])[1]
         if kind == "ident":
             return self.call(node[1], [], dot, _MISSING)
         if kind == "pipe":
@@ -560,12 +582,14 @@ class _Exec:
             self.tag(recv, None if path is None else (*path, name))
         return recv
 
-    def call(self, name: str, nodes: list[Any], dot: Any, final: Any) -> Any:
+    def call(self, name: str, nodes: list[Any], dot: Any, final: Any,
+             at: tuple[int, str] | None = None) -> Any:
         n = len(nodes) + (final is not _MISSING)
         fn, lo, hi = _FUNCS[name]
         if not lo <= n <= (hi if hi >= 0 else n):
             self.err(f"wrong number of args for {name}: want "
                      f"{lo if lo == hi else f'at least {lo}'} got {n}")
+        self.at = at or self.at
         if name in ("and", "or"):  # short-circuit: first falsy (and) / truthy (or) argument
             for node in nodes:
                 if _truth(v := self.arg(node, dot)) != (name == "and"):
@@ -575,8 +599,11 @@ class _Exec:
         args = [None if a is NO_VALUE else a for a in args]
         if self.header and name in _HEADER_FUNCS:
             return args[0]
+        self.at = at or self.at
         try:
             return fn(self, *args)
+        except _TypeErr as exc:
+            self.err(str(exc))
         except _CallError as exc:
             self.err(f"error calling {name}: {exc}")
 
@@ -589,9 +616,8 @@ class _Exec:
             if verb == "%" or used >= len(args):
                 out.append("%" if verb == "%" else f"%!{verb}(MISSING)")
                 continue
-            s, w = self.verb(verb, flags, None if prec is None else int(prec or 0), args[used]), \
-                int(width or 0)
-            used += 1
+            s = self.verb(verb, flags, None if prec is None else int(prec or 0), args[used])
+            w, used = int(width or 0), used + 1
             sign = s[0] if "0" in flags and s[:1] in ("-", "+") else ""
             fill = "0" if "0" in flags and "-" not in flags else " "
             out.append(s.ljust(w) if "-" in flags else sign + s[len(sign):].rjust(w - len(sign), fill))
@@ -603,8 +629,10 @@ class _Exec:
 
     def verb(self, verb: str, flags: str, prec: int | None, a: Any) -> str:
         """One printf conversion; mismatches print like Go's ``%!d(string=x)``."""
+        if isinstance(a, (list, tuple)) and verb not in "vT":  # Go applies verbs per element
+            return "[" + " ".join(self.verb(verb, flags, prec, x) for x in a) + "]"
         num = isinstance(a, (int, float)) and not isinstance(a, bool)
-        s = None
+        s = _gotype(a) if verb == "T" else None
         if verb == "v" or (verb == "s" and not num and not isinstance(a, bool) and a is not None):
             s = self.fmt(a, self.path_of(a), "+" in flags)
             s = s[:prec] if prec is not None and isinstance(a, str) else s
@@ -612,8 +640,11 @@ class _Exec:
             s = _go_quote(a)
         elif verb == "t" and isinstance(a, bool):
             s = self.fmt(a)
-        elif verb in "dxX" and num and isinstance(a, int):
-            s = ("+" if "+" in flags and verb == "d" and a >= 0 else "") + format(a, verb)
+        elif verb in "dxXcUq" and num and isinstance(a, int):
+            s = ("+" if "+" in flags and verb == "d" and a >= 0 else "") + (
+                chr(a) if verb == "c" else f"U+{a:04X}" if verb == "U" else "'" + (
+                    "\\'" if a == 39 else _go_quote(chr(a))[1:-1].replace('\\"', '"')) + "'"
+                if verb == "q" else format(a, verb))
         elif verb in "xX" and isinstance(a, str):
             s = a.encode().hex().upper() if verb == "X" else a.encode().hex()
         elif verb in "eEfFgG" and num:
@@ -627,7 +658,7 @@ class _Exec:
 
 def _want(v: Any, typ: type | tuple[type, ...], goname: str) -> Any:
     if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
-        raise _CallError(f"wrong type for value; expected {goname}; got {_gotype(v)}")
+        raise _TypeErr(f"wrong type for value; expected {goname}; got {_gotype(v)}")
     return v
 
 
@@ -648,6 +679,26 @@ def _index(st: _Exec, item: Any, *keys: Any) -> Any:
                              f"can't index item of type {_gotype(item)}")
         st.tag(item, path)
     return item
+
+
+def _slice(st: _Exec, item: Any, *idx: Any) -> Any:
+    if not isinstance(item, (str, list, tuple)) or len(idx) > 2:
+        raise _CallError(f"can't slice item of type {_gotype(item)}")
+    lo = _want(idx[0], int, "int") if idx else 0
+    hi = _want(idx[1], int, "int") if len(idx) > 1 else len(item)
+    if not 0 <= lo <= hi <= len(item):
+        raise _CallError(f"index out of range: {hi if hi > len(item) else lo}")
+    return item[lo:hi]
+
+
+def _evalargs(st: _Exec, args: tuple[Any, ...]) -> str:
+    return args[0] if len(args) == 1 and isinstance(args[0], str) else _sprint(st, *args)
+
+
+def _case(s: Any, upper: bool) -> str:
+    """strings.ToUpper/ToLower: rune by rune (so "ß" stays "ß")."""
+    conv = [c.upper() if upper else c.lower() for c in _want(s, str, "string")]
+    return "".join(c if len(c) == 1 else o for c, o in zip(conv, s, strict=True))
 
 
 def _length(st: _Exec, v: Any) -> int:
@@ -695,7 +746,8 @@ def _title(st: _Exec, s: Any) -> str:
     """strings.Title: upper-case letters that follow a separator."""
     def sep(c: str) -> bool:
         return not (c.isalnum() or c == "_") if c.isascii() else c.isspace()
-    return "".join(c.upper() if sep(p) else c for p, c in zip(" " + s, _want(s, str, "string"), strict=False))
+    s = _want(s, str, "string")
+    return "".join(c.upper() if sep(p) else c for p, c in zip(" " + s, s, strict=False))
 
 
 def _join(st: _Exec, items: Any, sep: Any) -> str:
@@ -724,8 +776,11 @@ _FUNCS: dict[str, tuple[Callable[..., Any], int, int]] = {  # name -> (fn, min a
     "print": (_sprint, 0, -1), "println": (lambda st, *a: " ".join(map(st.show, a)) + "\n", 0, -1),
     "printf": (lambda st, f, *a: st.sprintf(_want(f, str, "string"), a), 1, -1),
     "json": (lambda st, v: _json(v), 1, 1), "split": (_split, 2, 2), "join": (_join, 2, 2),
-    "title": (_title, 1, 1), "lower": (lambda st, s: _want(s, str, "string").lower(), 1, 1),
-    "upper": (lambda st, s: _want(s, str, "string").upper(), 1, 1), "pad": (_pad, 3, 3),
+    "title": (_title, 1, 1), "lower": (lambda st, s: _case(s, False), 1, 1),
+    "upper": (lambda st, s: _case(s, True), 1, 1), "pad": (_pad, 3, 3), "slice": (_slice, 1, -1),
+    "html": (lambda st, *a: html.escape(_evalargs(st, a)).replace("&#x27;", "&#39;")
+             .replace("&quot;", "&#34;"), 0, -1),
+    "urlquery": (lambda st, *a: urllib.parse.quote_plus(_evalargs(st, a), safe=""), 0, -1),
     "truncate": (lambda st, s, n: _want(s, str, "string")[:max(_want(n, int, "int"), 0)], 2, 2),
 }
 

@@ -19,6 +19,8 @@ from .. import gotemplate
 from ..client import Client, DaemonError, q
 
 CONTEXT = {"help_option_names": ["--help"], "max_content_width": 100}
+# like docker, option parsing stops at the image (or container): the rest is the command
+COMMAND_CONTEXT = {**CONTEXT, "allow_interspersed_args": False}
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -83,7 +85,7 @@ def table(fmt: str | None, rows: list[dict[str, Any]], default: list[tuple[str, 
                 click.echo(gotemplate.render_table(fmt[len("table"):].lstrip(), rows, headers), nl=False)
             else:
                 for row in rows:
-                    click.echo(gotemplate.render(fmt, row))
+                    click.echo(gotemplate.render(gotemplate.unescape_format(fmt), row))
         except gotemplate.TemplateError as e:
             fail(str(e))
         return
@@ -229,7 +231,7 @@ def attach_and_wait(c: Ctx, cid: str, *, tty: bool, stdin: bool, start: bool) ->
     return int(res.get("StatusCode", 0))
 
 
-@cli.command(context_settings=CONTEXT)
+@cli.command(context_settings=COMMAND_CONTEXT)
 @container_options
 @pass_ctx
 def run(c: Ctx, **o: Any) -> None:
@@ -246,7 +248,7 @@ def run(c: Ctx, **o: Any) -> None:
     sys.exit(attach_and_wait(c, cid, tty=o["tty"], stdin=o["interactive"], start=True))
 
 
-@cli.command(context_settings=CONTEXT)
+@cli.command(context_settings=COMMAND_CONTEXT)
 @container_options
 @pass_ctx
 def create(c: Ctx, **o: Any) -> None:
@@ -392,7 +394,7 @@ def ps(c: Ctx, show_all: bool, quiet: bool, no_trunc: bool, fmt: str | None, fil
                       ("CREATED", "RunningFor"), ("STATUS", "Status"), ("PORTS", "Ports"), ("NAMES", "Names")])
 
 
-@cli.command("exec", context_settings={**CONTEXT, "ignore_unknown_options": True})
+@cli.command("exec", context_settings=COMMAND_CONTEXT)
 @click.option("-i", "--interactive", is_flag=True)
 @click.option("-t", "--tty", is_flag=True)
 @click.option("-d", "--detach", is_flag=True)
@@ -680,3 +682,7 @@ def main() -> None:
         sys.exit(1)
 
 
+
+
+if __name__ == "__main__":
+    main()

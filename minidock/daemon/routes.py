@@ -135,13 +135,18 @@ def build(engine: Engine) -> Router:
         engine.resize(c["id"], int(req.query.get("h", "24")), int(req.query.get("w", "80")))
         return Response(200)
 
-    async def follow_file(path: str, offset: int, done: asyncio.Event | None, tty: bool,
-                          follow: bool) -> AsyncIterator[bytes]:
-        """The container's log from `offset`, until it exits (when following)."""
+    def open_log(path: str) -> Any:
         try:
-            f = open(path, "rb")
+            return open(path, "rb")
         except FileNotFoundError:
-            return
+            raise NotFound("the container's log is gone") from None
+
+    async def follow_file(f: Any, offset: int, done: asyncio.Event | None, tty: bool,
+                          follow: bool) -> AsyncIterator[bytes]:
+        """The container's log from `offset`, until it exits (when following).
+
+        Takes an open file: a --rm container's directory may be gone before we read.
+        """
         with f:
             f.seek(offset)
             while True:
@@ -166,20 +171,20 @@ def build(engine: Engine) -> Router:
         offset = 0
         if tail not in ("", "all"):
             offset = _tail_offset(path, int(tail))
-        return Stream(follow_file(path, offset, engine.exited_event(c["id"]), c["config"]["Tty"],
+        return Stream(follow_file(open_log(path), offset, engine.exited_event(c["id"]), c["config"]["Tty"],
                                   req.flag("follow")))
 
     async def container_attach(req: Request) -> Hijack:
         c = engine.container(req.params["id"])
         cid, tty = c["id"], c["config"]["Tty"]
-        path = engine.log_path(c)
-        offset = os.path.getsize(path) if os.path.exists(path) else 0
+        log = open_log(engine.log_path(c))
+        offset = os.fstat(log.fileno()).st_size
         want_stdin = req.flag("stdin")
 
         async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             # wait for the start that follows this attach (docker run attaches first)
             for _ in range(600):
-                if engine.exited_event(cid) is not None or _status(engine, cid) == "exited":
+                if engine.exited_event(cid) is not None or _status(engine, cid) in ("exited", "removed"):
                     break
                 await asyncio.sleep(0.05)
             done = engine.exited_event(cid)
@@ -194,7 +199,7 @@ def build(engine: Engine) -> Router:
                             await writer.drain()
                         engine.unsubscribe(cid, q)
                 else:
-                    async for chunk in follow_file(path, offset, done, False, True):
+                    async for chunk in follow_file(log, offset, done, False, True):
                         writer.write(chunk)
                         await writer.drain()
             finally:
@@ -217,7 +222,13 @@ def build(engine: Engine) -> Router:
         from ..service import execs
 
         if body.get("Detach"):
-            await execs.start(engine, ex, None, None)
+            task = asyncio.create_task(execs.start(engine, ex, None, None))
+            engine.background.add(task)
+            task.add_done_callback(engine.background.discard)
+            while not ex["pid"] and not task.done():
+                await asyncio.sleep(0.005)
+            if task.done() and task.exception():
+                raise task.exception()  # type: ignore[misc]
             return Response(200)
 
         async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

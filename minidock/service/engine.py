@@ -95,6 +95,7 @@ class Engine:
         self.last_exit: dict[str, int] = {}
         self.execs: dict[str, dict[str, Any]] = {}
         self._fw_lock = asyncio.Lock()
+        self.background: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ start-up
     async def open(self) -> None:

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.sandbox import Sandbox
+
+pytestmark = pytest.mark.kernel
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if os.geteuid() != 0:
+        for item in items:
+            if "e2e" in str(item.fspath) or "kernel" in str(item.fspath):
+                item.add_marker(pytest.mark.skip(reason="needs root (namespaces, iptables)"))
+
+
+@pytest.fixture(scope="module")
+def md() -> Iterator[Sandbox]:
+    sb = Sandbox(dns_upstream=["198.51.100.53"])
+    sb.start()
+    try:
+        yield sb
+    finally:
+        sb.destroy()
+        assert not os.path.exists(f"/run/netns/{sb.name}")
+
+
+@pytest.fixture(autouse=True)
+def no_residue(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test removes its containers; then nothing of theirs may be left."""
+    yield
+    if "md" not in request.fixturenames:
+        return
+    sb: Sandbox = request.getfixturevalue("md")
+    if sb.proc is None:
+        return
+    ids = sb.cli("ps", "-aq", check=False).out.split()
+    if ids:
+        sb.cli("rm", "-f", *ids, check=False)
+    left = sb.residue()
+    assert not left, f"left behind after the test: {left}"

@@ -1,0 +1,172 @@
+"""A minidock daemon in a sandbox "host" namespace, driven through the CLI.
+
+    machine's network (never touched)
+    └── /run/netns/<host>      the daemon's "host": minidock0, veths, iptables
+        ├── md-<container>     one per container
+        └── <outside>          optional: an "outside world" linked to the host
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+MINIDOCK = [sys.executable, "-m", "minidock.cli.main"]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def __str__(self) -> str:
+        return f"exit {self.code}\nstdout: {self.out}\nstderr: {self.err}"
+
+
+def sh(*argv: str, check: bool = True, timeout: float = 30, input: str | None = None) -> Result:
+    p = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, input=input)
+    r = Result(p.returncode, p.stdout, p.stderr)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} failed: {r}")
+    return r
+
+
+@dataclass
+class Sandbox:
+    """One daemon, its host namespace, its state directory."""
+
+    name: str = field(default_factory=lambda: "mdtest-" + secrets.token_hex(3))
+    dns_upstream: list[str] = field(default_factory=list)
+    root: str = ""
+    proc: subprocess.Popen[bytes] | None = None
+    extra_ns: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.root = tempfile.mkdtemp(prefix="minidock-test-")
+        self.socket = os.path.join(self.root, "minidock.sock")
+        self.env = {**os.environ, "MINIDOCK_HOST": f"unix://{self.socket}"}
+
+    # -- life cycle
+    def create_host(self) -> None:
+        sh("ip", "netns", "add", self.name)
+        sh("ip", "-n", self.name, "link", "set", "lo", "up")
+
+    def start(self) -> None:
+        if not os.path.exists(f"/run/netns/{self.name}"):
+            self.create_host()
+        argv = ["nsenter", f"--net=/run/netns/{self.name}", *MINIDOCK, "daemon",
+                "--root", os.path.join(self.root, "state"), "--socket", self.socket]
+        for up in self.dns_upstream:
+            argv += ["--dns-upstream", up]
+        self.log = open(os.path.join(self.root, "daemon.log"), "ab")
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if os.path.exists(self.socket) and self.cli("version", check=False).code == 0:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"daemon did not start:\n{self.daemon_log()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def daemon_log(self) -> str:
+        try:
+            with open(os.path.join(self.root, "daemon.log")) as f:
+                return f.read()[-5000:]
+        except OSError:
+            return ""
+
+    def destroy(self) -> None:
+        """Remove every container (through minidock), stop, delete namespaces."""
+        if self.proc is not None and self.proc.poll() is None:
+            ids = self.cli("ps", "-aq", check=False).out.split()
+            if ids:
+                self.cli("rm", "-f", *ids, check=False)
+        self.stop()
+        for ns in self.extra_ns:
+            sh("ip", "netns", "del", ns, check=False)
+        sh("ip", "netns", "del", self.name, check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- driving it
+    def cli(self, *args: str, check: bool = True, timeout: float = 60, input: str | None = None) -> Result:
+        p = subprocess.run([*MINIDOCK, *args], capture_output=True, text=True, env=self.env,
+                           timeout=timeout, input=input)
+        r = Result(p.returncode, p.stdout, p.stderr)
+        if check and p.returncode != 0:
+            raise AssertionError(f"minidock {' '.join(args)} failed: {r}\n--- daemon log ---\n{self.daemon_log()}")
+        return r
+
+    def host(self, *argv: str, check: bool = True, timeout: float = 30) -> Result:
+        """A command in the daemon's host namespace."""
+        return sh("nsenter", f"--net=/run/netns/{self.name}", *argv, check=check, timeout=timeout)
+
+    def in_ns(self, ns: str, *argv: str, check: bool = True, timeout: float = 30) -> Result:
+        return sh("nsenter", f"--net=/run/netns/{ns}", *argv, check=check, timeout=timeout)
+
+    def inspect(self, ref: str, template: str) -> str:
+        return self.cli("inspect", "-f", template, ref).out.strip()
+
+    def ip_of(self, ref: str) -> str:
+        return self.inspect(ref, "{{.NetworkSettings.IPAddress}}")
+
+    def add_outside(self, host_ip: str = "198.51.100.1", outside_ip: str = "198.51.100.2") -> str:
+        """An 'outside world' namespace wired to the host by a veth pair."""
+        ns = self.name + "-out"
+        sh("ip", "netns", "add", ns)
+        self.extra_ns.append(ns)
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        sh("ip", "-n", self.name, "link", "add", "uplink", "type", "veth", "peer", "name", "wan0", "netns", ns)
+        sh("ip", "-n", self.name, "addr", "add", f"{host_ip}/24", "dev", "uplink")
+        sh("ip", "-n", self.name, "link", "set", "uplink", "up")
+        sh("ip", "-n", ns, "addr", "add", f"{outside_ip}/24", "dev", "wan0")
+        sh("ip", "-n", ns, "link", "set", "wan0", "up")
+        return ns
+
+    def snapshot(self) -> dict[str, str]:
+        """The kernel and the store as a user sees them, for before/after comparisons."""
+        rules = "\n".join(ln for ln in self.host("iptables-save").out.splitlines() if not ln.startswith("#"))
+        return {
+            "links": self.host("ip", "-o", "link").out,
+            "addresses": self.host("ip", "-4", "-o", "addr").out,
+            "routes": self.host("ip", "route").out,
+            "rules": rules,
+            "namespaces": " ".join(sorted(os.listdir("/run/netns"))),
+            "networks": self.cli("network", "ls", "--no-trunc").out,
+            "containers": self.cli("ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.State}}").out,
+        }
+
+    # -- what is left behind
+    def residue(self) -> list[str]:
+        """Kernel objects of containers that no longer exist."""
+        left = []
+        known = set(self.cli("ps", "-a", "--format", "{{.Names}}", check=False).out.split())
+        for ns in os.listdir("/run/netns"):
+            if ns.startswith("md-") and ns[3:] not in known:
+                left.append(f"namespace {ns}")
+        links = self.host("ip", "-o", "link", "show", check=False).out
+        running = self.cli("ps", "-q", check=False).out.split()
+        if not running:
+            for line in links.splitlines():
+                name = line.split(":")[1].strip().split("@")[0]
+                if name.startswith("veth"):
+                    left.append(f"link {name}")
+        return left
