@@ -1,0 +1,139 @@
+"""`make demo` / `python -m minidock.demo`: the default-bridge walkthrough,
+replayed on a freshly started daemon inside a sandbox network namespace.
+
+Every command is printed as a student would type it, then its real output.
+Nothing touches the machine's real network: the daemon's "host" is a
+namespace made here, in a private mount namespace, and all of it is removed
+at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+FLAG = "MINIDOCK_DEMO_SANDBOX"
+HOST_NS = "minidock-demo"
+BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
+
+
+class Demo:
+    def __init__(self) -> None:
+        self.root = tempfile.mkdtemp(prefix="minidock-demo-")
+        self.sock = os.path.join(self.root, "minidock.sock")
+        self.env = {**os.environ, "MINIDOCK_HOST": f"unix://{self.sock}"}
+        self.daemon: subprocess.Popen[bytes] | None = None
+
+    def say(self, text: str) -> None:
+        print(f"\n{BOLD}# {text}{RESET}", flush=True)
+
+    def run(self, shown: str, argv: list[str], host: bool = False) -> str:
+        print(f"{BOLD}$ {shown}{RESET}", flush=True)
+        if host:
+            argv = ["nsenter", f"--net=/run/netns/{HOST_NS}", *argv]
+        p = subprocess.run(argv, capture_output=True, text=True, env=self.env, timeout=60)
+        out = (p.stdout + p.stderr).rstrip()
+        if out:
+            print(out, flush=True)
+        if p.returncode:
+            print(f"{DIM}(exit status {p.returncode}){RESET}", flush=True)
+        return p.stdout
+
+    def md(self, *args: str) -> str:
+        return self.run("minidock " + " ".join(_quote(a) for a in args),
+                        [sys.executable, "-m", "minidock.cli.main", *args])
+
+    def host(self, *args: str) -> str:
+        return self.run(" ".join(_quote(a) for a in args) + f"   {DIM}# on the host{RESET}", list(args), host=True)
+
+    def start(self) -> None:
+        subprocess.run(["ip", "netns", "add", HOST_NS], check=True)
+        subprocess.run(["ip", "-n", HOST_NS, "link", "set", "lo", "up"], check=True)
+        log = open(os.path.join(self.root, "daemon.log"), "ab")
+        self.daemon = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{HOST_NS}", sys.executable, "-m", "minidock.cli.main", "daemon",
+             "--root", os.path.join(self.root, "state"), "--socket", self.sock], stdout=log, stderr=log)
+        for _ in range(200):
+            if os.path.exists(self.sock):
+                return
+            time.sleep(0.05)
+        raise SystemExit("the daemon did not start; see " + os.path.join(self.root, "daemon.log"))
+
+    def stop(self) -> None:
+        if self.daemon is not None:
+            ids = subprocess.run([sys.executable, "-m", "minidock.cli.main", "ps", "-aq"], env=self.env,
+                                 capture_output=True, text=True).stdout.split()
+            if ids:
+                subprocess.run([sys.executable, "-m", "minidock.cli.main", "rm", "-f", *ids], env=self.env,
+                               capture_output=True)
+            self.daemon.terminate()
+            self.daemon.wait(timeout=15)
+        subprocess.run(["ip", "netns", "del", HOST_NS], capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def walkthrough(self) -> None:
+        self.say("A fresh daemon has three networks: bridge, host and none")
+        self.md("network", "ls")
+        self.say("The default bridge is a real Linux bridge, minidock0 (Docker's docker0)")
+        self.md("network", "inspect", "-f", "{{.Name}}: {{json .IPAM.Config}} bridge={{index .Options \"com.docker.network.bridge.name\"}}", "bridge")
+        self.host("ip", "-br", "addr", "show", "minidock0")
+        self.say("Start two containers with no network option: they join the default bridge")
+        self.md("run", "-dit", "--name", "alpine1", "alpine", "ash")
+        self.md("run", "-dit", "--name", "alpine2", "alpine", "ash")
+        self.md("ps")
+        self.md("network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{.IPv4Address}} {{.MacAddress}}\n{{end}}", "bridge")
+        self.say("Each container has its own namespace; the host sees one veth per container on the bridge")
+        self.host("ip", "netns", "list")
+        self.host("bridge", "link")
+        self.md("exec", "alpine1", "ip", "addr", "show")
+        self.md("exec", "alpine1", "ip", "route")
+        self.say("By IP address the containers reach each other...")
+        ip2 = self.md("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "alpine2").strip()
+        self.md("exec", "alpine1", "ping", "-c", "2", ip2)
+        self.say("...but the default bridge has no name discovery")
+        self.md("exec", "alpine1", "ping", "-c", "1", "-W", "1", "alpine2")
+        self.md("exec", "alpine1", "cat", "/etc/hosts")
+        self.say("Traffic leaving the bridge is masqueraded; forwarding goes through our own chains")
+        self.host("iptables", "-t", "nat", "-S", "MINIDOCK-POSTROUTING")
+        self.host("iptables", "-S", "MINIDOCK-FORWARD")
+        self.say("--network none: only a loopback interface")
+        self.md("run", "--rm", "--network", "none", "busybox", "ip", "addr")
+        self.say("--network host: the container shares the host's interfaces")
+        self.md("run", "--rm", "--network", "host", "busybox", "ip", "-o", "link")
+        self.say("The predefined networks cannot be removed")
+        self.md("network", "rm", "bridge")
+        self.say("Clean up: stop and remove the containers; their namespaces and veths go with them")
+        self.md("stop", "-t", "1", "alpine1", "alpine2")
+        self.md("rm", "alpine1", "alpine2")
+        self.host("bridge", "link")
+        self.host("ip", "netns", "list")
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
+def main() -> None:
+    if os.geteuid() != 0:
+        raise SystemExit("the demo needs root (it makes namespaces, bridges and firewall rules)")
+    if os.environ.get(FLAG) != "1":
+        os.environ[FLAG] = "1"
+        script = 'mkdir -p /run/netns && mount -t tmpfs -o mode=755 tmpfs /run/netns && exec "$0" -m minidock.demo'
+        os.execvp("unshare", ["unshare", "-m", "--propagation", "private", "sh", "-c", script, sys.executable])
+    demo = Demo()
+    try:
+        demo.start()
+        demo.walkthrough()
+    finally:
+        demo.stop()
+    print(f"\n{BOLD}# Done: the sandbox namespace, its bridge, veths and rules are gone.{RESET}")
+
+
+if __name__ == "__main__":
+    main()
