@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEB_PACKAGES := iproute2 iptables busybox-static netcat-openbsd bridge-utils tcpdump dnsutils \
-                procps util-linux kmod python3-venv python3-pip
+                procps util-linux kmod iputils-ping python3-venv python3-pip
 
 .PHONY: all install deps venv demo test lint unit e2e bench clean
 

@@ -164,16 +164,45 @@ def main():
     report.close()
 
 
-def ctty_exec(argv):
-    """`launcher.py --ctty CMD…`: make fd 0 (a pty) the controlling terminal, then exec."""
-    import fcntl
-    os.setsid()
-    fcntl.ioctl(0, TIOCSCTTY, 0)
-    os.execvp(argv[0], argv)
+def enter(spec):
+    """`launcher.py --exec SPEC_JSON`: run a command inside a running container.
+
+    Joins every namespace of the container's PID 1 (joining its mount
+    namespace also moves us to the container's root), forks so the command
+    is in the container's PID namespace, and waits to pass its exit status on.
+    """
+    pid = spec["pid"]
+    fds = [(os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY), flag) for kind, flag in (
+        ("pid", CLONE_NEWPID), ("ipc", CLONE_NEWIPC), ("uts", CLONE_NEWUTS), ("net", CLONE_NEWNET),
+        ("mnt", CLONE_NEWNS))]
+    for fd, flag in fds:
+        check(libc.setns(fd, flag), "setns")
+        os.close(fd)
+    child_pid = os.fork()
+    if child_pid == 0:
+        try:
+            if spec.get("tty"):
+                import fcntl
+                os.setsid()
+                fcntl.ioctl(0, TIOCSCTTY, 0)
+            os.chdir(spec.get("cwd") or "/")
+            env = dict(os.environ)
+            os.execve(resolve(spec["argv"][0], env), spec["argv"], env)
+        except BaseException as e:  # noqa: BLE001
+            msg = e.strerror if isinstance(e, OSError) and e.strerror and not e.filename else str(e)
+            os.write(2, f"OCI runtime exec failed: {msg}\n".encode())
+            os._exit(126 if isinstance(e, PermissionError) else 127)
+    while True:
+        try:
+            _, status = os.waitpid(child_pid, 0)
+            break
+        except InterruptedError:
+            continue
+    sys.exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
 
 
-if __name__ == "__main__" and sys.argv[1:2] == ["--ctty"]:
-    ctty_exec(sys.argv[2:])
+if __name__ == "__main__" and sys.argv[1:2] == ["--exec"]:
+    enter(json.loads(sys.argv[2]))
 elif __name__ == "__main__":
     try:
         main()

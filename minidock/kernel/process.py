@@ -114,13 +114,10 @@ def kill(pid: int, sig: int = signal.SIGTERM) -> None:
         pass
 
 
-def nsenter_argv(pid: int, argv: list[str], *, net: bool = True, workdir: str = "") -> list[str]:
+def exec_argv(pid: int, argv: list[str], *, workdir: str = "", tty: bool = False) -> list[str]:
     """The command that runs `argv` inside every namespace of container PID 1."""
-    cmd = ["nsenter", "-t", str(pid), "-m", "-u", "-i", "-p", "-r"]
-    if net:
-        cmd.append("-n")
-    cmd.append(f"-w{workdir}" if workdir else "-w")
-    return [*cmd, "--", *argv]
+    spec = {"pid": pid, "argv": argv, "cwd": workdir, "tty": tty}
+    return [sys.executable, "-I", "-S", LAUNCHER, "--exec", json.dumps(spec)]
 
 
 def environ(pid: int) -> list[str]:

@@ -1,8 +1,8 @@
 """`exec`: a new process inside a running container's namespaces.
 
-nsenter joins every namespace of the container's PID 1 (and its root and
-working directory); with a terminal, the launcher first makes the pty the
-process's controlling terminal so Ctrl-C and job control work.
+The launcher (in --exec mode) joins every namespace of the container's PID 1,
+which also puts it in the container's root; with a terminal, the pty becomes
+the process's controlling terminal so Ctrl-C and job control work.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import contextlib
 import fcntl
 import os
 import struct
-import sys
 import termios
 from typing import Any
 
@@ -43,7 +42,7 @@ async def start(engine: Engine, ex: dict[str, Any], reader: asyncio.StreamReader
                 writer: asyncio.StreamWriter | None) -> None:
     c = engine.container(ex["container_id"])
     pid = c["state"]["pid"]
-    argv = process.nsenter_argv(pid, ex["cmd"], workdir=ex["workdir"])
+    argv = process.exec_argv(pid, ex["cmd"], workdir=ex["workdir"], tty=ex["tty"])
     env = _env(c, ex)
     ex["running"] = True
     try:
@@ -64,9 +63,7 @@ async def _run_tty(ex: dict[str, Any], argv: list[str], env: dict[str, str],
     os.set_blocking(master, False)
     ex["master"] = master
     try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-I", "-S", process.LAUNCHER, "--ctty", *argv,
-            stdin=slave, stdout=slave, stderr=slave, env=env)
+        proc = await asyncio.create_subprocess_exec(*argv, stdin=slave, stdout=slave, stderr=slave, env=env)
     finally:
         os.close(slave)
     ex["pid"] = proc.pid
