@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import struct
@@ -181,25 +182,26 @@ def build(engine: Engine) -> Router:
         offset = os.fstat(log.fileno()).st_size
         want_stdin = req.flag("stdin")
 
+        started = engine.start_attempt(cid) if _status(engine, cid) != "running" else None
+
         async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            # wait for the start that follows this attach (docker run attaches first)
-            for _ in range(600):
-                if engine.exited_event(cid) is not None or _status(engine, cid) in ("exited", "removed"):
-                    break
-                await asyncio.sleep(0.05)
-            done = engine.exited_event(cid)
             pump = asyncio.create_task(_pump_stdin(engine, cid, reader, c["config"]["StdinOnce"])) \
                 if want_stdin else None
             try:
                 if tty:
-                    q = engine.subscribe(cid)
-                    if q is not None:
-                        while (data := await q.get()) is not None:
-                            writer.write(data)
-                            await writer.drain()
-                        engine.unsubscribe(cid, q)
+                    if _status(engine, cid) != "running" or engine.exited_event(cid) is not None:
+                        q = engine.subscribe(cid)
+                        try:
+                            while (data := await q.get()) is not None:
+                                writer.write(data)
+                                await writer.drain()
+                        finally:
+                            engine.unsubscribe(cid, q)
                 else:
-                    async for chunk in follow_file(log, offset, done, False, True):
+                    if started is not None:  # docker run attaches first, then starts
+                        with contextlib.suppress(asyncio.TimeoutError):
+                            await asyncio.wait_for(started.wait(), 60)
+                    async for chunk in follow_file(log, offset, engine.exited_event(cid), False, True):
                         writer.write(chunk)
                         await writer.drain()
             finally:

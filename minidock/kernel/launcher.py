@@ -20,8 +20,10 @@ gone it is adopted by init and keeps running.
 """
 
 import ctypes
+import fcntl
 import json
 import os
+import socket
 import sys
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = (
@@ -110,12 +112,30 @@ def resolve(argv0, env):
     raise FileNotFoundError(f'exec: "{argv0}": executable file not found in $PATH')
 
 
+def console(spec):
+    """Open a pty in the container's own devpts, hand its master to the
+    daemon over the socket `spec["pty_socket"]`, make the slave our stdio and
+    controlling terminal (so `tty` says /dev/pts/0, as in Docker).
+
+    Runs after pivot_root, where the host's Python library is out of reach:
+    everything it uses is imported at the top."""
+    master, slave = os.openpty()
+    sock = socket.socket(fileno=spec["pty_socket"])
+    socket.send_fds(sock, [b"pty"], [master])
+    sock.close()
+    os.close(master)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+    fcntl.ioctl(0, TIOCSCTTY, 0)
+
+
 def child(spec):
     os.setsid()
-    if spec.get("tty"):
-        import fcntl
-        fcntl.ioctl(0, TIOCSCTTY, 0)
     setup_root(spec)
+    if spec.get("tty"):
+        console(spec)
     if spec.get("hostname") and not spec.get("share_uts"):
         check(libc.sethostname(b(spec["hostname"]), len(spec["hostname"])), "sethostname")
     env = dict(kv.split("=", 1) for kv in spec["env"])
@@ -182,9 +202,8 @@ def enter(spec):
     if child_pid == 0:
         try:
             if spec.get("tty"):
-                import fcntl
                 os.setsid()
-                fcntl.ioctl(0, TIOCSCTTY, 0)
+                console(spec)
             os.chdir(spec.get("cwd") or "/")
             env = dict(os.environ)
             os.execve(resolve(spec["argv"][0], env), spec["argv"], env)

@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -25,14 +26,43 @@ class SpawnError(Exception):
     pass
 
 
-async def spawn(spec: dict[str, Any], stdin: int, stdout: int, stderr: int) -> int:
+class Console:
+    """The daemon's end of the socket a launcher sends a container's pty master on."""
+
+    def __init__(self) -> None:
+        self.ours, self.theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+    def receive(self) -> int:
+        """The master fd; call once the launcher has sent it."""
+        self.theirs.close()
+        self.ours.settimeout(10)
+        try:
+            _msg, fds, _flags, _addr = socket.recv_fds(self.ours, 16, 1)
+        finally:
+            self.ours.close()
+        if not fds:
+            raise SpawnError("the container's terminal was not received")
+        os.set_blocking(fds[0], False)
+        return fds[0]
+
+    def close(self) -> None:
+        self.ours.close()
+        self.theirs.close()
+
+
+async def spawn(spec: dict[str, Any], stdin: int, stdout: int, stderr: int,
+                console: Console | None = None) -> int:
     """Start a container process from `spec`; returns its PID (as the daemon sees it)."""
     r, w = os.pipe2(os.O_CLOEXEC)
+    extra: tuple[int, ...] = ()
+    if console is not None:
+        spec = {**spec, "pty_socket": console.theirs.fileno()}
+        extra = (console.theirs.fileno(),)
     try:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-I", "-S", LAUNCHER, json.dumps(spec), str(w),
             stdin=stdin, stdout=stdout, stderr=stderr,
-            pass_fds=(w,),
+            pass_fds=(w, *extra),
         )
     finally:
         os.close(w)
@@ -114,9 +144,12 @@ def kill(pid: int, sig: int = signal.SIGTERM) -> None:
         pass
 
 
-def exec_argv(pid: int, argv: list[str], *, workdir: str = "", tty: bool = False) -> list[str]:
-    """The command that runs `argv` inside every namespace of container PID 1."""
-    spec = {"pid": pid, "argv": argv, "cwd": workdir, "tty": tty}
+def exec_argv(pid: int, argv: list[str], *, workdir: str = "", console: Console | None = None) -> list[str]:
+    """The command that runs `argv` inside every namespace of container PID 1
+    (with `console`, on a pty of the container's own)."""
+    spec: dict[str, Any] = {"pid": pid, "argv": argv, "cwd": workdir, "tty": console is not None}
+    if console is not None:
+        spec["pty_socket"] = console.theirs.fileno()
     return [sys.executable, "-I", "-S", LAUNCHER, "--exec", json.dumps(spec)]
 
 

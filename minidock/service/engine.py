@@ -96,6 +96,9 @@ class Engine:
         self.execs: dict[str, dict[str, Any]] = {}
         self._fw_lock = asyncio.Lock()
         self.background: set[asyncio.Task[Any]] = set()
+        # attach requests that arrived before the start they wait for (docker run attaches first)
+        self.pending_subscribers: dict[str, set[asyncio.Queue[bytes | None]]] = {}
+        self.start_attempts: dict[str, asyncio.Event] = {}
 
     # ------------------------------------------------------------------ start-up
     async def open(self) -> None:
@@ -362,7 +365,23 @@ class Engine:
                 return
             await self._start(c)
 
+    def start_attempt(self, cid: str) -> asyncio.Event:
+        """Set when the next start of `cid` has succeeded or failed."""
+        return self.start_attempts.setdefault(cid, asyncio.Event())
+
     async def _start(self, c: dict[str, Any]) -> None:
+        try:
+            await self._start_inner(c)
+        except BaseException:
+            for q in self.pending_subscribers.pop(c["id"], set()):
+                q.put_nowait(None)
+            raise
+        finally:
+            event = self.start_attempts.pop(c["id"], None)
+            if event is not None:
+                event.set()
+
+    async def _start_inner(self, c: dict[str, Any]) -> None:
         cid = c["id"]
         mode_net = self.network(next(iter(c["networks"]))) if c["networks"] else self.network("none")
         host_mode = mode_net["driver"] == "host"
@@ -387,8 +406,15 @@ class Engine:
                 self._write_files(c, host_mode)
                 stdin, stdout, stderr = self._stdio(c, rt, opened)
                 spec = self._spec(c, host_mode)
-                # the last step: nothing after it can fail and need it undone
-                pid = await tx.step("process", process.spawn(spec, stdin, stdout, stderr))
+                console = process.Console() if c["config"]["Tty"] else None
+                try:
+                    # the last step: nothing after it can fail and need it undone
+                    pid = await tx.step("process", process.spawn(spec, stdin, stdout, stderr, console))
+                    if console is not None:
+                        rt.master = console.receive()
+                finally:
+                    if console is not None:
+                        console.close()
                 for fd in opened:
                     os.close(fd)
                 opened.clear()
@@ -414,6 +440,7 @@ class Engine:
                 sb.close()
         self.runtime[cid] = rt
         if rt.master is not None:
+            rt.subscribers |= self.pending_subscribers.pop(cid, set())
             self._relay(cid, rt)
         self._watch(cid, c["state"]["pid"])
 
@@ -485,12 +512,11 @@ class Engine:
     def _stdio(self, c: dict[str, Any], rt: Runtime, opened: list[int]) -> tuple[int, int, int]:
         log_path = os.path.join(self._dir(c["id"]), "container.log")
         if c["config"]["Tty"]:
-            master, slave = os.openpty()
-            os.set_blocking(master, False)
-            rt.master = master
+            # the launcher opens the pty inside the container and sends us its master
             rt.log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            opened.append(slave)
-            return slave, slave, slave
+            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            opened.append(null)
+            return null, null, null
         out = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         opened.append(out)
         if c["config"]["OpenStdin"]:
@@ -723,18 +749,21 @@ class Engine:
         if rt is not None and rt.master is not None:
             fcntl.ioctl(rt.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
-    def subscribe(self, cid: str) -> asyncio.Queue[bytes | None] | None:
-        rt = self.runtime.get(cid)
-        if rt is None or rt.master is None:
-            return None
+    def subscribe(self, cid: str) -> asyncio.Queue[bytes | None]:
+        """A queue of a Tty container's output; before its start, it waits for it."""
         q: asyncio.Queue[bytes | None] = asyncio.Queue()
-        rt.subscribers.add(q)
+        rt = self.runtime.get(cid)
+        if rt is not None and rt.master is not None:
+            rt.subscribers.add(q)
+        else:
+            self.pending_subscribers.setdefault(cid, set()).add(q)
         return q
 
     def unsubscribe(self, cid: str, q: asyncio.Queue[bytes | None]) -> None:
         rt = self.runtime.get(cid)
         if rt is not None:
             rt.subscribers.discard(q)
+        self.pending_subscribers.get(cid, set()).discard(q)
 
     def create_exec(self, ref: str, body: dict[str, Any]) -> str:
         c = self.container(ref)

@@ -42,13 +42,13 @@ async def start(engine: Engine, ex: dict[str, Any], reader: asyncio.StreamReader
                 writer: asyncio.StreamWriter | None) -> None:
     c = engine.container(ex["container_id"])
     pid = c["state"]["pid"]
-    argv = process.exec_argv(pid, ex["cmd"], workdir=ex["workdir"], tty=ex["tty"])
     env = _env(c, ex)
     ex["running"] = True
     try:
         if ex["tty"]:
-            await _run_tty(ex, argv, env, reader, writer)
+            await _run_tty(ex, pid, env, reader, writer)
         else:
+            argv = process.exec_argv(pid, ex["cmd"], workdir=ex["workdir"])
             await _run_pipes(ex, argv, env, reader, writer)
     finally:
         ex["running"] = False
@@ -57,15 +57,18 @@ async def start(engine: Engine, ex: dict[str, Any], reader: asyncio.StreamReader
                 writer.write_eof()
 
 
-async def _run_tty(ex: dict[str, Any], argv: list[str], env: dict[str, str],
+async def _run_tty(ex: dict[str, Any], pid: int, env: dict[str, str],
                    reader: asyncio.StreamReader | None, writer: asyncio.StreamWriter | None) -> None:
-    master, slave = os.openpty()
-    os.set_blocking(master, False)
-    ex["master"] = master
+    console = process.Console()
     try:
-        proc = await asyncio.create_subprocess_exec(*argv, stdin=slave, stdout=slave, stderr=slave, env=env)
+        argv = process.exec_argv(pid, ex["cmd"], workdir=ex["workdir"], console=console)
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL, env=env, pass_fds=(console.theirs.fileno(),))
+        master = await asyncio.get_running_loop().run_in_executor(None, console.receive)
     finally:
-        os.close(slave)
+        console.close()
+    ex["master"] = master
     ex["pid"] = proc.pid
     loop = asyncio.get_running_loop()
     out: asyncio.Queue[bytes | None] = asyncio.Queue()
