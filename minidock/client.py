@@ -72,7 +72,10 @@ class Client:
                    "Is the minidock daemon running?") from None
         except PermissionError:
             raise DaemonError(0, f"permission denied while trying to connect to unix://{self.path}") from None
-        return conn, conn.getresponse()
+        try:
+            return conn, conn.getresponse()
+        except (OSError, http.client.HTTPException) as e:
+            raise DaemonError(0, f"error during connect to unix://{self.path}: {e}") from None
 
     def call(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None) -> Any:
         conn, resp = self._send(method, path, query, body)

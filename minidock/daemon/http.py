@@ -155,6 +155,7 @@ BASE_HEADERS = {"Api-Version": "1.47", "Server": "minidock", "Ostype": "linux"}
 async def serve_connection(router: Router, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         if peer_uid(writer) != 0:
+            await asyncio.wait_for(_read_request(reader), 5)  # read it so the reply is not a reset
             writer.write(_head(403, {**BASE_HEADERS, "Content-Type": "application/json",
                                      "Connection": "close"}))
             writer.write(b'{"message":"permission denied: minidock is for root only"}\n')

@@ -212,3 +212,8 @@ def test_concurrent_runs_get_distinct_addresses(md: Sandbox) -> None:
     last = ips[-1]
     assert "1 packets received" in md.cli("exec", names[0], "ping", "-c", "1", "-W", "2", last).out
     md.cli("rm", "-f", *names)
+
+
+def test_run_i_pipes_stdin_to_the_container(md: Sandbox) -> None:
+    r = md.cli("run", "-i", "--rm", "busybox", "sh", "-c", "read line; echo got:$line", input="from-stdin\n")
+    assert r.out.strip() == "got:from-stdin"
