@@ -45,7 +45,7 @@ def parse_subnet(text: str) -> IPNetwork:
         raise InvalidParameter(f"invalid subnet {text}: invalid CIDR address: {text}") from None
     if "/" not in text or net.version != 4:
         raise InvalidParameter(f"invalid subnet {text}: invalid CIDR address: {text}")
-    if net.cidr != net:
+    if net.ip != net.network:  # netaddr's == ignores host bits
         raise InvalidParameter(
             f"invalid subnet {text}: it should be {net.cidr}"
         )

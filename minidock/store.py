@@ -89,7 +89,9 @@ class Store:
         assert table in _TABLES
         with self.transaction() as db:
             db.execute(
-                f"INSERT OR REPLACE INTO {table} (id, name, data) VALUES (?, ?, ?)",
+                # not INSERT OR REPLACE: that would silently delete another document holding the name
+                f"INSERT INTO {table} (id, name, data) VALUES (?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET name=excluded.name, data=excluded.data",
                 (doc["id"], doc["name"], json.dumps(doc)),
             )
 

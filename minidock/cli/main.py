@@ -606,6 +606,30 @@ def network_rm(c: Ctx, networks: tuple[str, ...]) -> None:
     each(c, networks, lambda ref: c.api.call("DELETE", f"/networks/{q(ref)}"))
 
 
+@network.command("connect", context_settings=CONTEXT)
+@click.option("--ip", default="")
+@click.option("--alias", "aliases", multiple=True)
+@click.argument("network_name", metavar="NETWORK")
+@click.argument("container")
+@pass_ctx
+def network_connect(c: Ctx, ip: str, aliases: tuple[str, ...], network_name: str, container: str) -> None:
+    """Connect a container to a network (live: a new ethN appears)."""
+    ep: dict[str, Any] = {"Aliases": list(aliases)}
+    if ip:
+        ep["IPAMConfig"] = {"IPv4Address": ip}
+    c.call("POST", f"/networks/{q(network_name)}/connect", body={"Container": container, "EndpointConfig": ep})
+
+
+@network.command("disconnect", context_settings=CONTEXT)
+@click.option("-f", "--force", is_flag=True)
+@click.argument("network_name", metavar="NETWORK")
+@click.argument("container")
+@pass_ctx
+def network_disconnect(c: Ctx, force: bool, network_name: str, container: str) -> None:
+    """Disconnect a container from a network (live: its ethN disappears)."""
+    c.call("POST", f"/networks/{q(network_name)}/disconnect", body={"Container": container, "Force": force})
+
+
 @network.command("prune", context_settings=CONTEXT)
 @click.option("-f", "--force", is_flag=True)
 @pass_ctx

@@ -127,7 +127,8 @@ async def _read_request(reader: asyncio.StreamReader) -> Request | None:
         while True:
             size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
             if size == 0:
-                await reader.readline()
+                while (await reader.readline()).strip():  # trailer fields, then the blank line
+                    pass
                 break
             parts.append(await reader.readexactly(size))
             await reader.readline()

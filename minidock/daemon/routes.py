@@ -71,6 +71,18 @@ def build(engine: Engine) -> Router:
         await engine.remove_network(req.params["id"])
         return Response(204)
 
+    async def network_connect(req: Request) -> Response:
+        body = req.json()
+        ep = body.get("EndpointConfig") or {}
+        await engine.connect(req.params["id"], body.get("Container") or "",
+                             (ep.get("IPAMConfig") or {}).get("IPv4Address") or "", ep.get("Aliases") or [])
+        return Response(200)
+
+    async def network_disconnect(req: Request) -> Response:
+        body = req.json()
+        await engine.disconnect(req.params["id"], body.get("Container") or "", bool(body.get("Force")))
+        return Response(200)
+
     async def network_prune(req: Request) -> Response:
         return Response(200, {"NetworksDeleted": await engine.prune_networks()})
 
@@ -285,6 +297,8 @@ def build(engine: Engine) -> Router:
         ("GET", "/networks", networks_list), ("POST", "/networks/create", network_create),
         ("POST", "/networks/prune", network_prune),
         ("GET", "/networks/{id}", network_inspect), ("DELETE", "/networks/{id}", network_rm),
+        ("POST", "/networks/{id}/connect", network_connect),
+        ("POST", "/networks/{id}/disconnect", network_disconnect),
         ("GET", "/containers/json", containers_list), ("POST", "/containers/create", container_create),
         ("GET", "/containers/{id}/json", container_inspect),
         ("POST", "/containers/{id}/start", container_start), ("POST", "/containers/{id}/stop", container_stop),

@@ -72,6 +72,14 @@ class BridgeDriver:
             why="let the host route packets between the bridge and its other interfaces",
         )
 
+        if not _true(net.get("options", {}).get(OPT_ICC)):
+            await tx.step(
+                "bridged traffic through iptables",
+                _async(sysctl.ensure, "net.bridge.bridge-nf-call-iptables", "1"),
+                commands=["sysctl -w net.bridge.bridge-nf-call-iptables=1"],
+                why="enable_icc=false is a FORWARD rule, so frames between ports of one bridge must pass iptables",
+            )
+
     async def delete_network(self, net: dict[str, Any]) -> None:
         await self.host.delete_link(net["bridge"])
 

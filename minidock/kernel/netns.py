@@ -16,10 +16,13 @@ import asyncio
 import errno
 import os
 import socket
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from . import libc
 
+T = TypeVar("T")
 NETNS_DIR = "/run/netns"
 NETLINK_ROUTE = 0
 
@@ -93,6 +96,26 @@ async def create(name: str) -> socket.socket:
 async def open_socket(name: str) -> socket.socket:
     """A netlink socket inside the existing namespace NAME."""
     return await asyncio.get_running_loop().run_in_executor(_executor, _enter, name)
+
+
+def _run_in(name: str, fn: Callable[[], T]) -> T:
+    home = _home()
+    fd = os.open(path(name), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        libc.setns(fd, libc.CLONE_NEWNET)
+    finally:
+        os.close(fd)
+    try:
+        return fn()
+    finally:
+        libc.setns(home, libc.CLONE_NEWNET)
+
+
+async def run_in(name: str, fn: Callable[[], T]) -> T:
+    """Run `fn` (say, opening and binding sockets) inside namespace NAME.
+
+    `fn` must be short and must not block: it runs on the namespace thread."""
+    return await asyncio.get_running_loop().run_in_executor(_executor, _run_in, name, fn)
 
 
 def exists(name: str) -> bool:

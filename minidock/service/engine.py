@@ -26,7 +26,7 @@ from typing import Any
 
 from netaddr import IPAddress, IPNetwork
 
-from .. import ipam
+from .. import dnsstub, ipam
 from ..drivers.bridge import BridgeDriver
 from ..drivers.host import HostDriver
 from ..drivers.null import NullDriver
@@ -99,6 +99,8 @@ class Engine:
         # attach requests that arrived before the start they wait for (docker run attaches first)
         self.pending_subscribers: dict[str, set[asyncio.Queue[bytes | None]]] = {}
         self.start_attempts: dict[str, asyncio.Event] = {}
+        self.records = dnsstub.Records()
+        self.dns = dnsstub.DnsServer(self.records, self._upstreams_for)
 
     # ------------------------------------------------------------------ start-up
     async def open(self) -> None:
@@ -109,6 +111,7 @@ class Engine:
         await self.reconcile()
 
     async def close(self) -> None:
+        self.dns.close()
         for rt in self.runtime.values():
             self._close_runtime(rt)
         if self.host:
@@ -142,6 +145,13 @@ class Engine:
                 log.info("container %s died while the daemon was away", c["name"])
                 await self._teardown_network(c)
                 self._mark_exited(c, None)
+        for c in self.store.all("containers"):
+            if c["id"] in self.runtime and self._uses_dns(c):
+                try:
+                    await self.dns.serve(c["id"], c["netns"])
+                except OSError as e:
+                    log.warning("DNS for %s: %s", c["name"], e)
+        self.refresh_dns()
         for link in await self.host.links():
             if (link.alias or "").startswith(ALIAS_PREFIX) and link.name not in known_links:
                 log.info("removing stale link %s (%s)", link.name, link.alias)
@@ -402,7 +412,11 @@ class Engine:
                     c["netns"] = ns_name
                     for index, (_netname, cfg) in enumerate(c["networks"].items()):
                         net = self.network(cfg["network_id"])
-                        await self._plug(c, net, cfg, sb, tx, f"eth{index}", gateway=index == 0)
+                        await self._plug(c, net, cfg, sb, tx, f"eth{index}",
+                                         gateway=index == 0 and not net.get("internal"))
+                    if self._uses_dns(c):
+                        await tx.step("dns", self.dns.serve(cid, ns_name), undo=_coro(self.dns.stop, cid),
+                                      why="the embedded DNS server at 127.0.0.11 inside the container")
                 self._write_files(c, host_mode)
                 stdin, stdout, stderr = self._stdio(c, rt, opened)
                 spec = self._spec(c, host_mode)
@@ -443,6 +457,7 @@ class Engine:
             rt.subscribers |= self.pending_subscribers.pop(cid, set())
             self._relay(cid, rt)
         self._watch(cid, c["state"]["pid"])
+        self.refresh_dns()
 
     async def _plug(self, c: dict[str, Any], net: dict[str, Any], cfg: dict[str, Any],
                     sb: SandboxHandle, tx: Transaction, ifname: str, gateway: bool) -> dict[str, Any]:
@@ -504,9 +519,12 @@ class Engine:
         else:
             own = [(ep["ip"], hostname) for ep in eps if ep.get("ip")][:1]
             hosts = files.hosts(own, extra)
-        dns = c["host_config"]["Dns"] or self.upstreams
+        if self._uses_dns(c):
+            resolv = f"nameserver {dnsstub.STUB_ADDRESS}\noptions ndots:0\n"
+        else:
+            resolv = files.resolv_conf(c["host_config"]["Dns"] or self.upstreams)
         _write(os.path.join(d, "hosts"), hosts)
-        _write(os.path.join(d, "resolv.conf"), files.resolv_conf(dns))
+        _write(os.path.join(d, "resolv.conf"), resolv)
         _write(os.path.join(d, "hostname"), hostname + "\n")
 
     def _stdio(self, c: dict[str, Any], rt: Runtime, opened: list[int]) -> tuple[int, int, int]:
@@ -607,6 +625,7 @@ class Engine:
                 log.warning("teardown of %s: %s", c["name"], err)
             if c["host_config"]["AutoRemove"]:
                 self._remove_record(c)
+            self.refresh_dns()
 
     def _mark_exited(self, c: dict[str, Any], code: int | None) -> None:
         stopping = c["state"].get("stopping_signal")
@@ -636,6 +655,7 @@ class Engine:
             q.put_nowait(None)
 
     async def _teardown_network(self, c: dict[str, Any]) -> list[Exception]:
+        self.dns.stop(c["id"])
         steps = []
         for ep in self.store.endpoints(container_id=c["id"]):
             net = self.store.get("networks", ep["network_id"])
@@ -699,6 +719,7 @@ class Engine:
             c = self.store.get("containers", c["id"])
             if c is not None:
                 self._remove_record(c)
+        self.refresh_dns()
 
     def _remove_record(self, c: dict[str, Any]) -> None:
         for ep in self.store.endpoints(container_id=c["id"]):
@@ -706,6 +727,90 @@ class Engine:
             self.store.delete_endpoint(c["id"], ep["network_id"])
         self.store.delete("containers", c["id"])
         shutil.rmtree(self._dir(c["id"]), ignore_errors=True)
+
+    # ------------------------------------------------------------------ DNS records
+    def _user_network(self, net: dict[str, Any] | None) -> bool:
+        return net is not None and net["driver"] == "bridge" and not net.get("predefined")
+
+    def _uses_dns(self, c: dict[str, Any]) -> bool:
+        """Like Docker: a container on a user-defined network resolves through 127.0.0.11."""
+        return any(self._user_network(self.store.get("networks", cfg["network_id"]))
+                   for cfg in c["networks"].values())
+
+    def _upstreams_for(self, cid: str) -> list[str]:
+        c = self.store.get("containers", cid)
+        return (c["host_config"]["Dns"] if c else None) or self.upstreams
+
+    def refresh_dns(self) -> None:
+        """Rebuild the name records from the live endpoints of user networks."""
+        nets = {n["id"]: n for n in self.store.all("networks")}
+        records = []
+        for c in self.store.all("containers"):
+            if c["state"]["status"] != "running":
+                continue
+            for ep in self.store.endpoints(container_id=c["id"]):
+                net = nets.get(ep["network_id"])
+                if not self._user_network(net) or not ep.get("ip"):
+                    continue
+                names = [c["name"], *ep.get("aliases", []), c["config"]["Hostname"], c["id"][:12]]
+                records.append(dnsstub.Record(c["id"], ep["network_id"], ep["ip"], list(dict.fromkeys(names))))
+        self.records.rebuild(records)
+
+    # ------------------------------------------------------------------ connect, disconnect
+    async def connect(self, netref: str, cref: str, ip: str = "", aliases: list[str] | None = None) -> None:
+        net, c = self.network(netref), self.container(cref)
+        aliases = list(aliases or [])
+        mode = self.network(next(iter(c["networks"]))) if c["networks"] else None
+        if net["driver"] == "host" or (mode is not None and mode["driver"] == "host"):
+            raise Forbidden("container cannot be disconnected from host network or connected to host network")
+        if net["driver"] == "null" or (mode is not None and mode["driver"] == "null"):
+            raise Forbidden("container cannot be connected to multiple networks with one of the networks "
+                            "in private (none) mode")
+        if net["name"] in c["networks"]:
+            raise Forbidden(f"endpoint with name {c['name']} already exists in network {net['name']}")
+        if net["name"] == "bridge" and ip:
+            raise InvalidParameter("user specified IP address is supported on user defined networks only")
+        if net["name"] == "bridge" and aliases:
+            raise InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
+        if ip:
+            self._check_pinned_ip(net, ip)
+        async with self.locks.hold(c["id"], net["id"]):
+            c = self.container(c["id"])
+            cfg = {"network_id": net["id"], "aliases": aliases, "ipv4": ip}
+            if c["state"]["status"] == "running" and c.get("netns"):
+                used = {ep["ifname"] for ep in self.store.endpoints(container_id=c["id"])}
+                ifname = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
+                sb = SandboxHandle(name=c["name"], netns=c["netns"])
+                try:
+                    async with Transaction() as tx:
+                        await self._plug(c, net, cfg, sb, tx, ifname, gateway=False)
+                        if self._user_network(net):
+                            await tx.step("dns", self.dns.serve(c["id"], c["netns"]),
+                                          undo=_coro(self.dns.stop, c["id"]))
+                finally:
+                    sb.close()
+            c["networks"][net["name"]] = cfg
+            self.store.put("containers", c)
+        self.refresh_dns()
+
+    async def disconnect(self, netref: str, cref: str, force: bool = False) -> None:
+        net, c = self.network(netref), self.container(cref)
+        if net["name"] not in c["networks"]:
+            raise Forbidden(f"container {c['id']} is not connected to network {net['name']}")
+        if net["driver"] == "host":
+            raise Forbidden("container cannot be disconnected from host network or connected to host network")
+        async with self.locks.hold(c["id"], net["id"]):
+            c = self.container(c["id"])
+            for ep in self.store.endpoints(container_id=c["id"], network_id=net["id"]):
+                await self.drivers[net["driver"]].leave(net, ep)
+                self.store.release(net["id"], c["id"])
+                self.store.delete_endpoint(c["id"], net["id"])
+            del c["networks"][net["name"]]
+            self.store.put("containers", c)
+            if not any(self._user_network(self.store.get("networks", cfg["network_id"]))
+                       for cfg in c["networks"].values()):
+                self.dns.stop(c["id"])
+        self.refresh_dns()
 
     # ------------------------------------------------------------------ attach, logs, exec
     def log_path(self, c: dict[str, Any]) -> str:

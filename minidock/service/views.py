@@ -145,7 +145,7 @@ def human_duration(seconds: float) -> str:
         return "About a minute"
     if m < 60:
         return f"{m} minutes"
-    h = round(s / 3600)
+    h = int(seconds / 3600 + 0.5)  # go-units rounds halves up
     if h == 1:
         return "About an hour"
     if h < 48:
@@ -156,7 +156,7 @@ def human_duration(seconds: float) -> str:
         return f"{h // 24 // 7} weeks"
     if h < 24 * 365 * 2:
         return f"{h // 24 // 30} months"
-    return f"{h // 24 // 365} years"
+    return f"{int(seconds / 3600) // 24 // 365} years"
 
 
 def status_text(c: dict[str, Any], now: float | None = None) -> str:

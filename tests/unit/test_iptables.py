@@ -1,0 +1,214 @@
+"""Unit tests for minidock.kernel.iptables: the ruleset text and the jump repair.
+
+The golden files under golden/ were generated once with UPDATE_GOLDEN=1 and then
+read rule by rule against moby's iptablesdoc (v28.5.2, "new-daemon", "usernet-portmap",
+"usernet-portmap-noicc", "usernet-internal"), with MINIDOCK-* in place of DOCKER-*.
+Known, deliberate-looking differences from Docker: an explicit `MINIDOCK-USER -j RETURN`
+(older Docker releases had one; 28.5 has none), MASQUERADE in our own POSTROUTING chain, no nat
+`-i <bridge> -j RETURN` (no port publishing yet), the two icc=false FORWARD rules in the
+other (equivalent) order, and internal networks keep the CT/BRIDGE/DROP rules and a plain
+`-i <bridge> -j ACCEPT` where Docker has only `-i <bridge> -o <bridge> -j ACCEPT`; the
+isolation DROPs run before that ACCEPT, so the effect is the same.
+To regenerate after an intended change:
+
+    UPDATE_GOLDEN=1 .venv/bin/python -m pytest -q tests/unit/test_iptables.py
+
+and review the diff before committing it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from minidock.kernel.iptables import (
+    FILTER_CHAINS,
+    JUMPS,
+    NAT_CHAINS,
+    BridgeRules,
+    jump_lines,
+    ruleset,
+)
+
+GOLDEN = Path(__file__).parent / "golden"
+
+DEFAULT = BridgeRules(network="bridge", bridge="minidock0", subnet="172.17.0.0/16")
+USER = BridgeRules(network="appnet", bridge="br-0123456789ab", subnet="172.18.0.0/16")
+
+
+def assert_golden(name: str, text: str) -> None:
+    """Compare `text` with golden/<name>; with UPDATE_GOLDEN=1, (re)write the file instead."""
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+        return
+    assert path.exists(), f"missing golden file {path}: run with UPDATE_GOLDEN=1 and review it"
+    assert text == path.read_text(), f"{name} differs from its golden file"
+
+
+# --- golden rulesets ----------------------------------------------------------------------
+
+CASES: dict[str, list[BridgeRules]] = {
+    "default_bridge.rules": [DEFAULT],
+    "default_and_user.rules": [DEFAULT, USER],
+    "internal.rules": [DEFAULT, BridgeRules(network="backend", bridge="br-fedcba987654",
+                                            subnet="192.0.2.0/24", internal=True)],
+    "icc_false.rules": [DEFAULT, BridgeRules(network="quiet", bridge="br-00000000cafe",
+                                             subnet="172.19.0.0/16", icc=False)],
+    "no_masquerade.rules": [DEFAULT, BridgeRules(network="routed", bridge="br-0000beefbeef",
+                                                 subnet="172.20.0.0/16", masquerade=False)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_restore_text_matches_golden(name: str) -> None:
+    assert_golden(name, ruleset(CASES[name]).restore_text())
+
+
+def test_restore_text_declares_every_chain_of_ours_in_both_tables() -> None:
+    text = ruleset([]).restore_text()
+    filter_part, nat_part = text.split("*nat\n")
+    assert filter_part.startswith("*filter\n") and filter_part.endswith("COMMIT\n")
+    assert [ln for ln in filter_part.splitlines() if ln.startswith(":")] == \
+        [f":{c} - [0:0]" for c in FILTER_CHAINS]
+    assert [ln for ln in nat_part.splitlines() if ln.startswith(":")] == \
+        [f":{c} - [0:0]" for c in NAT_CHAINS]
+    assert text.endswith("COMMIT\n")
+
+
+def test_restore_text_puts_jump_lines_before_commit_of_their_table() -> None:
+    text = ruleset([DEFAULT]).restore_text((["-I FORWARD 1 -j X"], ["-I POSTROUTING 1 -j Y"]))
+    lines = text.splitlines()
+    commits = [i for i, ln in enumerate(lines) if ln == "COMMIT"]
+    assert lines.index("-I FORWARD 1 -j X") == commits[0] - 1
+    assert lines.index("-I POSTROUTING 1 -j Y") == commits[1] - 1
+
+
+def test_only_jumps_touch_builtin_chains() -> None:
+    rs = ruleset([DEFAULT, USER])
+    for line in rs.filter + rs.nat:
+        chain = line.split()[1]
+        assert chain.startswith("MINIDOCK"), line
+
+
+def test_every_network_rule_carries_its_comment() -> None:
+    rs = ruleset([DEFAULT, USER])
+    for line in rs.filter + rs.nat:
+        if "br-0123456789ab" in line:
+            assert '-m comment --comment "network appnet"' in line
+        elif "minidock0" in line:
+            assert '-m comment --comment "network bridge"' in line
+
+
+def test_internal_network_gets_no_masquerade_even_if_asked() -> None:
+    internal = BridgeRules(network="i", bridge="br-i", subnet="10.5.0.0/24", internal=True,
+                           masquerade=True)
+    assert ruleset([internal]).nat == []
+
+
+# --- jump_lines ---------------------------------------------------------------------------
+
+FILTER_JUMPS = [s for t, c, s in JUMPS if (t, c) == ("filter", "FORWARD")]
+
+
+def save_text(forward: list[str], prerouting: list[str], output: list[str],
+              postrouting: list[str], filter_output: tuple[str, ...] = ()) -> str:
+    """A minimal iptables-save dump with these rules in the built-in chains."""
+    return "\n".join([
+        "# Generated by iptables-save v1.8.10 (nf_tables)",
+        "*filter",
+        ":INPUT ACCEPT [0:0]",
+        ":FORWARD ACCEPT [0:0]",
+        ":OUTPUT ACCEPT [0:0]",
+        *[f"-A FORWARD {r}" for r in forward],
+        *[f"-A OUTPUT {r}" for r in filter_output],
+        "COMMIT",
+        "*nat",
+        ":PREROUTING ACCEPT [0:0]",
+        ":INPUT ACCEPT [0:0]",
+        ":OUTPUT ACCEPT [0:0]",
+        ":POSTROUTING ACCEPT [0:0]",
+        *[f"-A PREROUTING {r}" for r in prerouting],
+        *[f"-A OUTPUT {r}" for r in output],
+        *[f"-A POSTROUTING {r}" for r in postrouting],
+        "COMMIT",
+        "",
+    ])
+
+
+OURS = {
+    "forward": ["-j MINIDOCK-USER", "-j MINIDOCK-FORWARD"],
+    "prerouting": ["-m addrtype --dst-type LOCAL -j MINIDOCK"],
+    "output": ["! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j MINIDOCK"],
+    "postrouting": ["-j MINIDOCK-POSTROUTING"],
+}
+
+
+def test_jump_lines_on_a_clean_host_inserts_every_jump_in_order() -> None:
+    filt, nat = jump_lines(save_text([], [], [], []))
+    # -I ... 1 in reverse order leaves MINIDOCK-USER first, then MINIDOCK-FORWARD
+    assert filt == ["-I FORWARD 1 -j MINIDOCK-FORWARD", "-I FORWARD 1 -j MINIDOCK-USER"]
+    assert nat == [
+        "-I PREROUTING 1 -m addrtype --dst-type LOCAL -j MINIDOCK",
+        "-I OUTPUT 1 ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j MINIDOCK",
+        "-I POSTROUTING 1 -j MINIDOCK-POSTROUTING",
+    ]
+
+
+def test_jump_lines_with_no_iptables_save_output_at_all() -> None:
+    filt, nat = jump_lines("")
+    assert len(filt) == 2 and len(nat) == 3
+    assert all(line.startswith("-I ") for line in filt + nat)
+
+
+def test_jump_lines_leaves_jumps_that_are_already_first_and_in_order() -> None:
+    text = save_text(OURS["forward"] + ["-j DOCKER-USER", "-j DOCKER-FORWARD"],
+                     OURS["prerouting"] + ["-m addrtype --dst-type LOCAL -j DOCKER"],
+                     OURS["output"],
+                     OURS["postrouting"] + ["-s 172.17.0.0/16 ! -o docker0 -j MASQUERADE"])
+    assert jump_lines(text) == ([], [])
+
+
+def test_jump_lines_repairs_wrong_order_by_delete_then_insert() -> None:
+    text = save_text(list(reversed(OURS["forward"])), OURS["prerouting"], OURS["output"],
+                     OURS["postrouting"])
+    filt, nat = jump_lines(text)
+    assert filt == [
+        "-D FORWARD -j MINIDOCK-USER",
+        "-D FORWARD -j MINIDOCK-FORWARD",
+        "-I FORWARD 1 -j MINIDOCK-FORWARD",
+        "-I FORWARD 1 -j MINIDOCK-USER",
+    ]
+    assert nat == []  # the nat chains were fine and are left alone
+
+
+def test_jump_lines_moves_a_jump_pushed_down_by_another_rule() -> None:
+    # e.g. Docker (or a user) inserted its own rule at the top of POSTROUTING after us
+    text = save_text(OURS["forward"], OURS["prerouting"], OURS["output"],
+                     ["-s 172.17.0.0/16 ! -o docker0 -j MASQUERADE", *OURS["postrouting"]])
+    filt, nat = jump_lines(text)
+    assert filt == []
+    assert nat == ["-D POSTROUTING -j MINIDOCK-POSTROUTING",
+                   "-I POSTROUTING 1 -j MINIDOCK-POSTROUTING"]
+
+
+def test_jump_lines_only_deletes_jumps_that_exist() -> None:
+    text = save_text(["-j MINIDOCK-FORWARD"], OURS["prerouting"], OURS["output"],
+                     OURS["postrouting"])
+    filt, _ = jump_lines(text)
+    assert filt == ["-D FORWARD -j MINIDOCK-FORWARD",
+                    "-I FORWARD 1 -j MINIDOCK-FORWARD", "-I FORWARD 1 -j MINIDOCK-USER"]
+    assert FILTER_JUMPS == OURS["forward"]
+
+
+def test_jump_lines_does_not_confuse_tables() -> None:
+    # a filter OUTPUT rule that looks like our nat OUTPUT jump must not count for nat
+    text = save_text(OURS["forward"], OURS["prerouting"], [], OURS["postrouting"],
+                     filter_output=tuple(OURS["output"]))
+    assert text.count("-A OUTPUT ! -d 127.0.0.0/8") == 1
+    filt, nat = jump_lines(text)
+    assert filt == []
+    assert nat == ["-I OUTPUT 1 ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j MINIDOCK"]

@@ -1,0 +1,171 @@
+"""Unit tests for minidock.service.networks: /networks/create validation and subnet picking."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from netaddr import IPNetwork
+
+from minidock.errors import Conflict, Forbidden, InvalidParameter
+from minidock.service import networks
+from minidock.service.networks import finish_subnet, validate_create
+
+
+def predefined() -> list[dict[str, Any]]:
+    bridge = networks.default_bridge_record()
+    bridge["ipam"]["config"] = [{"subnet": "172.17.0.0/16", "gateway": "172.17.0.1"}]
+    return [bridge, networks.simple_record("host", "host"), networks.simple_record("none", "null")]
+
+
+def create(existing: list[dict[str, Any]] | None = None, **req: Any) -> dict[str, Any]:
+    return validate_create({"Name": "appnet", **req}, predefined() if existing is None else existing)
+
+
+def ipam_req(**config: str) -> dict[str, Any]:
+    return {"Driver": "default", "Config": [config]}
+
+
+def test_valid_request_produces_a_record_with_the_given_subnet_and_gateway() -> None:
+    rec = create(IPAM=ipam_req(Subnet="10.20.0.0/16", Gateway="10.20.0.254"),
+                 Internal=True, Labels={"team": "net"},
+                 Options={"com.docker.network.driver.mtu": "1400"})
+    assert rec["name"] == "appnet" and rec["driver"] == "bridge"
+    assert rec["ipam"]["config"] == [{"subnet": "10.20.0.0/16", "gateway": "10.20.0.254"}]
+    assert rec["internal"] is True and rec["predefined"] is False
+    assert rec["labels"] == {"team": "net"}
+    assert rec["options"] == {"com.docker.network.driver.mtu": "1400"}
+    assert len(rec["id"]) == 64 and all(c in "0123456789abcdef" for c in rec["id"])
+    assert rec["bridge"] == ""  # finish_subnet names it
+
+
+def test_subnet_without_gateway_gets_the_first_host_and_ip_range_is_kept() -> None:
+    rec = create(IPAM=ipam_req(Subnet="10.30.0.0/24", IPRange="10.30.0.128/25"))
+    assert rec["ipam"]["config"] == [
+        {"subnet": "10.30.0.0/24", "ip_range": "10.30.0.128/25", "gateway": "10.30.0.1"}]
+
+
+def test_no_ipam_config_leaves_the_subnet_to_the_caller() -> None:
+    assert create()["ipam"]["config"] == []
+
+
+def test_duplicate_name_is_a_conflict() -> None:
+    with pytest.raises(Conflict, match="^network with name bridge already exists$") as exc:
+        create(Name="bridge")
+    assert exc.value.status == 409
+
+
+@pytest.mark.parametrize("name", ["", "-lead", "has space", "a/b"])
+def test_bad_names(name: str) -> None:
+    with pytest.raises(InvalidParameter):
+        create(Name=name)
+
+
+@pytest.mark.parametrize("subnet", ["10.0.0.0", "not-a-net", "fd00::/64"])
+def test_bad_subnet(subnet: str) -> None:
+    with pytest.raises(InvalidParameter, match=f"invalid subnet {subnet}"):
+        create(IPAM=ipam_req(Subnet=subnet))
+
+
+def test_overlapping_subnet_is_forbidden() -> None:
+    with pytest.raises(Forbidden, match="Pool overlaps with other one on this address space") as exc:
+        create(IPAM=ipam_req(Subnet="172.17.128.0/17"))
+    assert exc.value.status == 403
+    with pytest.raises(Forbidden):
+        create(IPAM=ipam_req(Subnet="172.0.0.0/8"))  # a supernet overlaps too
+
+
+def test_gateway_outside_subnet_or_on_its_edges() -> None:
+    for gw in ("10.40.1.1", "10.40.0.0", "10.40.0.255"):
+        with pytest.raises(InvalidParameter, match=f"invalid gateway {gw}"):
+            create(IPAM=ipam_req(Subnet="10.40.0.0/24", Gateway=gw))
+    with pytest.raises(InvalidParameter, match="invalid gateway"):
+        create(IPAM=ipam_req(Subnet="10.40.0.0/24", Gateway="10.40.0"))
+
+
+def test_ip_range_outside_subnet() -> None:
+    with pytest.raises(InvalidParameter, match="invalid ip-range 10.50.1.0/24: it must be inside"):
+        create(IPAM=ipam_req(Subnet="10.50.0.0/24", IPRange="10.50.1.0/24"))
+    with pytest.raises(InvalidParameter, match="it must be inside"):
+        create(IPAM=ipam_req(Subnet="10.50.0.0/24", IPRange="10.50.0.0/23"))
+
+
+def test_ip_range_or_gateway_without_subnet() -> None:
+    with pytest.raises(InvalidParameter, match="need a subnet"):
+        create(IPAM=ipam_req(Gateway="10.0.0.1"))
+
+
+def test_unknown_driver() -> None:
+    with pytest.raises(InvalidParameter, match='plugin "macvlan" not found'):
+        create(Driver="macvlan")
+
+
+@pytest.mark.parametrize("driver", ["host", "null"])
+def test_host_and_null_drivers_are_single_instance(driver: str) -> None:
+    with pytest.raises(Forbidden, match=f'only one instance of "{driver}" network is allowed'):
+        create(Driver=driver)
+
+
+def test_unknown_docker_option_is_rejected_but_foreign_options_pass() -> None:
+    with pytest.raises(InvalidParameter, match="unknown option com.docker.network.bridge.bogus"):
+        create(Options={"com.docker.network.bridge.bogus": "1"})
+    assert create(Options={"org.example.key": "v"})["options"] == {"org.example.key": "v"}
+
+
+@pytest.mark.parametrize("mtu", ["abc", "67", "65536", "-1", "1500.0", ""])
+def test_bad_mtu(mtu: str) -> None:
+    with pytest.raises(InvalidParameter, match="invalid MTU value"):
+        create(Options={"com.docker.network.driver.mtu": mtu})
+
+
+def test_mtu_bounds_are_inclusive_and_numbers_are_stringified() -> None:
+    assert create(Options={"com.docker.network.driver.mtu": 68})["options"] == \
+        {"com.docker.network.driver.mtu": "68"}
+    create(Options={"com.docker.network.driver.mtu": "65535"})
+
+
+def test_bad_icc_value_and_bridge_name() -> None:
+    with pytest.raises(InvalidParameter, match="it must be true or false"):
+        create(Options={"com.docker.network.bridge.enable_icc": "maybe"})
+    with pytest.raises(InvalidParameter, match="invalid bridge name"):
+        create(Options={"com.docker.network.bridge.name": "a-name-too-long-for-linux"})
+    with pytest.raises(Conflict, match="bridge name minidock0 is already used"):
+        create(Options={"com.docker.network.bridge.name": "minidock0"})
+
+
+def test_only_default_ipam_driver_and_one_subnet() -> None:
+    with pytest.raises(InvalidParameter, match="not supported"):
+        create(IPAM={"Driver": "dhcp", "Config": []})
+    with pytest.raises(InvalidParameter, match="only one IPv4 subnet"):
+        create(IPAM={"Config": [{"Subnet": "10.1.0.0/24"}, {"Subnet": "10.2.0.0/24"}]})
+
+
+# --- finish_subnet ------------------------------------------------------------------------
+
+
+def test_finish_subnet_picks_a_default_pool_and_names_the_bridge() -> None:
+    rec = create()
+    finish_subnet(rec, in_use=[IPNetwork("172.17.0.0/16")], routes=[IPNetwork("0.0.0.0/0")])
+    assert rec["ipam"]["config"] == [{"subnet": "172.18.0.0/16", "gateway": "172.18.0.1"}]
+    assert rec["bridge"] == "br-" + rec["id"][:12]
+    assert len(rec["bridge"]) == 15  # IFNAMSIZ - 1
+
+
+def test_finish_subnet_skips_host_routes() -> None:
+    rec = create()
+    finish_subnet(rec, in_use=[IPNetwork("172.17.0.0/16")], routes=[IPNetwork("172.18.3.0/24")])
+    assert rec["ipam"]["config"][0]["subnet"] == "172.19.0.0/16"
+
+
+def test_finish_subnet_keeps_a_requested_subnet_and_bridge_name() -> None:
+    rec = create(IPAM=ipam_req(Subnet="10.60.0.0/24"),
+                 Options={"com.docker.network.bridge.name": "lab0"})
+    finish_subnet(rec, in_use=[], routes=[IPNetwork("0.0.0.0/0")])
+    assert rec["ipam"]["config"] == [{"subnet": "10.60.0.0/24", "gateway": "10.60.0.1"}]
+    assert rec["bridge"] == "lab0"
+
+
+def test_finish_subnet_refuses_a_requested_subnet_that_overlaps_a_host_route() -> None:
+    rec = create(IPAM=ipam_req(Subnet="10.0.2.0/24"))
+    with pytest.raises(Forbidden, match="Pool overlaps"):
+        finish_subnet(rec, in_use=[], routes=[IPNetwork("10.0.0.0/16")])

@@ -1,0 +1,199 @@
+"""Unit tests for minidock.store (SQLite, in a temporary directory)."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from minidock.store import SCHEMA_VERSION, Store
+
+ID_A = "a1b2c3" + "0" * 58
+ID_B = "a1ffff" + "1" * 58
+ID_C = "c0ffee" + "2" * 58
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(str(tmp_path / "state" / "minidock.db"))
+    yield s
+    s.close()
+
+
+def net(doc_id: str, name: str, **extra: object) -> dict[str, object]:
+    return {"id": doc_id, "name": name, **extra}
+
+
+def found(store: Store, ref: str) -> dict[str, object]:
+    doc = store.find("containers", ref)
+    assert doc is not None, f"{ref!r} not found"
+    return doc
+
+
+def test_schema_version_is_recorded(store: Store) -> None:
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    tables = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"networks", "containers", "endpoints", "leases", "meta"} <= tables
+
+
+def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path: Path) -> None:
+    path = str(tmp_path / "state" / "minidock.db")
+    first = Store(path)
+    first.put("networks", net(ID_A, "alpha"))
+    first.close()
+    second = Store(path)  # would fail with "table networks already exists" if re-migrated
+    try:
+        assert second.get("networks", ID_A) == net(ID_A, "alpha")
+    finally:
+        second.close()
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "minidock.db"
+    path.parent.mkdir()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(RuntimeError, match="newer than"):
+        Store(str(path))
+
+
+def test_database_files_are_private(store: Store, tmp_path: Path) -> None:
+    store.put("networks", net(ID_A, "alpha"))  # makes the -wal and -shm files exist
+    state = tmp_path / "state"
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    files = sorted(p.name for p in state.iterdir())
+    assert "minidock.db" in files
+    for name in files:
+        assert stat.S_IMODE((state / name).stat().st_mode) == 0o600, name
+
+
+def test_put_get_and_all_keep_documents(store: Store) -> None:
+    store.put("networks", net(ID_A, "alpha", driver="bridge", labels={"x": "1"}))
+    store.put("networks", net(ID_C, "gamma"))
+    assert store.get("networks", ID_A) == net(ID_A, "alpha", driver="bridge", labels={"x": "1"})
+    assert store.get("networks", ID_B) is None
+    assert store.get("containers", ID_A) is None  # tables are separate
+    assert [d["name"] for d in store.all("networks")] == ["alpha", "gamma"]
+
+
+def test_put_replaces_a_document_with_the_same_id(store: Store) -> None:
+    store.put("networks", net(ID_A, "alpha", v=1))
+    store.put("networks", net(ID_A, "alpha", v=2))
+    assert store.all("networks") == [net(ID_A, "alpha", v=2)]
+
+
+def test_the_same_name_may_be_used_in_different_tables(store: Store) -> None:
+    store.put("networks", net(ID_A, "same"))
+    store.put("containers", net(ID_B, "same"))
+    assert found(store, "same")["id"] == ID_B
+    assert store.get("networks", ID_A) is not None
+
+
+def test_put_refuses_a_taken_name_instead_of_deleting_the_other_document(store: Store) -> None:
+    store.put("networks", net(ID_A, "same"))
+    with pytest.raises(sqlite3.IntegrityError):
+        store.put("networks", net(ID_B, "same"))
+    assert store.get("networks", ID_A) == net(ID_A, "same")
+
+
+def test_delete(store: Store) -> None:
+    store.put("containers", net(ID_A, "web"))
+    store.delete("containers", ID_A)
+    assert store.get("containers", ID_A) is None and store.find("containers", "web") is None
+
+
+def test_find_by_full_id_name_and_unique_prefix(store: Store) -> None:
+    store.put("containers", net(ID_A, "web"))
+    store.put("containers", net(ID_B, "db"))
+    store.put("containers", net(ID_C, "cache"))
+    assert found(store, ID_A)["name"] == "web"
+    assert found(store, "db")["id"] == ID_B
+    assert found(store, "c0f")["name"] == "cache"
+    assert found(store, "a1b")["name"] == "web"
+
+
+def test_find_returns_none_for_ambiguous_or_unknown_refs(store: Store) -> None:
+    store.put("containers", net(ID_A, "web"))
+    store.put("containers", net(ID_B, "db"))
+    assert store.find("containers", "a1") is None  # prefix of both ids
+    assert store.find("containers", "dead") is None
+    assert store.find("containers", "nosuchname") is None
+    assert store.find("containers", "") is None
+    assert store.find("containers", "%") is None  # no LIKE wildcards from user input
+
+
+def test_find_prefers_exact_name_over_id_prefix(store: Store) -> None:
+    # Docker: a container named like another one's id prefix wins by name.
+    store.put("containers", net(ID_C, "cache"))
+    store.put("containers", net(ID_A, "c0ffee"))
+    assert found(store, "c0ffee")["id"] == ID_A
+
+
+def test_find_prefers_full_id_over_a_name_equal_to_it(store: Store) -> None:
+    store.put("containers", net(ID_A, ID_B))  # name is literally the other one's id
+    store.put("containers", net(ID_B, "db"))
+    assert found(store, ID_B)["name"] == "db"
+
+
+def test_a_leased_address_cannot_be_leased_twice(store: Store) -> None:
+    assert store.lease("net1", "172.18.0.2", "ctr-a")
+    assert not store.lease("net1", "172.18.0.2", "ctr-b")
+    assert store.leases("net1") == {"172.18.0.2": "ctr-a"}
+    assert store.lease("net2", "172.18.0.2", "ctr-b")  # another network: independent
+
+
+def test_release_frees_only_that_owners_leases(store: Store) -> None:
+    store.lease("net1", "172.18.0.2", "ctr-a")
+    store.lease("net1", "172.18.0.3", "ctr-b")
+    store.lease("net2", "172.19.0.2", "ctr-a")
+    store.release("net1", "ctr-a")
+    assert store.leases("net1") == {"172.18.0.3": "ctr-b"}
+    assert store.leases("net2") == {"172.19.0.2": "ctr-a"}
+    assert store.lease("net1", "172.18.0.2", "ctr-c")
+    store.release_network("net1")
+    assert store.leases("net1") == {}
+
+
+def test_transaction_rolls_back_everything_on_exception(store: Store) -> None:
+    store.put("networks", net(ID_A, "kept"))
+    with pytest.raises(ValueError, match="boom"):
+        with store.transaction():
+            store.put("networks", net(ID_B, "lost"))
+            store.lease("net1", "10.0.0.2", "x")
+            store.delete("networks", ID_A)
+            raise ValueError("boom")
+    assert [d["name"] for d in store.all("networks")] == ["kept"]
+    assert store.leases("net1") == {}
+    # the store is usable again afterwards
+    store.put("networks", net(ID_C, "after"))
+    assert store.get("networks", ID_C) is not None
+
+
+def test_nested_transactions_commit_once_at_the_outer_level(store: Store) -> None:
+    with store.transaction():
+        with store.transaction():
+            store.put("networks", net(ID_A, "alpha"))
+        assert store.db.in_transaction  # the inner exit did not commit
+    assert not store.db.in_transaction
+    assert store.get("networks", ID_A) is not None
+
+
+def test_endpoints_filter_by_container_and_network(store: Store) -> None:
+    store.put_endpoint({"container_id": "c1", "network_id": "n1", "ip": "10.0.0.2"})
+    store.put_endpoint({"container_id": "c1", "network_id": "n2", "ip": "10.1.0.2"})
+    store.put_endpoint({"container_id": "c2", "network_id": "n1", "ip": "10.0.0.3"})
+    assert [e["ip"] for e in store.endpoints(container_id="c1")] == ["10.0.0.2", "10.1.0.2"]
+    assert [e["ip"] for e in store.endpoints(network_id="n1")] == ["10.0.0.2", "10.0.0.3"]
+    store.delete_endpoint("c1", "n1")
+    assert [e["ip"] for e in store.endpoints()] == ["10.1.0.2", "10.0.0.3"]
+
+
+def test_meta_round_trip(store: Store) -> None:
+    assert store.meta_get("k") is None
+    store.meta_set("k", "v1")
+    store.meta_set("k", "v2")
+    assert store.meta_get("k") == "v2"
