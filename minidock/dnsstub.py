@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import socket
 import struct
@@ -64,7 +63,7 @@ class Records:
         self.by_network: dict[str, dict[str, list[str]]] = {}
         self.networks_of: dict[str, list[str]] = {}
         self.ptr: dict[str, dict[str, str]] = {}
-        self._rr = itertools.count()
+        self._turn: dict[str, int] = {}
 
     def rebuild(self, records: list[Record]) -> None:
         by_network: dict[str, dict[str, list[str]]] = {}
@@ -81,8 +80,11 @@ class Records:
                 ptr.setdefault(r.network_id, {})[r.ip] = r.names[0]
         self.by_network, self.networks_of, self.ptr = by_network, networks_of, ptr
 
-    def lookup(self, container_id: str, name: str) -> list[str] | None:
-        """Addresses of `name` as container `container_id` sees it; None if unknown."""
+    def lookup(self, container_id: str, name: str, rotate: bool = False) -> list[str] | None:
+        """Addresses of `name` as container `container_id` sees it; None if unknown.
+
+        With `rotate`, successive answers start at the next address (round robin
+        over the containers sharing an alias, as Docker does)."""
         key = name.lower().rstrip(".")
         found: list[str] = []
         for net in self.networks_of.get(container_id, []):
@@ -91,8 +93,8 @@ class Records:
                     found.append(ip)
         if not found:
             return None
-        if len(found) > 1:  # round robin, as Docker does for aliases shared by several containers
-            k = next(self._rr) % len(found)
+        if rotate and len(found) > 1:
+            k = self._turn[key] = (self._turn.get(key, -1) + 1) % len(found)
             found = found[k:] + found[:k]
         return found
 
@@ -212,7 +214,7 @@ class DnsServer:
             fast = parse_plain_a(query)
             if fast is not None:
                 qid, name, qend = fast
-                ips = self.records.lookup(stub.container_id, name)
+                ips = self.records.lookup(stub.container_id, name, rotate=True)
                 if ips is not None:
                     rd = bool(query[2] & 0x01)
                     with contextlib.suppress(OSError):
@@ -264,7 +266,7 @@ class DnsServer:
                     r.flags |= dns.flags.AA | dns.flags.RA
                     r.answer.append(dns.rrset.from_text(question.name, TTL, "IN", "PTR", ptr + "."))
                     return r.to_wire()
-            ips = self.records.lookup(container_id, qname)
+            ips = self.records.lookup(container_id, qname, rotate=question.rdtype == dns.rdatatype.A)
             if ips is not None:
                 r = dns.message.make_response(q)
                 r.flags |= dns.flags.AA | dns.flags.RA

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -37,6 +38,19 @@ def sh(*argv: str, check: bool = True, timeout: float = 30, input: str | None = 
     if check and p.returncode != 0:
         raise AssertionError(f"{' '.join(argv)} failed: {r}")
     return r
+
+
+def _links(text: str) -> str:
+    """Each link's name, MTU, master and alias: what we make, not its carrier state."""
+    out = []
+    for line in text.splitlines():
+        name = line.split(":")[1].strip()
+        mtu = re.search(r" mtu (\d+)", line)
+        master = re.search(r" master (\S+)", line)
+        alias = re.search(r" alias (.*?)(?:\\|$)", line)
+        out.append(f"{name} mtu={mtu and mtu.group(1)} master={master and master.group(1)} "
+                   f"alias={alias and alias.group(1)}")
+    return "\n".join(sorted(out))
 
 
 @dataclass
@@ -145,7 +159,7 @@ class Sandbox:
         """The kernel and the store as a user sees them, for before/after comparisons."""
         rules = "\n".join(ln for ln in self.host("iptables-save").out.splitlines() if not ln.startswith("#"))
         return {
-            "links": self.host("ip", "-o", "link").out,
+            "links": _links(self.host("ip", "-o", "-d", "link").out),
             "addresses": self.host("ip", "-4", "-o", "addr").out,
             "routes": self.host("ip", "route").out,
             "rules": rules,

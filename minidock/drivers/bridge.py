@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..kernel import sysctl
+from ..kernel import conntrack, sysctl
 from ..kernel.iptables import BridgeRules
 from ..kernel.netlink import Netlink
 from ..steps import Transaction
@@ -124,6 +124,8 @@ class BridgeDriver:
 
     async def leave(self, net: dict[str, Any], ep: dict[str, Any]) -> None:
         await self.host.delete_link(ep["veth"])
+        if ep.get("ip"):
+            await conntrack.forget(ep["ip"])
 
     def firewall(self, net: dict[str, Any]) -> BridgeRules | None:
         opts = net.get("options", {})

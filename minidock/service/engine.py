@@ -356,12 +356,18 @@ class Engine:
         return True
 
     def _check_pinned_ip(self, net: dict[str, Any], ip: str) -> None:
+        """A --ip must be in the subnet, not the gateway, and nobody else's."""
         addr = ipam.parse_address(ip, "IPv4 address")
         cfg = net["ipam"]["config"][0] if net["ipam"]["config"] else None
         if cfg is None or addr not in IPNetwork(cfg["subnet"]):
             raise InvalidParameter(f"no configured subnet or ip-range contain the IP address {ip}")
         if str(addr) == cfg["gateway"]:
             raise Conflict(f"Address already in use: {ip} is the gateway of network {net['name']}")
+        holder = self.store.leases(net["id"]).get(str(addr))
+        pinned_by = [c["name"] for c in self.store.all("containers")
+                     if c["networks"].get(net["name"], {}).get("ipv4") == str(addr)]
+        if holder or pinned_by:
+            raise Conflict(f"Address already in use: {ip} on network {net['name']}")
 
     def _dir(self, cid: str) -> str:
         return os.path.join(self.root, "containers", cid)
