@@ -244,3 +244,24 @@ def test_refused_requests_change_nothing(md: Sandbox, net_cleanup: None) -> None
         assert message in r.err, (args, r.err)
         assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err, r.err
         assert md.snapshot() == before, args
+
+
+def test_names_follow_start_and_stop(md: Sandbox, net_cleanup: None) -> None:
+    md.cli("network", "create", "live")
+    md.cli("run", "-d", "--name", "watcher", "--network", "live", "busybox", "sleep", "300")
+    md.cli("run", "-d", "--name", "flaky", "--network", "live", "busybox", "sleep", "300")
+    assert resolve(md, "watcher", "flaky") == [ip_on(md, "flaky", "live")]
+    md.cli("stop", "-t", "0", "flaky")
+    assert resolve(md, "watcher", "flaky") == []
+    md.cli("start", "flaky")
+    assert resolve(md, "watcher", "flaky") == [ip_on(md, "flaky", "live")]
+
+
+def test_legacy_link_on_the_default_bridge(md: Sandbox, net_cleanup: None) -> None:
+    md.cli("run", "-d", "--name", "db", "busybox", "sleep", "300")
+    md.cli("run", "-d", "--name", "app", "--link", "db:database", "busybox", "sleep", "300")
+    db_ip = md.ip_of("db")
+    hosts = md.cli("exec", "app", "cat", "/etc/hosts").out
+    assert re.search(rf"^{re.escape(db_ip)}\tdatabase [0-9a-f]{{12}} db$", hosts, re.M)
+    assert pings(md, "app", "database")
+    assert not pings(md, "db", "app")  # links are one-way, and the default bridge has no DNS
