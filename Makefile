@@ -41,5 +41,10 @@ unit: install
 test: install lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
+bench: install
+	@command -v dnsperf >/dev/null && command -v dnsmasq >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsperf dnsmasq-base >/dev/null)
+	$(PY) -m tests.bench.bench_core
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

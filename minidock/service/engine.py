@@ -50,6 +50,7 @@ log = logging.getLogger("minidock.engine")
 ALIAS_PREFIX = "minidock:"
 NETNS_PREFIX = "md-"
 STOP_GRACE = 10
+TIMINGS = bool(os.environ.get("MINIDOCK_TIMINGS"))  # log the network part of each start (make bench)
 
 
 @dataclass
@@ -406,6 +407,7 @@ class Engine:
         opened: list[int] = []
         try:
             async with Transaction() as tx:
+                t0 = time.perf_counter()
                 if not host_mode:
                     ns_name = NETNS_PREFIX + c["name"]
                     sock = await tx.step("namespace", netns.create(ns_name),
@@ -423,6 +425,8 @@ class Engine:
                     if self._uses_dns(c):
                         await tx.step("dns", self.dns.serve(cid, ns_name), undo=_coro(self.dns.stop, cid),
                                       why="the embedded DNS server at 127.0.0.11 inside the container")
+                if TIMINGS:
+                    log.info("%s: network attach %.2f ms", c["name"], (time.perf_counter() - t0) * 1000)
                 self._write_files(c, host_mode)
                 stdin, stdout, stderr = self._stdio(c, rt, opened)
                 spec = self._spec(c, host_mode)

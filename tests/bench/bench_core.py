@@ -1,0 +1,166 @@
+"""`make bench`: minidock's figures next to the alternative, measured in the
+same run on this machine (only the ratios count; machines are noisy).
+
+- run: create + start of a container through the API, and the network part
+  alone, against a plain `ip` script doing the same wiring.
+- teardown: removing a running container, against the script's teardown.
+- DNS: dnsperf from inside a container against the stub, against dnsmasq
+  serving the same names.
+
+Everything runs in sandbox namespaces inside a private mount namespace;
+traffic stays on loopback and between namespaces made here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from minidock.client import Client
+from tests.sandbox import Sandbox, sh
+
+N = int(os.environ.get("BENCH_N", "30"))
+FLAG = "MINIDOCK_BENCH_SANDBOX"
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def ip_script_attach(host: str, i: int) -> tuple[float, float]:
+    """The same wiring as minidock's, by `ip` commands: (attach ms, teardown ms)."""
+    ns, veth = f"ipscript{i}", f"vips{i:04d}"
+    cmds = [
+        ["ip", "netns", "add", ns],
+        ["ip", "-n", ns, "link", "set", "lo", "up"],
+        ["ip", "-n", host, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns],
+        ["ip", "-n", host, "link", "set", veth, "master", "benchbr0"],
+        ["ip", "-n", host, "link", "set", veth, "up"],
+        ["ip", "-n", ns, "link", "set", "eth0", "address", f"02:42:0a:63:{i // 256:02x}:{i % 256 + 2:02x}"],
+        ["ip", "-n", ns, "addr", "add", f"10.99.{i // 250}.{i % 250 + 2}/16", "dev", "eth0"],
+        ["ip", "-n", ns, "link", "set", "eth0", "up"],
+        ["ip", "-n", ns, "route", "add", "default", "via", "10.99.255.254"],
+    ]
+    t0 = time.perf_counter()
+    for c in cmds:
+        subprocess.run(c, check=True)
+    t1 = time.perf_counter()
+    subprocess.run(["ip", "-n", host, "link", "del", veth], check=True)
+    subprocess.run(["ip", "netns", "del", ns], check=True)
+    t2 = time.perf_counter()
+    return (t1 - t0) * 1000, (t2 - t1) * 1000
+
+
+def bench_run(sb: Sandbox) -> dict[str, float]:
+    api = Client(f"unix://{sb.socket}")
+    sb.host("ip", "link", "add", "benchbr0", "type", "bridge")
+    sb.host("ip", "addr", "add", "10.99.255.254/16", "dev", "benchbr0")
+    sb.host("ip", "link", "set", "benchbr0", "up")
+    script = [ip_script_attach(sb.name, i) for i in range(N)]
+    runs, rms = [], []
+    ids = []
+    for i in range(N):
+        t0 = time.perf_counter()
+        cid = api.call("POST", "/containers/create", {"name": f"b{i}"},
+                       {"Image": "busybox", "Cmd": ["sleep", "300"], "HostConfig": {}})["Id"]
+        api.call("POST", f"/containers/{cid}/start")
+        runs.append((time.perf_counter() - t0) * 1000)
+        ids.append(cid)
+    for cid in ids:
+        t0 = time.perf_counter()
+        api.call("DELETE", f"/containers/{cid}", {"force": True})
+        rms.append((time.perf_counter() - t0) * 1000)
+    attach = [float(x) for x in re.findall(r"network attach ([\d.]+) ms", sb.daemon_log())]
+    return {
+        "ip_script_attach_p50_ms": statistics.median(s[0] for s in script),
+        "ip_script_attach_p95_ms": pct([s[0] for s in script], 95),
+        "ip_script_teardown_p50_ms": statistics.median(s[1] for s in script),
+        "minidock_attach_p50_ms": statistics.median(attach) if attach else float("nan"),
+        "minidock_attach_p95_ms": pct(attach, 95) if attach else float("nan"),
+        "minidock_run_p50_ms": statistics.median(runs),
+        "minidock_run_p95_ms": pct(runs, 95),
+        "minidock_rm_p50_ms": statistics.median(rms),
+    }
+
+
+def dnsperf(netns_path: str, server: str, qfile: str, seconds: int = 5) -> tuple[float, float]:
+    out = sh("nsenter", f"--net={netns_path}", "dnsperf", "-s", server, "-d", qfile, "-l", str(seconds),
+             "-c", "4", "-q", "200", timeout=seconds + 30).out
+    qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
+    lat = float(re.search(r"Average Latency \(s\):\s+([\d.]+)", out).group(1)) * 1000
+    return qps, lat
+
+
+def bench_dns(sb: Sandbox, workdir: str) -> dict[str, float]:
+    sb.cli("network", "create", "benchnet")
+    names = [f"srv{i}" for i in range(10)]
+    for n in names:
+        sb.cli("run", "-d", "--name", n, "--network", "benchnet", "busybox", "sleep", "300")
+    sb.cli("run", "-d", "--name", "dnsclient", "--network", "benchnet", "busybox", "sleep", "300")
+    qfile = os.path.join(workdir, "queries")
+    with open(qfile, "w") as f:
+        f.write("".join(f"{n} A\n" for n in names))
+    stub_qps, stub_lat = dnsperf("/run/netns/md-dnsclient", "127.0.0.11", qfile)
+    hosts = os.path.join(workdir, "hosts")
+    template = '{{(index .NetworkSettings.Networks "benchnet").IPAddress}}'
+    with open(hosts, "w") as f:
+        f.write("".join(f"{sb.inspect(n, template)} {n}\n" for n in names))
+    ns = "bench-dnsmasq"
+    sh("ip", "netns", "add", ns)
+    sh("ip", "-n", ns, "link", "set", "lo", "up")
+    proc = subprocess.Popen(["nsenter", f"--net=/run/netns/{ns}", "dnsmasq", "--keep-in-foreground",
+                             "--no-resolv", "--no-hosts", f"--addn-hosts={hosts}", "--listen-address=127.0.0.1",
+                             "--bind-interfaces", "--user=root", "--pid-file=", "--cache-size=1000"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        mq_qps, mq_lat = dnsperf(f"/run/netns/{ns}", "127.0.0.1", qfile)
+    finally:
+        proc.kill()
+        proc.wait()
+        sh("ip", "netns", "del", ns)
+    ids = sb.cli("ps", "-aq").out.split()
+    sb.cli("rm", "-f", *ids)
+    sb.cli("network", "rm", "benchnet")
+    return {"stub_qps": stub_qps, "stub_avg_latency_ms": stub_lat,
+            "dnsmasq_qps": mq_qps, "dnsmasq_avg_latency_ms": mq_lat}
+
+
+def main() -> None:
+    if os.environ.get(FLAG) != "1":
+        os.environ[FLAG] = "1"
+        script = 'mkdir -p /run/netns && mount -t tmpfs -o mode=755 tmpfs /run/netns && exec "$0" -m tests.bench.bench_core'
+        os.execvp("unshare", ["unshare", "-m", "--propagation", "private", "sh", "-c", script, sys.executable])
+    os.environ["MINIDOCK_TIMINGS"] = "1"
+    sb = Sandbox()
+    sb.start()
+    workdir = tempfile.mkdtemp(prefix="minidock-bench-")
+    try:
+        results = {**bench_run(sb), **bench_dns(sb, workdir)}
+    finally:
+        sb.destroy()
+    rows = [
+        ("attach one container (p50)", results["minidock_attach_p50_ms"], results["ip_script_attach_p50_ms"], "ms"),
+        ("attach one container (p95)", results["minidock_attach_p95_ms"], results["ip_script_attach_p95_ms"], "ms"),
+        ("run: create+start via API (p50)", results["minidock_run_p50_ms"], results["ip_script_attach_p50_ms"], "ms"),
+        ("teardown (rm -f, p50)", results["minidock_rm_p50_ms"], results["ip_script_teardown_p50_ms"], "ms"),
+        ("DNS queries/s", results["stub_qps"], results["dnsmasq_qps"], "q/s"),
+        ("DNS average latency", results["stub_avg_latency_ms"], results["dnsmasq_avg_latency_ms"], "ms"),
+    ]
+    print(f"\n{'what':36} {'minidock':>12} {'alternative':>12} {'ratio':>7}")
+    for what, mine, alt, unit in rows:
+        print(f"{what:36} {mine:10.2f}{unit:>2} {alt:10.2f}{unit:>2} {mine / alt:7.2f}")
+    os.makedirs("bench", exist_ok=True)
+    with open("bench/results.json", "w") as f:
+        json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
