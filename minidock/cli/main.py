@@ -204,19 +204,27 @@ def do_create(c: Ctx, o: dict[str, Any]) -> str:
     return res["Id"]
 
 
-def attach_and_wait(c: Ctx, cid: str, *, tty: bool, stdin: bool, start: bool) -> int:
-    from .terminal import relay, window_size
-
-    sock = c.api.hijack(f"/containers/{cid}/attach",
-                        {"stream": 1, "stdout": 1, "stderr": 1, "stdin": 1 if stdin else 0})
+def resizer(c: Ctx, path: str, tty: bool) -> Callable[[], None]:
+    """Tell the daemon our terminal's size (at start and on SIGWINCH)."""
+    from .terminal import window_size
 
     def resize() -> None:
         size = window_size()
         if size and tty:
             try:
-                c.api.call("POST", f"/containers/{cid}/resize", {"h": size[0], "w": size[1]})
+                c.api.call("POST", path, {"h": size[0], "w": size[1]})
             except DaemonError:
                 pass
+
+    return resize
+
+
+def attach_and_wait(c: Ctx, cid: str, *, tty: bool, stdin: bool, start: bool) -> int:
+    from .terminal import relay
+
+    sock = c.api.hijack(f"/containers/{cid}/attach",
+                        {"stream": 1, "stdout": 1, "stderr": 1, "stdin": 1 if stdin else 0})
+    resize = resizer(c, f"/containers/{cid}/resize", tty)
 
     if start:
         try:
@@ -406,7 +414,7 @@ def ps(c: Ctx, show_all: bool, quiet: bool, no_trunc: bool, fmt: str | None, fil
 def exec_(c: Ctx, interactive: bool, tty: bool, detach: bool, env: tuple[str, ...], workdir: str,
           container: str, command: tuple[str, ...]) -> None:
     """Run a command in a running container."""
-    from .terminal import relay, window_size
+    from .terminal import relay
 
     body = {"Cmd": list(command), "Tty": tty, "AttachStdin": interactive, "AttachStdout": True,
             "AttachStderr": True, "Env": list(env), "WorkingDir": workdir, "Detach": detach}
@@ -415,14 +423,7 @@ def exec_(c: Ctx, interactive: bool, tty: bool, detach: bool, env: tuple[str, ..
         c.call("POST", f"/exec/{eid}/start", body={"Detach": True})
         return
     sock = c.api.hijack(f"/exec/{eid}/start", body={"Detach": False, "Tty": tty})
-
-    def resize() -> None:
-        size = window_size()
-        if size and tty:
-            try:
-                c.api.call("POST", f"/exec/{eid}/resize", {"h": size[0], "w": size[1]})
-            except DaemonError:
-                pass
+    resize = resizer(c, f"/exec/{eid}/resize", tty)
 
     resize()
     relay(sock, tty=tty, stdin=interactive, on_resize=resize)

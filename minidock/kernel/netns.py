@@ -75,19 +75,6 @@ def _create(name: str) -> socket.socket:
         libc.setns(home, libc.CLONE_NEWNET)
 
 
-def _enter(name: str) -> socket.socket:
-    home = _home()
-    fd = os.open(path(name), os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        libc.setns(fd, libc.CLONE_NEWNET)
-    finally:
-        os.close(fd)
-    try:
-        return _netlink_socket()
-    finally:
-        libc.setns(home, libc.CLONE_NEWNET)
-
-
 async def create(name: str) -> socket.socket:
     """Make /run/netns/NAME (a fresh namespace); returns a netlink socket in it."""
     return await asyncio.get_running_loop().run_in_executor(_executor, _create, name)
@@ -95,7 +82,7 @@ async def create(name: str) -> socket.socket:
 
 async def open_socket(name: str) -> socket.socket:
     """A netlink socket inside the existing namespace NAME."""
-    return await asyncio.get_running_loop().run_in_executor(_executor, _enter, name)
+    return await run_in(name, _netlink_socket)
 
 
 def _run_in(name: str, fn: Callable[[], T]) -> T:

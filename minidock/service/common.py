@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from ..errors import InvalidParameter
@@ -42,6 +43,25 @@ def rfc3339(ts: float | None) -> str:
         return ZERO_TIME
     frac = f"{ts % 1:.9f}"[2:].rstrip("0")
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + (f".{frac}" if frac else "") + "Z"
+
+
+def watch_fd(fd: int, deliver: Callable[[bytes | None], None]) -> None:
+    """Call `deliver(chunk)` for what a non-blocking fd (a pty master) gives,
+    and `deliver(None)` once at its end (EOF, or EIO when the slave closes)."""
+    loop = asyncio.get_running_loop()
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(fd)
+        deliver(data or None)
+
+    loop.add_reader(fd, readable)
 
 
 class KeyedLocks:

@@ -43,7 +43,7 @@ from ..kernel.netlink import Netlink
 from ..steps import Transaction, undo_all
 from ..store import Store
 from . import files, networks
-from .common import KeyedLocks, check_name, new_id, random_name
+from .common import KeyedLocks, check_name, new_id, random_name, watch_fd
 from .images import Images
 
 log = logging.getLogger("minidock.engine")
@@ -585,28 +585,15 @@ class Engine:
     # ------------------------------------------------------------------ containers: running
     def _relay(self, cid: str, rt: Runtime) -> None:
         """Copy a Tty container's output to its log and to attached clients."""
-        loop = asyncio.get_running_loop()
-        master = rt.master
-        assert master is not None
+        assert rt.master is not None
 
-        def readable() -> None:
-            try:
-                data = os.read(master, 65536)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
-            if not data:
-                loop.remove_reader(master)
-                for q in list(rt.subscribers):
-                    q.put_nowait(None)
-                return
-            if rt.log_fd is not None:
+        def deliver(data: bytes | None) -> None:
+            if data is not None and rt.log_fd is not None:
                 os.write(rt.log_fd, data)
             for q in list(rt.subscribers):
                 q.put_nowait(data)
 
-        loop.add_reader(master, readable)
+        watch_fd(rt.master, deliver)
 
     def _watch(self, cid: str, pid: int) -> None:
         def exited(code: int | None) -> None:

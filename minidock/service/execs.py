@@ -16,6 +16,7 @@ import termios
 from typing import Any
 
 from ..kernel import process
+from .common import watch_fd
 from .engine import Engine
 
 
@@ -72,19 +73,7 @@ async def _run_tty(ex: dict[str, Any], pid: int, env: dict[str, str],
     ex["pid"] = proc.pid
     loop = asyncio.get_running_loop()
     out: asyncio.Queue[bytes | None] = asyncio.Queue()
-
-    def readable() -> None:
-        try:
-            data = os.read(master, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            loop.remove_reader(master)
-        out.put_nowait(data or None)
-
-    loop.add_reader(master, readable)
+    watch_fd(master, out.put_nowait)
     pump = asyncio.create_task(_pump_in(reader, lambda d: os.write(master, d), None)) if reader else None
     try:
         while (data := await out.get()) is not None:
