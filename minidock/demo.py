@@ -1,5 +1,5 @@
-"""`make demo` / `python -m minidock.demo`: the default-bridge walkthrough,
-replayed on a freshly started daemon inside a sandbox network namespace.
+"""`make demo` / `python -m minidock.demo`: the default-bridge walkthrough and
+a published port, replayed on a freshly started daemon inside a sandbox network namespace.
 
 Every command is printed as a student would type it, then its real output.
 Nothing touches the machine's real network: the daemon's "host" is a
@@ -35,7 +35,8 @@ class Demo:
         print(f"{BOLD}$ {shown}{RESET}", flush=True)
         if host:
             argv = ["nsenter", f"--net=/run/netns/{HOST_NS}", *argv]
-        p = subprocess.run(argv, capture_output=True, text=True, env=self.env, timeout=60)
+        p = subprocess.run(argv, capture_output=True, text=True, env=self.env, timeout=60,
+                           stdin=subprocess.DEVNULL)
         out = (p.stdout + p.stderr).rstrip()
         if out:
             print(out, flush=True)
@@ -106,6 +107,15 @@ class Demo:
         self.md("run", "--rm", "--network", "host", "busybox", "ip", "-o", "link")
         self.say("The predefined networks cannot be removed")
         self.md("network", "rm", "bridge")
+        self.say("Publishing a port (scenario D): -p 8080:80 is a DNAT rule in the kernel, no proxy process")
+        self.md("run", "-d", "--name", "web", "-p", "8080:80", "busybox", "nc", "-ll", "-p", "80", "-e",
+                "echo", "hello from web")
+        self.md("port", "web")
+        self.host("nc", "-w", "2", "127.0.0.1", "8080")
+        self.host("iptables", "-t", "nat", "-S", "MINIDOCK")
+        self.say("A host port can be published once: the second container is refused and nothing is made")
+        self.md("run", "-d", "--name", "web2", "-p", "8080:80", "busybox", "true")
+        self.md("rm", "-f", "web")
         self.say("Clean up: stop and remove the containers; their namespaces and veths go with them")
         self.md("stop", "-t", "1", "alpine1", "alpine2")
         self.md("rm", "alpine1", "alpine2")

@@ -140,7 +140,9 @@ def container_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("-w", "--workdir", default=""),
         click.option("--entrypoint", default=None),
         click.option("--link", "links", multiple=True),
-        click.option("-p", "--publish", "publish", multiple=True),
+        click.option("-p", "--publish", "publish", multiple=True, help="[IP:][HOST:]CONTAINER[/PROTO]"),
+        click.option("-P", "--publish-all", is_flag=True, help="Publish every exposed port to a free host port"),
+        click.option("--expose", multiple=True, help="Expose a port or a range of ports"),
         click.option("-l", "--label", "labels", multiple=True),
     ]
     for opt in reversed(opts):
@@ -156,6 +158,7 @@ def create_body(o: dict[str, Any]) -> dict[str, Any]:
         fail('minidock: Error response from daemon: "host" network_mode is incompatible with port_bindings', 125)
     if o["aliases"] and network in ("default", "bridge"):
         fail("minidock: network-scoped aliases are only supported for user-defined networks", 125)
+    exposed, bindings = port_options(o["publish"], o["expose"])
     env = []
     for e in o["env"]:
         if "=" not in e:
@@ -181,19 +184,43 @@ def create_body(o: dict[str, Any]) -> dict[str, Any]:
         "StdinOnce": o["interactive"] and not o["detach"],
         "AttachStdin": o["interactive"] and not o["detach"],
         "Labels": dict(lbl.partition("=")[::2] for lbl in o["labels"]),
+        "ExposedPorts": exposed,
         "HostConfig": {
             "NetworkMode": network,
             "AutoRemove": o["auto_remove"],
             "Dns": list(o["dns"]),
             "ExtraHosts": list(o["add_hosts"]),
             "Links": list(o["links"]),
-            "PortBindings": {p: [{}] for p in o["publish"]},
+            "PortBindings": bindings,
+            "PublishAllPorts": o["publish_all"],
         },
         "NetworkingConfig": {"EndpointsConfig": {netkey: endpoint}} if endpoint else {},
     }
     if o["entrypoint"] is not None:
         body["Entrypoint"] = [o["entrypoint"]] if o["entrypoint"] else []
     return body
+
+
+def port_options(publish: tuple[str, ...], expose: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """-p and --expose as ExposedPorts and PortBindings, parsed client-side as Docker's CLI does."""
+    from ..errors import MinidockError
+    from ..ports import parse_spec
+
+    exposed: dict[str, Any] = {}
+    bindings: dict[str, list[dict[str, str]]] = {}
+    try:
+        for spec in publish:
+            for key, b in parse_spec(spec):
+                exposed[key] = {}
+                bindings.setdefault(key, []).append(b)
+        for spec in expose:
+            if ":" in spec:
+                raise ValueError(f"invalid port format for --expose: {spec}")
+            for key, _ in parse_spec(spec):
+                exposed[key] = {}
+    except (MinidockError, ValueError) as e:
+        fail(f"minidock: {e}", 125)
+    return exposed, bindings
 
 
 def do_create(c: Ctx, o: dict[str, Any]) -> str:
@@ -339,6 +366,8 @@ def wait(c: Ctx, containers: tuple[str, ...]) -> None:
 
 
 def ps_row(s: dict[str, Any], no_trunc: bool) -> dict[str, Any]:
+    from ..ports import displayable
+
     cmd = s["Command"]
     if not no_trunc and len(cmd) > 20:
         cmd = cmd[:19] + "…"
@@ -348,7 +377,7 @@ def ps_row(s: dict[str, Any], no_trunc: bool) -> dict[str, Any]:
         "Command": json.dumps(cmd, ensure_ascii=False),
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(s["Created"])),
         "RunningFor": ago(s["Created"]),
-        "Ports": "",
+        "Ports": displayable(s.get("Ports") or []),
         "Status": s["Status"],
         "State": s["State"],
         "Names": ",".join(n.lstrip("/") for n in s["Names"]),
@@ -400,6 +429,33 @@ def ps(c: Ctx, show_all: bool, quiet: bool, no_trunc: bool, fmt: str | None, fil
         return
     table(fmt, rows, [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"),
                       ("CREATED", "RunningFor"), ("STATUS", "Status"), ("PORTS", "Ports"), ("NAMES", "Names")])
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("container")
+@click.argument("private", required=False)
+@pass_ctx
+def port(c: Ctx, container: str, private: str | None) -> None:
+    """List port mappings, or the mappings of one PRIVATE[/PROTO] port."""
+    info = c.call("GET", f"/containers/{q(container)}/json")
+    published = info["NetworkSettings"]["Ports"] or {}
+
+    def order(key: str) -> tuple[int, str]:
+        number, _, proto = key.partition("/")
+        return int(number), proto
+
+    if private:
+        number, _, proto = private.partition("/")
+        key = f"{number}/{proto or 'tcp'}"
+        bindings = published.get(key) or []
+        if not bindings:
+            fail(f"Error: No public port '{private}' published for {container}")
+        for b in bindings:
+            click.echo(f"{b['HostIp']}:{b['HostPort']}")
+        return
+    for key in sorted(published, key=order):
+        for b in published[key] or []:
+            click.echo(f"{key} -> {b['HostIp']}:{b['HostPort']}")
 
 
 @cli.command("exec", context_settings=COMMAND_CONTEXT)

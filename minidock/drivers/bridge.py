@@ -65,6 +65,13 @@ class BridgeDriver:
             why="the host's address on the bridge is the containers' default gateway",
         )
         await tx.step("bridge up", self.host.set_up(idx), commands=[f"ip link set {br} up"])
+        if not net.get("internal"):
+            await tx.step(
+                "localhost to published ports",
+                _async(sysctl.ensure, f"net/ipv4/conf/{br}/route_localnet", "1"),
+                commands=[f"sysctl -w net.ipv4.conf.{br}.route_localnet=1"],
+                why="let the host's 127.0.0.1 be DNATed to a container behind this bridge",
+            )
         await tx.step(
             "forwarding",
             _async(sysctl.ensure, "net.ipv4.ip_forward", "1"),
@@ -97,9 +104,11 @@ class BridgeDriver:
                 commands=[
                     f"ip link add {veth} mtu {mtu_of(net)} type veth peer name {ifname} netns {sb.netns}",
                     f"ip link set {veth} master {br}",
+                    f"bridge link set dev {veth} hairpin on",
                     f"ip link set {veth} up",
                 ],
-                why="a virtual cable: one end on the bridge, the other inside the container",
+                why="a virtual cable: one end on the bridge (hairpin on, for published ports), "
+                    "the other inside the container",
             )
         finally:
             os.close(fd)

@@ -10,11 +10,24 @@ our chains:
                                         ├─▶ MINIDOCK-ISOLATION-STAGE-1 ─▶ -STAGE-2 (bridge↔bridge DROP)
                                         ├─▶ MINIDOCK-BRIDGE ─▶ MINIDOCK  (published ports; else DROP)
                                         └─  -i <bridge> ACCEPT           (containers may go out)
-    nat PREROUTING/OUTPUT (to a local address) ─▶ MINIDOCK (DNAT of published ports)
-    nat POSTROUTING ─▶ MINIDOCK-POSTROUTING   (MASQUERADE of each subnet going out)
+    nat PREROUTING (to a local address, not 127/8) ─▶ MINIDOCK (DNAT of published ports)
+    nat OUTPUT (to a local address)               ─▶ MINIDOCK
+    nat POSTROUTING ─▶ MINIDOCK-POSTROUTING   (MASQUERADE out, hairpin, host loopback)
 
 Docker puts its MASQUERADE rules straight into POSTROUTING; we keep them in a
 chain of our own so that the built-in chains only ever hold our jumps.
+
+Published ports are forwarded in the kernel, as Docker does with
+userland-proxy=false: DNAT in nat MINIDOCK, an ACCEPT before the bridge's
+DROP in filter MINIDOCK. Three details make every path work:
+- the host's own 127.0.0.1 reaches a port through the OUTPUT jump, with
+  route_localnet on the bridge and a MASQUERADE of 127.0.0.0/8 onto it;
+- PREROUTING never DNATs 127.0.0.0/8, so a packet for 127.0.0.1 that arrives
+  from another host is dropped as a martian (moby issue 45610);
+- a published port is the one way across bridges: DNATed connections return
+  from the isolation chain early, and the port's ACCEPT lets them in. A
+  connection from the container's own bridge (hairpin) is masqueraded so the
+  reply comes back through the host.
 
 `ruleset()` is pure: it turns the networks into iptables-restore text, and
 unit tests compare it with golden files. `apply()` declares every chain of
@@ -26,7 +39,10 @@ drift in our chains as a side effect.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from ..ports import Published
 
 FILTER_CHAINS = [
     "MINIDOCK",
@@ -43,8 +59,8 @@ NAT_CHAINS = ["MINIDOCK", "MINIDOCK-POSTROUTING"]
 JUMPS: list[tuple[str, str, str]] = [
     ("filter", "FORWARD", "-j MINIDOCK-USER"),
     ("filter", "FORWARD", "-j MINIDOCK-FORWARD"),
-    ("nat", "PREROUTING", "-m addrtype --dst-type LOCAL -j MINIDOCK"),
-    ("nat", "OUTPUT", "! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j MINIDOCK"),
+    ("nat", "PREROUTING", "! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j MINIDOCK"),
+    ("nat", "OUTPUT", "-m addrtype --dst-type LOCAL -j MINIDOCK"),
     ("nat", "POSTROUTING", "-j MINIDOCK-POSTROUTING"),
 ]
 
@@ -82,18 +98,29 @@ def _comment(text: str) -> str:
     return f'-m comment --comment "{text}"'
 
 
-def ruleset(networks: list[BridgeRules]) -> Ruleset:
-    """Every rule of ours for these networks, in order."""
+def ruleset(networks: list[BridgeRules], published: Iterable[Published] = ()) -> Ruleset:
+    """Every rule of ours for these networks and published ports, in order."""
     rs = Ruleset()
     f, n = rs.filter, rs.nat
+    ports = sorted(published, key=lambda p: (p.host_port, p.proto, p.host_ip, p.container))
     f.append("-A MINIDOCK-USER -j RETURN")
     f.append("-A MINIDOCK-FORWARD -j MINIDOCK-CT")
     f.append("-A MINIDOCK-FORWARD -j MINIDOCK-ISOLATION-STAGE-1")
     f.append("-A MINIDOCK-FORWARD -j MINIDOCK-BRIDGE")
+    if ports:
+        f.append('-A MINIDOCK-ISOLATION-STAGE-1 -m conntrack --ctstate DNAT '
+                 f'{_comment("published ports cross bridges")} -j RETURN')
+    for p in ports:
+        n.append(f"-A MINIDOCK{_match(p, p.host_port, dst=p.host_ip)} {_comment('container ' + p.container)}"
+                 f" -j DNAT --to-destination {p.container_ip}:{p.container_port}")
     for net in networks:
         br, tag = net.bridge, _comment(f"network {net.network}")
         f.append(f"-A MINIDOCK-CT -o {br} -m conntrack --ctstate RELATED,ESTABLISHED {tag} -j ACCEPT")
         f.append(f"-A MINIDOCK-BRIDGE -o {br} {tag} -j MINIDOCK")
+        for p in ports:
+            if p.bridge == br:
+                f.append(f"-A MINIDOCK -d {p.container_ip}/32 ! -i {br} -o {br}"
+                         f"{_match(p, p.container_port)} {_comment('container ' + p.container)} -j ACCEPT")
         f.append(f"-A MINIDOCK ! -i {br} -o {br} {tag} -j DROP")
         if net.internal:
             f.append(f"-A MINIDOCK-ISOLATION-STAGE-1 ! -s {net.subnet} -o {br} {tag} -j DROP")
@@ -108,7 +135,21 @@ def ruleset(networks: list[BridgeRules]) -> Ruleset:
             f.append(f"-A MINIDOCK-FORWARD -i {br} -o {br} {tag} -j DROP")
         if net.masquerade and not net.internal:
             n.append(f"-A MINIDOCK-POSTROUTING -s {net.subnet} ! -o {br} {tag} -j MASQUERADE")
+        if not net.internal:
+            n.append(f"-A MINIDOCK-POSTROUTING -s 127.0.0.0/8 -o {br} {tag} -j MASQUERADE")
+        for p in ports:
+            if p.bridge == br:
+                n.append(f"-A MINIDOCK-POSTROUTING -s {net.subnet} -d {p.container_ip}/32 -o {br}"
+                         f"{_match(p, p.container_port)} {_comment('container ' + p.container + ' hairpin')}"
+                         " -j MASQUERADE")
+    # two host ports for one container port need its ACCEPT and hairpin once
+    rs.filter, rs.nat = list(dict.fromkeys(f)), list(dict.fromkeys(n))
     return rs
+
+
+def _match(p: Published, port: int, dst: str = "") -> str:
+    where = f" -d {dst}/32" if dst and dst != "0.0.0.0" else ""
+    return f"{where} -p {p.proto} -m {p.proto} --dport {port}"
 
 
 def jump_lines(existing: str) -> tuple[list[str], list[str]]:
@@ -124,11 +165,19 @@ def jump_lines(existing: str) -> tuple[list[str], list[str]]:
     for (table, chain), specs in groups.items():
         rules = [ln[len(f"-A {chain} "):] for ln in _table_section(existing, table).splitlines()
                  if ln.startswith(f"-A {chain} ")]
-        if rules[: len(specs)] == specs:
+        ours = [r for r in rules if _is_our_jump(r)]
+        if rules[: len(specs)] == specs and len(ours) == len(specs):
             continue
-        out[table] += [f"-D {chain} {spec}" for spec in specs if spec in rules]
+        # also drops jumps an older minidock wrote with other matches
+        out[table] += [f"-D {chain} {rule}" for rule in dict.fromkeys(ours)]
         out[table] += [f"-I {chain} 1 {spec}" for spec in reversed(specs)]
     return out["filter"], out["nat"]
+
+
+def _is_our_jump(rule: str) -> bool:
+    _, sep, target = (" " + rule).rpartition(" -j ")
+    target = target if sep else ""
+    return target in FILTER_CHAINS or target in NAT_CHAINS
 
 
 def _table_section(save: str, table: str) -> str:
@@ -167,15 +216,26 @@ async def apply(rs: Ruleset, *, ensure_jumps: bool = True) -> str:
     return text
 
 
+def _our_jumps(save: str, table: str) -> list[str]:
+    """Delete lines for every jump of ours in the built-in chains of `table`."""
+    builtin = {c for t, c, _ in JUMPS if t == table}
+    out = []
+    for ln in _table_section(save, table).splitlines():
+        chain, _, rule = ln[3:].partition(" ")
+        if ln.startswith("-A ") and chain in builtin and _is_our_jump(rule):
+            out.append(f"-D {chain} {rule}")
+    return list(dict.fromkeys(out))
+
+
 async def remove_all() -> None:
     """Delete every jump and chain of ours (`minidock system reset`)."""
     current = await save()
     lines = ["*filter"]
-    lines += [f"-D {c} {s}" for t, c, s in JUMPS if t == "filter" and f"-A {c} {s}" in current]
+    lines += _our_jumps(current, "filter")
     lines += [f"-F {c}" for c in FILTER_CHAINS if f":{c} " in _table_section(current, "filter")]
     lines += [f"-X {c}" for c in FILTER_CHAINS if f":{c} " in _table_section(current, "filter")]
     lines += ["COMMIT", "*nat"]
-    lines += [f"-D {c} {s}" for t, c, s in JUMPS if t == "nat" and f"-A {c} {s}" in current]
+    lines += _our_jumps(current, "nat")
     lines += [f"-F {c}" for c in NAT_CHAINS if f":{c} " in _table_section(current, "nat")]
     lines += [f"-X {c}" for c in NAT_CHAINS if f":{c} " in _table_section(current, "nat")]
     lines += ["COMMIT", ""]

@@ -122,6 +122,9 @@ class Netlink:
         idx = await self.index(host_name)
         assert idx is not None
         await self.ipr.link("set", index=idx, master=master, ifalias=alias, state="up")
+        # hairpin: with br_netfilter, a DNATed frame for a container on the same
+        # bridge is bridged, and must be allowed back out of the port it came in by
+        await self.ipr.brport("set", index=idx, mode=1)
         return idx
 
     # -- addresses and routes -----------------------------------------------

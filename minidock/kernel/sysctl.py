@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 def _path(key: str) -> str:
-    return "/proc/sys/" + key.replace(".", "/")
+    # the slash form (as sysctl(8) takes it) keeps interface names with dots intact
+    return "/proc/sys/" + (key if "/" in key else key.replace(".", "/"))
 
 
 def read(key: str) -> str:

@@ -26,7 +26,7 @@ from typing import Any
 
 from netaddr import IPAddress, IPNetwork
 
-from .. import dnsstub, ipam
+from .. import dnsstub, ipam, ports
 from ..drivers.bridge import BridgeDriver
 from ..drivers.host import HostDriver
 from ..drivers.null import NullDriver
@@ -34,11 +34,12 @@ from ..errors import (
     Conflict,
     Forbidden,
     InvalidParameter,
+    KernelError,
     MinidockError,
     no_such_container,
     no_such_network,
 )
-from ..kernel import iptables, netns, process
+from ..kernel import iptables, netns, portbind, process
 from ..kernel.netlink import Netlink
 from ..steps import Transaction, undo_all
 from ..store import Store
@@ -96,6 +97,7 @@ class Engine:
         self.last_exit: dict[str, int] = {}
         self.execs: dict[str, dict[str, Any]] = {}
         self._fw_lock = asyncio.Lock()
+        self.port_holds: dict[str, list[Any]] = {}  # container id -> bound sockets keeping its host ports
         self.background: set[asyncio.Task[Any]] = set()
         # attach requests that arrived before the start they wait for (docker run attaches first)
         self.pending_subscribers: dict[str, set[asyncio.Queue[bytes | None]]] = {}
@@ -142,6 +144,7 @@ class Engine:
                 known_links.update(ep["veth"] for ep in self.store.endpoints(container_id=c["id"]))
                 self.runtime[c["id"]] = Runtime()
                 self._watch(c["id"], st["pid"])
+                self._rehold_ports(c)
             elif st["status"] == "running":
                 log.info("container %s died while the daemon was away", c["name"])
                 await self._teardown_network(c)
@@ -163,6 +166,15 @@ class Engine:
                 netns.delete(name)
         await self.apply_firewall()
 
+    def _rehold_ports(self, c: dict[str, Any]) -> None:
+        """Bind again the host ports of a container that outlived a daemon restart."""
+        for p in map(ports.Published.from_dict, c.get("ports") or []):
+            try:
+                self.port_holds.setdefault(c["id"], []).append(portbind.reserve(p.proto, p.host_ip, p.host_port))
+            except OSError as e:
+                log.warning("%s: host port %s/%s was taken while the daemon was away: %s",
+                            c["name"], p.host_port, p.proto, e)
+
     def _subnets_in_use(self, exclude: str = "") -> list[IPNetwork]:
         return [IPNetwork(c["subnet"]) for n in self.store.all("networks") if n["id"] != exclude
                 for c in n["ipam"]["config"]]
@@ -171,7 +183,59 @@ class Engine:
         rules = [r for n in self.store.all("networks")
                  if (r := self.drivers[n["driver"]].firewall(n)) is not None]
         async with self._fw_lock:
-            await iptables.apply(iptables.ruleset(rules))
+            await iptables.apply(iptables.ruleset(rules, self._published()))
+
+    def _published(self, exclude: str = "") -> list[ports.Published]:
+        return [ports.Published.from_dict(p) for c in self.store.all("containers") if c["id"] != exclude
+                for p in c.get("ports") or []]
+
+    def _choose_ports(self, bindings: dict[str, list[dict[str, str]]], who: str,
+                      exclude: str = "") -> list[tuple[str, str, int, int]]:
+        try:
+            return ports.choose(ports.wanted(bindings), self._published(exclude), portbind.is_free)
+        except ports.PortAllocated as e:
+            raise _not_published(who, e) from None
+
+    async def _publish(self, c: dict[str, Any], tx: Transaction) -> None:
+        """Hold the host ports and add the NAT rules for the container's primary network."""
+        bindings = c["host_config"]["PortBindings"]
+        if c["host_config"].get("PublishAllPorts"):
+            bindings = ports.normalise(bindings, c["config"].get("ExposedPorts") or {}, True)
+        net = self.network(next(iter(c["networks"]))) if c["networks"] else None
+        if not bindings or net is None or net["driver"] != "bridge" or net.get("internal"):
+            return
+        ep = self.store.endpoints(container_id=c["id"], network_id=net["id"])[0]
+        async with self.locks.hold("ports"):
+            chosen = self._choose_ports(bindings, c["name"], exclude=c["id"])
+            holds = self.port_holds.setdefault(c["id"], [])
+            tx._undo.append(("ports", lambda: self._unpublish(c)))
+            for proto, ip, hp, _ in chosen:
+                try:
+                    holds.append(portbind.reserve(proto, ip, hp))
+                except portbind.PortInUse:  # taken between the check and now
+                    raise _not_published(c["name"], ports.PortAllocated(ip, hp)) from None
+            c["ports"] = [ports.Published(proto, ip, hp, cp, ep["ip"], net["bridge"],
+                                          net["ipam"]["config"][0]["subnet"], c["name"]).to_dict()
+                          for proto, ip, hp, cp in chosen]
+            self.store.put("containers", c)
+        mine = iptables.ruleset([self.drivers["bridge"].firewall(net)],
+                                [ports.Published.from_dict(p) for p in c["ports"]])
+        tag = f'"container {c["name"]}'
+        await tx.step("published ports", self.apply_firewall(),
+                      commands=[f"iptables -t {table} {line}" for table, lines in (("nat", mine.nat),
+                                                                                    ("filter", mine.filter))
+                                for line in lines if tag in line],
+                      why="the host forwards its ports to the container in the kernel, no proxy process")
+
+    async def _unpublish(self, c: dict[str, Any]) -> None:
+        """Drop the rules first, then let go of the host ports."""
+        had_rules = bool(c.get("ports"))
+        if had_rules:
+            c["ports"] = []
+            self.store.put("containers", c)
+            await self.apply_firewall()
+        for sock in self.port_holds.pop(c["id"], []):
+            sock.close()
 
     # ------------------------------------------------------------------ lookups
     def network(self, ref: str) -> dict[str, Any]:
@@ -283,6 +347,12 @@ class Engine:
             want[n["name"]] = {"network_id": n["id"], "aliases": aliases, "ipv4": ip}
         if hc.get("PortBindings") and net["driver"] == "host":
             raise InvalidParameter('"host" network_mode is incompatible with port_bindings')
+        exposed = sorted({f"{p}/{proto}" for p, proto in map(ports.parse_key, body.get("ExposedPorts") or {})}
+                         | set(ports.normalise(hc.get("PortBindings"))))
+        bindings = ports.normalise(hc.get("PortBindings"), exposed, bool(hc.get("PublishAllPorts")))
+        if net["driver"] == "bridge":
+            # refuse a taken port now, so that `run` leaves no container behind
+            self._choose_ports(bindings, name)
         for spec in hc.get("ExtraHosts") or []:
             try:
                 files.parse_extra_host(spec, "0.0.0.0")
@@ -322,13 +392,15 @@ class Engine:
                 "WorkingDir": body.get("WorkingDir") or "",
                 "Entrypoint": entrypoint or None,
                 "Labels": body.get("Labels") or {},
+                "ExposedPorts": {key: {} for key in exposed} or None,
             },
             "host_config": {
                 "NetworkMode": mode,
                 "Dns": list(hc.get("Dns") or []),
                 "ExtraHosts": list(hc.get("ExtraHosts") or []),
                 "AutoRemove": bool(hc.get("AutoRemove")),
-                "PortBindings": hc.get("PortBindings") or {},
+                "PortBindings": ports.normalise(hc.get("PortBindings")),
+                "PublishAllPorts": bool(hc.get("PublishAllPorts")),
                 "Links": list(hc.get("Links") or []),
             },
             "networks": want,
@@ -425,6 +497,7 @@ class Engine:
                     if self._uses_dns(c):
                         await tx.step("dns", self.dns.serve(cid, ns_name), undo=_coro(self.dns.stop, cid),
                                       why="the embedded DNS server at 127.0.0.11 inside the container")
+                    await self._publish(c, tx)
                 if TIMINGS:
                     log.info("%s: network attach %.2f ms", c["name"], (time.perf_counter() - t0) * 1000)
                 self._write_files(c, host_mode)
@@ -654,6 +727,8 @@ class Engine:
     async def _teardown_network(self, c: dict[str, Any]) -> list[Exception]:
         self.dns.stop(c["id"])
         steps = []
+        if c.get("ports") or c["id"] in self.port_holds:
+            steps.append(("published ports", lambda: self._unpublish(c)))
         for ep in self.store.endpoints(container_id=c["id"]):
             net = self.store.get("networks", ep["network_id"])
             if net is not None:
@@ -798,6 +873,8 @@ class Engine:
             raise Forbidden("container cannot be disconnected from host network or connected to host network")
         async with self.locks.hold(c["id"], net["id"]):
             c = self.container(c["id"])
+            if any(p["bridge"] == net["bridge"] for p in c.get("ports") or []):
+                await self._unpublish(c)
             for ep in self.store.endpoints(container_id=c["id"], network_id=net["id"]):
                 await self.drivers[net["driver"]].leave(net, ep)
                 self.store.release(net["id"], c["id"])
@@ -887,6 +964,10 @@ class Engine:
             raise Conflict(f"Container {c['id']} is not running")
         header, rows = process.ps_rows(process.pid_namespace_members(c["state"]["pid"]), ps_args or "-ef")
         return {"Titles": header, "Processes": rows}
+
+
+def _not_published(who: str, e: ports.PortAllocated) -> KernelError:
+    return KernelError(f"driver failed programming external connectivity on endpoint {who} ({new_id()}): {e}")
 
 
 def _write(path: str, text: str) -> None:

@@ -6,6 +6,7 @@ import os
 import shlex
 from typing import Any
 
+from .. import ports
 from .common import ZERO_TIME, rfc3339
 
 
@@ -70,6 +71,7 @@ def container_json(c: dict[str, Any], eps: list[dict[str, Any]], nets: dict[str,
         "HostConfig": {
             "NetworkMode": c["host_config"]["NetworkMode"],
             "PortBindings": c["host_config"]["PortBindings"],
+            "PublishAllPorts": c["host_config"].get("PublishAllPorts", False),
             "AutoRemove": c["host_config"]["AutoRemove"],
             "Dns": c["host_config"]["Dns"],
             "ExtraHosts": c["host_config"]["ExtraHosts"] or None,
@@ -86,7 +88,7 @@ def container_json(c: dict[str, Any], eps: list[dict[str, Any]], nets: dict[str,
             "Bridge": "",
             "SandboxID": c["id"] if c.get("netns") else "",
             "SandboxKey": f"/run/netns/{c['netns']}" if c.get("netns") else "",
-            "Ports": {},
+            "Ports": ports.settings(_published(c), c["config"].get("ExposedPorts") or {}) if running else {},
             "HairpinMode": False,
             "LinkLocalIPv6Address": "",
             "LinkLocalIPv6PrefixLen": 0,
@@ -121,7 +123,9 @@ def container_summary(c: dict[str, Any], eps: list[dict[str, Any]], nets: dict[s
         "ImageID": c["image_name"],
         "Command": shlex.join(c["argv"]),
         "Created": int(c["created"]),
-        "Ports": [],
+        "Ports": [{"IP": p.host_ip, "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto}
+                  for p in _published(c)]
+        + [{"PrivatePort": port, "Type": proto} for port, proto in _unpublished(c)],
         "Labels": c["config"]["Labels"],
         "State": st["status"],
         "Status": status_text(c),
@@ -169,3 +173,13 @@ def status_text(c: dict[str, Any], now: float | None = None) -> str:
     if st["status"] == "exited":
         return f"Exited ({st['exit_code']}) {human_duration(now - st['finished_at'])} ago"
     return "Created"
+
+
+def _published(c: dict[str, Any]) -> list[ports.Published]:
+    return [ports.Published.from_dict(p) for p in c.get("ports") or []]
+
+
+def _unpublished(c: dict[str, Any]) -> list[tuple[int, str]]:
+    bound = {(p.container_port, p.proto) for p in _published(c)}
+    exposed = [ports.parse_key(k) for k in c["config"].get("ExposedPorts") or {}]
+    return [pp for pp in exposed if pp not in bound]

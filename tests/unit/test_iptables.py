@@ -5,7 +5,8 @@ read rule by rule against moby's iptablesdoc (v28.5.2, "new-daemon", "usernet-po
 "usernet-portmap-noicc", "usernet-internal"), with MINIDOCK-* in place of DOCKER-*.
 Known, deliberate-looking differences from Docker: an explicit `MINIDOCK-USER -j RETURN`
 (older Docker releases had one; 28.5 has none), MASQUERADE in our own POSTROUTING chain, no nat
-`-i <bridge> -j RETURN` (no port publishing yet), the two icc=false FORWARD rules in the
+`-i <bridge> -j RETURN` and no `! -i <bridge>` on DNAT (no userland proxy, so
+hairpin is done in the kernel, as Docker's userland-proxy=false), the two icc=false FORWARD rules in the
 other (equivalent) order, and internal networks keep the CT/BRIDGE/DROP rules and a plain
 `-i <bridge> -j ACCEPT` where Docker has only `-i <bridge> -o <bridge> -j ACCEPT`; the
 isolation DROPs run before that ACCEPT, so the effect is the same.
@@ -31,6 +32,7 @@ from minidock.kernel.iptables import (
     jump_lines,
     ruleset,
 )
+from minidock.ports import Published
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -141,8 +143,8 @@ def save_text(forward: list[str], prerouting: list[str], output: list[str],
 
 OURS = {
     "forward": ["-j MINIDOCK-USER", "-j MINIDOCK-FORWARD"],
-    "prerouting": ["-m addrtype --dst-type LOCAL -j MINIDOCK"],
-    "output": ["! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j MINIDOCK"],
+    "prerouting": ["! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j MINIDOCK"],
+    "output": ["-m addrtype --dst-type LOCAL -j MINIDOCK"],
     "postrouting": ["-j MINIDOCK-POSTROUTING"],
 }
 
@@ -152,8 +154,8 @@ def test_jump_lines_on_a_clean_host_inserts_every_jump_in_order() -> None:
     # -I ... 1 in reverse order leaves MINIDOCK-USER first, then MINIDOCK-FORWARD
     assert filt == ["-I FORWARD 1 -j MINIDOCK-FORWARD", "-I FORWARD 1 -j MINIDOCK-USER"]
     assert nat == [
-        "-I PREROUTING 1 -m addrtype --dst-type LOCAL -j MINIDOCK",
-        "-I OUTPUT 1 ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j MINIDOCK",
+        "-I PREROUTING 1 ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j MINIDOCK",
+        "-I OUTPUT 1 -m addrtype --dst-type LOCAL -j MINIDOCK",
         "-I POSTROUTING 1 -j MINIDOCK-POSTROUTING",
     ]
 
@@ -177,8 +179,8 @@ def test_jump_lines_repairs_wrong_order_by_delete_then_insert() -> None:
                      OURS["postrouting"])
     filt, nat = jump_lines(text)
     assert filt == [
-        "-D FORWARD -j MINIDOCK-USER",
         "-D FORWARD -j MINIDOCK-FORWARD",
+        "-D FORWARD -j MINIDOCK-USER",
         "-I FORWARD 1 -j MINIDOCK-FORWARD",
         "-I FORWARD 1 -j MINIDOCK-USER",
     ]
@@ -208,7 +210,53 @@ def test_jump_lines_does_not_confuse_tables() -> None:
     # a filter OUTPUT rule that looks like our nat OUTPUT jump must not count for nat
     text = save_text(OURS["forward"], OURS["prerouting"], [], OURS["postrouting"],
                      filter_output=tuple(OURS["output"]))
-    assert text.count("-A OUTPUT ! -d 127.0.0.0/8") == 1
+    assert text.count("-A OUTPUT -m addrtype") == 1
     filt, nat = jump_lines(text)
     assert filt == []
-    assert nat == ["-I OUTPUT 1 ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j MINIDOCK"]
+    assert nat == ["-I OUTPUT 1 -m addrtype --dst-type LOCAL -j MINIDOCK"]
+
+
+def test_jump_lines_replaces_a_jump_an_older_minidock_wrote_with_other_matches() -> None:
+    # before published ports, OUTPUT skipped 127/8 and PREROUTING did not
+    text = save_text(OURS["forward"], ["-m addrtype --dst-type LOCAL -j MINIDOCK"],
+                     ["! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j MINIDOCK"], OURS["postrouting"])
+    filt, nat = jump_lines(text)
+    assert filt == []
+    assert nat == [
+        "-D PREROUTING -m addrtype --dst-type LOCAL -j MINIDOCK",
+        "-I PREROUTING 1 ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j MINIDOCK",
+        "-D OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j MINIDOCK",
+        "-I OUTPUT 1 -m addrtype --dst-type LOCAL -j MINIDOCK",
+    ]
+
+
+# --- published ports ----------------------------------------------------------------------
+
+WEB = Published("tcp", "0.0.0.0", 8080, 80, "172.17.0.2", "minidock0", "172.17.0.0/16", "web")
+LOCAL = Published("tcp", "127.0.0.1", 8081, 80, "172.17.0.2", "minidock0", "172.17.0.0/16", "web")
+DNS = Published("udp", "0.0.0.0", 5353, 53, "172.18.0.5", "br-0123456789ab", "172.18.0.0/16", "db")
+
+
+def test_published_ports_match_golden() -> None:
+    assert_golden("published_ports.rules", ruleset([DEFAULT, USER], [DNS, LOCAL, WEB]).restore_text())
+
+
+def test_a_port_accept_comes_before_its_bridge_drop() -> None:
+    f = ruleset([DEFAULT, USER], [WEB, DNS]).filter
+    accept = f.index('-A MINIDOCK -d 172.17.0.2/32 ! -i minidock0 -o minidock0 -p tcp -m tcp --dport 80 '
+                     '-m comment --comment "container web" -j ACCEPT')
+    drop = f.index('-A MINIDOCK ! -i minidock0 -o minidock0 -m comment --comment "network bridge" -j DROP')
+    assert accept < drop
+
+
+def test_loopback_binding_dnats_only_its_address() -> None:
+    nat = ruleset([DEFAULT], [LOCAL]).nat
+    assert ('-A MINIDOCK -d 127.0.0.1/32 -p tcp -m tcp --dport 8081 -m comment --comment "container web" '
+            '-j DNAT --to-destination 172.17.0.2:80') in nat
+    # PREROUTING never jumps for 127/8: a packet for 127.0.0.1 from another host is not DNATed
+    assert ("nat", "PREROUTING", "! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j MINIDOCK") in JUMPS
+
+
+def test_no_ports_no_dnat_exemption_from_isolation() -> None:
+    assert not any("ctstate DNAT" in ln for ln in ruleset([DEFAULT, USER]).filter)
+    assert any("ctstate DNAT" in ln for ln in ruleset([DEFAULT, USER], [WEB]).filter)
