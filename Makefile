@@ -42,8 +42,9 @@ test: install lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 bench: install
-	@command -v dnsperf >/dev/null && command -v dnsmasq >/dev/null || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsperf dnsmasq-base >/dev/null)
+	@command -v dnsperf >/dev/null && command -v dnsmasq >/dev/null && command -v iperf3 >/dev/null && \
+	  command -v socat >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq dnsperf dnsmasq-base iperf3 socat >/dev/null)
 	$(PY) -m tests.bench.bench_core
 
 clean:

@@ -6,6 +6,10 @@ same run on this machine (only the ratios count; machines are noisy).
 - teardown: removing a running container, against the script's teardown.
 - DNS: dnsperf from inside a container against the stub, against dnsmasq
   serving the same names.
+- ports: iperf3 from an "outside" namespace through a published port (kernel
+  DNAT), against the same flow straight to the container's address, and
+  against socat forwarding the port in userland (what docker-proxy does);
+  plus the memory such a proxy costs per port.
 
 Everything runs in sandbox namespaces inside a private mount namespace;
 traffic stays on loopback and between namespaces made here.
@@ -133,6 +137,39 @@ def bench_dns(sb: Sandbox, workdir: str) -> dict[str, float]:
             "dnsmasq_qps": mq_qps, "dnsmasq_avg_latency_ms": mq_lat}
 
 
+def iperf(ns: str, ip: str, port: int, seconds: int = 4) -> float:
+    out = sh("nsenter", f"--net=/run/netns/{ns}", "iperf3", "-c", ip, "-p", str(port), "-t", str(seconds),
+             "-J", timeout=seconds + 30).out
+    return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
+
+
+def bench_ports(sb: Sandbox) -> dict[str, float]:
+    outside = sb.add_outside()
+    sb.cli("run", "-d", "--name", "iperf", "-p", "5201:5201", "ubuntu", "iperf3", "-s", "-p", "5201")
+    cip = sb.ip_of("iperf")
+    sh("ip", "-n", outside, "route", "add", "172.16.0.0/12", "via", "198.51.100.1")
+    proxy = subprocess.Popen(["nsenter", f"--net=/run/netns/{sb.name}", "socat",
+                              "TCP-LISTEN:6201,fork,reuseaddr", f"TCP:{cip}:5201"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        direct = statistics.median(iperf(outside, cip, 5201) for _ in range(3))
+        published = statistics.median(iperf(outside, "198.51.100.1", 5201) for _ in range(3))
+        proxied = statistics.median(iperf(outside, "198.51.100.1", 6201) for _ in range(3))
+        proxy_rss = rss_kb(proxy.pid)
+    finally:
+        proxy.kill()
+        proxy.wait()
+        sb.cli("rm", "-f", "iperf")
+    return {"direct_gbps": direct, "published_gbps": published, "userland_proxy_gbps": proxied,
+            "userland_proxy_rss_kb_per_port": proxy_rss}
+
+
 def main() -> None:
     if os.environ.get(FLAG) != "1":
         os.environ[FLAG] = "1"
@@ -143,7 +180,7 @@ def main() -> None:
     sb.start()
     workdir = tempfile.mkdtemp(prefix="minidock-bench-")
     try:
-        results = {**bench_run(sb), **bench_dns(sb, workdir)}
+        results = {**bench_run(sb), **bench_dns(sb, workdir), **bench_ports(sb)}
     finally:
         sb.destroy()
     rows = [
@@ -153,10 +190,14 @@ def main() -> None:
         ("teardown (rm -f, p50)", results["minidock_rm_p50_ms"], results["ip_script_teardown_p50_ms"], "ms"),
         ("DNS queries/s", results["stub_qps"], results["dnsmasq_qps"], "q/s"),
         ("DNS average latency", results["stub_avg_latency_ms"], results["dnsmasq_avg_latency_ms"], "ms"),
+        ("TCP via published port vs direct", results["published_gbps"], results["direct_gbps"], "G"),
+        ("TCP via published port vs socat", results["published_gbps"], results["userland_proxy_gbps"], "G"),
     ]
     print(f"\n{'what':36} {'minidock':>12} {'alternative':>12} {'ratio':>7}")
     for what, mine, alt, unit in rows:
         print(f"{what:36} {mine:10.2f}{unit:>2} {alt:10.2f}{unit:>2} {mine / alt:7.2f}")
+    print(f"{'memory per published port':36} {0:10.2f}kB "
+          f"{results['userland_proxy_rss_kb_per_port']:10.0f}kB  (a proxy process per port; none here)")
     os.makedirs("bench", exist_ok=True)
     with open("bench/results.json", "w") as f:
         json.dump(results, f, indent=2)
