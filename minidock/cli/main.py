@@ -754,6 +754,15 @@ def image_rm(c: Ctx, names: tuple[str, ...]) -> None:
 cli.add_command(image_ls, "images")
 
 
+def _register_compose() -> None:
+    from .compose import compose
+
+    cli.add_command(compose)
+
+
+_register_compose()
+
+
 def main() -> None:
     try:
         cli(prog_name="minidock")

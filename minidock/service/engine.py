@@ -97,7 +97,9 @@ class Engine:
         self.last_exit: dict[str, int] = {}
         self.execs: dict[str, dict[str, Any]] = {}
         self._fw_lock = asyncio.Lock()
-        self.port_holds: dict[str, list[Any]] = {}  # container id -> bound sockets keeping its host ports
+        self.port_holds: dict[str, list[Any]] = {}
+        # joined its networks, process not yet running: its name resolves and it may ask already
+        self.starting: set[str] = set()  # container id -> bound sockets keeping its host ports
         self.background: set[asyncio.Task[Any]] = set()
         # attach requests that arrived before the start they wait for (docker run attaches first)
         self.pending_subscribers: dict[str, set[asyncio.Queue[bytes | None]]] = {}
@@ -498,6 +500,8 @@ class Engine:
                         await tx.step("dns", self.dns.serve(cid, ns_name), undo=_coro(self.dns.stop, cid),
                                       why="the embedded DNS server at 127.0.0.11 inside the container")
                     await self._publish(c, tx)
+                    self.starting.add(cid)
+                    self.refresh_dns()
                 if TIMINGS:
                     log.info("%s: network attach %.2f ms", c["name"], (time.perf_counter() - t0) * 1000)
                 self._write_files(c, host_mode)
@@ -531,6 +535,9 @@ class Engine:
             self._close_runtime(rt)
             raise
         finally:
+            self.starting.discard(cid)
+            if c["state"]["status"] != "running":  # a failed start: its records go
+                self.refresh_dns()
             for fd in opened:
                 os.close(fd)
             if sb is not None:
@@ -818,7 +825,7 @@ class Engine:
         nets = {n["id"]: n for n in self.store.all("networks")}
         records = []
         for c in self.store.all("containers"):
-            if c["state"]["status"] != "running":
+            if c["state"]["status"] != "running" and c["id"] not in self.starting:
                 continue
             for ep in self.store.endpoints(container_id=c["id"]):
                 net = nets.get(ep["network_id"])

@@ -1,0 +1,299 @@
+"""docker-compose.yml as data: load, validate, normalise, and plan the API
+requests for a project. Pure: the CLI (`minidock compose`) sends the requests.
+
+The whole file is checked before anything is created; an error names the
+key and its line. Naming follows Docker Compose v2: networks
+`<project>_<key>`, containers `<project>-<service>-1` unless
+`container_name` is set, and the `com.docker.compose.*` labels.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from . import ports
+from .errors import MinidockError
+
+COMPOSE_VERSION = "2.20.2"
+P = "com.docker.compose."
+SERVICE_KEYS = {"image", "build", "container_name", "entrypoint", "command", "networks", "network_mode",
+                "ports", "expose", "extra_hosts", "dns", "hostname", "depends_on", "environment",
+                "working_dir", "labels", "tty", "stdin_open", "restart"}
+NETWORK_KEYS = {"driver", "ipam", "internal", "external", "name", "labels", "attachable", "driver_opts"}
+
+
+class ComposeError(MinidockError):
+    status = 400
+
+
+class _Map(dict):  # type: ignore[type-arg]
+    """A mapping that remembers the line of each key."""
+
+    lines: dict[str, int]
+    line: int
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _mapping(loader: _Loader, node: yaml.MappingNode) -> _Map:
+    m = _Map(loader.construct_mapping(node, deep=True))
+    m.lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
+    m.line = node.start_mark.line + 1
+    return m
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def project_name(path: str) -> str:
+    """Docker Compose's default: the folder name, lower case, [a-z0-9_-] only."""
+    base = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    return re.sub(r"[^a-z0-9_-]", "", base.lower()) or "default"
+
+
+@dataclass
+class Service:
+    name: str
+    container: str
+    body: dict[str, Any]
+    networks: dict[str, dict[str, Any]]  # full network name -> endpoint config (first is the primary)
+    depends_on: list[str]
+    image_note: str = ""
+
+
+@dataclass
+class Project:
+    name: str
+    networks: dict[str, dict[str, Any]]  # key -> network create request, or {"external": name}
+    services: list[Service] = field(default_factory=list)  # in start order
+    normalised: dict[str, Any] = field(default_factory=dict)
+
+
+def load(path: str, name: str | None = None) -> Project:
+    try:
+        with open(path) as f:
+            doc = yaml.load(f, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except FileNotFoundError:
+        raise ComposeError(f"no configuration file provided: not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ComposeError(f"{path}: {e}".replace("\n", " ")) from None
+    return plan(doc, name or project_name(path), path)
+
+
+def _fail(where: _Map | None, key: str, message: str) -> ComposeError:
+    line = (where.lines.get(key.rsplit(".", 1)[-1]) if isinstance(where, _Map) else None) \
+        or (where.line if isinstance(where, _Map) else None)
+    return ComposeError(f"{key} {message}" + (f" (line {line})" if line else ""))
+
+
+def _list_of_str(where: _Map, key: str, value: Any, path: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
+        raise _fail(where, path, "must be a string or a list of strings")
+    return [str(v) for v in value]
+
+
+def plan(doc: Any, project: str, path: str = "docker-compose.yml") -> Project:
+    if not isinstance(doc, dict):
+        raise ComposeError(f"{path}: the top level must be a mapping")
+    for key in doc:
+        if key not in ("version", "services", "networks", "name", "volumes"):
+            raise _fail(doc, key, "additional property is not allowed")
+    services = doc.get("services")
+    if not isinstance(services, dict) or not services:
+        raise _fail(doc, "services", "must be a mapping with at least one service")
+    pj = Project(name=str(doc.get("name") or project), networks={})
+    pj.networks = _networks(doc, pj.name)
+    used: set[str] = set()
+    planned: dict[str, Service] = {}
+    for sname, svc in services.items():
+        planned[sname] = _service(services, str(sname), svc, pj, used)
+    pj.services = _start_order(services, planned)
+    if "default" not in pj.networks:
+        pj.networks = {"default": _network_request(pj.name, "default", _Map(), f"{pj.name}_default"),
+                       **pj.networks}
+    pj.normalised = _normalised(doc, pj)
+    return pj
+
+
+def _network_request(project: str, key: str, spec: _Map, full: str) -> dict[str, Any]:
+    labels = dict(spec.get("labels") or {}) if isinstance(spec.get("labels"), dict) else \
+        dict(lbl.partition("=")[::2] for lbl in spec.get("labels") or [])
+    labels.update({P + "network": key, P + "project": project, P + "version": COMPOSE_VERSION})
+    req: dict[str, Any] = {"Name": full, "Driver": spec.get("driver") or "bridge",
+                           "Internal": bool(spec.get("internal")), "Labels": labels,
+                           "Attachable": bool(spec.get("attachable")),
+                           "Options": {str(k): str(v) for k, v in (spec.get("driver_opts") or {}).items()},
+                           "CheckDuplicate": True}
+    ipam = spec.get("ipam") or {}
+    if ipam:
+        if not isinstance(ipam, dict):
+            raise _fail(spec, f"networks.{key}.ipam", "must be a mapping")
+        config = []
+        for c in ipam.get("config") or []:
+            if not isinstance(c, dict) or not c.get("subnet"):
+                raise _fail(ipam, f"networks.{key}.ipam.config", "entries need a subnet")
+            config.append({"Subnet": str(c["subnet"]), **({"IPRange": str(c["ip_range"])} if c.get("ip_range") else {}),
+                           **({"Gateway": str(c["gateway"])} if c.get("gateway") else {})})
+        req["IPAM"] = {"Driver": ipam.get("driver") or "default", "Config": config}
+    return req
+
+
+def _networks(doc: _Map, project: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    nets = doc.get("networks") or {}
+    if not isinstance(nets, dict):
+        raise _fail(doc, "networks", "must be a mapping")
+    for key, spec in nets.items():
+        spec = spec if spec is not None else _Map()
+        if not isinstance(spec, dict):
+            raise _fail(nets, f"networks.{key}", "must be a mapping")
+        for k in spec:
+            if k not in NETWORK_KEYS:
+                raise _fail(spec, f"networks.{key}.{k}", "is not supported")
+        if spec.get("driver") not in (None, "bridge"):
+            raise _fail(spec, f"networks.{key}.driver", f"must be bridge (minidock has no {spec['driver']} driver)")
+        if spec.get("external"):
+            out[key] = {"external": str(spec.get("name") or key)}
+        else:
+            out[key] = _network_request(project, key, spec, str(spec.get("name") or f"{project}_{key}"))
+    return out
+
+
+def _service(services: _Map, sname: str, svc: Any, pj: Project, used: set[str]) -> Service:
+    where = f"services.{sname}"
+    if not isinstance(svc, dict):
+        raise _fail(services, where, "must be a mapping")
+    for k in svc:
+        if k not in SERVICE_KEYS:
+            raise _fail(svc, f"{where}.{k}", "is not supported")
+    container = str(svc.get("container_name") or f"{pj.name}-{sname}-1")
+    image = svc.get("image")
+    note = ""
+    if image is None:
+        image = "host"
+        note = "no image" if "build" not in svc else "build: is not done by minidock"
+    hc: dict[str, Any] = {}
+    body: dict[str, Any] = {"Image": str(image), "Hostname": str(svc.get("hostname") or ""), "HostConfig": hc,
+                            "Labels": {P + "project": pj.name, P + "service": sname, P + "container-number": "1",
+                                       P + "oneoff": "False", P + "version": COMPOSE_VERSION},
+                            "Tty": bool(svc.get("tty")), "OpenStdin": bool(svc.get("stdin_open")),
+                            "WorkingDir": str(svc.get("working_dir") or "")}
+    for key in ("entrypoint", "command"):
+        if key in svc and svc[key] is not None:
+            v = svc[key]
+            body["Entrypoint" if key == "entrypoint" else "Cmd"] = shlex.split(v) if isinstance(v, str) \
+                else _list_of_str(svc, key, v, f"{where}.{key}")
+    env = svc.get("environment") or []
+    body["Env"] = [f"{k}={'' if v is None else v}" for k, v in env.items()] if isinstance(env, dict) \
+        else _list_of_str(svc, "environment", env, f"{where}.environment")
+    labels = svc.get("labels") or {}
+    body["Labels"].update(labels if isinstance(labels, dict) else dict(x.partition("=")[::2] for x in labels))
+    hc["ExtraHosts"] = _list_of_str(svc, "extra_hosts", svc.get("extra_hosts") or [], f"{where}.extra_hosts")
+    hc["Dns"] = _list_of_str(svc, "dns", svc.get("dns") or [], f"{where}.dns")
+    exposed: dict[str, Any] = {}
+    bindings: dict[str, list[dict[str, str]]] = {}
+    try:
+        for spec in _list_of_str(svc, "ports", svc.get("ports") or [], f"{where}.ports"):
+            for key, b in ports.parse_spec(spec):
+                exposed[key] = {}
+                bindings.setdefault(key, []).append(b)
+        for spec in _list_of_str(svc, "expose", svc.get("expose") or [], f"{where}.expose"):
+            for key, _ in ports.parse_spec(spec):
+                exposed[key] = {}
+    except MinidockError as e:
+        raise _fail(svc, f"{where}.ports", f"is invalid: {e}") from None
+    body["ExposedPorts"], hc["PortBindings"] = exposed, bindings
+    mode = svc.get("network_mode")
+    nets: dict[str, dict[str, Any]] = {}
+    if mode is not None:
+        if "networks" in svc:
+            raise _fail(svc, f"{where}.network_mode", '"network_mode" and "networks" cannot be combined')
+        if mode == "host" and bindings:
+            raise _fail(svc, f"{where}.network_mode", '"host" network_mode is incompatible with port_bindings')
+        if mode not in ("host", "none", "bridge"):
+            raise _fail(svc, f"{where}.network_mode", f"{mode!r} is not supported (host, none or bridge)")
+        hc["NetworkMode"] = mode
+        nets[mode] = {}
+    else:
+        wanted = svc.get("networks") if svc.get("networks") is not None else ["default"]
+        items = [(n, None) for n in wanted] if isinstance(wanted, list) else list(wanted.items()) \
+            if isinstance(wanted, dict) else None
+        if items is None:
+            raise _fail(svc, f"{where}.networks", "must be a list or a mapping")
+        for key, cfg in items:
+            if key != "default" and key not in pj.networks:
+                raise _fail(svc, f"{where}.networks", f"refers to undefined network {key}: invalid compose project")
+            cfg = cfg or {}
+            aliases = [sname, *_list_of_str(svc, "networks", cfg.get("aliases") or [], f"{where}.networks")]
+            ep: dict[str, Any] = {"Aliases": list(dict.fromkeys(aliases))}
+            if cfg.get("ipv4_address"):
+                ep["IPAMConfig"] = {"IPv4Address": str(cfg["ipv4_address"])}
+            full = pj.networks[key].get("external") or pj.networks[key]["Name"] if key in pj.networks \
+                else f"{pj.name}_default"
+            nets[full] = ep
+        hc["NetworkMode"] = next(iter(nets))
+    body["NetworkingConfig"] = {"EndpointsConfig": {n: ep for n, ep in nets.items() if ep}}
+    if container in used:
+        raise _fail(svc, f"{where}.container_name", f'"{container}" is used by another service')
+    used.add(container)
+    deps = svc.get("depends_on") or []
+    deps = list(deps) if isinstance(deps, (list, dict)) else None
+    if deps is None or any(d not in services for d in deps):
+        raise _fail(svc, f"{where}.depends_on", "must name services of this file")
+    return Service(sname, container, body, nets, [str(d) for d in deps], note)
+
+
+def _start_order(services: _Map, planned: dict[str, Service]) -> list[Service]:
+    order: list[Service] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            raise _fail(services, f"services.{name}.depends_on", "forms a cycle")
+        state[name] = "visiting"
+        for dep in planned[name].depends_on:
+            visit(dep)
+        state[name] = "done"
+        order.append(planned[name])
+
+    for name in planned:
+        visit(name)
+    return order
+
+
+def _normalised(doc: dict[str, Any], pj: Project) -> dict[str, Any]:
+    """`compose config`: the file with names and defaults filled in."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        return v
+
+    services = {}
+    for s in pj.services:
+        raw = plain(doc["services"][s.name]) or {}
+        if "network_mode" not in raw:
+            nets = raw.get("networks") or ["default"]
+            raw["networks"] = {n: None for n in nets} if isinstance(nets, list) else nets
+        services[s.name] = dict(sorted(raw.items()))
+    networks = {}
+    for key, req in pj.networks.items():
+        networks[key] = {"name": req["external"], "external": True} if "external" in req else \
+            {"name": req["Name"], **({"ipam": plain(doc["networks"][key]["ipam"])}
+                                     if key in (doc.get("networks") or {}) and (doc["networks"][key] or {}).get("ipam")
+                                     else {}),
+             **({"internal": True} if req["Internal"] else {})}
+    return {"name": pj.name, "services": dict(sorted(services.items())), "networks": networks}

@@ -1,0 +1,273 @@
+"""Scenario E: the compose files of the hands-on seed, run verbatim.
+
+Each test writes a file into a folder named like a project, runs
+`minidock compose` there, checks what the client printed (a real TCP
+connection or a real name-resolution failure) and what the kernel and the
+daemon hold, and ends with `down`, after which nothing of the project is left.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+from tests.sandbox import MINIDOCK, Result, Sandbox
+
+SEED = """\
+version: '3'
+services:
+  server:
+    container_name: server_container
+    entrypoint: ["nc", "-l", "11111"]
+  client:
+    container_name: client_container
+    depends_on: [server]
+    entrypoint: ["nc", "-vz", "server_container", "11111"]
+"""
+
+
+class Project:
+    def __init__(self, md: Sandbox, name: str, text: str) -> None:
+        self.md, self.name = md, name
+        self.dir = os.path.join(tempfile.mkdtemp(prefix="compose-"), name)
+        os.makedirs(self.dir)
+        with open(os.path.join(self.dir, "docker-compose.yml"), "w") as f:
+            f.write(text)
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 60) -> Result:
+        p = subprocess.run([*MINIDOCK, "compose", *args], capture_output=True, text=True, cwd=self.dir,
+                           env=self.md.env, timeout=timeout)
+        r = Result(p.returncode, p.stdout, p.stderr)
+        assert r.code == 0 or not check, f"compose {args}: {r}\n{self.md.daemon_log()}"
+        return r
+
+    def output_of(self, container: str) -> str:
+        self.md.cli("wait", container, timeout=30)
+        return self.md.cli("logs", container).out
+
+    def down(self) -> None:
+        self("down")
+        assert self.name not in self.md.cli("network", "ls").out
+        assert self.md.cli("ps", "-aq").out == ""
+
+
+@pytest.fixture
+def project(md: Sandbox) -> Iterator[list[Project]]:
+    made: list[Project] = []
+    yield made
+    for p in made:
+        p("down", check=False)
+
+
+def new(md: Sandbox, made: list[Project], name: str, text: str) -> Project:
+    p = Project(md, name, text)
+    made.append(p)
+    return p
+
+
+SUCCEEDED = re.compile(r"Connection to server_container \((172\.\d+\.\d+\.\d+)\) 11111 port \[tcp/\*\] succeeded!")
+
+
+def test_e1_seed_file_default_network_labels_and_service_name(md: Sandbox, project: list[Project]) -> None:
+    p = new(md, project, "seed", SEED)
+    r = p("up", timeout=60)
+    m = SUCCEEDED.search(r.out)
+    assert m, r
+    assert "client_container  | Connection to server_container" in r.out
+    assert "client_container exited with code 0" in r.out
+    assert r.err.count("root filesystem") == 1  # told once, not per container
+    net = md.cli("network", "inspect", "seed_default", "-f",
+                 '{{.Driver}} {{index .Labels "com.docker.compose.project"}} '
+                 '{{index .Labels "com.docker.compose.network"}} {{range .IPAM.Config}}{{.Subnet}}{{end}}').out.split()
+    assert net[:3] == ["bridge", "seed", "default"]
+    assert m.group(1).rsplit(".", 2)[0] == net[3].rsplit(".", 2)[0]  # the server's address is on that subnet
+    assert net[3] != "172.17.0.0/16"
+    p.down()
+    # the service name resolves as well as the container name
+    p2 = new(md, project, "byservice", SEED.replace('"nc", "-vz", "server_container"', '"nc", "-vz", "server"'))
+    assert "Connection to server (" in p2("up").out
+    p2.down()
+
+
+def test_e2_both_services_on_my_network_default_stays_empty(md: Sandbox, project: list[Project]) -> None:
+    text = SEED.replace('entrypoint: ["nc", "-l"', 'networks: [my-network]\n    entrypoint: ["nc", "-l"') \
+        .replace("depends_on: [server]", "depends_on: [server]\n    networks: [my-network]") + \
+        "networks:\n  my-network:\n"
+    p = new(md, project, "mynet", text)
+    assert SUCCEEDED.search(p("up").out)
+    assert md.cli("network", "inspect", "mynet_default", "-f", "{{len .Containers}}").out.strip() == "0"
+    assert md.inspect("server_container", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}") == \
+        "mynet_my-network"
+    p.down()
+
+
+def test_e3_server_on_another_network_does_not_resolve(md: Sandbox, project: list[Project]) -> None:
+    text = SEED.replace('entrypoint: ["nc", "-l"', 'networks: [my-network]\n    entrypoint: ["nc", "-l"') + \
+        "networks:\n  my-network:\n"
+    p = new(md, project, "apart", text)
+    p("up", "-d")
+    out = p.output_of("client_container")
+    assert "Temporary failure in name resolution" in out
+    p.down()
+
+
+def test_e4_server_on_two_networks_clients_on_one_each(md: Sandbox, project: list[Project]) -> None:
+    text = """\
+services:
+  server:
+    container_name: server_container
+    entrypoint: ["nc", "-lk", "11111"]
+    networks: [my-network-a, my-network-b]
+  client-a:
+    container_name: client_a
+    depends_on: [server]
+    entrypoint: ["sh", "-c", "nc -vz server_container 11111 && sleep 300"]
+    networks: [my-network-a]
+  client-b:
+    container_name: client_b
+    depends_on: [server]
+    entrypoint: ["sh", "-c", "nc -vz server_container 11111 && sleep 300"]
+    networks: [my-network-b]
+networks:
+  my-network-a:
+  my-network-b:
+"""
+    p = new(md, project, "twonets", text)
+    p("up", "-d")
+    for client in ("client_a", "client_b"):
+        for _ in range(50):
+            if "succeeded" in md.cli("logs", client).out:
+                break
+            subprocess.run(["sleep", "0.1"])
+        assert SUCCEEDED.search(md.cli("logs", client).out), client
+    subnets = {md.cli("network", "inspect", n, "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}}").out.strip()
+               for n in ("twonets_my-network-a", "twonets_my-network-b")}
+    assert len(subnets) == 2
+    b_ip = md.inspect("client_b", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
+    assert md.cli("exec", "client_a", "ping", "-c", "1", "-W", "1", b_ip, check=False).code != 0
+    assert md.cli("exec", "client_a", "getent", "hosts", "client_b", check=False).code != 0
+    p.down()
+
+
+def test_e5_ipam_ip_range_gateway_and_pinned_address(md: Sandbox, project: list[Project]) -> None:
+    text = """\
+version: '3'
+services:
+  server:
+    container_name: server_container
+    entrypoint: ["nc", "-lk", "11111"]
+    networks: [my-network]
+  client:
+    container_name: client_container
+    depends_on: [server]
+    entrypoint: ["sh", "-c", "nc -vz server_container 11111; sleep 300"]
+    networks:
+      my-network:
+        ipv4_address: 172.24.5.55
+networks:
+  my-network:
+    ipam:
+      driver: default
+      config:
+        - subnet: 172.24.0.0/16
+          ip_range: 172.24.5.0/24
+          gateway: 172.24.5.111
+"""
+    p = new(md, project, "ipam", text)
+    p("up", "-d")
+    server_ip = md.inspect("server_container", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
+    assert server_ip.startswith("172.24.5.") and server_ip != "172.24.5.111"
+    assert md.inspect("client_container", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}") == \
+        "172.24.5.55"
+    assert "default via 172.24.5.111" in md.cli("exec", "client_container", "ip", "route").out
+    assert md.cli("exec", "client_container", "ping", "-c", "1", "-W", "2", server_ip).code == 0
+    p.down()
+
+
+def test_e6_ports_reach_the_server_from_the_host(md: Sandbox, project: list[Project]) -> None:
+    text = """\
+services:
+  server:
+    container_name: server_container
+    entrypoint: ["sh", "-c", "echo hello-from-compose | nc -l 11111"]
+    ports: ["11111:11111"]
+"""
+    p = new(md, project, "ports", text)
+    p("up", "-d")
+    assert "0.0.0.0:11111->11111/tcp" in p("ps").out
+    got = ""
+    for _ in range(20):
+        got = md.host("nc", "-w", "2", "localhost", "11111", check=False).out
+        if got:
+            break
+        subprocess.run(["sleep", "0.1"])
+    assert got.strip() == "hello-from-compose"
+    p.down()
+
+
+def test_e7_network_mode_host_and_its_refusal_with_ports(md: Sandbox, project: list[Project]) -> None:
+    text = """\
+services:
+  web:
+    container_name: hostweb
+    network_mode: host
+    entrypoint: ["ip", "-o", "link"]
+"""
+    p = new(md, project, "hostmode", text)
+    out = p("up").out
+    assert "minidock0" in out  # the host's own interfaces
+    p.down()
+    bad = new(md, project, "hostports", text.replace("network_mode: host", "network_mode: host\n    ports: ['80:80']"))
+    before = md.snapshot()
+    r = bad("up", check=False)
+    assert r.code != 0
+    assert '"host" network_mode is incompatible with port_bindings' in r.err
+    assert md.snapshot() == before
+
+
+def test_e8_extra_hosts_land_in_etc_hosts(md: Sandbox, project: list[Project]) -> None:
+    text = """\
+services:
+  client:
+    container_name: client_container
+    extra_hosts: ["somehost:192.168.0.7"]
+    entrypoint: ["getent", "hosts", "somehost"]
+"""
+    p = new(md, project, "extra", text)
+    assert "192.168.0.7     somehost" in p("up").out
+    p.down()
+
+
+def test_e9_image_and_build_are_told_once(md: Sandbox, project: list[Project]) -> None:
+    text = """\
+services:
+  a:
+    image: nginx:latest
+    entrypoint: ["true"]
+  b:
+    image: nginx:latest
+    entrypoint: ["true"]
+  c:
+    build: .
+    entrypoint: ["true"]
+"""
+    p = new(md, project, "images", text)
+    r = p("up")
+    assert r.err.count("nginx") == 1, r.err
+    assert "build: is not done by minidock" in r.err
+    assert r.out.count("exited with code 0") == 3
+    p.down()
+
+
+def test_a_bad_file_names_the_key_and_line_and_creates_nothing(md: Sandbox, project: list[Project]) -> None:
+    p = new(md, project, "bad", SEED + "    colour: blue\n")
+    before = md.snapshot()
+    r = p("up", check=False)
+    assert r.code == 1
+    assert r.err.strip() == "services.client.colour is not supported (line 10)"
+    assert md.snapshot() == before
