@@ -781,6 +781,10 @@ class Engine:
         rt = self.runtime.get(c["id"])
         if rt is not None:
             await rt.exited.wait()
+        elif c["state"]["status"] == "running":
+            # exiting this very moment: _on_exit holds the lock until the code is recorded
+            async with self.locks.hold(c["id"]):
+                pass
         if c["id"] in self.last_exit:
             return self.last_exit[c["id"]]
         c = self.store.get("containers", c["id"]) or c
