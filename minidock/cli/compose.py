@@ -163,21 +163,15 @@ def _follow(s: Session, name: str, sock: Any, width: int, index: int) -> None:
     tty = sys.stdout.isatty()
     prefix = (f"\033[{colour}m{name:<{width}}  |\033[0m " if tty else f"{name:<{width}}  | ")
     buf, pending = bytearray(), b""
-    lock = _print_lock
     while True:
         data = sock.recv(65536)
         if not data:
             break
         buf += data
         for _, chunk in demux(buf):
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            with lock:
-                for line in lines:
-                    sys.stdout.write(prefix + line.decode(errors="replace").rstrip("\r") + "\n")
-                sys.stdout.flush()
+            pending = _emit(prefix, pending + chunk)
     sock.close()
-    with lock:
+    with _print_lock:
         if pending:
             sys.stdout.write(prefix + pending.decode(errors="replace") + "\n")
         try:
@@ -189,6 +183,16 @@ def _follow(s: Session, name: str, sock: Any, width: int, index: int) -> None:
 
 
 _print_lock = threading.Lock()
+
+
+def _emit(prefix: str, data: bytes) -> bytes:
+    """Print the complete lines of `data` after `prefix`; return the incomplete rest."""
+    *lines, rest = data.split(b"\n")
+    with _print_lock:
+        for line in lines:
+            sys.stdout.write(prefix + line.decode(errors="replace").rstrip("\r") + "\n")
+        sys.stdout.flush()
+    return rest
 
 
 @compose.command(context_settings=CONTEXT)
@@ -242,12 +246,7 @@ def logs(s: Session, follow: bool, services: tuple[str, ...]) -> None:
         while data := (resp.read1(65536) if hasattr(resp, "read1") else resp.read(65536)):
             buf += data
             for _, chunk in demux(buf):
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                with _print_lock:
-                    for line in lines:
-                        sys.stdout.write(prefix + line.decode(errors="replace").rstrip("\r") + "\n")
-                    sys.stdout.flush()
+                pending = _emit(prefix, pending + chunk)
 
     if not follow:
         for i, c in enumerate(chosen):
