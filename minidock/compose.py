@@ -125,9 +125,15 @@ def plan(doc: Any, project: str, path: str = "docker-compose.yml") -> Project:
     return pj
 
 
+def _labels(value: Any) -> dict[str, str]:
+    """Compose's labels: a mapping, or a list of KEY=VALUE."""
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    return dict(str(x).partition("=")[::2] for x in value or [])
+
+
 def _network_request(project: str, key: str, spec: _Map, full: str) -> dict[str, Any]:
-    labels = dict(spec.get("labels") or {}) if isinstance(spec.get("labels"), dict) else \
-        dict(lbl.partition("=")[::2] for lbl in spec.get("labels") or [])
+    labels = _labels(spec.get("labels"))
     labels.update({P + "network": key, P + "project": project, P + "version": COMPOSE_VERSION})
     req: dict[str, Any] = {"Name": full, "Driver": spec.get("driver") or "bridge",
                            "Internal": bool(spec.get("internal")), "Labels": labels,
@@ -196,20 +202,13 @@ def _service(services: _Map, sname: str, svc: Any, pj: Project, used: set[str]) 
     env = svc.get("environment") or []
     body["Env"] = [f"{k}={'' if v is None else v}" for k, v in env.items()] if isinstance(env, dict) \
         else _list_of_str(svc, "environment", env, f"{where}.environment")
-    labels = svc.get("labels") or {}
-    body["Labels"].update(labels if isinstance(labels, dict) else dict(x.partition("=")[::2] for x in labels))
+    body["Labels"].update(_labels(svc.get("labels")))
     hc["ExtraHosts"] = _list_of_str(svc, "extra_hosts", svc.get("extra_hosts") or [], f"{where}.extra_hosts")
     hc["Dns"] = _list_of_str(svc, "dns", svc.get("dns") or [], f"{where}.dns")
-    exposed: dict[str, Any] = {}
-    bindings: dict[str, list[dict[str, str]]] = {}
     try:
-        for spec in _list_of_str(svc, "ports", svc.get("ports") or [], f"{where}.ports"):
-            for key, b in ports.parse_spec(spec):
-                exposed[key] = {}
-                bindings.setdefault(key, []).append(b)
-        for spec in _list_of_str(svc, "expose", svc.get("expose") or [], f"{where}.expose"):
-            for key, _ in ports.parse_spec(spec):
-                exposed[key] = {}
+        exposed, bindings = ports.from_specs(
+            _list_of_str(svc, "ports", svc.get("ports") or [], f"{where}.ports"),
+            _list_of_str(svc, "expose", svc.get("expose") or [], f"{where}.expose"))
     except MinidockError as e:
         raise _fail(svc, f"{where}.ports", f"is invalid: {e}") from None
     body["ExposedPorts"], hc["PortBindings"] = exposed, bindings

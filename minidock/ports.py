@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from netaddr import AddrFormatError, IPAddress
 
@@ -116,6 +117,27 @@ def _split_v6(rest: str) -> list[str]:
     if end < 0 or rest[end + 1:end + 2] != ":":
         raise InvalidParameter(f"invalid IP address: {rest}")
     return [rest[: end + 1], *rest[end + 2:].split(":", 1)]
+
+
+def from_specs(publish: Iterable[str], expose: Iterable[str] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`-p` and `--expose` values (or compose's ports: and expose:) as ExposedPorts and PortBindings."""
+    exposed: dict[str, Any] = {}
+    bindings: dict[str, list[dict[str, str]]] = {}
+    for spec in publish:
+        for key, b in parse_spec(spec):
+            exposed[key] = {}
+            bindings.setdefault(key, []).append(b)
+    for spec in expose:
+        if ":" in spec:
+            raise InvalidParameter(f"invalid port format for --expose: {spec}")
+        for key, _ in parse_spec(spec):
+            exposed[key] = {}
+    return exposed, bindings
+
+
+def held(c: dict[str, Any]) -> list[Published]:
+    """The host ports a container record holds (none unless it runs)."""
+    return [Published.from_dict(p) for p in c.get("ports") or []]
 
 
 def parse_key(key: str) -> tuple[int, str]:

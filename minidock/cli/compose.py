@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -19,16 +19,18 @@ COLOURS = [36, 33, 32, 35, 34, 96, 93, 92, 95, 94]
 
 
 class Session:
-    def __init__(self, api: Client, file: str, project: str | None) -> None:
-        self.api, self.file, self.project_opt = api, file, project
+    def __init__(self, ctx: Any, file: str, project: str | None) -> None:
+        self.ctx, self.file, self.project_opt = ctx, file, project
+
+    @property
+    def api(self) -> Client:
+        return self.ctx.api  # connects on first use: `compose config` needs no daemon
 
     def load(self) -> Any:
         from ..compose import load
 
         try:
             return load(self.file, self.project_opt)
-        except DaemonError as e:
-            die(e.message)
         except Exception as e:  # noqa: BLE001 - ComposeError and friends: one line
             die(str(e))
 
@@ -39,10 +41,7 @@ class Session:
         return self.project_opt or project_name(self.file)
 
     def call(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None) -> Any:
-        try:
-            return self.api.call(method, path, query, body)
-        except DaemonError as e:
-            die(f"Error response from daemon: {e.message}")
+        return self.ctx.call(method, path, query, body)
 
     def containers(self, project: str) -> list[dict[str, Any]]:
         found = self.call("GET", "/containers/json", {"all": 1})
@@ -50,9 +49,10 @@ class Session:
                       key=lambda s: s["Names"][0])
 
 
-def die(message: str) -> None:
-    click.echo(message, err=True)
-    sys.exit(1)
+def die(message: str | DaemonError) -> NoReturn:
+    from .main import daemon_error, fail  # main imports this module when it is loaded
+
+    fail(daemon_error(message) if isinstance(message, DaemonError) else message)
 
 
 def status(kind: str, name: str, what: str) -> None:
@@ -67,7 +67,7 @@ def compose(ctx: click.Context, file: str, project: str | None) -> None:
     """Run a docker-compose.yml project's networks and containers."""
     if not os.path.exists(file) and file == "docker-compose.yml" and os.path.exists("compose.yaml"):
         file = "compose.yaml"
-    ctx.obj = Session(ctx.obj.api, file, project)
+    ctx.obj = Session(ctx.obj, file, project)
 
 
 pass_session = click.make_pass_decorator(Session)
@@ -88,7 +88,7 @@ def up(s: Session, detach: bool) -> None:
                 s.api.call("DELETE", f"/{kind}/{q(ref)}", {"force": 1} if kind == "containers" else None)
             except DaemonError:
                 pass
-        die(f"Error response from daemon: {e.message}")
+        die(e)
     socks = {}
     if not detach:
         click.echo("Attaching to " + ", ".join(sv.container for sv in sorted(pj.services, key=lambda x: x.container)))
@@ -99,7 +99,7 @@ def up(s: Session, detach: bool) -> None:
         try:
             s.api.call("POST", f"/containers/{ids[sv.container]}/start")
         except DaemonError as e:
-            die(f"Error response from daemon: {e.message}")
+            die(e)
         if detach:
             status("Container", sv.container, "Started")
     if detach:
@@ -131,10 +131,10 @@ def _create(s: Session, pj: Any, made: list[tuple[str, str]]) -> dict[str, str]:
             continue
         if req["Name"] in existing:
             continue
-        used = key == "default" and not any(f"{pj.name}_default" in sv.networks for sv in pj.services)
+        unused = key == "default" and not any(f"{pj.name}_default" in sv.networks for sv in pj.services)
         s.api.call("POST", "/networks/create", None, req)
         made.append(("networks", req["Name"]))
-        status("Network", req["Name"], "Created" + (" (no service uses it)" if used else ""))
+        status("Network", req["Name"], "Created" + (" (no service uses it)" if unused else ""))
     notes = [f"{sv.name} ({sv.image_note})" for sv in pj.services if sv.image_note]
     if notes:  # once for the project, not per container
         click.echo(f"minidock: services {', '.join(notes)} run on the built-in \"host\" root filesystem",

@@ -204,23 +204,12 @@ def create_body(o: dict[str, Any]) -> dict[str, Any]:
 def port_options(publish: tuple[str, ...], expose: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
     """-p and --expose as ExposedPorts and PortBindings, parsed client-side as Docker's CLI does."""
     from ..errors import MinidockError
-    from ..ports import parse_spec
+    from ..ports import from_specs
 
-    exposed: dict[str, Any] = {}
-    bindings: dict[str, list[dict[str, str]]] = {}
     try:
-        for spec in publish:
-            for key, b in parse_spec(spec):
-                exposed[key] = {}
-                bindings.setdefault(key, []).append(b)
-        for spec in expose:
-            if ":" in spec:
-                raise ValueError(f"invalid port format for --expose: {spec}")
-            for key, _ in parse_spec(spec):
-                exposed[key] = {}
-    except (MinidockError, ValueError) as e:
+        return from_specs(publish, expose)
+    except MinidockError as e:
         fail(f"minidock: {e}", 125)
-    return exposed, bindings
 
 
 def do_create(c: Ctx, o: dict[str, Any]) -> str:
@@ -437,13 +426,10 @@ def ps(c: Ctx, show_all: bool, quiet: bool, no_trunc: bool, fmt: str | None, fil
 @pass_ctx
 def port(c: Ctx, container: str, private: str | None) -> None:
     """List port mappings, or the mappings of one PRIVATE[/PROTO] port."""
+    from ..ports import parse_key
+
     info = c.call("GET", f"/containers/{q(container)}/json")
     published = info["NetworkSettings"]["Ports"] or {}
-
-    def order(key: str) -> tuple[int, str]:
-        number, _, proto = key.partition("/")
-        return int(number), proto
-
     if private:
         number, _, proto = private.partition("/")
         key = f"{number}/{proto or 'tcp'}"
@@ -453,7 +439,7 @@ def port(c: Ctx, container: str, private: str | None) -> None:
         for b in bindings:
             click.echo(f"{b['HostIp']}:{b['HostPort']}")
         return
-    for key in sorted(published, key=order):
+    for key in sorted(published, key=parse_key):
         for b in published[key] or []:
             click.echo(f"{key} -> {b['HostIp']}:{b['HostPort']}")
 

@@ -163,8 +163,7 @@ def jump_lines(existing: str) -> tuple[list[str], list[str]]:
     for table, chain, spec in JUMPS:
         groups.setdefault((table, chain), []).append(spec)
     for (table, chain), specs in groups.items():
-        rules = [ln[len(f"-A {chain} "):] for ln in _table_section(existing, table).splitlines()
-                 if ln.startswith(f"-A {chain} ")]
+        rules = _chain_rules(existing, table, chain)
         ours = [r for r in rules if _is_our_jump(r)]
         if rules[: len(specs)] == specs and len(ours) == len(specs):
             continue
@@ -175,9 +174,13 @@ def jump_lines(existing: str) -> tuple[list[str], list[str]]:
 
 
 def _is_our_jump(rule: str) -> bool:
-    _, sep, target = (" " + rule).rpartition(" -j ")
-    target = target if sep else ""
-    return target in FILTER_CHAINS or target in NAT_CHAINS
+    return (" " + rule).rpartition(" -j ")[2] in {*FILTER_CHAINS, *NAT_CHAINS}
+
+
+def _chain_rules(save: str, table: str, chain: str) -> list[str]:
+    """The rule specs of `chain` in an iptables-save dump, without the `-A CHAIN`."""
+    return [ln[len(f"-A {chain} "):] for ln in _table_section(save, table).splitlines()
+            if ln.startswith(f"-A {chain} ")]
 
 
 def _table_section(save: str, table: str) -> str:
@@ -218,12 +221,9 @@ async def apply(rs: Ruleset, *, ensure_jumps: bool = True) -> str:
 
 def _our_jumps(save: str, table: str) -> list[str]:
     """Delete lines for every jump of ours in the built-in chains of `table`."""
-    builtin = {c for t, c, _ in JUMPS if t == table}
-    out = []
-    for ln in _table_section(save, table).splitlines():
-        chain, _, rule = ln[3:].partition(" ")
-        if ln.startswith("-A ") and chain in builtin and _is_our_jump(rule):
-            out.append(f"-D {chain} {rule}")
+    builtin = dict.fromkeys(c for t, c, _ in JUMPS if t == table)
+    out = [f"-D {chain} {rule}" for chain in builtin for rule in _chain_rules(save, table, chain)
+           if _is_our_jump(rule)]
     return list(dict.fromkeys(out))
 
 

@@ -97,9 +97,9 @@ class Engine:
         self.last_exit: dict[str, int] = {}
         self.execs: dict[str, dict[str, Any]] = {}
         self._fw_lock = asyncio.Lock()
-        self.port_holds: dict[str, list[Any]] = {}
+        self.port_holds: dict[str, list[Any]] = {}  # container id -> bound sockets keeping its host ports
         # joined its networks, process not yet running: its name resolves and it may ask already
-        self.starting: set[str] = set()  # container id -> bound sockets keeping its host ports
+        self.starting: set[str] = set()
         self.background: set[asyncio.Task[Any]] = set()
         # attach requests that arrived before the start they wait for (docker run attaches first)
         self.pending_subscribers: dict[str, set[asyncio.Queue[bytes | None]]] = {}
@@ -170,7 +170,7 @@ class Engine:
 
     def _rehold_ports(self, c: dict[str, Any]) -> None:
         """Bind again the host ports of a container that outlived a daemon restart."""
-        for p in map(ports.Published.from_dict, c.get("ports") or []):
+        for p in ports.held(c):
             try:
                 self.port_holds.setdefault(c["id"], []).append(portbind.reserve(p.proto, p.host_ip, p.host_port))
             except OSError as e:
@@ -188,8 +188,7 @@ class Engine:
             await iptables.apply(iptables.ruleset(rules, self._published()))
 
     def _published(self, exclude: str = "") -> list[ports.Published]:
-        return [ports.Published.from_dict(p) for c in self.store.all("containers") if c["id"] != exclude
-                for p in c.get("ports") or []]
+        return [p for c in self.store.all("containers") if c["id"] != exclude for p in ports.held(c)]
 
     def _choose_ports(self, bindings: dict[str, list[dict[str, str]]], who: str,
                       exclude: str = "") -> list[tuple[str, str, int, int]]:
@@ -216,12 +215,12 @@ class Engine:
                     holds.append(portbind.reserve(proto, ip, hp))
                 except portbind.PortInUse:  # taken between the check and now
                     raise _not_published(c["name"], ports.PortAllocated(ip, hp)) from None
-            c["ports"] = [ports.Published(proto, ip, hp, cp, ep["ip"], net["bridge"],
-                                          net["ipam"]["config"][0]["subnet"], c["name"]).to_dict()
-                          for proto, ip, hp, cp in chosen]
+            published = [ports.Published(proto, ip, hp, cp, ep["ip"], net["bridge"],
+                                         net["ipam"]["config"][0]["subnet"], c["name"])
+                         for proto, ip, hp, cp in chosen]
+            c["ports"] = [p.to_dict() for p in published]
             self.store.put("containers", c)
-        mine = iptables.ruleset([self.drivers["bridge"].firewall(net)],
-                                [ports.Published.from_dict(p) for p in c["ports"]])
+        mine = iptables.ruleset([self.drivers["bridge"].firewall(net)], published)
         tag = f'"container {c["name"]}'
         await tx.step("published ports", self.apply_firewall(),
                       commands=[f"iptables -t {table} {line}" for table, lines in (("nat", mine.nat),
@@ -231,8 +230,7 @@ class Engine:
 
     async def _unpublish(self, c: dict[str, Any]) -> None:
         """Drop the rules first, then let go of the host ports."""
-        had_rules = bool(c.get("ports"))
-        if had_rules:
+        if c.get("ports"):
             c["ports"] = []
             self.store.put("containers", c)
             await self.apply_firewall()
@@ -349,9 +347,10 @@ class Engine:
             want[n["name"]] = {"network_id": n["id"], "aliases": aliases, "ipv4": ip}
         if hc.get("PortBindings") and net["driver"] == "host":
             raise InvalidParameter('"host" network_mode is incompatible with port_bindings')
+        declared = ports.normalise(hc.get("PortBindings"))
         exposed = sorted({f"{p}/{proto}" for p, proto in map(ports.parse_key, body.get("ExposedPorts") or {})}
-                         | set(ports.normalise(hc.get("PortBindings"))))
-        bindings = ports.normalise(hc.get("PortBindings"), exposed, bool(hc.get("PublishAllPorts")))
+                         | set(declared))
+        bindings = ports.normalise(declared, exposed, bool(hc.get("PublishAllPorts")))
         if net["driver"] == "bridge":
             # refuse a taken port now, so that `run` leaves no container behind
             self._choose_ports(bindings, name)
@@ -401,7 +400,7 @@ class Engine:
                 "Dns": list(hc.get("Dns") or []),
                 "ExtraHosts": list(hc.get("ExtraHosts") or []),
                 "AutoRemove": bool(hc.get("AutoRemove")),
-                "PortBindings": ports.normalise(hc.get("PortBindings")),
+                "PortBindings": declared,
                 "PublishAllPorts": bool(hc.get("PublishAllPorts")),
                 "Links": list(hc.get("Links") or []),
             },
@@ -546,8 +545,8 @@ class Engine:
         if rt.master is not None:
             rt.subscribers |= self.pending_subscribers.pop(cid, set())
             self._relay(cid, rt)
+        # no refresh_dns here: the records were built before the spawn, while it was starting
         self._watch(cid, c["state"]["pid"])
-        self.refresh_dns()
 
     async def _plug(self, c: dict[str, Any], net: dict[str, Any], cfg: dict[str, Any],
                     sb: SandboxHandle, tx: Transaction, ifname: str, gateway: bool) -> dict[str, Any]:

@@ -88,7 +88,7 @@ def container_json(c: dict[str, Any], eps: list[dict[str, Any]], nets: dict[str,
             "Bridge": "",
             "SandboxID": c["id"] if c.get("netns") else "",
             "SandboxKey": f"/run/netns/{c['netns']}" if c.get("netns") else "",
-            "Ports": ports.settings(_published(c), c["config"].get("ExposedPorts") or {}) if running else {},
+            "Ports": ports.settings(ports.held(c), c["config"].get("ExposedPorts") or {}) if running else {},
             "HairpinMode": False,
             "LinkLocalIPv6Address": "",
             "LinkLocalIPv6PrefixLen": 0,
@@ -124,7 +124,7 @@ def container_summary(c: dict[str, Any], eps: list[dict[str, Any]], nets: dict[s
         "Command": shlex.join(c["argv"]),
         "Created": int(c["created"]),
         "Ports": [{"IP": p.host_ip, "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto}
-                  for p in _published(c)]
+                  for p in ports.held(c)]
         + [{"PrivatePort": port, "Type": proto} for port, proto in _unpublished(c)],
         "Labels": c["config"]["Labels"],
         "State": st["status"],
@@ -175,11 +175,7 @@ def status_text(c: dict[str, Any], now: float | None = None) -> str:
     return "Created"
 
 
-def _published(c: dict[str, Any]) -> list[ports.Published]:
-    return [ports.Published.from_dict(p) for p in c.get("ports") or []]
-
-
 def _unpublished(c: dict[str, Any]) -> list[tuple[int, str]]:
-    bound = {(p.container_port, p.proto) for p in _published(c)}
+    bound = {(p.container_port, p.proto) for p in ports.held(c)}
     exposed = [ports.parse_key(k) for k in c["config"].get("ExposedPorts") or {}]
     return [pp for pp in exposed if pp not in bound]

@@ -12,7 +12,8 @@ import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -68,6 +69,21 @@ def new(md: Sandbox, made: list[Project], name: str, text: str) -> Project:
     p = Project(md, name, text)
     made.append(p)
     return p
+
+
+def poll(read: Callable[[], str], expect: str, tries: int = 50) -> str:
+    """`read()` until its text contains `expect` (a server starting), at most `tries` times."""
+    text = ""
+    for _ in range(tries):
+        text = read()
+        if expect in text:
+            break
+        time.sleep(0.1)
+    return text
+
+
+def ip_in(md: Sandbox, container: str) -> str:
+    return md.inspect(container, "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
 
 
 SUCCEEDED = re.compile(r"Connection to server_container \((172\.\d+\.\d+\.\d+)\) 11111 port \[tcp/\*\] succeeded!")
@@ -140,15 +156,11 @@ networks:
     p = new(md, project, "twonets", text)
     p("up", "-d")
     for client in ("client_a", "client_b"):
-        for _ in range(50):
-            if "succeeded" in md.cli("logs", client).out:
-                break
-            subprocess.run(["sleep", "0.1"])
-        assert SUCCEEDED.search(md.cli("logs", client).out), client
+        assert SUCCEEDED.search(poll(lambda c=client: md.cli("logs", c).out, "succeeded")), client
     subnets = {md.cli("network", "inspect", n, "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}}").out.strip()
                for n in ("twonets_my-network-a", "twonets_my-network-b")}
     assert len(subnets) == 2
-    b_ip = md.inspect("client_b", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
+    b_ip = ip_in(md, "client_b")
     assert md.cli("exec", "client_a", "ping", "-c", "1", "-W", "1", b_ip, check=False).code != 0
     assert md.cli("exec", "client_a", "getent", "hosts", "client_b", check=False).code != 0
     p.down()
@@ -180,10 +192,9 @@ networks:
 """
     p = new(md, project, "ipam", text)
     p("up", "-d")
-    server_ip = md.inspect("server_container", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
+    server_ip = ip_in(md, "server_container")
     assert server_ip.startswith("172.24.5.") and server_ip != "172.24.5.111"
-    assert md.inspect("client_container", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}") == \
-        "172.24.5.55"
+    assert ip_in(md, "client_container") == "172.24.5.55"
     assert "default via 172.24.5.111" in md.cli("exec", "client_container", "ip", "route").out
     assert md.cli("exec", "client_container", "ping", "-c", "1", "-W", "2", server_ip).code == 0
     p.down()
@@ -200,12 +211,8 @@ services:
     p = new(md, project, "ports", text)
     p("up", "-d")
     assert "0.0.0.0:11111->11111/tcp" in p("ps").out
-    got = ""
-    for _ in range(20):
-        got = md.host("nc", "-w", "2", "localhost", "11111", check=False).out
-        if got:
-            break
-        subprocess.run(["sleep", "0.1"])
+    got = poll(lambda: md.host("nc", "-w", "2", "localhost", "11111", check=False).out, "hello-from-compose",
+               tries=20)
     assert got.strip() == "hello-from-compose"
     p.down()
 

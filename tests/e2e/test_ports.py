@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -59,16 +58,8 @@ def web(md: Sandbox, name: str, *publish: str, reply: str = "", network: str = "
     return md.ip_of(name)
 
 
-@pytest.fixture
-def cleanup(md: Sandbox) -> Iterator[None]:
-    yield
-    ids = md.cli("ps", "-aq").out.split()
-    if ids:
-        md.cli("rm", "-f", *ids)
-
-
 def test_published_port_answers_from_outside_and_from_the_hosts_loopback(
-        md: Sandbox, outside: str, cleanup: None) -> None:
+        md: Sandbox, outside: str) -> None:
     web(md, "web", "8080:80")
     assert tcp(md, outside, HOST, 8080) == "web"
     assert tcp(md, "host", "127.0.0.1", 8080) == "web"
@@ -84,7 +75,7 @@ def test_published_port_answers_from_outside_and_from_the_hosts_loopback(
     assert r.code == 1 and r.err.strip() == "Error: No public port '7777' published for web"
 
 
-def test_every_publish_form(md: Sandbox, outside: str, cleanup: None) -> None:
+def test_every_publish_form(md: Sandbox, outside: str) -> None:
     md.cli("run", "-d", "--name", "udpsrv", "-p", "5353:53/udp", "ubuntu",
            "python3", "-c", UDP_ECHO.format(port=53, reply="udpsrv"))
     web(md, "lo", "127.0.0.1:8081:80")
@@ -114,7 +105,7 @@ def test_every_publish_form(md: Sandbox, outside: str, cleanup: None) -> None:
         "0.0.0.0:8000-8002->8000-8002/tcp"
 
 
-def test_loopback_binding_is_not_reachable_from_another_host(md: Sandbox, outside: str, cleanup: None) -> None:
+def test_loopback_binding_is_not_reachable_from_another_host(md: Sandbox, outside: str) -> None:
     """moby issue 45610: a LAN neighbour routes 127.0.0.1 to the host and reaches a 127.0.0.1 port."""
     web(md, "private", "127.0.0.1:8090:80")
     web(md, "public", "8091:80")
@@ -143,7 +134,7 @@ def test_loopback_binding_is_not_reachable_from_another_host(md: Sandbox, outsid
 
 
 def test_hairpin_a_container_reaches_its_own_and_a_neighbours_published_port(
-        md: Sandbox, cleanup: None) -> None:
+        md: Sandbox) -> None:
     web(md, "hp", "8100:80")
     web(md, "other", "8101:80")
     gw = md.inspect("hp", "{{range .NetworkSettings.Networks}}{{.Gateway}}{{end}}")
@@ -152,7 +143,7 @@ def test_hairpin_a_container_reaches_its_own_and_a_neighbours_published_port(
         assert md.cli("exec", "hp", "nc", "-w", "2", target, "8101").out.strip() == "other"
 
 
-def test_bridges_talk_through_a_published_port_and_never_directly(md: Sandbox, cleanup: None) -> None:
+def test_bridges_talk_through_a_published_port_and_never_directly(md: Sandbox) -> None:
     md.cli("network", "create", "bridge2")
     try:
         db = web(md, "db", "3306:80", reply="db")  # on the default bridge
@@ -167,7 +158,7 @@ def test_bridges_talk_through_a_published_port_and_never_directly(md: Sandbox, c
         md.cli("network", "rm", "bridge2")
 
 
-def test_host_gateway_reaches_a_service_on_the_host(md: Sandbox, cleanup: None) -> None:
+def test_host_gateway_reaches_a_service_on_the_host(md: Sandbox) -> None:
     srv = subprocess.Popen(["nsenter", f"--net=/run/netns/{md.name}", "busybox", "nc", "-ll", "-p", "7700",
                             "-e", "echo", "from-the-host"])
     try:
@@ -183,7 +174,7 @@ def test_host_gateway_reaches_a_service_on_the_host(md: Sandbox, cleanup: None) 
         srv.wait()
 
 
-def test_conflicts_are_refused_and_change_nothing(md: Sandbox, cleanup: None) -> None:
+def test_conflicts_are_refused_and_change_nothing(md: Sandbox) -> None:
     web(md, "first", "8200:80")
     before = md.snapshot()
     r = md.cli("run", "-d", "--name", "second", "-p", "8200:80", "busybox", "true", check=False)
@@ -221,7 +212,7 @@ def test_bad_publish_specs_are_refused_with_dockers_wording(md: Sandbox) -> None
     assert md.cli("ps", "-aq").out == before
 
 
-def test_stop_and_rm_remove_the_rules_at_once(md: Sandbox, outside: str, cleanup: None) -> None:
+def test_stop_and_rm_remove_the_rules_at_once(md: Sandbox, outside: str) -> None:
     web(md, "brief", "8400:80")
     assert "--dport 8400" in md.host("iptables-save", "-t", "nat").out
     md.cli("stop", "-t", "0", "brief")
@@ -238,7 +229,7 @@ def test_stop_and_rm_remove_the_rules_at_once(md: Sandbox, outside: str, cleanup
 
 
 def test_published_ports_survive_a_daemon_restart_and_stale_rules_do_not(
-        md: Sandbox, outside: str, cleanup: None) -> None:
+        md: Sandbox, outside: str) -> None:
     web(md, "stays", "8500:80")
     web(md, "dies", "8501:80")
     dies_pid = int(md.inspect("dies", "{{.State.Pid}}"))
