@@ -75,6 +75,7 @@ class Project:
     networks: dict[str, dict[str, Any]]  # key -> network create request, or {"external": name}
     services: list[Service] = field(default_factory=list)  # in start order
     normalised: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # unset variables, told before anything runs
 
 
 def load(path: str, name: str | None = None) -> Project:
@@ -85,7 +86,63 @@ def load(path: str, name: str | None = None) -> Project:
         raise ComposeError(f"no configuration file provided: not found: {path}") from None
     except yaml.YAMLError as e:
         raise ComposeError(f"{path}: {e}".replace("\n", " ")) from None
-    return plan(doc, name or project_name(path), path)
+    unset: list[str] = []
+    doc = interpolate(doc, {**dotenv(os.path.join(os.path.dirname(os.path.abspath(path)), ".env")),
+                            **os.environ}, unset)
+    pj = plan(doc, name or project_name(path), path)
+    pj.warnings = [f'The "{v}" variable is not set. Defaulting to a blank string.' for v in dict.fromkeys(unset)]
+    return pj
+
+
+def dotenv(path: str) -> dict[str, str]:
+    """The project folder's `.env`: KEY=VALUE lines, # comments, optional quotes."""
+    out: dict[str, str] = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                key, eq, value = line.strip().removeprefix("export ").partition("=")
+                if eq and key and not key.startswith("#"):
+                    value = value.strip()
+                    out[key.strip()] = value[1:-1] if value[:1] == value[-1:] and value[:1] in "'\"" \
+                        and len(value) > 1 else value
+    return out
+
+
+_VAR = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])((?:[^{}]|\{[^{}]*\})*))?\}"
+                  r"|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def interpolate(value: Any, env: dict[str, str], unset: list[str]) -> Any:
+    """Compose's variable substitution in every string: `$$`, `$VAR`, `${VAR}`,
+    `${VAR:-default}`, `${VAR-default}`, `${VAR:?message}`, `${VAR?message}`, `${VAR:+alt}`."""
+    if isinstance(value, dict):
+        for k in list(value):
+            value[k] = interpolate(value[k], env, unset)
+        return value
+    if isinstance(value, list):
+        return [interpolate(v, env, unset) for v in value]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+
+    def one(m: re.Match[str]) -> str:
+        if m.group(1):
+            return "$"
+        name = m.group(2) or m.group(5)
+        op, arg = m.group(3), m.group(4) or ""
+        present = name in env and (env[name] != "" or not (op or "").startswith(":"))
+        if op in ("-", ":-"):
+            return env[name] if present else interpolate(arg, env, unset)
+        if op in ("?", ":?"):
+            if not present:
+                raise ComposeError(f"required variable {name} is missing a value" + (f": {arg}" if arg else ""))
+            return env[name]
+        if op in ("+", ":+"):
+            return interpolate(arg, env, unset) if present else ""
+        if name not in env:
+            unset.append(name)
+        return env.get(name, "")
+
+    return _VAR.sub(one, value)
 
 
 def _fail(where: _Map | None, key: str, message: str) -> ComposeError:
@@ -214,15 +271,34 @@ def _service(services: _Map, sname: str, svc: Any, pj: Project, used: set[str]) 
     body["ExposedPorts"], hc["PortBindings"] = exposed, bindings
     mode = svc.get("network_mode")
     nets: dict[str, dict[str, Any]] = {}
+    extra_deps: list[str] = []
     if mode is not None:
         if "networks" in svc:
             raise _fail(svc, f"{where}.network_mode", '"network_mode" and "networks" cannot be combined')
         if mode == "host" and bindings:
             raise _fail(svc, f"{where}.network_mode", '"host" network_mode is incompatible with port_bindings')
-        if mode not in ("host", "none", "bridge"):
-            raise _fail(svc, f"{where}.network_mode", f"{mode!r} is not supported (host, none or bridge)")
-        hc["NetworkMode"] = mode
-        nets[mode] = {}
+        kind, _, other = str(mode).partition(":")
+        if kind in ("service", "container") and other:
+            if kind == "service" and other not in services:
+                raise _fail(svc, f"{where}.network_mode",
+                            f'service "{sname}" depends on undefined service "{other}": invalid compose project')
+            for key, what in [("hostname", "hostname and the network mode"), ("dns", "dns and the network mode"),
+                              ("extra_hosts", "custom host-to-IP mapping and the network mode"),
+                              ("ports", "port publishing and the container type network mode"),
+                              ("expose", "port exposing and the container type network mode")]:
+                if svc.get(key):
+                    raise _fail(svc, f"{where}.{key}", f"conflicting options: {what}")
+            if kind == "service":  # as Docker Compose: the other service's container, started first
+                other = str(services[other].get("container_name") or f"{pj.name}-{other}-1") \
+                    if isinstance(services[other], dict) else other
+                extra_deps.append(mode.partition(":")[2])
+            hc["NetworkMode"] = f"container:{other}"
+        elif mode in ("host", "none", "bridge"):
+            hc["NetworkMode"] = mode
+            nets[mode] = {}
+        else:
+            raise _fail(svc, f"{where}.network_mode", f"{mode!r} is not supported (host, none, bridge, "
+                                                      "service:NAME or container:NAME)")
     else:
         wanted = svc.get("networks") if svc.get("networks") is not None else ["default"]
         items = [(n, None) for n in wanted] if isinstance(wanted, list) else list(wanted.items()) \
@@ -249,7 +325,7 @@ def _service(services: _Map, sname: str, svc: Any, pj: Project, used: set[str]) 
     deps = list(deps) if isinstance(deps, (list, dict)) else None
     if deps is None or any(d not in services for d in deps):
         raise _fail(svc, f"{where}.depends_on", "must name services of this file")
-    return Service(sname, container, body, nets, [str(d) for d in deps], note)
+    return Service(sname, container, body, nets, list(dict.fromkeys([*map(str, deps), *extra_deps])), note)
 
 
 def _start_order(services: _Map, planned: dict[str, Service]) -> list[Service]:

@@ -30,9 +30,12 @@ class Session:
         from ..compose import load
 
         try:
-            return load(self.file, self.project_opt)
+            pj = load(self.file, self.project_opt)
         except Exception as e:  # noqa: BLE001 - ComposeError and friends: one line
             die(str(e))
+        for w in pj.warnings:
+            click.echo(f"WARN[0000] {w}", err=True)
+        return pj
 
     @property
     def name(self) -> str:

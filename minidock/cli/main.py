@@ -156,7 +156,7 @@ def create_body(o: dict[str, Any]) -> dict[str, Any]:
     network = o["network"] or "default"
     if o["publish"] and network == "host":
         fail('minidock: Error response from daemon: "host" network_mode is incompatible with port_bindings', 125)
-    if o["aliases"] and network in ("default", "bridge"):
+    if o["aliases"] and (network in ("default", "bridge", "host", "none") or network.startswith("container:")):
         fail("minidock: network-scoped aliases are only supported for user-defined networks", 125)
     exposed, bindings = port_options(o["publish"], o["expose"])
     env = []

@@ -142,7 +142,8 @@ class Engine:
         for c in self.store.all("containers"):
             st = c["state"]
             if st["status"] == "running" and process.alive(st["pid"], st.get("start_time", 0)):
-                known_ns.add(c.get("netns") or "")
+                if not _joined(c):
+                    known_ns.add(c.get("netns") or "")
                 known_links.update(ep["veth"] for ep in self.store.endpoints(container_id=c["id"]))
                 self.runtime[c["id"]] = Runtime()
                 self._watch(c["id"], st["pid"])
@@ -325,13 +326,17 @@ class Engine:
         if isinstance(cmd, str):
             cmd = [cmd]
         argv = [*entrypoint, *cmd] or (["sh"] if lower != "/" else ["bash"])
-        if mode_net.startswith("container:"):
-            raise InvalidParameter("network mode container:<name> is not supported yet")
-        net = self.network(mode_net)
         endpoints_cfg = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
         want: dict[str, dict[str, Any]] = {}
-        for netref, cfg in [(mode_net, endpoints_cfg.get(mode_net) or endpoints_cfg.get(mode) or {}),
-                            *[(k, v) for k, v in endpoints_cfg.items() if k not in (mode_net, mode)]]:
+        joined = mode_net.startswith("container:")
+        if joined:
+            mode = self._joined_mode(mode_net, body, hc)
+            net = self.network("none")  # no network of its own: the driver checks below see "none"
+        else:
+            net = self.network(mode_net)
+        for netref, cfg in [] if joined else [
+                (mode_net, endpoints_cfg.get(mode_net) or endpoints_cfg.get(mode) or {}),
+                *[(k, v) for k, v in endpoints_cfg.items() if k not in (mode_net, mode)]]:
             n = self.network(netref)
             cfg = cfg or {}
             ip = ((cfg.get("IPAMConfig") or {}).get("IPv4Address")) or ""
@@ -377,7 +382,9 @@ class Engine:
             "lower": lower,
             "argv": argv,
             "config": {
-                "Hostname": hostname or (cid[:12] if net["driver"] != "host" else os.uname().nodename),
+                # a joined container takes its hostname from the other one when it starts
+                "Hostname": hostname or ("" if joined else cid[:12] if net["driver"] != "host"
+                                         else os.uname().nodename),
                 "Domainname": body.get("Domainname") or "",
                 "User": body.get("User") or "",
                 "AttachStdin": bool(body.get("AttachStdin")),
@@ -421,6 +428,44 @@ class Engine:
             self.store.put("containers", doc)
         warnings = [note] if note and self._announce(image_name) else []
         return {"Id": cid, "Warnings": warnings}
+
+    def _joined_mode(self, mode: str, body: dict[str, Any], hc: dict[str, Any]) -> str:
+        """Validate `--network container:<name|id>`; return the mode naming the other by its ID.
+
+        The conflicts and their wording are the Docker daemon's (validateNetContainerMode):
+        everything that shapes a network stack belongs to the container that owns it.
+        """
+        ref = mode.partition(":")[2]
+        if not ref:
+            raise InvalidParameter("Invalid network mode: invalid container format container:<name|id>")
+        conflicts = [
+            (body.get("Hostname"), "conflicting options: hostname and the network mode"),
+            (hc.get("Links"), "conflicting options: container type network can't be used with links. "
+                              "This would result in undefined behavior"),
+            (hc.get("Dns"), "conflicting options: dns and the network mode"),
+            (hc.get("ExtraHosts"), "conflicting options: custom host-to-IP mapping and the network mode"),
+            (hc.get("PortBindings") or hc.get("PublishAllPorts"),
+             "conflicting options: port publishing and the container type network mode"),
+            (body.get("ExposedPorts"), "conflicting options: port exposing and the container type network mode"),
+        ]
+        for present, message in conflicts:
+            if present:
+                raise InvalidParameter(message)
+        for cfg in ((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}).values():
+            if (cfg or {}).get("Aliases"):
+                raise InvalidParameter("network-scoped aliases are only supported for user-defined networks")
+        other = self.store.find("containers", ref)
+        # like Docker, a name that matches nothing yet is kept and looked up again at start
+        return f"container:{other['id']}" if other else mode
+
+    def _joined_owner(self, c: dict[str, Any]) -> dict[str, Any] | None:
+        """The running container whose network namespace `c` shares, if `c` is in container mode."""
+        if not _joined(c):
+            return None
+        other = self.container(c["host_config"]["NetworkMode"].partition(":")[2])
+        if other["state"]["status"] != "running" or not other.get("netns"):
+            raise Conflict(f"cannot join network of a non running container: {other['id']}")
+        return other
 
     def _announce(self, image_name: str) -> bool:
         key = f"announced:{image_name}"
@@ -475,13 +520,20 @@ class Engine:
         cid = c["id"]
         mode_net = self.network(next(iter(c["networks"]))) if c["networks"] else self.network("none")
         host_mode = mode_net["driver"] == "host"
+        owner = self._joined_owner(c)
         rt = Runtime()
         sb: SandboxHandle | None = None
         opened: list[int] = []
         try:
             async with Transaction() as tx:
                 t0 = time.perf_counter()
-                if not host_mode:
+                if owner is not None:
+                    # nothing to build: the process enters the other container's namespace and
+                    # sees its interfaces, addresses, routes, hosts file and DNS stub
+                    c["netns"] = owner["netns"]
+                    c["config"]["Hostname"] = owner["config"]["Hostname"]
+                    c["config"]["Domainname"] = owner["config"]["Domainname"]
+                elif not host_mode:
                     ns_name = NETNS_PREFIX + c["name"]
                     sock = await tx.step("namespace", netns.create(ns_name),
                                          undo=_coro(netns.delete, ns_name),
@@ -503,9 +555,10 @@ class Engine:
                     self.refresh_dns()
                 if TIMINGS:
                     log.info("%s: network attach %.2f ms", c["name"], (time.perf_counter() - t0) * 1000)
-                self._write_files(c, host_mode)
+                if owner is None:
+                    self._write_files(c, host_mode)
                 stdin, stdout, stderr = self._stdio(c, rt, opened)
-                spec = self._spec(c, host_mode)
+                spec = self._spec(c, host_mode, self._dir((owner or c)["id"]))
                 console = process.Console() if c["config"]["Tty"] else None
                 try:
                     # the last step: nothing after it can fail and need it undone
@@ -635,7 +688,7 @@ class Engine:
         opened.append(null)
         return null, out, out
 
-    def _spec(self, c: dict[str, Any], host_mode: bool) -> dict[str, Any]:
+    def _spec(self, c: dict[str, Any], host_mode: bool, files_dir: str) -> dict[str, Any]:
         d = self._dir(c["id"])
         for sub in ("upper", "work", "merged"):
             os.makedirs(os.path.join(d, sub), exist_ok=True)
@@ -653,7 +706,7 @@ class Engine:
             "upper": os.path.join(d, "upper"),
             "work": os.path.join(d, "work"),
             "merged": os.path.join(d, "merged"),
-            "files": {n: os.path.join(d, n) for n in ("hosts", "resolv.conf", "hostname")},
+            "files": {n: os.path.join(files_dir, n) for n in ("hosts", "resolv.conf", "hostname")},
             "hostname": c["config"]["Hostname"],
             "env": env,
             "cwd": c["config"]["WorkingDir"] or "/",
@@ -741,7 +794,7 @@ class Engine:
                 steps.append((f"leave {net['name']}", _coro_async(self.drivers[net["driver"]].leave, net, ep)))
             steps.append(("release", _coro(self.store.release, ep["network_id"], c["id"])))
             steps.append(("endpoint", _coro(self.store.delete_endpoint, c["id"], ep["network_id"])))
-        if c.get("netns"):
+        if c.get("netns") and not _joined(c):  # a joined container's namespace is its owner's to delete
             steps.append(("namespace", _coro(netns.delete, c["netns"])))
         return await undo_all(steps)
 
@@ -843,6 +896,9 @@ class Engine:
         net, c = self.network(netref), self.container(cref)
         aliases = list(aliases or [])
         mode = self.network(next(iter(c["networks"]))) if c["networks"] else None
+        if _joined(c):
+            raise Forbidden("container sharing network namespace with another container or host cannot be "
+                            "connected to any other network")
         if net["driver"] == "host" or (mode is not None and mode["driver"] == "host"):
             raise Forbidden("container cannot be disconnected from host network or connected to host network")
         if net["driver"] == "null" or (mode is not None and mode["driver"] == "null"):
@@ -978,6 +1034,10 @@ class Engine:
 
 def _not_published(who: str, e: ports.PortAllocated) -> KernelError:
     return KernelError(f"driver failed programming external connectivity on endpoint {who} ({new_id()}): {e}")
+
+
+def _joined(c: dict[str, Any]) -> bool:
+    return str(c["host_config"]["NetworkMode"]).startswith("container:")
 
 
 def _write(path: str, text: str) -> None:

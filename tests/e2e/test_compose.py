@@ -278,3 +278,108 @@ def test_a_bad_file_names_the_key_and_line_and_creates_nothing(md: Sandbox, proj
     assert r.code == 1
     assert r.err.strip() == "services.client.colour is not supported (line 10)"
     assert md.snapshot() == before
+
+
+def test_network_mode_service_shares_the_servers_stack(md: Sandbox, project: list[Project]) -> None:
+    """`network_mode: service:server`: the sidecar reaches the server on 127.0.0.1 and answers on its address."""
+    text = """\
+services:
+  client:
+    container_name: client_container
+    depends_on: [sidecar]
+    entrypoint: ["sh", "-c", "nc -vz server_container 11111 && for i in $$(seq 20); do nc -w 2 server 22222 && break;
+                  sleep 0.2; done; sleep 300"]
+  sidecar:
+    container_name: sidecar_container
+    network_mode: service:server
+    entrypoint: ["sh", "-c", "nc -vz 127.0.0.1 11111 && exec busybox nc -ll -p 22222 -e echo from-sidecar"]
+  server:
+    container_name: server_container
+    entrypoint: ["nc", "-lk", "11111"]
+"""
+    p = new(md, project, "sidecar", text)
+    p("up", "-d")
+    server_id = md.inspect("server_container", "{{.Id}}")
+    assert md.inspect("sidecar_container", "{{.HostConfig.NetworkMode}}") == f"container:{server_id}"
+    # the sidecar was started after the server (service: implies depends_on) and shares its loopback
+    assert "Connection to 127.0.0.1 11111 port [tcp/*] succeeded!" in poll(
+        lambda: md.cli("logs", "sidecar_container").out, "succeeded")
+    out = poll(lambda: md.cli("logs", "client_container").out, "from-sidecar")
+    assert SUCCEEDED.search(out) and "from-sidecar" in out, out
+    assert md.cli("exec", "sidecar_container", "hostname").out == md.cli("exec", "server_container", "hostname").out
+    assert not re.search(r"md-sidecar_container\b", md.host("ip", "netns", "list").out)
+    p.down()
+    # a service the file does not have, or an option the owner's stack decides, is refused before anything is made
+    for bad, message in [
+        (text.replace("service:server", "service:nosuch"),
+         'services.sidecar.network_mode service "sidecar" depends on undefined service "nosuch"'),
+        (text.replace("network_mode: service:server", "network_mode: service:server\n    ports: ['80:80']"),
+         "services.sidecar.ports conflicting options: port publishing and the container type network mode"),
+    ]:
+        before = md.snapshot()
+        r = new(md, project, "badsidecar", bad)("up", "-d", check=False)
+        assert r.code == 1 and message in r.err and len(r.err.strip().splitlines()) == 1, r
+        assert md.snapshot() == before
+
+
+def test_external_network_is_used_and_left_by_down(md: Sandbox, project: list[Project]) -> None:
+    text = """\
+services:
+  server:
+    container_name: server_container
+    entrypoint: ["nc", "-lk", "11111"]
+    networks: [outer]
+networks:
+  outer:
+    external: true
+    name: lab-shared
+"""
+    p = new(md, project, "ext", text)
+    before = md.snapshot()
+    r = p("up", "-d", check=False)
+    assert r.code == 1 and "network lab-shared declared as external, but could not be found" in r.err, r
+    assert md.snapshot() == before
+    md.cli("network", "create", "lab-shared")
+    try:
+        p("up", "-d")
+        assert md.inspect("server_container", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}") == \
+            "lab-shared"
+        assert md.cli("network", "inspect", "ext_default", "-f", "{{len .Containers}}").out.strip() == "0"
+        # a container outside the project, on the same network, reaches the service by name
+        r = md.cli("run", "--rm", "--network", "lab-shared", "host", "nc", "-vz", "server_container", "11111")
+        out = r.out + r.err
+        assert SUCCEEDED.search(out), out
+        p("down")
+        assert md.cli("ps", "-aq").out == ""
+        assert "lab-shared" in md.cli("network", "ls").out  # not the project's to remove
+        assert "ext_default" not in md.cli("network", "ls").out
+    finally:
+        md.cli("network", "rm", "lab-shared", check=False)
+
+
+def test_project_name_option_config_and_logs_follow(md: Sandbox, project: list[Project]) -> None:
+    import yaml
+
+    text = """\
+services:
+  ticker:
+    entrypoint: ["sh", "-c", "for i in 1 2 3; do echo tick$$i; sleep 0.3; done"]
+  quiet:
+    entrypoint: ["sh", "-c", "echo only-once"]
+"""
+    p = new(md, project, "folder", text)
+    cfg = yaml.safe_load(p("-p", "course1", "config").out)
+    assert cfg["name"] == "course1"
+    assert cfg["networks"]["default"]["name"] == "course1_default"
+    assert cfg["services"]["ticker"]["networks"] == {"default": None}
+    assert yaml.safe_load(p("config").out)["name"] == "folder"  # the folder's name by default
+    p("-p", "course1", "up", "-d")
+    assert "course1_default" in md.cli("network", "ls").out and "folder_default" not in md.cli("network", "ls").out
+    assert {c.split()[0] for c in p("-p", "course1", "ps", "-a").out.splitlines()[1:]} == \
+        {"course1-ticker-1", "course1-quiet-1"}
+    # -f follows until the containers exit, each line prefixed with its container
+    r = p("-p", "course1", "logs", "-f", "ticker", timeout=20)
+    assert [ln for ln in r.out.splitlines()] == [f"course1-ticker-1  | tick{i}" for i in (1, 2, 3)], r
+    assert re.search(r"^course1-quiet-1 +\| only-once$", p("-p", "course1", "logs").out, re.M)
+    p("-p", "course1", "down")
+    assert "course1" not in md.cli("network", "ls").out and md.cli("ps", "-aq").out == ""

@@ -265,3 +265,51 @@ def test_legacy_link_on_the_default_bridge(md: Sandbox, net_cleanup: None) -> No
     assert re.search(rf"^{re.escape(db_ip)}\tdatabase [0-9a-f]{{12}} db$", hosts, re.M)
     assert pings(md, "app", "database")
     assert not pings(md, "db", "app")  # links are one-way, and the default bridge has no DNS
+
+
+def test_container_network_mode_shares_one_stack(md: Sandbox, net_cleanup: None) -> None:
+    """`--network container:web`: a sidecar sees web's eth0, answers on its address, resolves its names."""
+    md.cli("network", "create", "shared")
+    md.cli("run", "-d", "--name", "web", "--network", "shared", "busybox", "sleep", "300")
+    md.cli("run", "-d", "--name", "peer", "--network", "shared", "busybox", "sleep", "300")
+    md.cli("run", "-d", "--name", "sidecar", "--network", "container:web", "busybox",
+           "nc", "-ll", "-p", "7000", "-e", "echo", "from-sidecar")
+    web_ip = ip_on(md, "web", "shared")
+    web_id = md.inspect("web", "{{.Id}}")
+    assert md.inspect("sidecar", "{{.HostConfig.NetworkMode}}") == f"container:{web_id}"
+    assert md.inspect("sidecar", "{{json .NetworkSettings.Networks}}") == "{}"
+    # one stack: the same eth0 and address, the same hostname and name server
+    assert f"inet {web_ip}/" in md.cli("exec", "sidecar", "ip", "-4", "addr", "show", "eth0").out
+    assert md.cli("exec", "sidecar", "hostname").out == md.cli("exec", "web", "hostname").out
+    assert md.cli("exec", "sidecar", "cat", "/etc/resolv.conf").out.startswith("nameserver 127.0.0.11\n")
+    assert resolve(md, "sidecar", "peer") == [ip_on(md, "peer", "shared")]
+    # the sidecar's listener answers on web's address, from a neighbour and from web's own loopback
+    assert md.cli("exec", "peer", "nc", "-w", "2", web_ip, "7000").out.strip() == "from-sidecar"
+    assert md.cli("exec", "web", "nc", "-w", "2", "127.0.0.1", "7000").out.strip() == "from-sidecar"
+    assert not re.search(r"md-sidecar\b", md.host("ip", "netns", "list").out)
+    # what shapes the stack belongs to its owner: Docker's refusals, nothing created
+    before = md.snapshot()
+    for opts, message in [
+        (["--hostname", "h"], "conflicting options: hostname and the network mode"),
+        (["-p", "8080:80"], "conflicting options: port publishing and the container type network mode"),
+        (["--dns", "192.0.2.1"], "conflicting options: dns and the network mode"),
+        (["--add-host", "a:192.0.2.1"], "conflicting options: custom host-to-IP mapping and the network mode"),
+        (["--expose", "80"], "conflicting options: port exposing and the container type network mode"),
+        (["--network-alias", "a"], "network-scoped aliases are only supported for user-defined networks"),
+    ]:
+        r = md.cli("run", "--rm", "--network", "container:web", *opts, "busybox", "true", check=False)
+        assert r.code == 125 and message in r.err and len(r.err.strip().splitlines()) == 1, (opts, r)
+    r = md.cli("network", "connect", "shared", "sidecar", check=False)
+    assert r.code == 1 and "container sharing network namespace with another container or host cannot be " \
+        "connected to any other network" in r.err, r
+    assert md.snapshot() == before
+    # stopping the sidecar leaves web's namespace alone; a stopped owner cannot be joined
+    md.cli("stop", "-t", "0", "sidecar")
+    assert md.cli("exec", "web", "ip", "-4", "addr", "show", "eth0").code == 0
+    assert pings(md, "peer", web_ip)
+    md.cli("stop", "-t", "0", "web")
+    r = md.cli("start", "sidecar", check=False)
+    assert r.code == 1 and f"cannot join network of a non running container: {web_id}" in r.err, r
+    md.cli("start", "web")
+    md.cli("start", "sidecar")
+    assert md.cli("exec", "peer", "nc", "-w", "2", ip_on(md, "web", "shared"), "7000").out.strip() == "from-sidecar"
