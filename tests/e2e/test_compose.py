@@ -383,3 +383,44 @@ services:
     assert re.search(r"^course1-quiet-1 +\| only-once$", p("-p", "course1", "logs").out, re.M)
     p("-p", "course1", "down")
     assert "course1" not in md.cli("network", "ls").out and md.cli("ps", "-aq").out == ""
+
+
+def test_aliases_hostname_internal_labels_and_dns(md: Sandbox, project: list[Project]) -> None:
+    text = """\
+services:
+  server:
+    container_name: server_container
+    hostname: srv
+    entrypoint: ["nc", "-lk", "11111"]
+    networks:
+      back:
+        aliases: [database, db.internal]
+  client:
+    container_name: client_container
+    depends_on: [server]
+    entrypoint: ["sh", "-c", "for n in database db.internal srv server; do nc -vz $$n 11111 2>&1; done; sleep 300"]
+    networks: [back]
+  legacy:
+    container_name: legacy_container
+    network_mode: bridge
+    dns: [192.0.2.53]
+    entrypoint: ["sleep", "300"]
+networks:
+  back:
+    internal: true
+    labels:
+      course: net101
+"""
+    p = new(md, project, "names", text)
+    p("up", "-d")
+    out = poll(lambda: md.cli("logs", "client_container").out, "Connection to server ")
+    server_ip = ip_in(md, "server_container")
+    for name in ("database", "db.internal", "srv", "server"):
+        assert f"Connection to {name} ({server_ip}) 11111 port [tcp/*] succeeded!" in out, (name, out)
+    assert md.cli("exec", "server_container", "hostname").out.strip() == "srv"
+    info = md.cli("network", "inspect", "names_back", "-f",
+                  '{{.Internal}} {{index .Labels "course"}} {{index .Labels "com.docker.compose.network"}}').out
+    assert info.split() == ["true", "net101", "back"]
+    assert "default" not in md.cli("exec", "client_container", "ip", "route").out  # internal: no way out
+    assert md.cli("exec", "legacy_container", "cat", "/etc/resolv.conf").out.startswith("nameserver 192.0.2.53\n")
+    p.down()
