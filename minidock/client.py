@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import struct
+import sys
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -47,9 +48,16 @@ def socket_path(host: str | None) -> str:
     return host[len("unix://"):]
 
 
+# an --explain answer is one header line of JSON; http.client's 64 KiB cap on a
+# line is too small for a whole firewall's worth of commands
+http.client._MAXLINE = 16 << 20  # type: ignore[attr-defined]
+EXPLAIN_HEADER = "X-Minidock-Explain"
+
+
 class Client:
-    def __init__(self, host: str | None = None) -> None:
+    def __init__(self, host: str | None = None, explain: bool = False) -> None:
         self.path = socket_path(host)
+        self.explain = explain
 
     def _conn(self) -> UnixHTTPConnection:
         return UnixHTTPConnection(self.path)
@@ -63,6 +71,8 @@ class Client:
         data = json.dumps(body).encode() if body is not None else None
         hdrs = {"Content-Type": "application/json"} if data is not None else {}
         hdrs.update(headers or {})
+        if self.explain:
+            hdrs[EXPLAIN_HEADER] = "1"
         conn = self._conn()
         try:
             conn.request(method, url, body=data, headers=hdrs)
@@ -83,6 +93,7 @@ class Client:
             raw = resp.read()
         finally:
             conn.close()
+        self._print_explanation(resp)
         data: Any = None
         if raw and resp.getheader("Content-Type", "").startswith("application/json"):
             data = json.loads(raw)
@@ -92,6 +103,15 @@ class Client:
             msg = data.get("message") if isinstance(data, dict) else str(data)
             raise DaemonError(resp.status, msg or f"HTTP {resp.status}")
         return data
+
+    def _print_explanation(self, resp: http.client.HTTPResponse) -> None:
+        """What the daemon did to the kernel for this request, as shell commands, on stderr."""
+        from .steps import render
+
+        groups = json.loads(resp.getheader(EXPLAIN_HEADER) or "[]") if self.explain else []
+        if groups:
+            sys.stderr.write(render(groups))
+            sys.stderr.flush()
 
     def stream(self, method: str, path: str, query: dict[str, Any] | None = None) -> http.client.HTTPResponse:
         conn, resp = self._send(method, path, query, None)

@@ -1,12 +1,16 @@
 """Named steps with undo: validate first, then change the kernel, and on a
 failure part-way undo what was done, in reverse.
 
-Each step carries the shell commands it is equivalent to (`explain`), so the
-same objects that change the kernel are what `--explain` prints.
+Each step carries the shell commands it is equivalent to, so the same objects
+that change the kernel are what `--explain` prints. A request that asks for
+an explanation opens a `Recording` for its task (a context variable, so
+concurrent requests never mix); every step recorded while it runs lands there
+in the order the kernel saw it.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,10 +22,54 @@ Undo = Callable[[], Awaitable[Any]]
 
 
 @dataclass
+class Recording:
+    """The explanation of one request: named steps, each with its why and commands."""
+
+    groups: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, name: str, why: str, commands: list[str]) -> None:
+        self.groups.append({"step": name, "why": why, "commands": list(commands)})
+
+
+def render(groups: list[dict[str, Any]]) -> str:
+    """A shell script a student can read and replay: `# step: why`, then its commands."""
+    out = []
+    for g in groups:
+        out.append(f"# -- {g['step']}" + (f": {g['why']}" if g.get("why") else ""))
+        out.extend(g["commands"])
+    return "\n".join(out) + "\n" if out else ""
+
+
+_recording: contextvars.ContextVar[Recording | None] = contextvars.ContextVar("minidock_explain", default=None)
+
+
+def use_recording(rec: Recording | None) -> None:
+    """Record the steps of the current task (and of the tasks it starts) into `rec`, or nowhere."""
+    _recording.set(rec)
+
+
+def current_recording() -> Recording | None:
+    return _recording.get()
+
+
+def record(name: str, why: str, commands: list[str]) -> None:
+    rec = _recording.get()
+    if rec is not None and commands:
+        rec.add(name, why, commands)
+
+
+def explained(name: str, undo: Undo, commands: list[str], why: str = "") -> Undo:
+    """An undo (or teardown step) that records its commands when it runs."""
+    async def run() -> Any:
+        record(name, why, commands)
+        return await undo()
+    return run
+
+
+@dataclass
 class Transaction:
     """Collects the undo of every step done; `async with` rolls back on error."""
 
-    explain: Callable[[str, str, list[str]], None] | None = None
     _undo: list[tuple[str, Undo]] = field(default_factory=list)
 
     async def step(
@@ -32,8 +80,7 @@ class Transaction:
         commands: list[str] | None = None,
         why: str = "",
     ) -> Any:
-        if self.explain is not None and commands:
-            self.explain(name, why, commands)
+        record(name, why, commands or [])
         result = await action
         if undo is not None:
             self._undo.append((name, undo))

@@ -62,6 +62,7 @@ class Sandbox:
     root: str = ""
     proc: subprocess.Popen[bytes] | None = None
     extra_ns: list[str] = field(default_factory=list)
+    global_flags: list[str] = field(default_factory=list)  # before `daemon`, e.g. --explain
 
     def __post_init__(self) -> None:
         self.root = tempfile.mkdtemp(prefix="minidock-test-")
@@ -76,12 +77,13 @@ class Sandbox:
     def start(self) -> None:
         if not os.path.exists(f"/run/netns/{self.name}"):
             self.create_host()
-        argv = ["nsenter", f"--net=/run/netns/{self.name}", *MINIDOCK, "daemon",
+        argv = ["nsenter", f"--net=/run/netns/{self.name}", *MINIDOCK, *self.global_flags, "daemon",
                 "--root", os.path.join(self.root, "state"), "--socket", self.socket]
         for up in self.dns_upstream:
             argv += ["--dns-upstream", up]
         self.log = open(os.path.join(self.root, "daemon.log"), "ab")
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log)
+        self.out = open(os.path.join(self.root, "daemon.out"), "ab")
+        self.proc = subprocess.Popen(argv, stdout=self.out, stderr=self.log)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if os.path.exists(self.socket) and self.cli("version", check=False).code == 0:
@@ -100,6 +102,10 @@ class Sandbox:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+    def daemon_stdout(self) -> str:
+        with open(os.path.join(self.root, "daemon.out")) as f:
+            return f.read()
 
     def daemon_log(self) -> str:
         try:

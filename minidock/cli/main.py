@@ -35,15 +35,16 @@ def daemon_error(e: DaemonError, prefix: str = "") -> str:
 
 
 class Ctx:
-    def __init__(self, host: str | None) -> None:
+    def __init__(self, host: str | None, explain: bool = False) -> None:
         self.host = host
+        self.explain = explain
         self._client: Client | None = None
 
     @property
     def api(self) -> Client:
         if self._client is None:
             try:
-                self._client = Client(self.host)
+                self._client = Client(self.host, self.explain)
             except DaemonError as e:
                 fail(e.message)
         return self._client
@@ -61,10 +62,12 @@ pass_ctx = click.make_pass_decorator(Ctx)
 
 @click.group(context_settings=CONTEXT)
 @click.option("-H", "--host", envvar="MINIDOCK_HOST", help="Daemon socket, unix://PATH")
+@click.option("--explain", is_flag=True, envvar="MINIDOCK_EXPLAIN",
+              help="Print on stderr the ip/iptables/sysctl commands equal to what each command does")
 @click.pass_context
-def cli(ctx: click.Context, host: str | None) -> None:
+def cli(ctx: click.Context, host: str | None, explain: bool) -> None:
     """minidock: Docker's container networking on real kernel objects, for learning."""
-    ctx.obj = Ctx(host)
+    ctx.obj = Ctx(host, explain)
 
 
 # ---------------------------------------------------------------- formatting
@@ -115,11 +118,14 @@ def parse_filters(values: tuple[str, ...]) -> dict[str, list[str]]:
 @click.option("--socket", "socket_path", default="/run/minidock/minidock.sock", show_default=True)
 @click.option("--dns-upstream", multiple=True, help="Upstream resolver (repeatable); default: host's resolv.conf")
 @click.option("--debug", is_flag=True)
-def daemon(root: str, socket_path: str, dns_upstream: tuple[str, ...], debug: bool) -> None:
-    """Run the daemon in the foreground, in the current network namespace."""
+@pass_ctx
+def daemon(c: Ctx, root: str, socket_path: str, dns_upstream: tuple[str, ...], debug: bool) -> None:
+    """Run the daemon in the foreground, in the current network namespace.
+
+    With --explain, what start-up does to the kernel is printed on stdout."""
     from ..daemon.server import run
 
-    run(root, socket_path, list(dns_upstream), debug)
+    run(root, socket_path, list(dns_upstream), debug, c.explain)
 
 
 # ---------------------------------------------------------------- containers

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .. import steps
 from ..errors import MinidockError
 
 log = logging.getLogger("minidock.http")
@@ -151,6 +152,7 @@ def _head(status: int, headers: dict[str, str]) -> bytes:
 
 
 BASE_HEADERS = {"Api-Version": "1.47", "Server": "minidock", "Ostype": "linux"}
+EXPLAIN_HEADER = "X-Minidock-Explain"
 
 
 async def serve_connection(router: Router, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -173,6 +175,9 @@ async def serve_connection(router: Router, reader: asyncio.StreamReader, writer:
                 return
             handler, params, known = router.match(req.method, req.path)
             req.params = params
+            # --explain: the kernel steps this request takes come back in a header
+            recording = steps.Recording() if req.headers.get(EXPLAIN_HEADER.lower()) else None
+            steps.use_recording(recording)
             try:
                 if handler is None:
                     raise _NotFoundRoute(req.path, known)
@@ -185,6 +190,8 @@ async def serve_connection(router: Router, reader: asyncio.StreamReader, writer:
             if isinstance(result, Response):
                 body = result.encode()
                 headers = {**BASE_HEADERS, "Content-Length": str(len(body))}
+                if recording is not None:
+                    headers[EXPLAIN_HEADER] = json.dumps(recording.groups)
                 if result.body is not None:
                     headers["Content-Type"] = result.content_type
                 writer.write(_head(result.status, headers) + body)

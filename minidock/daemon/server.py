@@ -14,6 +14,7 @@ import os
 import signal
 import stat
 
+from .. import steps
 from ..kernel import libc
 from ..service import files
 from ..service.engine import Engine
@@ -30,12 +31,17 @@ def upstreams_from_host(path: str = "/etc/resolv.conf") -> list[str]:
         return []
 
 
-async def serve(root: str, socket_path: str, dns_upstream: list[str]) -> None:
+async def serve(root: str, socket_path: str, dns_upstream: list[str], explain: bool = False) -> None:
     os.makedirs(root, mode=0o700, exist_ok=True)
     os.chmod(root, 0o700)
     libc.set_child_subreaper()
     engine = Engine(root, dns_upstream or upstreams_from_host())
+    recording = steps.Recording() if explain else None
+    steps.use_recording(recording)  # start-up: the default bridge, the chains and their jumps
     await engine.open()
+    steps.use_recording(None)
+    if recording is not None:
+        print(steps.render(recording.groups), end="", flush=True)
     router = routes.build(engine)
     os.makedirs(os.path.dirname(socket_path) or ".", exist_ok=True)
     if os.path.exists(socket_path) and stat.S_ISSOCK(os.stat(socket_path).st_mode):
@@ -65,9 +71,9 @@ async def serve(root: str, socket_path: str, dns_upstream: list[str]) -> None:
         log.info("minidock daemon stopped; containers keep running")
 
 
-def run(root: str, socket_path: str, dns_upstream: list[str], debug: bool = False) -> None:
+def run(root: str, socket_path: str, dns_upstream: list[str], debug: bool = False, explain: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if os.geteuid() != 0:
         raise SystemExit("minidock daemon must run as root")
-    asyncio.run(serve(root, socket_path, dns_upstream))
+    asyncio.run(serve(root, socket_path, dns_upstream, explain))

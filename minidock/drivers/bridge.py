@@ -18,12 +18,13 @@ tells our links from anyone else's.
 from __future__ import annotations
 
 import os
+import shlex
 from typing import Any
 
 from ..kernel import conntrack, sysctl
 from ..kernel.iptables import BridgeRules
 from ..kernel.netlink import Netlink
-from ..steps import Transaction
+from ..steps import Transaction, explained, record
 
 OPT_NAME = "com.docker.network.bridge.name"
 OPT_MTU = "com.docker.network.driver.mtu"
@@ -51,11 +52,13 @@ class BridgeDriver:
     async def create_network(self, net: dict[str, Any], tx: Transaction) -> None:
         br, cfg = net["bridge"], net["ipam"]["config"][0]
         prefix = cfg["subnet"].split("/")[1]
+        alias = f"{ALIAS_PREFIX}network {net['name']}"
         idx = await tx.step(
             "bridge",
-            self.host.ensure_bridge(br, mtu_of(net), f"{ALIAS_PREFIX}network {net['name']}"),
-            undo=lambda: self.host.delete_link(br),
-            commands=[f"ip link add {br} type bridge" + (f" mtu {mtu_of(net)}" if mtu_of(net) != 1500 else "")],
+            self.host.ensure_bridge(br, mtu_of(net), alias),
+            undo=explained("remove the bridge", lambda: self.host.delete_link(br), [f"ip link del {br}"]),
+            commands=[f"ip link add {br} type bridge" + (f" mtu {mtu_of(net)}" if mtu_of(net) != 1500 else ""),
+                      f"ip link set {br} alias {shlex.quote(alias)}"],
             why=f"the switch that network {net['name']}'s containers plug into",
         )
         await tx.step(
@@ -88,6 +91,7 @@ class BridgeDriver:
             )
 
     async def delete_network(self, net: dict[str, Any]) -> None:
+        record("bridge", f"network {net['name']} is gone, and with it its switch", [f"ip link del {net['bridge']}"])
         await self.host.delete_link(net["bridge"])
 
     async def join(self, net: dict[str, Any], ep: dict[str, Any], sb: Any, tx: Transaction) -> None:
@@ -96,16 +100,16 @@ class BridgeDriver:
         if master is None:
             raise RuntimeError(f"bridge {br} of network {net['name']} is missing")
         fd = os.open(f"/run/netns/{sb.netns}", os.O_RDONLY | os.O_CLOEXEC)
+        alias = f"{ALIAS_PREFIX}container {sb.name}"
         try:
             await tx.step(
                 "veth pair",
-                self.host.add_veth(veth, ifname, fd, mtu_of(net), master, f"{ALIAS_PREFIX}container {sb.name}"),
-                undo=lambda: self.host.delete_link(veth),
+                self.host.add_veth(veth, ifname, fd, mtu_of(net), master, alias),
+                undo=explained("remove the veth pair", lambda: self.host.delete_link(veth), [f"ip link del {veth}"]),
                 commands=[
                     f"ip link add {veth} mtu {mtu_of(net)} type veth peer name {ifname} netns {sb.netns}",
-                    f"ip link set {veth} master {br}",
+                    f"ip link set {veth} master {br} alias {shlex.quote(alias)} up",
                     f"bridge link set dev {veth} hairpin on",
-                    f"ip link set {veth} up",
                 ],
                 why="a virtual cable: one end on the bridge (hairpin on, for published ports), "
                     "the other inside the container",
@@ -132,8 +136,13 @@ class BridgeDriver:
             )
 
     async def leave(self, net: dict[str, Any], ep: dict[str, Any]) -> None:
+        record(f"leave {net['name']}", "deleting one end of a veth pair deletes both",
+               [f"ip link del {ep['veth']}"])
         await self.host.delete_link(ep["veth"])
         if ep.get("ip"):
+            record("forget connections", f"{ep['ip']} may be handed out again; old tracked flows must not "
+                   "outlive it", [f"conntrack -D -s {ep['ip']} 2>/dev/null || true",
+                                  f"conntrack -D -d {ep['ip']} 2>/dev/null || true"])
             await conntrack.forget(ep["ip"])
 
     def firewall(self, net: dict[str, Any]) -> BridgeRules | None:

@@ -39,6 +39,7 @@ drift in our chains as a side effect.
 from __future__ import annotations
 
 import asyncio
+import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -208,15 +209,49 @@ async def save() -> str:
     return await _run("iptables-save")
 
 
-async def apply(rs: Ruleset, *, ensure_jumps: bool = True) -> str:
+async def apply(rs: Ruleset) -> list[str]:
     """Refill our chains (and add any missing jump) in one atomic batch.
 
-    Returns the text that was applied, for --explain.
+    Returns what changed as `iptables` commands, for --explain.
     """
-    jumps = jump_lines(await save()) if ensure_jumps else ([], [])
-    text = rs.restore_text(jumps)
-    await _run("iptables-restore", "-w", "--noflush", stdin=text)
-    return text
+    before = await save()
+    jumps = jump_lines(before)
+    await _run("iptables-restore", "-w", "--noflush", stdin=rs.restore_text(jumps))
+    return explain(before, rs, jumps)
+
+
+def explain(before: str, rs: Ruleset, jumps: tuple[list[str], list[str]]) -> list[str]:
+    """The batch as the `iptables` commands that take `before` to the new state.
+
+    We refill whole chains, but a student wants to see what changed: rules
+    that went are deleted by their spec, rules that came are inserted at their
+    place (`-A` when that is the end). Run in order after `before`, the
+    commands give exactly our chains; new chains are made first, and the jumps
+    into them come last.
+    """
+    made: list[str] = []
+    changes: list[str] = []
+    for table, chains, lines, jump in (("filter", FILTER_CHAINS, rs.filter, jumps[0]),
+                                        ("nat", NAT_CHAINS, rs.nat, jumps[1])):
+        section = _table_section(before, table)
+        for chain in chains:
+            if f":{chain} " not in section:
+                made.append(f"iptables -t {table} -N {chain}")
+            old = _chain_rules(before, table, chain)
+            new = [ln[len(f"-A {chain} "):] for ln in lines if ln.startswith(f"-A {chain} ")]
+            same = difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_matching_blocks()
+            old_kept = {b.a + k for b in same for k in range(b.size)}
+            new_kept = {b.b + k for b in same for k in range(b.size)}
+            changes += [f"iptables -t {table} -D {chain} {r}" for i, r in enumerate(old) if i not in old_kept]
+            kept = [new[j] for j in sorted(new_kept)]
+            for pos, rule in enumerate(new):
+                if pos in new_kept:
+                    continue
+                changes.append(f"iptables -t {table} -A {chain} {rule}" if pos == len(kept)
+                               else f"iptables -t {table} -I {chain} {pos + 1} {rule}")
+                kept.insert(pos, rule)
+        changes += [f"iptables -t {table} {line}" for line in jump]
+    return made + changes
 
 
 def _our_jumps(save: str, table: str) -> list[str]:

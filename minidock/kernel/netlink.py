@@ -148,7 +148,8 @@ class Netlink:
 
     async def ensure_default_route(self, gateway: str) -> None:
         try:
-            await self.ipr.route("add", dst="0.0.0.0/0", gateway=gateway)
+            # proto boot (3), as `ip route add` and Docker make it; pyroute2 would say "static"
+            await self.ipr.route("add", dst="0.0.0.0/0", gateway=gateway, proto=3)
         except NetlinkError as e:
             if e.code != errno.EEXIST:
                 raise

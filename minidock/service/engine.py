@@ -18,6 +18,7 @@ import asyncio
 import errno
 import logging
 import os
+import shlex
 import shutil
 import signal
 import time
@@ -41,7 +42,15 @@ from ..errors import (
 )
 from ..kernel import iptables, netns, portbind, process
 from ..kernel.netlink import Netlink
-from ..steps import Transaction, undo_all
+from ..steps import (
+    Recording,
+    Transaction,
+    current_recording,
+    explained,
+    record,
+    undo_all,
+    use_recording,
+)
 from ..store import Store
 from . import files, networks
 from .common import KeyedLocks, check_name, new_id, random_name, watch_fd
@@ -95,6 +104,8 @@ class Engine:
         self.drivers: dict[str, Any] = {}
         self.runtime: dict[str, Runtime] = {}
         self.last_exit: dict[str, int] = {}
+        # --explain of a stop or wait: the teardown runs in the exit handler's task, not the request's
+        self.exit_recordings: dict[str, Recording] = {}
         self.execs: dict[str, dict[str, Any]] = {}
         self._fw_lock = asyncio.Lock()
         self.port_holds: dict[str, list[Any]] = {}  # container id -> bound sockets keeping its host ports
@@ -182,11 +193,13 @@ class Engine:
         return [IPNetwork(c["subnet"]) for n in self.store.all("networks") if n["id"] != exclude
                 for c in n["ipam"]["config"]]
 
-    async def apply_firewall(self) -> None:
+    async def apply_firewall(self, why: str = "") -> None:
+        """Rebuild our chains from the store; --explain shows the rules that changed."""
         rules = [r for n in self.store.all("networks")
                  if (r := self.drivers[n["driver"]].firewall(n)) is not None]
         async with self._fw_lock:
-            await iptables.apply(iptables.ruleset(rules, self._published()))
+            changed = await iptables.apply(iptables.ruleset(rules, self._published()))
+        record("firewall", why, changed)
 
     def _published(self, exclude: str = "") -> list[ports.Published]:
         return [p for c in self.store.all("containers") if c["id"] != exclude for p in ports.held(c)]
@@ -221,20 +234,17 @@ class Engine:
                          for proto, ip, hp, cp in chosen]
             c["ports"] = [p.to_dict() for p in published]
             self.store.put("containers", c)
-        mine = iptables.ruleset([self.drivers["bridge"].firewall(net)], published)
-        tag = f'"container {c["name"]}'
-        await tx.step("published ports", self.apply_firewall(),
-                      commands=[f"iptables -t {table} {line}" for table, lines in (("nat", mine.nat),
-                                                                                    ("filter", mine.filter))
-                                for line in lines if tag in line],
-                      why="the host forwards its ports to the container in the kernel, no proxy process")
+        record("hold the host ports", "bound, never listening: no host program can take them (no command)",
+               [f"# {p.host_ip}:{p.host_port}/{p.proto}" for p in published])
+        await tx.step("published ports", self.apply_firewall(
+            "the host forwards its ports to the container in the kernel (DNAT), no proxy process"))
 
     async def _unpublish(self, c: dict[str, Any]) -> None:
         """Drop the rules first, then let go of the host ports."""
         if c.get("ports"):
             c["ports"] = []
             self.store.put("containers", c)
-            await self.apply_firewall()
+            await self.apply_firewall(f"{c['name']}'s published ports are withdrawn")
         for sock in self.port_holds.pop(c["id"], []):
             sock.close()
 
@@ -269,7 +279,7 @@ class Engine:
                 await self.drivers["bridge"].create_network(net, tx)
                 self.store.put("networks", net)
                 tx._undo.append(("store", _coro(self.store.delete, "networks", net["id"])))
-                await self.apply_firewall()
+                await self.apply_firewall(f"let {net['name']} out through NAT and keep it apart from other bridges")
         return {"Id": net["id"], "Warning": ""}
 
     async def remove_network(self, ref: str) -> None:
@@ -288,7 +298,7 @@ class Engine:
             await self.drivers[net["driver"]].delete_network(net)
             self.store.release_network(net["id"])
             self.store.delete("networks", net["id"])
-            await self.apply_firewall()
+            await self.apply_firewall(f"the rules of {net['name']} go")
 
     async def prune_networks(self) -> list[str]:
         removed = []
@@ -536,7 +546,8 @@ class Engine:
                 elif not host_mode:
                     ns_name = NETNS_PREFIX + c["name"]
                     sock = await tx.step("namespace", netns.create(ns_name),
-                                         undo=_coro(netns.delete, ns_name),
+                                         undo=explained("remove the namespace", _coro(netns.delete, ns_name),
+                                                        [f"ip netns del {ns_name}"]),
                                          commands=[f"ip netns add {ns_name}"],
                                          why="the container's own network stack")
                     sb = SandboxHandle(name=c["name"], netns=ns_name, _inside=await Netlink.open(sock))
@@ -549,6 +560,8 @@ class Engine:
                                          gateway=index == 0 and not net.get("internal"))
                     if self._uses_dns(c):
                         await tx.step("dns", self.dns.serve(cid, ns_name), undo=_coro(self.dns.stop, cid),
+                                      commands=[f"# minidock answers on 127.0.0.11:53 inside {ns_name}: a socket "
+                                                "the daemon opened there, no command"],
                                       why="the embedded DNS server at 127.0.0.11 inside the container")
                     await self._publish(c, tx)
                     self.starting.add(cid)
@@ -562,7 +575,11 @@ class Engine:
                 console = process.Console() if c["config"]["Tty"] else None
                 try:
                     # the last step: nothing after it can fail and need it undone
-                    pid = await tx.step("process", process.spawn(spec, stdin, stdout, stderr, console))
+                    where = "ip netns exec " + spec["netns"].rsplit("/", 1)[1] + " " if spec["netns"] else ""
+                    pid = await tx.step("process", process.spawn(spec, stdin, stdout, stderr, console),
+                                        commands=[f"# {where}{shlex.join(c['argv'])}"],
+                                        why="the container's process starts inside (minidock's launcher also "
+                                            "gives it its own root filesystem, hostname and /etc files)")
                     if console is not None:
                         rt.master = console.receive()
                 finally:
@@ -734,6 +751,7 @@ class Engine:
         process.watch(pid, exited)
 
     async def _on_exit(self, cid: str, code: int | None) -> None:
+        use_recording(self.exit_recordings.pop(cid, None))
         async with self.locks.hold(cid):
             c = self.store.get("containers", cid)
             rt = self.runtime.pop(cid, None)
@@ -795,7 +813,9 @@ class Engine:
             steps.append(("release", _coro(self.store.release, ep["network_id"], c["id"])))
             steps.append(("endpoint", _coro(self.store.delete_endpoint, c["id"], ep["network_id"])))
         if c.get("netns") and not _joined(c):  # a joined container's namespace is its owner's to delete
-            steps.append(("namespace", _coro(netns.delete, c["netns"])))
+            steps.append(("namespace", explained("namespace", _coro(netns.delete, c["netns"]),
+                                                 [f"ip netns del {c['netns']}"],
+                                                 "the container's network stack goes with its last interface")))
         return await undo_all(steps)
 
     async def stop(self, ref: str, timeout: int | None = None, sig: int = signal.SIGTERM) -> None:
@@ -804,6 +824,7 @@ class Engine:
         if c["state"]["status"] != "running" or rt is None:
             return
         grace = STOP_GRACE if timeout is None else timeout
+        self._explain_exit(c["id"])
         c["state"]["stopping_signal"] = signal.SIGKILL
         self.store.put("containers", c)
         process.kill(c["state"]["pid"], sig)
@@ -832,6 +853,7 @@ class Engine:
             raise no_such_container(ref)
         rt = self.runtime.get(c["id"])
         if rt is not None:
+            self._explain_exit(c["id"])
             await rt.exited.wait()
         elif c["state"]["status"] == "running":
             # exiting this very moment: _on_exit holds the lock until the code is recorded
@@ -855,6 +877,11 @@ class Engine:
             if c is not None:
                 self._remove_record(c)
         self.refresh_dns()
+
+    def _explain_exit(self, cid: str) -> None:
+        rec = current_recording()
+        if rec is not None:
+            self.exit_recordings.setdefault(cid, rec)
 
     def _remove_record(self, c: dict[str, Any]) -> None:
         for ep in self.store.endpoints(container_id=c["id"]):

@@ -29,6 +29,8 @@ from minidock.kernel.iptables import (
     JUMPS,
     NAT_CHAINS,
     BridgeRules,
+    Ruleset,
+    explain,
     jump_lines,
     ruleset,
 )
@@ -260,3 +262,63 @@ def test_loopback_binding_dnats_only_its_address() -> None:
 def test_no_ports_no_dnat_exemption_from_isolation() -> None:
     assert not any("ctstate DNAT" in ln for ln in ruleset([DEFAULT, USER]).filter)
     assert any("ctstate DNAT" in ln for ln in ruleset([DEFAULT, USER], [WEB]).filter)
+
+
+# --- explain: the batch as iptables commands -------------------------------------------------
+
+def chains_of(text: str) -> dict[tuple[str, str], list[str]]:
+    """Our chains in an iptables-restore/-save text: (table, chain) -> rule specs."""
+    out: dict[tuple[str, str], list[str]] = {}
+    table = ""
+    for ln in text.splitlines():
+        if ln.startswith("*"):
+            table = ln[1:]
+        elif ln.startswith(":") and "MINIDOCK" in ln:
+            out[(table, ln[1:].split()[0])] = []
+        elif ln.startswith("-A ") and (table, ln.split()[1]) in out:
+            out[(table, ln.split()[1])].append(ln.split(" ", 2)[2])
+    return out
+
+
+def replay(state: dict[tuple[str, str], list[str]], commands: list[str]) -> dict[tuple[str, str], list[str]]:
+    """What iptables would do with -N/-A/-I/-D on our chains."""
+    state = {k: list(v) for k, v in state.items()}
+    for cmd in commands:
+        _, _, table, op, chain, *rest = cmd.split(" ", 5) + [""]
+        spec = " ".join(r for r in rest if r)
+        key = (table, chain)
+        if op == "-N":
+            assert key not in state
+            state[key] = []
+        elif op == "-A":
+            state[key].append(spec)
+        elif op == "-I":
+            pos, _, spec = spec.partition(" ")
+            assert 1 <= int(pos) <= len(state[key]) + 1
+            state[key].insert(int(pos) - 1, spec)
+        elif op == "-D":
+            state[key].remove(spec)
+    return state
+
+
+PORT = Published("tcp", "0.0.0.0", 8080, 80, "172.18.0.2", USER.bridge, USER.subnet, "web")
+
+
+@pytest.mark.parametrize("before,after", [
+    (Ruleset(), ruleset([DEFAULT])),
+    (ruleset([DEFAULT]), ruleset([DEFAULT, USER])),
+    (ruleset([DEFAULT, USER]), ruleset([DEFAULT, USER], [PORT])),
+    (ruleset([DEFAULT, USER], [PORT]), ruleset([DEFAULT, USER])),
+    (ruleset([DEFAULT, USER], [PORT]), ruleset([USER, DEFAULT])),  # reordered: moves, not just adds
+])
+def test_explain_commands_take_the_old_chains_to_the_new(before: Ruleset, after: Ruleset) -> None:
+    old_text = before.restore_text() if before.filter else ""
+    commands = explain(old_text, after, ([], []))
+    assert all(c.startswith("iptables -t ") for c in commands)
+    assert replay(chains_of(old_text), commands) == chains_of(after.restore_text())
+
+
+def test_explain_shows_only_what_changed() -> None:
+    commands = explain(ruleset([DEFAULT, USER]).restore_text(), ruleset([DEFAULT, USER], [PORT]), ([], []))
+    assert commands and all('"container web' in c or "published ports" in c for c in commands)
+    assert explain(ruleset([DEFAULT]).restore_text(), ruleset([DEFAULT]), ([], [])) == []
