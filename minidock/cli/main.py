@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -554,6 +556,35 @@ def emit(objs: list[Any], fmt: str | None) -> None:
         render_each(fmt, objs)
     else:
         click.echo(json.dumps(objs, indent=4))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--format", "fmt", type=click.Choice(["text", "dot", "png"]), default="text", show_default=True)
+@click.option("-o", "--output", default=None, help="File to write (needed for png)")
+@pass_ctx
+def topology(c: Ctx, fmt: str, output: str | None) -> None:
+    """Draw bridges, namespaces, veths, addresses, published ports and isolation."""
+    from .. import topology as topo
+
+    data = c.call("GET", "/minidock/topology")
+    if fmt == "text":
+        rendered = topo.text(data)
+    else:
+        rendered = topo.dot(data)
+    if fmt == "png":
+        if not output:
+            fail("minidock: --format png needs -o FILE")
+        if shutil.which("dot") is None:
+            fail("minidock: Graphviz is not installed (apt-get install graphviz), or use --format dot")
+        r = subprocess.run(["dot", "-Tpng", "-o", output], input=rendered.encode(), capture_output=True)
+        if r.returncode != 0:
+            fail(f"minidock: dot failed: {r.stderr.decode().strip()}")
+        return
+    if output:
+        with open(output, "w") as f:
+            f.write(rendered)
+    else:
+        click.echo(rendered, nl=False)
 
 
 @cli.command(context_settings=CONTEXT)

@@ -1,0 +1,142 @@
+"""`minidock topology`: the host's container networking as a picture.
+
+The daemon builds the data from its store (`build`, served at
+GET /minidock/topology); the CLI draws it as a text tree (`text`) or as
+Graphviz DOT (`dot`). Pure: no kernel, no I/O.
+
+    host
+    ├── minidock0  network bridge  172.17.0.0/16  gateway 172.17.0.1
+    │   └── veth1a2b3c4 ═ eth0 172.17.0.2/16  alpine3  [netns md-alpine3]
+    └── br-5c0ffee12345  network alpine-net  172.18.0.0/16  gateway 172.18.0.1
+        └── veth5d6e7f8 ═ eth0 172.18.0.2/16  alpine1  [netns md-alpine1]
+                          published 0.0.0.0:8080/tcp → 80/tcp
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Any
+
+
+def build(networks: list[dict[str, Any]], containers: list[dict[str, Any]],
+          endpoints: list[dict[str, Any]]) -> dict[str, Any]:
+    """The topology from store records: networks, running containers with their interfaces, isolation."""
+    by_id = {n["id"]: n for n in networks}
+    names = {c["id"]: c["name"] for c in containers}
+    bridges = sorted((n for n in networks if n["driver"] == "bridge"),
+                     key=lambda n: (not n.get("predefined"), n["name"]))
+    out_nets = []
+    for n in bridges:
+        cfg = n["ipam"]["config"][0] if n["ipam"]["config"] else {}
+        out_nets.append({"name": n["name"], "driver": "bridge", "bridge": n["bridge"],
+                         "subnet": cfg.get("subnet", ""), "gateway": cfg.get("gateway", ""),
+                         "internal": bool(n.get("internal"))})
+    out_cs = []
+    for c in sorted(containers, key=lambda c: c["name"]):
+        if c["state"]["status"] != "running":
+            continue
+        mode = str(c["host_config"]["NetworkMode"])
+        first = by_id.get(next(iter(c["networks"].values()))["network_id"]) if c["networks"] else None
+        kind = ("container" if mode.startswith("container:")
+                else first["driver"] if first is not None else "none")
+        ifaces = sorted(({"network": by_id[ep["network_id"]]["name"], "ifname": ep["ifname"], "veth": ep["veth"],
+                          "ip": ep.get("ip", ""), "prefixlen": ep.get("prefixlen", 0), "mac": ep.get("mac", "")}
+                         for ep in endpoints if ep["container_id"] == c["id"] and ep["network_id"] in by_id
+                         and by_id[ep["network_id"]]["driver"] == "bridge"), key=lambda i: i["ifname"])
+        out_cs.append({
+            "name": c["name"], "netns": c.get("netns") or "", "kind": kind,
+            "shares": names.get(mode.partition(":")[2], mode.partition(":")[2]) if kind == "container" else "",
+            "interfaces": ifaces,
+            "ports": [{"host_ip": p["host_ip"], "host_port": p["host_port"], "proto": p["proto"],
+                       "container_port": p["container_port"]} for p in c.get("ports") or []],
+        })
+    isolated = [[a["name"], b["name"]] for a, b in combinations(out_nets, 2)]
+    return {"networks": out_nets, "containers": out_cs, "isolated": isolated}
+
+
+def _port(p: dict[str, Any]) -> str:
+    return f"{p['host_ip']}:{p['host_port']}/{p['proto']} → {p['container_port']}/{p['proto']}"
+
+
+def text(topo: dict[str, Any]) -> str:
+    """A tree a terminal shows well."""
+    lines = ["host (the daemon's network namespace)"]
+    cs = topo["containers"]
+    items: list[tuple[str, list[str]]] = []
+    for n in topo["networks"]:
+        head = (f"{n['bridge']}  network {n['name']}  {n['subnet']}  gateway {n['gateway']}"
+                + ("  [internal: no way out]" if n["internal"] else ""))
+        children = []
+        for c in cs:
+            for i in c["interfaces"]:
+                if i["network"] == n["name"]:
+                    children.append((f"{i['veth']} ═ {i['ifname']} {i['ip']}/{i['prefixlen']}  {c['name']}  "
+                                     f"[netns {c['netns']}]",
+                                     [f"published {_port(p)}" for p in c["ports"] if i["ifname"] == "eth0"]))
+        items.append((head, _tree(children)))
+    host_users = [c["name"] for c in cs if c["kind"] == "host"]
+    if host_users:
+        items.append((f"network host (the host's own stack): {', '.join(host_users)}", []))
+    for c in cs:
+        if c["kind"] == "null":
+            items.append((f"network none (loopback only): {c['name']}  [netns {c['netns']}]", []))
+        elif c["kind"] == "container":
+            items.append((f"{c['name']} shares the network namespace of {c['shares']}  [netns {c['netns']}]", []))
+    lines += _tree(items)
+    if topo["isolated"]:
+        lines.append("isolation (MINIDOCK-ISOLATION-STAGE-1/2 drop traffic between these bridges):")
+        lines += [f"  {a} ✕ {b}" for a, b in topo["isolated"]]
+    return "\n".join(lines) + "\n"
+
+
+def _tree(items: list[tuple[str, list[str]]]) -> list[str]:
+    """Lines of a tree: each item a head and its already-drawn sub-lines."""
+    out = []
+    for k, (head, sub) in enumerate(items):
+        last = k == len(items) - 1
+        out.append(("└── " if last else "├── ") + head)
+        out += [("    " if last else "│   ") + s for s in sub]
+    return out
+
+
+def _q(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def dot(topo: dict[str, Any]) -> str:
+    """Graphviz DOT: a cluster per bridge, a box per namespace, an edge per veth."""
+    out = ["digraph minidock {", "  rankdir=LR;", '  node [shape=box, fontname="monospace"];',
+           '  edge [fontname="monospace", fontsize=10];',
+           '  host [label="host\\n(the daemon\'s namespace)", shape=box3d];']
+    for n in topo["networks"]:
+        out.append(f"  subgraph {_q('cluster_' + n['bridge'])} {{")
+        out.append(f"    label={_q('network ' + n['name'] + chr(10) + n['subnet'] + (' (internal)' if n['internal'] else ''))};")
+        out.append(f"    {_q(n['bridge'])} [shape=ellipse, label={_q(n['bridge'] + chr(10) + n['gateway'])}];")
+        out.append("  }")
+        out.append(f"  host -> {_q(n['bridge'])} [dir=none{', style=dotted' if n['internal'] else ''}];")
+    for c in topo["containers"]:
+        node = _q("ns:" + c["name"])
+        if c["kind"] == "host":
+            out.append(f"  {node} [label={_q(c['name'] + chr(10) + 'host network')}, style=rounded];")
+            out.append(f"  host -> {node} [dir=none, style=dashed, label=\"shares\"];")
+            continue
+        label = "\n".join([c["name"], f"netns {c['netns']}",
+                           *[f"{i['ifname']} {i['ip']}/{i['prefixlen']}" for i in c["interfaces"]]])
+        out.append(f"  {node} [label={_q(label)}];")
+        for i in c["interfaces"]:
+            bridge = next(n["bridge"] for n in topo["networks"] if n["name"] == i["network"])
+            out.append(f"  {_q(bridge)} -> {node} [dir=none, label={_q(i['veth'] + ' ═ ' + i['ifname'])}];")
+        if c["kind"] == "container":
+            out.append(f"  {node} -> {_q('ns:' + c['shares'])} [style=dashed, label=\"same netns\"];")
+        for p in c["ports"]:
+            port = _q(f"port:{p['host_ip']}:{p['host_port']}/{p['proto']}")
+            out.append(f"  {port} [shape=note, label={_q(p['host_ip'] + ':' + str(p['host_port']) + '/' + p['proto'])}];")
+            out.append(f"  host -> {port} [dir=none];")
+            out.append(f"  {port} -> {node} [label={_q('DNAT → ' + str(p['container_port']))}];")
+    for a, b in topo["isolated"]:
+        ba = next(n["bridge"] for n in topo["networks"] if n["name"] == a)
+        bb = next(n["bridge"] for n in topo["networks"] if n["name"] == b)
+        out.append(f"  {_q(ba)} -> {_q(bb)} [dir=none, style=dashed, color=red, constraint=false, "
+                   'label="isolated"];')
+    out.append("}")
+    return "\n".join(out) + "\n"
