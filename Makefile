@@ -1,23 +1,19 @@
 # minidock: every target installs what a fresh Debian 12 machine lacks.
 #   make demo   the main job: replay the default-bridge walkthrough on a sandboxed daemon
-#   make test   lint, unit, kernel and end-to-end tests (needs root)
+#   make test   lint, unit, kernel and end-to-end tests, the labs (needs root)
+#   make labs   every lab of vagrant/labs: its steps, then its check, on a sandboxed daemon
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-DEB_PACKAGES := iproute2 iptables busybox-static netcat-openbsd bridge-utils tcpdump dnsutils \
-                procps util-linux kmod iputils-ping python3-venv python3-pip
 
-.PHONY: all install deps venv demo test lint unit e2e bench clean
+.PHONY: all install deps venv demo test lint unit e2e labs bench clean
 
 all: test
 
+# one package list, the lab box's: CI installs through the provisioning script on every run
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	fi
+	bash vagrant/provision.sh --deps-only
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +36,9 @@ unit: install
 
 test: install lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
+
+labs: install
+	$(PY) -m pytest -q -p no:cacheprovider tests/e2e/test_labs.py
 
 bench: install
 	@command -v dnsperf >/dev/null && command -v dnsmasq >/dev/null && command -v iperf3 >/dev/null && \

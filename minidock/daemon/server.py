@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import stat
+import sys
 
 from .. import steps
 from ..kernel import libc
@@ -58,7 +59,8 @@ async def serve(root: str, socket_path: str, dns_upstream: list[str], explain: b
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info("minidock daemon listening on unix://%s (root %s)", socket_path, root)
-    print(f"minidock daemon ready on unix://{socket_path}", flush=True)
+    # with --explain, stdout is a replayable script: the news goes to stderr
+    print(f"minidock daemon ready on unix://{socket_path}", flush=True, file=sys.stderr if explain else sys.stdout)
     try:
         await stop.wait()
     finally:
