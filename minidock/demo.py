@@ -18,6 +18,17 @@ import time
 
 FLAG = "MINIDOCK_DEMO_SANDBOX"
 HOST_NS = "minidock-demo"
+SEED_COMPOSE = """\
+version: '3'
+services:
+  server:
+    container_name: server_container
+    entrypoint: ["nc", "-l", "11111"]
+  client:
+    container_name: client_container
+    depends_on: [server]
+    entrypoint: ["nc", "-vz", "server_container", "11111"]
+"""
 BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
 
 
@@ -31,12 +42,12 @@ class Demo:
     def say(self, text: str) -> None:
         print(f"\n{BOLD}# {text}{RESET}", flush=True)
 
-    def run(self, shown: str, argv: list[str], host: bool = False) -> str:
+    def run(self, shown: str, argv: list[str], host: bool = False, cwd: str | None = None) -> str:
         print(f"{BOLD}$ {shown}{RESET}", flush=True)
         if host:
             argv = ["nsenter", f"--net=/run/netns/{HOST_NS}", *argv]
         p = subprocess.run(argv, capture_output=True, text=True, env=self.env, timeout=60,
-                           stdin=subprocess.DEVNULL)
+                           stdin=subprocess.DEVNULL, cwd=cwd)
         out = (p.stdout + p.stderr).rstrip()
         if out:
             print(out, flush=True)
@@ -44,9 +55,9 @@ class Demo:
             print(f"{DIM}(exit status {p.returncode}){RESET}", flush=True)
         return p.stdout
 
-    def md(self, *args: str) -> str:
+    def md(self, *args: str, cwd: str | None = None) -> str:
         return self.run("minidock " + " ".join(_quote(a) for a in args),
-                        [sys.executable, "-m", "minidock.cli.main", *args])
+                        [sys.executable, "-m", "minidock.cli.main", *args], cwd=cwd)
 
     def host(self, *args: str) -> str:
         return self.run(" ".join(_quote(a) for a in args) + f"   {DIM}# on the host{RESET}", list(args), host=True)
@@ -116,9 +127,28 @@ class Demo:
         self.say("A host port can be published once: the second container is refused and nothing is made")
         self.md("run", "-d", "--name", "web2", "-p", "8080:80", "busybox", "true")
         self.md("rm", "-f", "web")
+        self.say("A user-defined network (scenario B): its own bridge and subnet, and names (scenario C).\n"
+                 "# --explain shows each kernel step as the command that does the same, and why")
+        self.md("--explain", "network", "create", "alpine-net")
+        self.md("--explain", "run", "-dit", "--name", "alpine3", "--network", "alpine-net", "alpine", "ash")
+        self.md("run", "-dit", "--name", "alpine4", "--network", "alpine-net", "alpine", "ash")
+        self.md("exec", "alpine3", "ping", "-c", "1", "alpine4")
+        self.say("...and it is isolated from the default bridge")
+        self.md("exec", "alpine3", "ping", "-c", "1", "-W", "1", ip2)
+        self.say("The whole host at a glance")
+        self.md("topology")
+        self.say("Compose (scenario E): the seed's two-service file; the client finds the server by name")
+        project = os.path.join(self.root, "seed")
+        os.makedirs(project)
+        with open(os.path.join(project, "docker-compose.yml"), "w") as f:
+            f.write(SEED_COMPOSE)
+        self.run("cat docker-compose.yml", ["cat", "docker-compose.yml"], cwd=project)
+        self.md("compose", "up", cwd=project)
+        self.md("compose", "down", cwd=project)
         self.say("Clean up: stop and remove the containers; their namespaces and veths go with them")
-        self.md("stop", "-t", "1", "alpine1", "alpine2")
-        self.md("rm", "alpine1", "alpine2")
+        self.md("stop", "-t", "1", "alpine1", "alpine2", "alpine3", "alpine4")
+        self.md("rm", "alpine1", "alpine2", "alpine3", "alpine4")
+        self.md("network", "rm", "alpine-net")
         self.host("bridge", "link")
         self.host("ip", "netns", "list")
 
