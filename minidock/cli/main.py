@@ -743,7 +743,7 @@ def image_ls(c: Ctx, quiet: bool) -> None:
     rows = []
     for i in imgs:
         repo, _, tag = i["RepoTags"][0].partition(":")
-        rows.append({"Repository": repo, "Tag": tag, "ID": i["Id"][:12],
+        rows.append({"Repository": repo, "Tag": tag, "ID": i["Id"].removeprefix("sha256:")[:12],
                      "CreatedSince": ago(i["Created"]) if i["Created"] else "built in",
                      "Kind": "built in" if i["Labels"].get("minidock.builtin") == "true" else "imported"})
     if quiet:

@@ -194,7 +194,8 @@ async def serve_connection(router: Router, reader: asyncio.StreamReader, writer:
                     headers[EXPLAIN_HEADER] = json.dumps(recording.groups)
                 if result.body is not None:
                     headers["Content-Type"] = result.content_type
-                writer.write(_head(result.status, headers) + body)
+                # a HEAD answer has the headers of the GET and no body (Docker's CLI pings with HEAD)
+                writer.write(_head(result.status, headers) + (b"" if req.method == "HEAD" else body))
                 await writer.drain()
                 continue
             if isinstance(result, Stream):

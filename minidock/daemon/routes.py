@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import struct
@@ -48,7 +49,10 @@ def build(engine: Engine) -> Router:
         u = os.uname()
         return Response(200, {"Version": __version__, "ApiVersion": API_VERSION, "MinAPIVersion": "1.24",
                               "Os": "linux", "Arch": "amd64" if u.machine == "x86_64" else u.machine,
-                              "KernelVersion": u.release, "Components": [{"Name": "minidock", "Version": __version__}]})
+                              "KernelVersion": u.release, "Platform": {"Name": f"minidock {__version__}"},
+                              "Components": [{"Name": "Engine", "Version": __version__,
+                                              "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": "1.24",
+                                                          "Os": "linux", "KernelVersion": u.release}}]})
 
     async def info(req: Request) -> Response:
         cs = engine.store.all("containers")
@@ -137,9 +141,20 @@ def build(engine: Engine) -> Router:
         await engine.remove(req.params["id"], req.flag("force"))
         return Response(204)
 
-    async def container_wait(req: Request) -> Response:
-        code = await engine.wait(req.params["id"])
-        return Response(200, {"StatusCode": code, "Error": None})
+    async def container_wait(req: Request) -> Response | Stream:
+        ref, condition = req.params["id"], req.query.get("condition", "not-running")
+        if condition not in ("not-running", "next-exit", "removed", ""):
+            raise InvalidParameter(f"invalid condition: {condition!r}")
+        if engine.store.find("containers", ref) is None:  # gone: its last code, or 404
+            return Response(200, {"StatusCode": await engine.wait(ref, condition), "Error": None})
+
+        async def body() -> AsyncIterator[bytes]:
+            code = await engine.wait(ref, condition)
+            yield json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n"
+
+        # the headers go out at once, the body when the container exits: `docker run` waits
+        # for the headers (its wait is registered) before it starts the container
+        return Stream(body(), "application/json")
 
     async def container_top(req: Request) -> Response:
         return Response(200, engine.top(req.params["id"], req.query.get("ps_args", "")))
@@ -198,7 +213,7 @@ def build(engine: Engine) -> Router:
         started = engine.start_attempt(cid) if _status(engine, cid) != "running" else None
 
         async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            pump = asyncio.create_task(_pump_stdin(engine, cid, reader, c["config"]["StdinOnce"])) \
+            pump = asyncio.create_task(_pump_stdin(engine, cid, reader, c["config"]["StdinOnce"], started)) \
                 if want_stdin else None
             try:
                 if tty:
@@ -345,7 +360,13 @@ def _tail_offset(path: str, lines: int) -> int:
     return pos + 1
 
 
-async def _pump_stdin(engine: Engine, cid: str, reader: asyncio.StreamReader, once: bool) -> None:
+async def _pump_stdin(engine: Engine, cid: str, reader: asyncio.StreamReader, once: bool,
+                      started: asyncio.Event | None = None) -> None:
+    if started is not None:
+        # `docker run -i` attaches, then starts: what it sends (or its EOF, when stdin is a
+        # short pipe) must wait in the socket until the process has a stdin to take it
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(started.wait(), 60)
     while True:
         data = await reader.read(65536)
         if not data:

@@ -106,6 +106,7 @@ class Engine:
         self.last_exit: dict[str, int] = {}
         # --explain of a stop or wait: the teardown runs in the exit handler's task, not the request's
         self.exit_recordings: dict[str, Recording] = {}
+        self.exit_waiters: dict[str, list[tuple[str, asyncio.Future[int]]]] = {}
         self.execs: dict[str, dict[str, Any]] = {}
         self._fw_lock = asyncio.Lock()
         self.port_holds: dict[str, list[Any]] = {}  # container id -> bound sockets keeping its host ports
@@ -765,6 +766,7 @@ class Engine:
             errors = await self._teardown_network(c)
             self._mark_exited(c, code)
             self.last_exit[cid] = c["state"]["exit_code"]
+            self._wake_waiters(cid, "exit", c["state"]["exit_code"])
             if rt:
                 self._close_runtime(rt)
                 rt.exited.set()
@@ -844,13 +846,23 @@ class Engine:
         await self.stop(ref, timeout)
         await self.start(ref)
 
-    async def wait(self, ref: str) -> int:
+    async def wait(self, ref: str, condition: str = "not-running") -> int:
+        """Docker's wait conditions: `not-running` (now, if it is not running), `next-exit`
+        (the next exit, even of a container not started yet: `docker run` waits so before it
+        starts), `removed` (the exit, then the removal: `docker run --rm`)."""
+        if condition not in ("not-running", "next-exit", "removed", ""):
+            raise InvalidParameter(f"invalid condition: {condition!r}")
         c = self.store.find("containers", ref)
         if c is None:
             for cid, code in self.last_exit.items():
                 if cid == ref or cid.startswith(ref):
                     return code
             raise no_such_container(ref)
+        if condition in ("next-exit", "removed") and c["id"] not in self.runtime:
+            future = asyncio.get_running_loop().create_future()
+            self.exit_waiters.setdefault(c["id"], []).append((condition, future))
+            self._explain_exit(c["id"])
+            return int(await future)
         rt = self.runtime.get(c["id"])
         if rt is not None:
             self._explain_exit(c["id"])
@@ -859,10 +871,27 @@ class Engine:
             # exiting this very moment: _on_exit holds the lock until the code is recorded
             async with self.locks.hold(c["id"]):
                 pass
+        if condition == "removed" and self.store.get("containers", c["id"]) is not None:
+            future = asyncio.get_running_loop().create_future()
+            self.exit_waiters.setdefault(c["id"], []).append(("removed", future))
+            return int(await future)
         if c["id"] in self.last_exit:
             return self.last_exit[c["id"]]
         c = self.store.get("containers", c["id"]) or c
         return c["state"]["exit_code"]
+
+    def _wake_waiters(self, cid: str, event: str, code: int) -> None:
+        """Resolve the waits that `event` ("exit" or "removed") ends."""
+        keep = []
+        for condition, future in self.exit_waiters.pop(cid, []):
+            if future.done():
+                continue
+            if event == "removed" or condition == "next-exit":
+                future.set_result(code)
+            else:
+                keep.append((condition, future))
+        if keep:
+            self.exit_waiters[cid] = keep
 
     async def remove(self, ref: str, force: bool) -> None:
         c = self.container(ref)
@@ -889,6 +918,7 @@ class Engine:
             self.store.delete_endpoint(c["id"], ep["network_id"])
         self.store.delete("containers", c["id"])
         shutil.rmtree(self._dir(c["id"]), ignore_errors=True)
+        self._wake_waiters(c["id"], "removed", self.last_exit.get(c["id"], c["state"]["exit_code"]))
 
     # ------------------------------------------------------------------ DNS records
     def _user_network(self, net: dict[str, Any] | None) -> bool:

@@ -11,6 +11,7 @@ announced once per name.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -70,11 +71,13 @@ class Images:
         return out
 
     def _builtin(self, name: str) -> dict[str, Any]:
+        source = BUSYBOX if name == "busybox" else "/etc/os-release"
         return {
             "name": name,
-            "id": f"builtin-{name}",
+            # Docker's shape (sha256:<hex>), stable for one machine's root filesystem
+            "id": "sha256:" + hashlib.sha256(f"minidock builtin {name} {_mtime(source)}".encode()).hexdigest(),
             "builtin": True,
-            "created": 0,
+            "created": _mtime(source),
             "size": os.path.getsize(BUSYBOX) if name == "busybox" and os.path.exists(BUSYBOX) else 0,
         }
 
@@ -125,7 +128,7 @@ class Images:
         os.makedirs(os.path.dirname(root), exist_ok=True)
         os.rename(tmp, root)
         with open(self._meta_path("busybox"), "w") as f:
-            json.dump({"name": "busybox", "id": "builtin-busybox", "builtin": True, "created": int(time.time())}, f)
+            json.dump({**self._builtin("busybox"), "size": 0}, f)
         return root
 
     def import_(self, name: str, source: str) -> dict[str, Any]:
@@ -149,7 +152,7 @@ class Images:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise InvalidParameter(f"cannot read {source} as a tar archive: {e}") from None
         os.rename(tmp, root)
-        meta = {"name": name, "id": os.urandom(32).hex(), "builtin": False, "created": int(time.time()),
+        meta = {"name": name, "id": "sha256:" + os.urandom(32).hex(), "builtin": False, "created": int(time.time()),
                 "source": os.path.abspath(source)}
         with open(self._meta_path(name), "w") as f:
             json.dump(meta, f)
@@ -164,3 +167,10 @@ class Images:
         if in_use:
             raise Conflict(f"unable to remove image {name}: it is used by a container")
         shutil.rmtree(os.path.join(self.dir, name.replace("/", "_")))
+
+
+def _mtime(path: str) -> int:
+    try:
+        return int(os.path.getmtime(path))
+    except OSError:
+        return 0

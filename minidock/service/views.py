@@ -76,6 +76,9 @@ def container_json(c: dict[str, Any], eps: list[dict[str, Any]], nets: dict[str,
             "Dns": c["host_config"]["Dns"],
             "ExtraHosts": c["host_config"]["ExtraHosts"] or None,
             "Links": c["host_config"]["Links"] or None,
+            # the one log minidock keeps; docker-py's run() reads it to know that logs work
+            "LogConfig": {"Type": "json-file", "Config": {}},
+            "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
         },
         "GraphDriver": {
             "Data": {"LowerDir": c["lower"], "UpperDir": os.path.join(container_dir, "upper"),

@@ -17,11 +17,12 @@ from tests.sandbox import MINIDOCK, Sandbox
 class Terminal:
     """A minidock command on the slave side of a pty we hold the master of."""
 
-    def __init__(self, md: Sandbox, *args: str, rows: int = 33, cols: int = 101) -> None:
+    def __init__(self, md: Sandbox, *args: str, rows: int = 33, cols: int = 101,
+                 program: list[str] = MINIDOCK, env: dict[str, str] | None = None) -> None:
         pid, fd = pty.fork()
         if pid == 0:
             fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-            os.execvpe(MINIDOCK[0], [*MINIDOCK, *args], md.env)
+            os.execvpe(program[0], [*program, *args], env or md.env)
         self.pid, self.fd, self.seen = pid, fd, b""
 
     def expect(self, text: str, timeout: float = 15) -> str:
