@@ -157,3 +157,27 @@ def test_docker_py_drives_networks_containers_exec_and_ports(md: Sandbox, clean:
     assert [n.name for n in client.networks.list()] == ["bridge", "host", "none"] or \
         sorted(n.name for n in client.networks.list()) == ["bridge", "host", "none"]
     client.close()
+
+
+@needs_cli
+def test_logs_follow_top_images_and_prune_with_docker(md: Sandbox, clean: None) -> None:
+    docker(md, "run", "-d", "--name", "ticker", "busybox", "sh", "-c",
+           "for i in 1 2 3; do echo tick$i; sleep 0.2; done; sleep 300")
+    r = subprocess.Popen([DOCKER or "docker", "logs", "-f", "ticker"], stdout=subprocess.PIPE, text=True,
+                         env={**os.environ, "DOCKER_HOST": f"unix://{md.socket}"})
+    try:
+        assert r.stdout is not None
+        assert [r.stdout.readline().strip() for _ in range(3)] == ["tick1", "tick2", "tick3"]
+    finally:
+        r.kill()
+        r.wait()
+    assert "sh -c for i in 1 2 3" in docker(md, "top", "ticker").out  # the container's PID 1
+    repos = docker(md, "images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").out.splitlines()
+    assert [ln.split()[0] for ln in repos] == ["busybox:latest", "host:latest"]
+    assert all(len(ln.split()[1]) == 12 for ln in repos)
+    docker(md, "network", "create", "unused-a")
+    docker(md, "network", "create", "used-b")
+    docker(md, "network", "connect", "used-b", "ticker")
+    out = docker(md, "network", "prune", "-f").out
+    assert "unused-a" in out and "used-b" not in out
+    assert sorted(docker(md, "network", "ls", "--format", "{{.Name}}").out.split()) == ["bridge", "host", "none", "used-b"]
