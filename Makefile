@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: all install deps venv demo test lint unit e2e labs bench clean
+.PHONY: all install deps venv demo test lint unit e2e labs soak bench clean
 
 all: test
 
@@ -36,6 +36,10 @@ unit: install
 
 test: install lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
+
+# the crash soak of the tests, longer: SOAK_ROUNDS rounds of concurrent runs cut by kill -9
+soak: install
+	SOAK_ROUNDS=$${SOAK_ROUNDS:-40} $(PY) -m pytest -q -p no:cacheprovider tests/e2e/test_crash.py -k soak
 
 labs: install
 	$(PY) -m pytest -q -p no:cacheprovider tests/e2e/test_labs.py

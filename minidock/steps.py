@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
+import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +43,45 @@ def render(groups: list[dict[str, Any]]) -> str:
 
 
 _recording: contextvars.ContextVar[Recording | None] = contextvars.ContextVar("minidock_explain", default=None)
+_operation: contextvars.ContextVar[str] = contextvars.ContextVar("minidock_operation", default="")
+
+
+class FaultInjector:
+    """Kills the daemon (SIGKILL, as `kill -9`) right after the N-th step of the
+    next operation OP: the crash tests use it to stop an operation at every
+    point and check what the restart makes of it. Armed at start-up with
+    MINIDOCK_FAULT=OP:N, or, when MINIDOCK_FAULT_HOOK=1, through
+    POST /minidock/fault after the test has set the scene."""
+
+    def __init__(self, spec: str) -> None:
+        self.enabled = os.environ.get("MINIDOCK_FAULT_HOOK") == "1" or bool(spec)
+        self.arm(*spec.partition(":")[::2]) if spec else self.arm("", "0")
+
+    def arm(self, op: str, after: int | str) -> None:
+        self.op, self.after, self.seen = op, int(after or 0), 0
+
+    def step_done(self, name: str) -> None:
+        if self.op and _operation.get() == self.op:
+            self.seen += 1
+            if self.seen == self.after:
+                log.warning("fault injection: killing the daemon after step %d (%s) of %s",
+                            self.seen, name, self.op)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+faults = FaultInjector(os.environ.get("MINIDOCK_FAULT", ""))
+
+
+def current_operation() -> str:
+    return _operation.get()
+
+
+def set_operation(op: str) -> contextvars.Token[str]:
+    return _operation.set(op)
+
+
+def reset_operation(token: contextvars.Token[str]) -> None:
+    _operation.reset(token)
 
 
 def use_recording(rec: Recording | None) -> None:
@@ -84,6 +125,7 @@ class Transaction:
         result = await action
         if undo is not None:
             self._undo.append((name, undo))
+        faults.step_done(name)
         return result
 
     async def rollback(self) -> None:
@@ -113,4 +155,5 @@ async def undo_all(steps: Any) -> list[Exception]:
             await undo()
         except Exception as e:  # noqa: BLE001 - collected and reported together
             errors.append(RuntimeError(f"{name}: {e}"))
+        faults.step_done(name)
     return errors

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -28,6 +28,11 @@ _MIGRATIONS: dict[int, str] = {
         network_id TEXT NOT NULL, address TEXT NOT NULL, owner TEXT NOT NULL,
         PRIMARY KEY (network_id, address));
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+    # the intent of each operation that touches the kernel, written before it does and
+    # deleted when it is over: what a restart after a crash must finish or undo
+    2: """
+    CREATE TABLE journal (id INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL, data TEXT NOT NULL);
     """,
 }
 
@@ -125,6 +130,21 @@ class Store:
             f"SELECT data FROM {table} WHERE id LIKE ? LIMIT 2", (ref + "%",)
         ).fetchall()
         return json.loads(rows[0][0]) if len(rows) == 1 else None
+
+    # -- journal -------------------------------------------------------------
+    def journal_begin(self, op: str, data: dict[str, Any]) -> int:
+        with self.transaction() as db:
+            cur = db.execute("INSERT INTO journal (op, data) VALUES (?, ?)", (op, json.dumps(data)))
+            return int(cur.lastrowid or 0)
+
+    def journal_end(self, entry_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM journal WHERE id=?", (entry_id,))
+
+    def journal(self) -> list[tuple[int, str, dict[str, Any]]]:
+        """Operations begun and never ended, oldest first."""
+        rows = self.db.execute("SELECT id, op, data FROM journal ORDER BY id").fetchall()
+        return [(r[0], r[1], json.loads(r[2])) for r in rows]
 
     # -- endpoints -----------------------------------------------------------
     def put_endpoint(self, ep: dict[str, Any]) -> None:

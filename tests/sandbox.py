@@ -63,6 +63,7 @@ class Sandbox:
     proc: subprocess.Popen[bytes] | None = None
     extra_ns: list[str] = field(default_factory=list)
     global_flags: list[str] = field(default_factory=list)  # before `daemon`, e.g. --explain
+    daemon_env: dict[str, str] = field(default_factory=dict)  # e.g. MINIDOCK_FAULT for one start
 
     def __post_init__(self) -> None:
         self.root = tempfile.mkdtemp(prefix="minidock-test-")
@@ -83,7 +84,7 @@ class Sandbox:
             argv += ["--dns-upstream", up]
         self.log = open(os.path.join(self.root, "daemon.log"), "ab")
         self.out = open(os.path.join(self.root, "daemon.out"), "ab")
-        self.proc = subprocess.Popen(argv, stdout=self.out, stderr=self.log)
+        self.proc = subprocess.Popen(argv, stdout=self.out, stderr=self.log, env={**os.environ, **self.daemon_env})
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if os.path.exists(self.socket) and self.cli("version", check=False).code == 0:
@@ -173,6 +174,57 @@ class Sandbox:
             "networks": self.cli("network", "ls", "--no-trunc").out,
             "containers": self.cli("ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.State}}").out,
         }
+
+    # -- does the store agree with the kernel?
+    def inconsistencies(self) -> list[str]:
+        """What `ps`/`network ls` say against what `ip` and `iptables-save` show."""
+        problems = []
+        rows = [ln.split() for ln in self.cli("ps", "-a", "--format", "{{.Names}} {{.State}}").out.splitlines()]
+        running = {name for name, state in rows if state == "running"}
+        stopped = {name for name, state in rows if state != "running"}
+        nets = {}
+        for name in self.cli("network", "ls", "--format", "{{.Name}}").out.split():
+            info = self.cli("network", "inspect", "-f",
+                            '{{index .Options "com.docker.network.bridge.name"}}|{{.Driver}}|{{.Id}}', name).out.strip()
+            bridge, driver, net_id = info.split("|")
+            if driver == "bridge":
+                nets[name] = bridge or "br-" + net_id[:12]
+        links = self.host("ip", "-o", "-d", "link").out
+        for line in links.splitlines():
+            name = line.split(":")[1].strip().split("@")[0]
+            alias = re.search(r" alias minidock:(network|container) (\S+)", line)
+            if alias and alias.group(1) == "container" and alias.group(2) not in running:
+                problems.append(f"veth {name} of {alias.group(2)}, which is not running")
+            if alias and alias.group(1) == "network" and alias.group(2) not in nets:
+                problems.append(f"bridge {name} of network {alias.group(2)}, which does not exist")
+        for net, bridge in nets.items():
+            if f": {bridge}:" not in links:
+                problems.append(f"network {net} has no bridge {bridge}")
+        namespaces = set(os.listdir("/run/netns"))
+        for name in stopped:
+            if f"md-{name}" in namespaces:
+                problems.append(f"namespace md-{name} of stopped container {name}")
+        addresses: dict[str, str] = {}
+        for name in running:
+            mode = self.inspect(name, "{{.HostConfig.NetworkMode}}")
+            if mode in ("host", "none") or mode.startswith("container:"):
+                continue
+            if f"md-{name}" not in namespaces:
+                problems.append(f"running container {name} has no namespace")
+                continue
+            for net, ip in re.findall(r"(\S+)=(\S*)", self.inspect(
+                    name, "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.IPAddress}} {{end}}")):
+                have = self.host("ip", "netns", "exec", f"md-{name}", "ip", "-4", "-o", "addr", check=False).out
+                if not ip or f"inet {ip}/" not in have:
+                    problems.append(f"{name} should have {ip} on {net}: {have!r}")
+                if ip in addresses:
+                    problems.append(f"{ip} handed out twice: {addresses[ip]} and {name}")
+                addresses[ip] = name
+        rules = self.host("iptables-save").out
+        for bridge in set(re.findall(r"-o (br-[0-9a-f]{12}|minidock0)\b", rules)):
+            if bridge not in nets.values():
+                problems.append(f"firewall rule for missing bridge {bridge}")
+        return problems
 
     # -- what is left behind
     def residue(self) -> list[str]:

@@ -15,6 +15,7 @@ from .. import API_VERSION, __version__
 from ..errors import InvalidParameter, NotFound
 from ..service.engine import Engine
 from ..service.views import container_json, container_summary
+from ..steps import faults
 from ..topology import build as topology_build
 from .http import Hijack, Request, Response, Router, Stream
 
@@ -308,12 +309,20 @@ def build(engine: Engine) -> Router:
             f"minidock has no registry: it runs images from its local store (see `minidock image ls`); "
             f"{req.query.get('fromImage', 'the image')} maps to a built-in root filesystem when run")
 
+    async def fault(req: Request) -> Response:
+        """Test hook: arm the fault injector (only when the daemon runs with MINIDOCK_FAULT_HOOK=1)."""
+        if not faults.enabled:
+            raise NotFound("page not found: /minidock/fault")
+        body = req.json()
+        faults.arm(str(body.get("op", "")), int(body.get("after", 0)))
+        return Response(204)
+
     async def topology(req: Request) -> Response:
         return Response(200, topology_build(engine.store.all("networks"), engine.store.all("containers"),
                                             engine.store.endpoints()))
 
     for method, path, h in [
-        ("GET", "/minidock/topology", topology),
+        ("GET", "/minidock/topology", topology), ("POST", "/minidock/fault", fault),
         ("GET", "/_ping", ping), ("HEAD", "/_ping", ping), ("GET", "/version", version), ("GET", "/info", info),
         ("GET", "/networks", networks_list), ("POST", "/networks/create", network_create),
         ("POST", "/networks/prune", network_prune),

@@ -105,6 +105,24 @@ async def run_in(name: str, fn: Callable[[], T]) -> T:
     return await asyncio.get_running_loop().run_in_executor(_executor, _run_in, name, fn)
 
 
+def pids_inside(name: str) -> list[int]:
+    """The processes whose network namespace is /run/netns/NAME (by the namespace's inode)."""
+    try:
+        st = os.stat(path(name))
+    except OSError:
+        return []
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                ns = os.stat(f"/proc/{entry}/ns/net")
+            except OSError:
+                continue
+            if (ns.st_dev, ns.st_ino) == (st.st_dev, st.st_ino):
+                found.append(int(entry))
+    return found
+
+
 def exists(name: str) -> bool:
     return os.path.exists(path(name))
 

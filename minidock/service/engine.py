@@ -15,6 +15,7 @@ Per container, at run time:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -22,6 +23,7 @@ import shlex
 import shutil
 import signal
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,9 +47,13 @@ from ..kernel.netlink import Netlink
 from ..steps import (
     Recording,
     Transaction,
+    current_operation,
     current_recording,
     explained,
+    faults,
     record,
+    reset_operation,
+    set_operation,
     undo_all,
     use_recording,
 )
@@ -107,6 +113,7 @@ class Engine:
         # --explain of a stop or wait: the teardown runs in the exit handler's task, not the request's
         self.exit_recordings: dict[str, Recording] = {}
         self.exit_waiters: dict[str, list[tuple[str, asyncio.Future[int]]]] = {}
+        self.exit_operations: dict[str, str] = {}
         self.execs: dict[str, dict[str, Any]] = {}
         self._fw_lock = asyncio.Lock()
         self.port_holds: dict[str, list[Any]] = {}  # container id -> bound sockets keeping its host ports
@@ -150,8 +157,17 @@ class Engine:
             if net["driver"] == "bridge":
                 async with Transaction() as tx:
                     await self.drivers["bridge"].create_network(net, tx)
+        removals: list[str] = []
+        for entry_id, op, data in self.store.journal():
+            log.warning("a crash interrupted %s %s: finishing or undoing it", op, data)
+            try:
+                await self._recover(op, data, removals)
+            finally:
+                self.store.journal_end(entry_id)
         known_ns, known_links = set(), {n["bridge"] for n in self.store.all("networks") if n["bridge"]}
         for c in self.store.all("containers"):
+            if c["id"] not in removals:
+                self._adopt(c)
             st = c["state"]
             if st["status"] == "running" and process.alive(st["pid"], st.get("start_time", 0)):
                 if not _joined(c):
@@ -164,6 +180,15 @@ class Engine:
                 log.info("container %s died while the daemon was away", c["name"])
                 await self._teardown_network(c)
                 self._mark_exited(c, None)
+            else:
+                # endpoints and leases live only while a container runs: a start or stop
+                # cut short may have left some behind (their links go with the orphans below)
+                for ep in self.store.endpoints(container_id=c["id"]):
+                    self.store.release(ep["network_id"], c["id"])
+                    self.store.delete_endpoint(c["id"], ep["network_id"])
+                if c.get("netns"):
+                    c["netns"] = ""
+                    self.store.put("containers", c)
         for c in self.store.all("containers"):
             if c["id"] in self.runtime and self._uses_dns(c):
                 try:
@@ -178,8 +203,81 @@ class Engine:
         for name in netns.names():
             if name.startswith(NETNS_PREFIX) and name not in known_ns:
                 log.info("removing stale namespace %s", name)
+                for pid in netns.pids_inside(name):  # a process spawned by a start that never finished
+                    await self._kill_and_reap(pid)
                 netns.delete(name)
+        for cid in removals:
+            c = self.store.get("containers", cid)
+            if c is not None:
+                self._remove_record(c)
         await self.apply_firewall()
+
+    @contextlib.asynccontextmanager
+    async def _op(self, op: str, **data: Any) -> AsyncIterator[None]:
+        """Journal an operation: its intent is stored before the kernel is touched and
+        dropped when it is over (done or rolled back); a crash leaves it for reconcile."""
+        entry = self.store.journal_begin(op, data)
+        token = set_operation(op) if not current_operation() else None  # rm's stop is part of rm
+        try:
+            yield
+        finally:
+            if token is not None:
+                reset_operation(token)
+            self.store.journal_end(entry)
+
+    async def _recover(self, op: str, data: dict[str, Any], removals: list[str]) -> None:
+        """Finish or undo an operation that a crash interrupted (its journal entry)."""
+        c = self.store.get("containers", data.get("id", "")) if "id" in data else None
+        if op == "network create" and self.store.get("networks", data["network"]) is None:
+            await self.host.delete_link(data["bridge"])  # made, never recorded: undo
+        elif op == "network rm":
+            net = self.store.get("networks", data["network"])
+            if net is not None and not self.store.endpoints(network_id=net["id"]):
+                await self.drivers[net["driver"]].delete_network(net)  # finish
+                self.store.release_network(net["id"])
+                self.store.delete("networks", net["id"])
+        elif op in ("connect", "disconnect") and c is not None:
+            net = self.store.get("networks", data["network"])
+            joined = net is not None and net["name"] in c["networks"]
+            if net is not None and (op == "connect") != joined or op == "disconnect":
+                # connect not recorded: undo it; disconnect begun: finish it
+                for ep in self.store.endpoints(container_id=c["id"], network_id=data["network"]):
+                    await self.host.delete_link(ep["veth"])
+                    self.store.release(data["network"], c["id"])
+                    self.store.delete_endpoint(c["id"], data["network"])
+                if joined and op == "disconnect":
+                    del c["networks"][net["name"]]  # type: ignore[index]
+                    self.store.put("containers", c)
+        elif op in ("stop", "rm") and c is not None:
+            st = c["state"]
+            if st["status"] == "running" and process.alive(st["pid"], st.get("start_time", 0)):
+                await self._kill_and_reap(st["pid"])  # finish the stop; reconcile tears down
+            if op == "rm":
+                removals.append(c["id"])
+        # "start": nothing here. A process that was spawned but not recorded is adopted from its
+        # pidfile; everything else of an unfinished start is an orphan the generic pass removes.
+
+    async def _kill_and_reap(self, pid: int) -> None:
+        process.kill(pid, signal.SIGKILL)
+        for _ in range(100):
+            if not process.alive(pid, 0):
+                return
+            await asyncio.sleep(0.02)
+
+    def _adopt(self, c: dict[str, Any]) -> bool:
+        """A process spawned by a start the crash cut short: the start is finished, not undone."""
+        try:
+            with open(os.path.join(self._dir(c["id"]), "pid")) as f:
+                pid, started = (int(x) for x in f.read().split())
+        except (OSError, ValueError):
+            return False
+        if c["state"]["status"] == "running" or not process.alive(pid, started):
+            return False
+        log.warning("container %s: adopting process %d that a crash left unrecorded", c["name"], pid)
+        c["state"] = {"status": "running", "pid": pid, "start_time": started, "exit_code": 0, "error": "",
+                      "started_at": time.time(), "finished_at": 0}
+        self.store.put("containers", c)
+        return True
 
     def _rehold_ports(self, c: dict[str, Any]) -> None:
         """Bind again the host ports of a container that outlived a daemon restart."""
@@ -201,6 +299,7 @@ class Engine:
         async with self._fw_lock:
             changed = await iptables.apply(iptables.ruleset(rules, self._published()))
         record("firewall", why, changed)
+        faults.step_done("firewall")
 
     def _published(self, exclude: str = "") -> list[ports.Published]:
         return [p for c in self.store.all("containers") if c["id"] != exclude for p in ports.held(c)]
@@ -276,7 +375,7 @@ class Engine:
             existing = self.store.all("networks")
             networks.validate_create({**req}, existing)  # again, under the lock
             networks.finish_subnet(net, self._subnets_in_use(), await self.host.routes())
-            async with Transaction() as tx:
+            async with self._op("network create", network=net["id"], bridge=net["bridge"]), Transaction() as tx:
                 await self.drivers["bridge"].create_network(net, tx)
                 self.store.put("networks", net)
                 tx._undo.append(("store", _coro(self.store.delete, "networks", net["id"])))
@@ -296,10 +395,12 @@ class Engine:
                 raise Forbidden(
                     f"error while removing network: network {net['name']} id {net['id']} has active endpoints"
                     + (f" ({names})" if names else ""))
-            await self.drivers[net["driver"]].delete_network(net)
-            self.store.release_network(net["id"])
-            self.store.delete("networks", net["id"])
-            await self.apply_firewall(f"the rules of {net['name']} go")
+            async with self._op("network rm", network=net["id"]):
+                await self.drivers[net["driver"]].delete_network(net)
+                faults.step_done("bridge")
+                self.store.release_network(net["id"])
+                self.store.delete("networks", net["id"])
+                await self.apply_firewall(f"the rules of {net['name']} go")
 
     async def prune_networks(self) -> list[str]:
         removed = []
@@ -509,7 +610,8 @@ class Engine:
             c = self.container(c["id"])
             if c["state"]["status"] == "running":
                 return
-            await self._start(c)
+            async with self._op("start", id=c["id"]):
+                await self._start(c)
 
     def start_attempt(self, cid: str) -> asyncio.Event:
         """Set when the next start of `cid` has succeeded or failed."""
@@ -577,7 +679,7 @@ class Engine:
                 try:
                     # the last step: nothing after it can fail and need it undone
                     where = "ip netns exec " + spec["netns"].rsplit("/", 1)[1] + " " if spec["netns"] else ""
-                    pid = await tx.step("process", process.spawn(spec, stdin, stdout, stderr, console),
+                    pid = await tx.step("process", self._spawn(c, spec, stdin, stdout, stderr, console),
                                         commands=[f"# {where}{shlex.join(c['argv'])}"],
                                         why="the container's process starts inside (minidock's launcher also "
                                             "gives it its own root filesystem, hostname and /etc files)")
@@ -618,6 +720,13 @@ class Engine:
             self._relay(cid, rt)
         # no refresh_dns here: the records were built before the spawn, while it was starting
         self._watch(cid, c["state"]["pid"])
+
+    async def _spawn(self, c: dict[str, Any], spec: dict[str, Any], stdin: int, stdout: int, stderr: int,
+                     console: process.Console | None) -> int:
+        """Spawn, and note the PID at once: a crash before the store knows it leaves a way back."""
+        pid = await process.spawn(spec, stdin, stdout, stderr, console)
+        _write(os.path.join(self._dir(c["id"]), "pid"), f"{pid} {process.start_time(pid)}\n")
+        return pid
 
     async def _plug(self, c: dict[str, Any], net: dict[str, Any], cfg: dict[str, Any],
                     sb: SandboxHandle, tx: Transaction, ifname: str, gateway: bool) -> dict[str, Any]:
@@ -753,6 +862,7 @@ class Engine:
 
     async def _on_exit(self, cid: str, code: int | None) -> None:
         use_recording(self.exit_recordings.pop(cid, None))
+        set_operation(self.exit_operations.pop(cid, ""))
         async with self.locks.hold(cid):
             c = self.store.get("containers", cid)
             rt = self.runtime.pop(cid, None)
@@ -785,6 +895,8 @@ class Engine:
         c["state"].pop("stopping_signal", None)
         c["netns"] = ""
         self.store.put("containers", c)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self._dir(c["id"]), "pid"))
 
     def _close_runtime(self, rt: Runtime) -> None:
         for attr in ("master", "stdin_w", "log_fd"):
@@ -826,15 +938,16 @@ class Engine:
         if c["state"]["status"] != "running" or rt is None:
             return
         grace = STOP_GRACE if timeout is None else timeout
-        self._explain_exit(c["id"])
-        c["state"]["stopping_signal"] = signal.SIGKILL
-        self.store.put("containers", c)
-        process.kill(c["state"]["pid"], sig)
-        try:
-            await asyncio.wait_for(rt.exited.wait(), timeout=max(grace, 0))
-        except TimeoutError:
-            process.kill(c["state"]["pid"], signal.SIGKILL)
-            await rt.exited.wait()
+        async with self._op("stop", id=c["id"]):
+            self._explain_exit(c["id"])
+            c["state"]["stopping_signal"] = signal.SIGKILL
+            self.store.put("containers", c)
+            process.kill(c["state"]["pid"], sig)
+            try:
+                await asyncio.wait_for(rt.exited.wait(), timeout=max(grace, 0))
+            except TimeoutError:
+                process.kill(c["state"]["pid"], signal.SIGKILL)
+                await rt.exited.wait()
 
     async def kill(self, ref: str, sig: int) -> None:
         c = self.container(ref)
@@ -900,17 +1013,22 @@ class Engine:
                 raise Conflict(
                     f"You cannot remove a running container {c['id']}. "
                     "Stop the container before attempting removal or force remove")
-            await self.stop(c["id"], timeout=0, sig=signal.SIGKILL)
-        async with self.locks.hold(c["id"]):
-            c = self.store.get("containers", c["id"])
-            if c is not None:
-                self._remove_record(c)
+        async with self._op("rm", id=c["id"]):
+            if c["state"]["status"] == "running":
+                await self.stop(c["id"], timeout=0, sig=signal.SIGKILL)
+            async with self.locks.hold(c["id"]):
+                c = self.store.get("containers", c["id"])
+                if c is not None:
+                    self._remove_record(c)
         self.refresh_dns()
 
     def _explain_exit(self, cid: str) -> None:
+        """The exit handler's task tears down: hand it this request's recording and operation."""
         rec = current_recording()
         if rec is not None:
             self.exit_recordings.setdefault(cid, rec)
+        if current_operation():
+            self.exit_operations.setdefault(cid, current_operation())
 
     def _remove_record(self, c: dict[str, Any]) -> None:
         for ep in self.store.endpoints(container_id=c["id"]):
@@ -969,7 +1087,7 @@ class Engine:
             raise InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
         if ip:
             self._check_pinned_ip(net, ip)
-        async with self.locks.hold(c["id"], net["id"]):
+        async with self.locks.hold(c["id"], net["id"]), self._op("connect", id=c["id"], network=net["id"]):
             c = self.container(c["id"])
             cfg = {"network_id": net["id"], "aliases": aliases, "ipv4": ip}
             if c["state"]["status"] == "running" and c.get("netns"):
@@ -994,7 +1112,7 @@ class Engine:
             raise Forbidden(f"container {c['id']} is not connected to network {net['name']}")
         if net["driver"] == "host":
             raise Forbidden("container cannot be disconnected from host network or connected to host network")
-        async with self.locks.hold(c["id"], net["id"]):
+        async with self.locks.hold(c["id"], net["id"]), self._op("disconnect", id=c["id"], network=net["id"]):
             c = self.container(c["id"])
             if any(p["bridge"] == net["bridge"] for p in c.get("ports") or []):
                 await self._unpublish(c)
