@@ -131,6 +131,12 @@ class Store:
         ).fetchall()
         return json.loads(rows[0][0]) if len(rows) == 1 else None
 
+    def wipe(self) -> None:
+        """Forget everything (`minidock system reset`)."""
+        with self.transaction() as db:
+            for table in ("endpoints", "leases", "containers", "networks", "journal", "meta"):
+                db.execute(f"DELETE FROM {table}")
+
     # -- journal -------------------------------------------------------------
     def journal_begin(self, op: str, data: dict[str, Any]) -> int:
         with self.transaction() as db:

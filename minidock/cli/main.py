@@ -558,6 +558,53 @@ def emit(objs: list[Any], fmt: str | None) -> None:
         click.echo(json.dumps(objs, indent=4))
 
 
+@cli.group(context_settings=CONTEXT)
+def system() -> None:
+    """Compare the store with the kernel, repair drift, or remove everything."""
+
+
+@system.command("check", context_settings=CONTEXT)
+@pass_ctx
+def system_check(c: Ctx) -> None:
+    """List what differs between minidock's records and the kernel (exit 1 if anything does)."""
+    problems = c.call("POST", "/minidock/system/check")["Problems"]
+    for p in problems:
+        click.echo(p)
+    if problems:
+        sys.exit(1)
+    click.echo("no drift: the kernel holds what minidock's records say")
+
+
+@system.command("repair", context_settings=CONTEXT)
+@pass_ctx
+def system_repair(c: Ctx) -> None:
+    """Put the kernel back as minidock's records say."""
+    res = c.call("POST", "/minidock/system/repair")
+    for p in res["Repaired"]:
+        click.echo(f"repaired: {p}")
+    for p in res["Remaining"]:
+        click.echo(f"still wrong: {p}")
+    if res["Remaining"]:
+        sys.exit(1)
+    if not res["Repaired"]:
+        click.echo("nothing to repair")
+
+
+@system.command("reset", context_settings=CONTEXT)
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@pass_ctx
+def system_reset(c: Ctx, force: bool) -> None:
+    """Remove every container, network, link, namespace, firewall rule and file minidock made; stop the daemon."""
+    if not force:
+        click.echo("WARNING! This will remove:\n  - all containers, running or not\n  - all networks, bridges, "
+                   "veths and namespaces of minidock\n  - minidock's firewall chains\n  - minidock's state; "
+                   "the daemon stops")
+        if not click.confirm("Are you sure you want to continue?", default=False):
+            return
+    for line in c.call("POST", "/minidock/system/reset")["Removed"]:
+        click.echo(f"removed {line}")
+
+
 @cli.command(context_settings=CONTEXT)
 @click.option("--format", "fmt", type=click.Choice(["text", "dot", "png"]), default="text", show_default=True)
 @click.option("-o", "--output", default=None, help="File to write (needed for png)")

@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import API_VERSION, __version__
 from ..errors import InvalidParameter, NotFound
+from ..service import system
 from ..service.engine import Engine
 from ..service.views import container_json, container_summary
 from ..steps import faults
@@ -317,12 +318,29 @@ def build(engine: Engine) -> Router:
         faults.arm(str(body.get("op", "")), int(body.get("after", 0)))
         return Response(204)
 
+    async def system_check(req: Request) -> Response:
+        return Response(200, {"Problems": await system.check(engine)})
+
+    async def system_repair(req: Request) -> Response:
+        async with engine.locks.hold("networks"):
+            repaired = await system.repair(engine)
+        return Response(200, {"Repaired": repaired, "Remaining": await system.check(engine)})
+
+    async def system_reset(req: Request) -> Response:
+        async with engine.locks.hold("networks"):
+            removed = await system.reset(engine)
+        # the store is empty, even of the predefined networks: this daemon's work is done
+        asyncio.get_running_loop().call_later(0.2, engine.shutdown)
+        return Response(200, {"Removed": removed})
+
     async def topology(req: Request) -> Response:
         return Response(200, topology_build(engine.store.all("networks"), engine.store.all("containers"),
                                             engine.store.endpoints()))
 
     for method, path, h in [
         ("GET", "/minidock/topology", topology), ("POST", "/minidock/fault", fault),
+        ("POST", "/minidock/system/check", system_check), ("POST", "/minidock/system/repair", system_repair),
+        ("POST", "/minidock/system/reset", system_reset),
         ("GET", "/_ping", ping), ("HEAD", "/_ping", ping), ("GET", "/version", version), ("GET", "/info", info),
         ("GET", "/networks", networks_list), ("POST", "/networks/create", network_create),
         ("POST", "/networks/prune", network_prune),

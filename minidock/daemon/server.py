@@ -55,6 +55,7 @@ async def serve(root: str, socket_path: str, dns_upstream: list[str], explain: b
         os.umask(old_umask)
     os.chmod(socket_path, 0o600)
     stop = asyncio.Event()
+    engine.shutdown = stop.set  # `minidock system reset` ends the daemon
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

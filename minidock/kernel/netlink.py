@@ -94,6 +94,11 @@ class Netlink:
         await self.ipr.link("set", index=idx, ifalias=alias)
         return idx
 
+    async def attach_port(self, index: int, master: int) -> None:
+        """Put an existing veth back on its bridge, up, with hairpin (as add_veth leaves it)."""
+        await self.ipr.link("set", index=index, master=master, state="up")
+        await self.ipr.brport("set", index=index, mode=1)
+
     async def set_up(self, index: int) -> None:
         await self.ipr.link("set", index=index, state="up")
 

@@ -105,6 +105,18 @@ async def run_in(name: str, fn: Callable[[], T]) -> T:
     return await asyncio.get_running_loop().run_in_executor(_executor, _run_in, name, fn)
 
 
+def attach(name: str, pid: int) -> None:
+    """Name the network namespace of `pid` /run/netns/NAME again (after an `ip netns del`)."""
+    target = path(name)
+    fd = os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+    os.close(fd)
+    try:
+        libc.mount(f"/proc/{pid}/ns/net", target, None, libc.MS_BIND)
+    except OSError:
+        os.unlink(target)
+        raise
+
+
 def pids_inside(name: str) -> list[int]:
     """The processes whose network namespace is /run/netns/NAME (by the namespace's inode)."""
     try:

@@ -23,7 +23,7 @@ import shlex
 import shutil
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +58,7 @@ from ..steps import (
     use_recording,
 )
 from ..store import Store
-from . import files, networks
+from . import files, networks, system
 from .common import KeyedLocks, check_name, new_id, random_name, watch_fd
 from .images import Images
 
@@ -114,6 +114,7 @@ class Engine:
         self.exit_recordings: dict[str, Recording] = {}
         self.exit_waiters: dict[str, list[tuple[str, asyncio.Future[int]]]] = {}
         self.exit_operations: dict[str, str] = {}
+        self.shutdown: Callable[[], None] = lambda: None  # the server's stop, once it serves
         self.execs: dict[str, dict[str, Any]] = {}
         self._fw_lock = asyncio.Lock()
         self.port_holds: dict[str, list[Any]] = {}  # container id -> bound sockets keeping its host ports
@@ -153,10 +154,6 @@ class Engine:
         for name, driver in (("host", "host"), ("none", "null")):
             if name not in nets:
                 self.store.put("networks", networks.simple_record(name, driver))
-        for net in self.store.all("networks"):
-            if net["driver"] == "bridge":
-                async with Transaction() as tx:
-                    await self.drivers["bridge"].create_network(net, tx)
         removals: list[str] = []
         for entry_id, op, data in self.store.journal():
             log.warning("a crash interrupted %s %s: finishing or undoing it", op, data)
@@ -164,15 +161,11 @@ class Engine:
                 await self._recover(op, data, removals)
             finally:
                 self.store.journal_end(entry_id)
-        known_ns, known_links = set(), {n["bridge"] for n in self.store.all("networks") if n["bridge"]}
         for c in self.store.all("containers"):
             if c["id"] not in removals:
                 self._adopt(c)
             st = c["state"]
             if st["status"] == "running" and process.alive(st["pid"], st.get("start_time", 0)):
-                if not _joined(c):
-                    known_ns.add(c.get("netns") or "")
-                known_links.update(ep["veth"] for ep in self.store.endpoints(container_id=c["id"]))
                 self.runtime[c["id"]] = Runtime()
                 self._watch(c["id"], st["pid"])
                 self._rehold_ports(c)
@@ -189,6 +182,13 @@ class Engine:
                 if c.get("netns"):
                     c["netns"] = ""
                     self.store.put("containers", c)
+        for cid in removals:
+            c = self.store.get("containers", cid)
+            if c is not None:
+                self._remove_record(c)
+        # what someone changed by hand while we were away (a bridge, a veth, a namespace, the
+        # firewall) is put right as `minidock system repair` does; orphans of ours go
+        await system.repair(self)
         for c in self.store.all("containers"):
             if c["id"] in self.runtime and self._uses_dns(c):
                 try:
@@ -196,6 +196,15 @@ class Engine:
                 except OSError as e:
                     log.warning("DNS for %s: %s", c["name"], e)
         self.refresh_dns()
+
+    async def remove_orphans(self) -> None:
+        """Delete links and namespaces of ours that no record explains."""
+        known_links = {n["bridge"] for n in self.store.all("networks") if n.get("bridge")}
+        known_ns = set()
+        for c in self.store.all("containers"):
+            if c["state"]["status"] == "running" and c.get("netns") and not _joined(c):
+                known_ns.add(c["netns"])
+                known_links.update(ep["veth"] for ep in self.store.endpoints(container_id=c["id"]))
         for link in await self.host.links():
             if (link.alias or "").startswith(ALIAS_PREFIX) and link.name not in known_links:
                 log.info("removing stale link %s (%s)", link.name, link.alias)
@@ -206,11 +215,15 @@ class Engine:
                 for pid in netns.pids_inside(name):  # a process spawned by a start that never finished
                     await self._kill_and_reap(pid)
                 netns.delete(name)
-        for cid in removals:
-            c = self.store.get("containers", cid)
-            if c is not None:
-                self._remove_record(c)
-        await self.apply_firewall()
+
+    def sandbox(self, c: dict[str, Any]) -> SandboxHandle:
+        return SandboxHandle(name=c["name"], netns=c["netns"])
+
+    def close_port_holds(self) -> None:
+        for holds in self.port_holds.values():
+            for sock in holds:
+                sock.close()
+        self.port_holds.clear()
 
     @contextlib.asynccontextmanager
     async def _op(self, op: str, **data: Any) -> AsyncIterator[None]:
@@ -292,12 +305,16 @@ class Engine:
         return [IPNetwork(c["subnet"]) for n in self.store.all("networks") if n["id"] != exclude
                 for c in n["ipam"]["config"]]
 
-    async def apply_firewall(self, why: str = "") -> None:
-        """Rebuild our chains from the store; --explain shows the rules that changed."""
+    def ruleset(self) -> iptables.Ruleset:
+        """Every rule of ours, as the store says it should be."""
         rules = [r for n in self.store.all("networks")
                  if (r := self.drivers[n["driver"]].firewall(n)) is not None]
+        return iptables.ruleset(rules, self._published())
+
+    async def apply_firewall(self, why: str = "") -> None:
+        """Rebuild our chains from the store; --explain shows the rules that changed."""
         async with self._fw_lock:
-            changed = await iptables.apply(iptables.ruleset(rules, self._published()))
+            changed = await iptables.apply(self.ruleset())
         record("firewall", why, changed)
         faults.step_done("firewall")
 

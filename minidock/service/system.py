@@ -1,0 +1,137 @@
+"""`minidock system check | repair | reset`: the store against the kernel.
+
+Someone deletes a bridge, a veth or a namespace by hand, or flushes the
+firewall (what firewalld does on reload). `check` lists the drift, each item
+a line a student can read; `repair` puts the kernel back as the store says
+(the daemon does it at start-up too); `reset` removes everything minidock
+ever made, found by our names and aliases, and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+from typing import TYPE_CHECKING, Any
+
+from ..drivers.bridge import ALIAS_PREFIX
+from ..kernel import iptables, netns, process
+from ..steps import Transaction
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger("minidock.system")
+NETNS_PREFIX = "md-"
+
+
+def _wired(engine: Engine) -> list[dict[str, Any]]:
+    """Running containers with a namespace of their own (not host mode, not joined)."""
+    return [c for c in engine.store.all("containers") if c["state"]["status"] == "running" and c.get("netns")
+            and not str(c["host_config"]["NetworkMode"]).startswith("container:")]
+
+
+async def check(engine: Engine) -> list[str]:
+    """Every difference between what the store says and what the kernel holds."""
+    problems: list[str] = []
+    links = {link.name: link for link in await engine.host.links()}
+    bridges = {}
+    for net in engine.store.all("networks"):
+        if net["driver"] != "bridge":
+            continue
+        bridges[net["id"]] = links.get(net["bridge"])
+        if bridges[net["id"]] is None:
+            problems.append(f"network {net['name']}: bridge {net['bridge']} is missing")
+    known_links = {n["bridge"] for n in engine.store.all("networks") if n.get("bridge")}
+    known_ns = set()
+    for c in _wired(engine):
+        known_ns.add(c["netns"])
+        if not netns.exists(c["netns"]):
+            problems.append(f"container {c['name']}: namespace {c['netns']} is missing from /run/netns")
+        for ep in engine.store.endpoints(container_id=c["id"]):
+            known_links.add(ep["veth"])
+            veth, br = links.get(ep["veth"]), bridges.get(ep["network_id"])
+            if veth is None:
+                problems.append(f"container {c['name']}: veth {ep['veth']} ({ep['ifname']}) is missing")
+            elif br is not None and veth.master != br.index:
+                problems.append(f"container {c['name']}: veth {ep['veth']} is not on its bridge")
+    for link in links.values():
+        if (link.alias or "").startswith(ALIAS_PREFIX) and link.name not in known_links:
+            problems.append(f"link {link.name} ({link.alias}) belongs to nothing minidock knows")
+    for name in netns.names():
+        if name.startswith(NETNS_PREFIX) and name not in known_ns and not any(
+                c.get("netns") == name for c in engine.store.all("containers")):
+            problems.append(f"namespace {name} belongs to no running container")
+    before = await iptables.save()
+    changes = iptables.explain(before, engine.ruleset(), iptables.jump_lines(before))
+    if changes:
+        problems.append(f"firewall: {len(changes)} rule changes needed, the first: {changes[0]}")
+    return problems
+
+
+async def repair(engine: Engine) -> list[str]:
+    """Put the kernel back as the store says; returns what was wrong."""
+    problems = await check(engine)
+    if not problems:
+        return []
+    present = {link.name for link in await engine.host.links()}
+    for net in engine.store.all("networks"):
+        if net["driver"] == "bridge" and net["bridge"] not in present:  # the first start, or deleted by hand
+            async with Transaction() as tx:
+                await engine.drivers["bridge"].create_network(net, tx)
+    links = {link.name: link for link in await engine.host.links()}
+    for c in _wired(engine):
+        if not netns.exists(c["netns"]):
+            netns.attach(c["netns"], c["state"]["pid"])
+        sb = engine.sandbox(c)
+        try:
+            for ep in engine.store.endpoints(container_id=c["id"]):
+                net = engine.store.get("networks", ep["network_id"])
+                if net is None or net["driver"] != "bridge":
+                    continue
+                master = links[net["bridge"]].index if net["bridge"] in links else await engine.host.index(net["bridge"])
+                veth = links.get(ep["veth"])
+                if veth is None:
+                    async with Transaction() as tx:
+                        await engine.drivers["bridge"].join(net, ep, sb, tx)
+                elif master is not None and veth.master != master:
+                    await engine.host.attach_port(veth.index, master)
+        finally:
+            sb.close()
+    await engine.remove_orphans()
+    await engine.apply_firewall("repair: our chains as the store says")
+    return problems
+
+
+async def reset(engine: Engine) -> list[str]:
+    """Remove every container, network, link, namespace, rule and file of ours."""
+    removed: list[str] = []
+    for c in engine.store.all("containers"):
+        st = c["state"]
+        if st["status"] == "running" and process.alive(st["pid"], st.get("start_time", 0)):
+            process.kill(st["pid"], 9)
+            for _ in range(100):
+                if not process.alive(st["pid"], 0):
+                    break
+                await asyncio.sleep(0.02)
+        engine.dns.stop(c["id"])
+        removed.append(f"container {c['name']}")
+    engine.close_port_holds()
+    for link in await engine.host.links():
+        if (link.alias or "").startswith(ALIAS_PREFIX):
+            await engine.host.delete_link(link.name)
+            removed.append(f"link {link.name} ({link.alias})")
+    for name in netns.names():
+        if name.startswith(NETNS_PREFIX):
+            for pid in netns.pids_inside(name):
+                process.kill(pid, 9)
+            netns.delete(name)
+            removed.append(f"namespace {name}")
+    await iptables.remove_all()
+    removed.append("firewall chains MINIDOCK* and their jumps")
+    engine.store.wipe()
+    for sub in ("containers", "images"):
+        shutil.rmtree(os.path.join(engine.root, sub), ignore_errors=True)
+    removed.append(f"state under {engine.root}")
+    return removed
