@@ -212,6 +212,11 @@ class Sandbox:
             if f"md-{name}" not in namespaces:
                 problems.append(f"running container {name} has no namespace")
                 continue
+            ifaces = re.findall(r"^\d+: (eth\d+)@", self.host("ip", "netns", "exec", f"md-{name}", "ip", "-o",
+                                                            "link", check=False).out, re.M)
+            joined = self.inspect(name, "{{len .NetworkSettings.Networks}}")
+            if str(len(ifaces)) != joined:
+                problems.append(f"{name} is on {joined} networks but has interfaces {ifaces}")
             for net, ip in re.findall(r"(\S+)=(\S*)", self.inspect(
                     name, "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.IPAddress}} {{end}}")):
                 have = self.host("ip", "netns", "exec", f"md-{name}", "ip", "-4", "-o", "addr", check=False).out

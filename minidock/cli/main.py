@@ -835,11 +835,19 @@ _register_compose()
 
 def main() -> None:
     try:
-        cli(prog_name="minidock")
+        rv = cli.main(prog_name="minidock", standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(1)
+    except click.ClickException as e:
+        # one line, as every other error: no usage block
+        where = f" (see '{e.ctx.command_path} --help')" if getattr(e, "ctx", None) is not None else ""
+        click.echo(f"minidock: {e.format_message()}{where}", err=True)
+        sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 

@@ -1106,6 +1106,8 @@ class Engine:
             self._check_pinned_ip(net, ip)
         async with self.locks.hold(c["id"], net["id"]), self._op("connect", id=c["id"], network=net["id"]):
             c = self.container(c["id"])
+            if net["name"] in c["networks"]:  # a racing connect got here first
+                raise Forbidden(f"endpoint with name {c['name']} already exists in network {net['name']}")
             cfg = {"network_id": net["id"], "aliases": aliases, "ipv4": ip}
             if c["state"]["status"] == "running" and c.get("netns"):
                 used = {ep["ifname"] for ep in self.store.endpoints(container_id=c["id"])}
@@ -1131,6 +1133,8 @@ class Engine:
             raise Forbidden("container cannot be disconnected from host network or connected to host network")
         async with self.locks.hold(c["id"], net["id"]), self._op("disconnect", id=c["id"], network=net["id"]):
             c = self.container(c["id"])
+            if net["name"] not in c["networks"]:  # a racing disconnect got here first
+                raise Forbidden(f"container {c['id']} is not connected to network {net['name']}")
             if any(p["bridge"] == net["bridge"] for p in c.get("ports") or []):
                 await self._unpublish(c)
             for ep in self.store.endpoints(container_id=c["id"], network_id=net["id"]):

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 HOSTS_HEAD = (
     "127.0.0.1\tlocalhost\n"
     "::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -51,4 +53,8 @@ def parse_extra_host(spec: str, host_gateway: str | None) -> tuple[str, str]:
         if not host_gateway:
             raise ValueError("unable to derive the IP value for host-gateway")
         ip = host_gateway
+    try:
+        ipaddress.ip_address(ip.strip("[]"))
+    except ValueError:
+        raise ValueError(f'invalid IP address in add-host: "{ip}"') from None
     return name, ip

@@ -83,7 +83,9 @@ class Images:
 
     def resolve(self, ref: str) -> tuple[str, str, str | None]:
         """(image name shown, lower dir for the overlay, announcement or None)."""
-        name, _tag = split_ref(ref)
+        name, tag = split_ref(ref)
+        if not tag or not re.fullmatch(r"[\w][\w.-]{0,127}", tag):
+            raise InvalidParameter("invalid reference format")
         if not name or not NAME_RE.match(name):
             raise InvalidParameter(f"invalid reference format: repository name ({ref}) must be lowercase")
         meta = self.local(name)
