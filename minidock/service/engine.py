@@ -553,7 +553,7 @@ class Engine:
                     f'Conflict. The container name "/{name}" is already in use by container "{other["id"]}". '
                     "You have to remove (or rename) that container to be able to reuse that name.")
             os.makedirs(self._dir(cid), mode=0o700)
-            open(os.path.join(self._dir(cid), "container.log"), "a").close()
+            os.close(os.open(os.path.join(self._dir(cid), "container.log"), os.O_CREAT | os.O_WRONLY, 0o600))
             self.store.put("containers", doc)
         warnings = [note] if note and self._announce(image_name) else []
         return {"Id": cid, "Warnings": warnings}
