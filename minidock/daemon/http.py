@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .. import steps
-from ..errors import MinidockError
+from ..errors import InvalidParameter, MinidockError
 
 log = logging.getLogger("minidock.http")
 API_PREFIX = re.compile(r"^/v1\.\d+(?=/)")
@@ -44,7 +44,7 @@ class Request:
         try:
             return json.loads(self.body)
         except ValueError:
-            raise MinidockError("invalid JSON in request body") from None
+            raise InvalidParameter("invalid JSON in request body") from None
 
     def flag(self, name: str) -> bool:
         return self.query.get(name, "").lower() in ("1", "true", "yes")

@@ -18,6 +18,7 @@ from ..service.engine import Engine
 from ..service.views import container_json, container_summary
 from ..steps import faults
 from ..topology import build as topology_build
+from . import apischema
 from .http import Hijack, Request, Response, Router, Stream
 
 STDOUT = 1
@@ -360,8 +361,23 @@ def build(engine: Engine) -> Router:
         ("GET", "/images/json", images_list), ("POST", "/images/import", image_import),
         ("POST", "/images/create", image_pull), ("DELETE", "/images/{name}", image_rm),
     ]:
-        r.add(method, path, h)
+        schema = apischema.body_schema(method, path)
+        r.add(method, path, _checked(h, schema, path) if schema else h)
     return r
+
+
+def _checked(handler: Any, schema: dict[str, Any], path: str) -> Any:
+    """The handler, behind a check of its JSON body's types against the OpenAPI description."""
+    where = schema.get("$ref", path).rsplit("/", 1)[-1]
+
+    async def run(req: Request) -> Any:
+        body = req.json()
+        if not isinstance(body, dict):
+            raise InvalidParameter(f"json: cannot unmarshal {type(body).__name__} into Go value of type {where}")
+        apischema.validate(body, schema, where)
+        return await handler(req)
+
+    return run
 
 
 def _status(engine: Engine, cid: str) -> str:

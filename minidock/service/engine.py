@@ -37,7 +37,6 @@ from ..errors import (
     Conflict,
     Forbidden,
     InvalidParameter,
-    KernelError,
     MinidockError,
     no_such_container,
     no_such_network,
@@ -1228,8 +1227,9 @@ class Engine:
         return {"Titles": header, "Processes": rows}
 
 
-def _not_published(who: str, e: ports.PortAllocated) -> KernelError:
-    return KernelError(f"driver failed programming external connectivity on endpoint {who} ({new_id()}): {e}")
+def _not_published(who: str, e: ports.PortAllocated) -> Conflict:
+    # Docker's words; a taken port is the client's conflict (409), not a daemon failure (500)
+    return Conflict(f"driver failed programming external connectivity on endpoint {who} ({new_id()}): {e}")
 
 
 def _joined(c: dict[str, Any]) -> bool:
