@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 
@@ -42,3 +43,33 @@ def no_residue(request: pytest.FixtureRequest) -> Iterator[None]:
         sb.cli("rm", "-f", *ids, check=False)
     left = sb.residue()
     assert not left, f"left behind after the test: {left}"
+
+
+@contextlib.contextmanager
+def running(sb: Sandbox) -> Iterator[Sandbox]:
+    """A started sandbox daemon, destroyed (containers, namespaces, state) afterwards."""
+    sb.start()
+    try:
+        yield sb
+    finally:
+        sb.destroy()
+
+
+@pytest.fixture
+def fresh() -> Iterator[Sandbox]:
+    """A daemon of the test's own, for tests that kill, reset or crowd it."""
+    with running(Sandbox()) as sb:
+        yield sb
+
+
+@pytest.fixture
+def net_cleanup(md: Sandbox) -> Iterator[None]:
+    """After the test: no container, no user network, no bridge of one left on the shared daemon."""
+    yield
+    ids = md.cli("ps", "-aq").out.split()
+    if ids:
+        md.cli("rm", "-f", *ids)
+    md.cli("network", "prune", "-f")
+    assert md.cli("network", "ls", "--format", "{{.Name}}").out.split() == ["bridge", "host", "none"]
+    links = md.host("ip", "-o", "link").out
+    assert "br-" not in links, links

@@ -17,19 +17,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from minidock.demo import SEED_COMPOSE
 from tests.sandbox import MINIDOCK, Result, Sandbox
 
-SEED = """\
-version: '3'
-services:
-  server:
-    container_name: server_container
-    entrypoint: ["nc", "-l", "11111"]
-  client:
-    container_name: client_container
-    depends_on: [server]
-    entrypoint: ["nc", "-vz", "server_container", "11111"]
-"""
+SEED = SEED_COMPOSE  # the walkthrough's file, as the demo shows it
 
 
 class Project:

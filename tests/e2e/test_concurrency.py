@@ -5,25 +5,13 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-
-import pytest
 
 from tests.sandbox import Result, Sandbox
 
 
-@pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    box = Sandbox()
-    box.start()
-    try:
-        yield box
-    finally:
-        box.destroy()
-
-
-def test_fifty_simultaneous_runs_get_fifty_distinct_addresses(sb: Sandbox) -> None:
+def test_fifty_simultaneous_runs_get_fifty_distinct_addresses(fresh: Sandbox) -> None:
+    sb = fresh
     sb.cli("network", "create", "crowd")
     names = [f"c{i:02d}" for i in range(50)]
     with ThreadPoolExecutor(max_workers=50) as pool:
@@ -38,7 +26,8 @@ def test_fifty_simultaneous_runs_get_fifty_distinct_addresses(sb: Sandbox) -> No
     assert sb.cli("exec", a, "ping", "-c", "1", "-W", "2", b).code == 0
 
 
-def test_connect_disconnect_rm_racing_on_one_container(sb: Sandbox) -> None:
+def test_connect_disconnect_rm_racing_on_one_container(fresh: Sandbox) -> None:
+    sb = fresh
     for net in ("n1", "n2", "n3"):
         sb.cli("network", "create", net)
     rng = random.Random(3)

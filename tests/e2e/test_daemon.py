@@ -7,21 +7,10 @@ import os
 import signal
 import stat
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
 from tests.sandbox import MINIDOCK, Sandbox
-
-
-@pytest.fixture
-def fresh() -> Iterator[Sandbox]:
-    sb = Sandbox()
-    sb.start()
-    try:
-        yield sb
-    finally:
-        sb.destroy()
 
 
 def pid_alive(pid: int) -> bool:

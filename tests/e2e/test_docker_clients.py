@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
@@ -31,15 +30,6 @@ def outside(md: Sandbox) -> str:
     return md.add_outside(HOST_IP, "198.51.100.2")
 
 
-@pytest.fixture
-def clean(md: Sandbox) -> Iterator[None]:
-    yield
-    ids = md.cli("ps", "-aq").out.split()
-    if ids:
-        md.cli("rm", "-f", *ids)
-    md.cli("network", "prune", "-f")
-
-
 @needs_cli
 def test_docker_version_negotiates_with_minidock(md: Sandbox) -> None:
     r = docker(md, "version", "--format", "{{.Server.APIVersion}} {{.Server.Platform.Name}}")
@@ -48,7 +38,7 @@ def test_docker_version_negotiates_with_minidock(md: Sandbox) -> None:
 
 
 @needs_cli
-def test_alpine_net_walkthrough_typed_with_docker(md: Sandbox, clean: None) -> None:
+def test_alpine_net_walkthrough_typed_with_docker(md: Sandbox, net_cleanup: None) -> None:
     docker(md, "network", "create", "--driver", "bridge", "alpine-net")
     assert "alpine-net" in docker(md, "network", "ls").out
     for name, net in (("alpine1", "alpine-net"), ("alpine2", "alpine-net"), ("alpine3", "bridge"),
@@ -73,7 +63,7 @@ def test_alpine_net_walkthrough_typed_with_docker(md: Sandbox, clean: None) -> N
 
 
 @needs_cli
-def test_docker_run_it_and_exec_it_in_a_terminal(md: Sandbox, clean: None) -> None:
+def test_docker_run_it_and_exec_it_in_a_terminal(md: Sandbox, net_cleanup: None) -> None:
     env = {**os.environ, "DOCKER_HOST": f"unix://{md.socket}"}
     t = Terminal(md, "run", "-it", "--rm", "--name", "tty1", "busybox", "sh", program=[DOCKER or "docker"], env=env)
     t.expect("# ")
@@ -92,13 +82,13 @@ def test_docker_run_it_and_exec_it_in_a_terminal(md: Sandbox, clean: None) -> No
 
 
 @needs_cli
-def test_docker_run_i_pipes_stdin_and_returns_the_exit_code(md: Sandbox, clean: None) -> None:
+def test_docker_run_i_pipes_stdin_and_returns_the_exit_code(md: Sandbox, net_cleanup: None) -> None:
     assert docker(md, "run", "-i", "--rm", "busybox", "cat", input="through the pipe\n").out == "through the pipe\n"
     assert docker(md, "run", "--rm", "busybox", "sh", "-c", "exit 7", check=False).code == 7
 
 
 @needs_cli
-def test_docker_run_p_is_reached_from_outside(md: Sandbox, outside: str, clean: None) -> None:
+def test_docker_run_p_is_reached_from_outside(md: Sandbox, outside: str, net_cleanup: None) -> None:
     docker(md, "run", "-d", "--name", "web", "-p", "8080:80", "busybox", "nc", "-ll", "-p", "80", "-e", "echo",
            "hello-outside")
     assert docker(md, "port", "web").out.strip() == "80/tcp -> 0.0.0.0:8080"
@@ -111,7 +101,7 @@ def test_docker_run_p_is_reached_from_outside(md: Sandbox, outside: str, clean: 
 
 
 @needs_cli
-def test_refused_commands_print_dockers_messages(md: Sandbox, clean: None) -> None:
+def test_refused_commands_print_dockers_messages(md: Sandbox, net_cleanup: None) -> None:
     docker(md, "run", "-d", "--name", "taken", "busybox", "sleep", "300")
     cases = [
         (["network", "rm", "bridge"], 1, "Error response from daemon: bridge is a pre-defined network and cannot be removed"),
@@ -130,7 +120,7 @@ def test_refused_commands_print_dockers_messages(md: Sandbox, clean: None) -> No
     assert r.code == 1 and "minidock has no registry" in r.err
 
 
-def test_docker_py_drives_networks_containers_exec_and_ports(md: Sandbox, clean: None) -> None:
+def test_docker_py_drives_networks_containers_exec_and_ports(md: Sandbox, net_cleanup: None) -> None:
     docker_py = pytest.importorskip("docker", reason="docker-py is not installed (pip install 'docker>=7')")
     client = docker_py.DockerClient(base_url=f"unix://{md.socket}", version="auto")
     assert client.ping() is True
@@ -160,7 +150,7 @@ def test_docker_py_drives_networks_containers_exec_and_ports(md: Sandbox, clean:
 
 
 @needs_cli
-def test_logs_follow_top_images_and_prune_with_docker(md: Sandbox, clean: None) -> None:
+def test_logs_follow_top_images_and_prune_with_docker(md: Sandbox, net_cleanup: None) -> None:
     docker(md, "run", "-d", "--name", "ticker", "busybox", "sh", "-c",
            "for i in 1 2 3; do echo tick$i; sleep 0.2; done; sleep 300")
     r = subprocess.Popen([DOCKER or "docker", "logs", "-f", "ticker"], stdout=subprocess.PIPE, text=True,

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.e2e.conftest import running
 from tests.sandbox import Sandbox, _links, sh
 
 
@@ -32,12 +33,8 @@ def in_ns(ns: str) -> object:
 
 @pytest.fixture
 def explaining() -> Iterator[Sandbox]:
-    sb = Sandbox(global_flags=["--explain"])
-    sb.start()
-    try:
+    with running(Sandbox(global_flags=["--explain"])) as sb:
         yield sb
-    finally:
-        sb.destroy()
 
 
 def test_replaying_explain_output_rebuilds_the_network(explaining: Sandbox) -> None:

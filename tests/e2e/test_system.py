@@ -10,21 +10,18 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.e2e.conftest import running
 from tests.sandbox import Sandbox, sh
 
 
 @pytest.fixture
 def lab() -> Iterator[Sandbox]:
-    sb = Sandbox()
-    sb.start()
-    sb.cli("network", "create", "lab")
-    sb.cli("run", "-d", "--name", "web", "--network", "lab", "-p", "8080:80", "busybox",
-           "nc", "-ll", "-p", "80", "-e", "echo", "hello-web")
-    sb.cli("run", "-d", "--name", "peer", "--network", "lab", "busybox", "sleep", "600")
-    try:
+    with running(Sandbox()) as sb:
+        sb.cli("network", "create", "lab")
+        sb.cli("run", "-d", "--name", "web", "--network", "lab", "-p", "8080:80", "busybox",
+               "nc", "-ll", "-p", "80", "-e", "echo", "hello-web")
+        sb.cli("run", "-d", "--name", "peer", "--network", "lab", "busybox", "sleep", "600")
         yield sb
-    finally:
-        sb.destroy()
 
 
 def works(sb: Sandbox) -> None:

@@ -28,18 +28,6 @@ def resolve(md: Sandbox, src: str, name: str) -> list[str]:
     return re.findall(r"Address: (\d+\.\d+\.\d+\.\d+)", out.split("Name:", 1)[1]) if "Name:" in out else []
 
 
-@pytest.fixture
-def net_cleanup(md: Sandbox) -> Iterator[None]:
-    yield
-    ids = md.cli("ps", "-aq").out.split()
-    if ids:
-        md.cli("rm", "-f", *ids)
-    md.cli("network", "prune", "-f")
-    assert md.cli("network", "ls", "--format", "{{.Name}}").out.split() == ["bridge", "host", "none"]
-    links = md.host("ip", "-o", "link").out
-    assert "br-" not in links, links
-
-
 def test_alpine_net_walkthrough(md: Sandbox, net_cleanup: None) -> None:
     md.cli("network", "create", "--driver", "bridge", "alpine-net")
     assert "alpine-net" in md.cli("network", "ls").out
