@@ -1138,8 +1138,11 @@ class Engine:
                 await self._unpublish(c)
             for ep in self.store.endpoints(container_id=c["id"], network_id=net["id"]):
                 await self.drivers[net["driver"]].leave(net, ep)
+                faults.step_done("leave")
                 self.store.release(net["id"], c["id"])
+                faults.step_done("release")
                 self.store.delete_endpoint(c["id"], net["id"])
+                faults.step_done("endpoint")
             del c["networks"][net["name"]]
             self.store.put("containers", c)
             if not any(self._user_network(self.store.get("networks", cfg["network_id"]))

@@ -37,6 +37,11 @@ def setup_other_network(sb: Sandbox) -> None:
     sb.cli("network", "create", "other")
 
 
+def setup_connected(sb: Sandbox) -> None:
+    setup_other_network(sb)
+    sb.cli("network", "connect", "other", "keeper")
+
+
 # op name in the journal, what the test does before, the command the fault interrupts, and how
 # many steps it has at least (bridge, addresses, sysctls, veth, routes, DNS, firewall, process …)
 CASES: dict[str, tuple[str, Callable[[Sandbox], None], list[str], int]] = {
@@ -48,6 +53,8 @@ CASES: dict[str, tuple[str, Callable[[Sandbox], None], list[str], int]] = {
     "network connect": ("connect", setup_other_network, ["network", "connect", "other", "keeper"], 3),
     "rm": ("rm", setup_target, ["rm", "-f", "target"], 6),
     "network rm": ("network rm", setup_other_network, ["network", "rm", "other"], 2),
+    "network disconnect": ("disconnect", setup_connected, ["network", "disconnect", "other", "keeper"], 3),
+    "stop": ("stop", setup_target, ["stop", "-t", "0", "target"], 6),
 }
 
 
