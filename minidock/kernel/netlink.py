@@ -73,6 +73,21 @@ class Netlink:
         found = await self.ipr.link_lookup(ifname=name)
         return found[0] if found else None
 
+    async def addresses(self, index: int) -> set[str]:
+        """The IPv4 addresses of one link, as "address/prefixlen"."""
+        out = set()
+        async for msg in await self.ipr.addr("dump", family=socket.AF_INET, index=index):
+            if msg.get("index") == index:
+                out.add(f"{msg.get('address')}/{msg['prefixlen']}")
+        return out
+
+    async def default_gateway(self) -> str | None:
+        """The gateway of the main table's default route, if there is one."""
+        async for msg in await self.ipr.route("dump", family=socket.AF_INET, table=254):
+            if not msg.get("dst") and msg["dst_len"] == 0 and msg.get("gateway"):
+                return str(msg.get("gateway"))
+        return None
+
     async def routes(self) -> list[IPNetwork]:
         """IPv4 destinations in the main table (what a new subnet must not overlap)."""
         out = []

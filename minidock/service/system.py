@@ -43,19 +43,24 @@ async def check(engine: Engine) -> list[str]:
         bridges[net["id"]] = links.get(net["bridge"])
         if bridges[net["id"]] is None:
             problems.append(f"network {net['name']}: bridge {net['bridge']} is missing")
+        elif (gw := _gateway(net)) not in await engine.host.addresses(bridges[net["id"]].index):
+            problems.append(f"network {net['name']}: gateway address {gw} is missing from {net['bridge']}")
     known_links = {n["bridge"] for n in engine.store.all("networks") if n.get("bridge")}
     known_ns = set()
     for c in _wired(engine):
         known_ns.add(c["netns"])
         if not netns.exists(c["netns"]):
             problems.append(f"container {c['name']}: namespace {c['netns']} is missing from /run/netns")
-        for ep in engine.store.endpoints(container_id=c["id"]):
+        eps = engine.store.endpoints(container_id=c["id"])
+        for ep in eps:
             known_links.add(ep["veth"])
             veth, br = links.get(ep["veth"]), bridges.get(ep["network_id"])
             if veth is None:
                 problems.append(f"container {c['name']}: veth {ep['veth']} ({ep['ifname']}) is missing")
             elif br is not None and veth.master != br.index:
                 problems.append(f"container {c['name']}: veth {ep['veth']} is not on its bridge")
+        if netns.exists(c["netns"]) and eps:
+            problems += await _inside(engine, c, eps, links)
     for link in links.values():
         if (link.alias or "").startswith(ALIAS_PREFIX) and link.name not in known_links:
             problems.append(f"link {link.name} ({link.alias}) belongs to nothing minidock knows")
@@ -70,16 +75,48 @@ async def check(engine: Engine) -> list[str]:
     return problems
 
 
+def _gateway(net: dict[str, Any]) -> str:
+    cfg = net["ipam"]["config"][0]
+    return f"{cfg['gateway']}/{cfg['subnet'].split('/')[1]}"
+
+
+async def _inside(engine: Engine, c: dict[str, Any], eps: list[dict[str, Any]], links: dict[str, Any]) -> list[str]:
+    """A container's own addresses and default route, as its namespace has them."""
+    problems = []
+    sb = engine.sandbox(c)
+    try:
+        inside = await sb.inside()
+        for ep in eps:
+            if ep["veth"] not in links or not ep.get("ip"):
+                continue  # reported as a missing veth already
+            idx = await inside.index(ep["ifname"])
+            want = f"{ep['ip']}/{ep['prefixlen']}"
+            if idx is None or want not in await inside.addresses(idx):
+                problems.append(f"container {c['name']}: {ep['ifname']} lacks its address {want}")
+        gw = next((ep for ep in eps if ep.get("gateway_endpoint") and ep.get("gateway")), None)
+        if gw is not None and await inside.default_gateway() != gw["gateway"]:
+            problems.append(f"container {c['name']}: the default route via {gw['gateway']} is missing")
+    finally:
+        sb.close()
+    return problems
+
+
 async def repair(engine: Engine) -> list[str]:
     """Put the kernel back as the store says; returns what was wrong."""
     problems = await check(engine)
     if not problems:
         return []
-    present = {link.name for link in await engine.host.links()}
+    present = {link.name: link for link in await engine.host.links()}
     for net in engine.store.all("networks"):
-        if net["driver"] == "bridge" and net["bridge"] not in present:  # the first start, or deleted by hand
+        if net["driver"] != "bridge":
+            continue
+        if net["bridge"] not in present:  # the first start, or deleted by hand
             async with Transaction() as tx:
                 await engine.drivers["bridge"].create_network(net, tx)
+        else:
+            idx, gw = present[net["bridge"]].index, _gateway(net)
+            if gw not in await engine.host.addresses(idx):
+                await engine.host.ensure_addr(idx, *_split(gw))
     links = {link.name: link for link in await engine.host.links()}
     for c in _wired(engine):
         if not netns.exists(c["netns"]):
@@ -95,13 +132,23 @@ async def repair(engine: Engine) -> list[str]:
                 if veth is None:
                     async with Transaction() as tx:
                         await engine.drivers["bridge"].join(net, ep, sb, tx)
-                elif master is not None and veth.master != master:
+                    continue
+                if master is not None and veth.master != master:
                     await engine.host.attach_port(veth.index, master)
+                inside = await sb.inside()  # an address or the default route removed inside
+                await inside.configure_interface(ep["ifname"], ep["mac"], ep["ip"], ep["prefixlen"])
+                if ep.get("gateway_endpoint") and ep.get("gateway") and not net.get("internal"):
+                    await inside.ensure_default_route(ep["gateway"])
         finally:
             sb.close()
     await engine.remove_orphans()
     await engine.apply_firewall("repair: our chains as the store says")
     return problems
+
+
+def _split(cidr: str) -> tuple[str, int]:
+    address, prefix = cidr.split("/")
+    return address, int(prefix)
 
 
 async def reset(engine: Engine) -> list[str]:

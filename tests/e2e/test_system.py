@@ -52,7 +52,12 @@ def test_check_and_repair_after_hand_made_damage(lab: Sandbox) -> None:
     br = bridge_of(sb, "lab")
     veth = sb.host("ip", "-o", "-d", "link").out.split("alias minidock:container web")[0].rsplit("\n", 1)[-1]
     veth = veth.split(":")[1].strip().split("@")[0]
+    gw = sb.cli("network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", "lab").out.strip()
+    web_ip = sb.inspect("web", '{{(index .NetworkSettings.Networks "lab").IPAddress}}')
     damage = [
+        (["ip", "addr", "flush", "dev", br], f"network lab: gateway address {gw}/16 is missing from {br}"),
+        (["ip", "-n", "md-web", "addr", "flush", "dev", "eth0"], f"container web: eth0 lacks its address {web_ip}/16"),
+        (["ip", "-n", "md-web", "route", "del", "default"], f"container web: the default route via {gw} is missing"),
         (["ip", "link", "del", br], f"network lab: bridge {br} is missing"),
         (["ip", "link", "del", veth], f"container web: veth {veth} (eth0) is missing"),
         (["ip", "netns", "del", "md-web"], "container web: namespace md-web is missing from /run/netns"),
