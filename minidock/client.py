@@ -14,6 +14,8 @@ import sys
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from . import steps  # stdlib only: the CLI stays free of pyroute2
+
 DEFAULT_SOCKET = "/run/minidock/minidock.sock"
 
 
@@ -51,7 +53,6 @@ def socket_path(host: str | None) -> str:
 # an --explain answer is one header line of JSON; http.client's 64 KiB cap on a
 # line is too small for a whole firewall's worth of commands
 http.client._MAXLINE = 16 << 20  # type: ignore[attr-defined]
-EXPLAIN_HEADER = "X-Minidock-Explain"
 
 
 class Client:
@@ -72,7 +73,7 @@ class Client:
         hdrs = {"Content-Type": "application/json"} if data is not None else {}
         hdrs.update(headers or {})
         if self.explain:
-            hdrs[EXPLAIN_HEADER] = "1"
+            hdrs[steps.EXPLAIN_HEADER] = "1"
         conn = self._conn()
         try:
             conn.request(method, url, body=data, headers=hdrs)
@@ -106,11 +107,9 @@ class Client:
 
     def _print_explanation(self, resp: http.client.HTTPResponse) -> None:
         """What the daemon did to the kernel for this request, as shell commands, on stderr."""
-        from .steps import render
-
-        groups = json.loads(resp.getheader(EXPLAIN_HEADER) or "[]") if self.explain else []
+        groups = json.loads(resp.getheader(steps.EXPLAIN_HEADER) or "[]") if self.explain else []
         if groups:
-            sys.stderr.write(render(groups))
+            sys.stderr.write(steps.render(groups))
             sys.stderr.flush()
 
     def stream(self, method: str, path: str, query: dict[str, Any] | None = None) -> http.client.HTTPResponse:

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from . import ports
-from .errors import MinidockError
+from .errors import CONTAINER_MODE_CONFLICTS, HOST_MODE_PORTS, MinidockError
 
 COMPOSE_VERSION = "2.20.2"
 P = "com.docker.compose."
@@ -276,18 +276,15 @@ def _service(services: _Map, sname: str, svc: Any, pj: Project, used: set[str]) 
         if "networks" in svc:
             raise _fail(svc, f"{where}.network_mode", '"network_mode" and "networks" cannot be combined')
         if mode == "host" and bindings:
-            raise _fail(svc, f"{where}.network_mode", '"host" network_mode is incompatible with port_bindings')
+            raise _fail(svc, f"{where}.network_mode", HOST_MODE_PORTS)
         kind, _, other = str(mode).partition(":")
         if kind in ("service", "container") and other:
             if kind == "service" and other not in services:
                 raise _fail(svc, f"{where}.network_mode",
                             f'service "{sname}" depends on undefined service "{other}": invalid compose project')
-            for key, what in [("hostname", "hostname and the network mode"), ("dns", "dns and the network mode"),
-                              ("extra_hosts", "custom host-to-IP mapping and the network mode"),
-                              ("ports", "port publishing and the container type network mode"),
-                              ("expose", "port exposing and the container type network mode")]:
+            for key, message in CONTAINER_MODE_CONFLICTS.items():  # the daemon's, checked before anything is made
                 if svc.get(key):
-                    raise _fail(svc, f"{where}.{key}", f"conflicting options: {what}")
+                    raise _fail(svc, f"{where}.{key}", message)
             if kind == "service":  # as Docker Compose: the other service's container, started first
                 other = str(services[other].get("container_name") or f"{pj.name}-{other}-1") \
                     if isinstance(services[other], dict) else other

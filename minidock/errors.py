@@ -47,3 +47,18 @@ def no_such_network(ref: str) -> NotFound:
 
 def not_running(ref: str) -> Conflict:
     return Conflict(f"container {ref} is not running")
+
+
+HOST_MODE_PORTS = '"host" network_mode is incompatible with port_bindings'
+
+# Docker's refusals for `--network container:X` (validateNetContainerMode): what shapes a
+# network stack belongs to the container that owns it. Keyed by the compose option.
+CONTAINER_MODE_CONFLICTS = {
+    "hostname": "conflicting options: hostname and the network mode",
+    "links": "conflicting options: container type network can't be used with links. "
+             "This would result in undefined behavior",
+    "dns": "conflicting options: dns and the network mode",
+    "extra_hosts": "conflicting options: custom host-to-IP mapping and the network mode",
+    "ports": "conflicting options: port publishing and the container type network mode",
+    "expose": "conflicting options: port exposing and the container type network mode",
+}

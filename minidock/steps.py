@@ -23,6 +23,9 @@ log = logging.getLogger("minidock.steps")
 Undo = Callable[[], Awaitable[Any]]
 
 
+EXPLAIN_HEADER = "X-Minidock-Explain"  # asks for the recording (request), carries it back (response)
+
+
 @dataclass
 class Recording:
     """The explanation of one request: named steps, each with its why and commands."""
@@ -55,7 +58,8 @@ class FaultInjector:
 
     def __init__(self, spec: str) -> None:
         self.enabled = os.environ.get("MINIDOCK_FAULT_HOOK") == "1" or bool(spec)
-        self.arm(*spec.partition(":")[::2]) if spec else self.arm("", "0")
+        op, _, after = spec.partition(":")
+        self.arm(op, after or 0)
 
     def arm(self, op: str, after: int | str) -> None:
         self.op, self.after, self.seen = op, int(after or 0), 0

@@ -202,6 +202,16 @@ class Store:
         with self.transaction() as db:
             db.execute("DELETE FROM leases WHERE network_id=? AND owner=?", (network_id, owner))
 
+    def drop_endpoints(self, container_id: str, network_id: str | None = None) -> list[dict[str, Any]]:
+        """Release the addresses and delete the endpoints of a container (on one network, or all);
+        returns the endpoints, whose links the caller may still have to delete."""
+        eps = self.endpoints(container_id=container_id, network_id=network_id)
+        with self.transaction():
+            for ep in eps:
+                self.release(ep["network_id"], container_id)
+                self.delete_endpoint(container_id, ep["network_id"])
+        return eps
+
     def release_network(self, network_id: str) -> None:
         with self.transaction() as db:
             db.execute("DELETE FROM leases WHERE network_id=?", (network_id,))

@@ -19,6 +19,7 @@ import click
 
 from .. import gotemplate
 from ..client import Client, DaemonError, q
+from ..errors import HOST_MODE_PORTS
 
 CONTEXT = {"help_option_names": ["--help"], "max_content_width": 100}
 # like docker, option parsing stops at the image (or container): the rest is the command
@@ -163,7 +164,7 @@ def container_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def create_body(o: dict[str, Any]) -> dict[str, Any]:
     network = o["network"] or "default"
     if o["publish"] and network == "host":
-        fail('minidock: Error response from daemon: "host" network_mode is incompatible with port_bindings', 125)
+        fail(f"minidock: Error response from daemon: {HOST_MODE_PORTS}", 125)
     if o["aliases"] and (network in ("default", "bridge", "host", "none") or network.startswith("container:")):
         fail("minidock: network-scoped aliases are only supported for user-defined networks", 125)
     exposed, bindings = port_options(o["publish"], o["expose"])

@@ -37,14 +37,16 @@ class Request:
     headers: dict[str, str]
     body: bytes
     params: dict[str, str] = field(default_factory=dict)
+    _parsed: Any = field(default=None, repr=False)
 
     def json(self) -> Any:
-        if not self.body:
-            return {}
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            raise InvalidParameter("invalid JSON in request body") from None
+        """The body, parsed once (the schema check and the handler both read it)."""
+        if self._parsed is None:
+            try:
+                self._parsed = json.loads(self.body) if self.body else {}
+            except ValueError:
+                raise InvalidParameter("invalid JSON in request body") from None
+        return self._parsed
 
     def flag(self, name: str) -> bool:
         return self.query.get(name, "").lower() in ("1", "true", "yes")
@@ -152,7 +154,6 @@ def _head(status: int, headers: dict[str, str]) -> bytes:
 
 
 BASE_HEADERS = {"Api-Version": "1.47", "Server": "minidock", "Ostype": "linux"}
-EXPLAIN_HEADER = "X-Minidock-Explain"
 
 
 async def serve_connection(router: Router, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -176,7 +177,7 @@ async def serve_connection(router: Router, reader: asyncio.StreamReader, writer:
             handler, params, known = router.match(req.method, req.path)
             req.params = params
             # --explain: the kernel steps this request takes come back in a header
-            recording = steps.Recording() if req.headers.get(EXPLAIN_HEADER.lower()) else None
+            recording = steps.Recording() if req.headers.get(steps.EXPLAIN_HEADER.lower()) else None
             steps.use_recording(recording)
             try:
                 if handler is None:
@@ -191,7 +192,7 @@ async def serve_connection(router: Router, reader: asyncio.StreamReader, writer:
                 body = result.encode()
                 headers = {**BASE_HEADERS, "Content-Length": str(len(body))}
                 if recording is not None:
-                    headers[EXPLAIN_HEADER] = json.dumps(recording.groups)
+                    headers[steps.EXPLAIN_HEADER] = json.dumps(recording.groups)
                 if result.body is not None:
                     headers["Content-Type"] = result.content_type
                 # a HEAD answer has the headers of the GET and no body (Docker's CLI pings with HEAD)

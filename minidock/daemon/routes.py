@@ -14,7 +14,7 @@ from typing import Any
 from .. import API_VERSION, __version__
 from ..errors import InvalidParameter, NotFound
 from ..service import system
-from ..service.engine import Engine
+from ..service.engine import WAIT_CONDITIONS, Engine
 from ..service.views import container_json, container_summary
 from ..steps import faults
 from ..topology import build as topology_build
@@ -146,7 +146,7 @@ def build(engine: Engine) -> Router:
 
     async def container_wait(req: Request) -> Response | Stream:
         ref, condition = req.params["id"], req.query.get("condition", "not-running")
-        if condition not in ("not-running", "next-exit", "removed", ""):
+        if condition not in WAIT_CONDITIONS:  # before the headers go out: the body may come much later
             raise InvalidParameter(f"invalid condition: {condition!r}")
         if engine.store.find("containers", ref) is None:  # gone: its last code, or 404
             return Response(200, {"StatusCode": await engine.wait(ref, condition), "Error": None})

@@ -37,6 +37,9 @@ def _home() -> int:
     return _home_fd
 
 
+NETNS_PREFIX = "md-"  # our namespaces: md-<container name>, so `ip netns list` names them
+
+
 def path(name: str) -> str:
     return os.path.join(NETNS_DIR, name)
 

@@ -30,10 +30,12 @@ from typing import Any
 from netaddr import IPAddress, IPNetwork
 
 from .. import dnsstub, ipam, ports
-from ..drivers.bridge import BridgeDriver
+from ..drivers.bridge import ALIAS_PREFIX, BridgeDriver
 from ..drivers.host import HostDriver
 from ..drivers.null import NullDriver
 from ..errors import (
+    CONTAINER_MODE_CONFLICTS,
+    HOST_MODE_PORTS,
     Conflict,
     Forbidden,
     InvalidParameter,
@@ -43,6 +45,7 @@ from ..errors import (
 )
 from ..kernel import iptables, netns, portbind, process
 from ..kernel.netlink import Netlink
+from ..kernel.netns import NETNS_PREFIX
 from ..steps import (
     Recording,
     Transaction,
@@ -62,8 +65,6 @@ from .common import KeyedLocks, check_name, new_id, random_name, watch_fd
 from .images import Images
 
 log = logging.getLogger("minidock.engine")
-ALIAS_PREFIX = "minidock:"
-NETNS_PREFIX = "md-"
 STOP_GRACE = 10
 TIMINGS = bool(os.environ.get("MINIDOCK_TIMINGS"))  # log the network part of each start (make bench)
 
@@ -175,9 +176,7 @@ class Engine:
             else:
                 # endpoints and leases live only while a container runs: a start or stop
                 # cut short may have left some behind (their links go with the orphans below)
-                for ep in self.store.endpoints(container_id=c["id"]):
-                    self.store.release(ep["network_id"], c["id"])
-                    self.store.delete_endpoint(c["id"], ep["network_id"])
+                self.store.drop_endpoints(c["id"])
                 if c.get("netns"):
                     c["netns"] = ""
                     self.store.put("containers", c)
@@ -196,14 +195,23 @@ class Engine:
                     log.warning("DNS for %s: %s", c["name"], e)
         self.refresh_dns()
 
-    async def remove_orphans(self) -> None:
-        """Delete links and namespaces of ours that no record explains."""
+    def wired(self) -> list[dict[str, Any]]:
+        """Running containers with a network namespace of their own (not host mode, not joined)."""
+        return [c for c in self.store.all("containers")
+                if c["state"]["status"] == "running" and c.get("netns") and not _joined(c)]
+
+    def known_objects(self) -> tuple[set[str], set[str]]:
+        """The links and namespaces the records explain: what is ours and not an orphan."""
         known_links = {n["bridge"] for n in self.store.all("networks") if n.get("bridge")}
         known_ns = set()
-        for c in self.store.all("containers"):
-            if c["state"]["status"] == "running" and c.get("netns") and not _joined(c):
-                known_ns.add(c["netns"])
-                known_links.update(ep["veth"] for ep in self.store.endpoints(container_id=c["id"]))
+        for c in self.wired():
+            known_ns.add(c["netns"])
+            known_links.update(ep["veth"] for ep in self.store.endpoints(container_id=c["id"]))
+        return known_links, known_ns
+
+    async def remove_orphans(self) -> None:
+        """Delete links and namespaces of ours that no record explains."""
+        known_links, known_ns = self.known_objects()
         for link in await self.host.links():
             if (link.alias or "").startswith(ALIAS_PREFIX) and link.name not in known_links:
                 log.info("removing stale link %s (%s)", link.name, link.alias)
@@ -212,7 +220,7 @@ class Engine:
             if name.startswith(NETNS_PREFIX) and name not in known_ns:
                 log.info("removing stale namespace %s", name)
                 for pid in netns.pids_inside(name):  # a process spawned by a start that never finished
-                    await self._kill_and_reap(pid)
+                    await self.kill_and_reap(pid)
                 netns.delete(name)
 
     def sandbox(self, c: dict[str, Any]) -> SandboxHandle:
@@ -251,25 +259,24 @@ class Engine:
         elif op in ("connect", "disconnect") and c is not None:
             net = self.store.get("networks", data["network"])
             joined = net is not None and net["name"] in c["networks"]
-            if net is not None and (op == "connect") != joined or op == "disconnect":
-                # connect not recorded: undo it; disconnect begun: finish it
-                for ep in self.store.endpoints(container_id=c["id"], network_id=data["network"]):
+            unrecorded_connect = op == "connect" and net is not None and not joined
+            if unrecorded_connect or op == "disconnect":  # undo the one, finish the other
+                for ep in self.store.drop_endpoints(c["id"], data["network"]):
                     await self.host.delete_link(ep["veth"])
-                    self.store.release(data["network"], c["id"])
-                    self.store.delete_endpoint(c["id"], data["network"])
                 if joined and op == "disconnect":
                     del c["networks"][net["name"]]  # type: ignore[index]
                     self.store.put("containers", c)
         elif op in ("stop", "rm") and c is not None:
             st = c["state"]
             if st["status"] == "running" and process.alive(st["pid"], st.get("start_time", 0)):
-                await self._kill_and_reap(st["pid"])  # finish the stop; reconcile tears down
+                await self.kill_and_reap(st["pid"])  # finish the stop; reconcile tears down
             if op == "rm":
                 removals.append(c["id"])
         # "start": nothing here. A process that was spawned but not recorded is adopted from its
         # pidfile; everything else of an unfinished start is an orphan the generic pass removes.
 
-    async def _kill_and_reap(self, pid: int) -> None:
+    async def kill_and_reap(self, pid: int) -> None:
+        """SIGKILL, then wait (2 s at most) until the process is gone or a zombie."""
         process.kill(pid, signal.SIGKILL)
         for _ in range(100):
             if not process.alive(pid, 0):
@@ -479,7 +486,7 @@ class Engine:
                 self._check_pinned_ip(n, ip)
             want[n["name"]] = {"network_id": n["id"], "aliases": aliases, "ipv4": ip}
         if hc.get("PortBindings") and net["driver"] == "host":
-            raise InvalidParameter('"host" network_mode is incompatible with port_bindings')
+            raise InvalidParameter(HOST_MODE_PORTS)
         declared = ports.normalise(hc.get("PortBindings"))
         exposed = sorted({f"{p}/{proto}" for p, proto in map(ports.parse_key, body.get("ExposedPorts") or {})}
                          | set(declared))
@@ -566,18 +573,11 @@ class Engine:
         ref = mode.partition(":")[2]
         if not ref:
             raise InvalidParameter("Invalid network mode: invalid container format container:<name|id>")
-        conflicts = [
-            (body.get("Hostname"), "conflicting options: hostname and the network mode"),
-            (hc.get("Links"), "conflicting options: container type network can't be used with links. "
-                              "This would result in undefined behavior"),
-            (hc.get("Dns"), "conflicting options: dns and the network mode"),
-            (hc.get("ExtraHosts"), "conflicting options: custom host-to-IP mapping and the network mode"),
-            (hc.get("PortBindings") or hc.get("PublishAllPorts"),
-             "conflicting options: port publishing and the container type network mode"),
-            (body.get("ExposedPorts"), "conflicting options: port exposing and the container type network mode"),
-        ]
-        for present, message in conflicts:
-            if present:
+        given = {"hostname": body.get("Hostname"), "links": hc.get("Links"), "dns": hc.get("Dns"),
+                 "extra_hosts": hc.get("ExtraHosts"), "ports": hc.get("PortBindings") or hc.get("PublishAllPorts"),
+                 "expose": body.get("ExposedPorts")}
+        for option, message in CONTAINER_MODE_CONFLICTS.items():
+            if given[option]:
                 raise InvalidParameter(message)
         for cfg in ((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}).values():
             if (cfg or {}).get("Aliases"):
@@ -975,12 +975,10 @@ class Engine:
         await self.stop(ref, timeout)
         await self.start(ref)
 
-    async def wait(self, ref: str, condition: str = "not-running") -> int:
+    async def wait(self, ref: str, condition: str = "not-running") -> int:  # the route checks `condition`
         """Docker's wait conditions: `not-running` (now, if it is not running), `next-exit`
         (the next exit, even of a container not started yet: `docker run` waits so before it
         starts), `removed` (the exit, then the removal: `docker run --rm`)."""
-        if condition not in ("not-running", "next-exit", "removed", ""):
-            raise InvalidParameter(f"invalid condition: {condition!r}")
         c = self.store.find("containers", ref)
         if c is None:
             for cid, code in self.last_exit.items():
@@ -988,10 +986,8 @@ class Engine:
                     return code
             raise no_such_container(ref)
         if condition in ("next-exit", "removed") and c["id"] not in self.runtime:
-            future = asyncio.get_running_loop().create_future()
-            self.exit_waiters.setdefault(c["id"], []).append((condition, future))
             self._explain_exit(c["id"])
-            return int(await future)
+            return await self._wait_for(c["id"], condition)
         rt = self.runtime.get(c["id"])
         if rt is not None:
             self._explain_exit(c["id"])
@@ -1001,13 +997,16 @@ class Engine:
             async with self.locks.hold(c["id"]):
                 pass
         if condition == "removed" and self.store.get("containers", c["id"]) is not None:
-            future = asyncio.get_running_loop().create_future()
-            self.exit_waiters.setdefault(c["id"], []).append(("removed", future))
-            return int(await future)
+            return await self._wait_for(c["id"], "removed")
         if c["id"] in self.last_exit:
             return self.last_exit[c["id"]]
         c = self.store.get("containers", c["id"]) or c
         return c["state"]["exit_code"]
+
+    async def _wait_for(self, cid: str, condition: str) -> int:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.exit_waiters.setdefault(cid, []).append((condition, future))
+        return int(await future)
 
     def _wake_waiters(self, cid: str, event: str, code: int) -> None:
         """Resolve the waits that `event` ("exit" or "removed") ends."""
@@ -1047,9 +1046,7 @@ class Engine:
             self.exit_operations.setdefault(cid, current_operation())
 
     def _remove_record(self, c: dict[str, Any]) -> None:
-        for ep in self.store.endpoints(container_id=c["id"]):
-            self.store.release(ep["network_id"], c["id"])
-            self.store.delete_endpoint(c["id"], ep["network_id"])
+        self.store.drop_endpoints(c["id"])
         self.store.delete("containers", c["id"])
         shutil.rmtree(self._dir(c["id"]), ignore_errors=True)
         self._wake_waiters(c["id"], "removed", self.last_exit.get(c["id"], c["state"]["exit_code"]))
@@ -1111,7 +1108,7 @@ class Engine:
             if c["state"]["status"] == "running" and c.get("netns"):
                 used = {ep["ifname"] for ep in self.store.endpoints(container_id=c["id"])}
                 ifname = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
-                sb = SandboxHandle(name=c["name"], netns=c["netns"])
+                sb = self.sandbox(c)
                 try:
                     async with Transaction() as tx:
                         await self._plug(c, net, cfg, sb, tx, ifname, gateway=False)
@@ -1233,6 +1230,9 @@ class Engine:
 def _not_published(who: str, e: ports.PortAllocated) -> Conflict:
     # Docker's words; a taken port is the client's conflict (409), not a daemon failure (500)
     return Conflict(f"driver failed programming external connectivity on endpoint {who} ({new_id()}): {e}")
+
+
+WAIT_CONDITIONS = ("not-running", "next-exit", "removed", "")
 
 
 def _joined(c: dict[str, Any]) -> bool:

@@ -9,7 +9,6 @@ ever made, found by our names and aliases, and nothing else.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import shutil
@@ -17,19 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..drivers.bridge import ALIAS_PREFIX
 from ..kernel import iptables, netns, process
+from ..kernel.netns import NETNS_PREFIX
 from ..steps import Transaction
 
 if TYPE_CHECKING:
     from .engine import Engine
 
 log = logging.getLogger("minidock.system")
-NETNS_PREFIX = "md-"
-
-
-def _wired(engine: Engine) -> list[dict[str, Any]]:
-    """Running containers with a namespace of their own (not host mode, not joined)."""
-    return [c for c in engine.store.all("containers") if c["state"]["status"] == "running" and c.get("netns")
-            and not str(c["host_config"]["NetworkMode"]).startswith("container:")]
 
 
 async def check(engine: Engine) -> list[str]:
@@ -43,17 +36,15 @@ async def check(engine: Engine) -> list[str]:
         bridges[net["id"]] = links.get(net["bridge"])
         if bridges[net["id"]] is None:
             problems.append(f"network {net['name']}: bridge {net['bridge']} is missing")
-        elif (gw := _gateway(net)) not in await engine.host.addresses(bridges[net["id"]].index):
-            problems.append(f"network {net['name']}: gateway address {gw} is missing from {net['bridge']}")
-    known_links = {n["bridge"] for n in engine.store.all("networks") if n.get("bridge")}
-    known_ns = set()
-    for c in _wired(engine):
-        known_ns.add(c["netns"])
+            continue
+        gw, prefix = _gateway(net)
+        if f"{gw}/{prefix}" not in await engine.host.addresses(bridges[net["id"]].index):
+            problems.append(f"network {net['name']}: gateway address {gw}/{prefix} is missing from {net['bridge']}")
+    for c in engine.wired():
         if not netns.exists(c["netns"]):
             problems.append(f"container {c['name']}: namespace {c['netns']} is missing from /run/netns")
         eps = engine.store.endpoints(container_id=c["id"])
         for ep in eps:
-            known_links.add(ep["veth"])
             veth, br = links.get(ep["veth"]), bridges.get(ep["network_id"])
             if veth is None:
                 problems.append(f"container {c['name']}: veth {ep['veth']} ({ep['ifname']}) is missing")
@@ -61,12 +52,12 @@ async def check(engine: Engine) -> list[str]:
                 problems.append(f"container {c['name']}: veth {ep['veth']} is not on its bridge")
         if netns.exists(c["netns"]) and eps:
             problems += await _inside(engine, c, eps, links)
+    known_links, known_ns = engine.known_objects()  # as remove_orphans sees them
     for link in links.values():
         if (link.alias or "").startswith(ALIAS_PREFIX) and link.name not in known_links:
             problems.append(f"link {link.name} ({link.alias}) belongs to nothing minidock knows")
     for name in netns.names():
-        if name.startswith(NETNS_PREFIX) and name not in known_ns and not any(
-                c.get("netns") == name for c in engine.store.all("containers")):
+        if name.startswith(NETNS_PREFIX) and name not in known_ns:
             problems.append(f"namespace {name} belongs to no running container")
     before = await iptables.save()
     changes = iptables.explain(before, engine.ruleset(), iptables.jump_lines(before))
@@ -75,9 +66,10 @@ async def check(engine: Engine) -> list[str]:
     return problems
 
 
-def _gateway(net: dict[str, Any]) -> str:
+def _gateway(net: dict[str, Any]) -> tuple[str, int]:
+    """The bridge's own address and prefix length."""
     cfg = net["ipam"]["config"][0]
-    return f"{cfg['gateway']}/{cfg['subnet'].split('/')[1]}"
+    return cfg["gateway"], int(cfg["subnet"].split("/")[1])
 
 
 async def _inside(engine: Engine, c: dict[str, Any], eps: list[dict[str, Any]], links: dict[str, Any]) -> list[str]:
@@ -114,11 +106,11 @@ async def repair(engine: Engine) -> list[str]:
             async with Transaction() as tx:
                 await engine.drivers["bridge"].create_network(net, tx)
         else:
-            idx, gw = present[net["bridge"]].index, _gateway(net)
-            if gw not in await engine.host.addresses(idx):
-                await engine.host.ensure_addr(idx, *_split(gw))
+            idx, (gw, prefix) = present[net["bridge"]].index, _gateway(net)
+            if f"{gw}/{prefix}" not in await engine.host.addresses(idx):
+                await engine.host.ensure_addr(idx, gw, prefix)
     links = {link.name: link for link in await engine.host.links()}
-    for c in _wired(engine):
+    for c in engine.wired():
         if not netns.exists(c["netns"]):
             netns.attach(c["netns"], c["state"]["pid"])
         sb = engine.sandbox(c)
@@ -127,14 +119,14 @@ async def repair(engine: Engine) -> list[str]:
                 net = engine.store.get("networks", ep["network_id"])
                 if net is None or net["driver"] != "bridge":
                     continue
-                master = links[net["bridge"]].index if net["bridge"] in links else await engine.host.index(net["bridge"])
+                bridge = links.get(net["bridge"])  # there: made above if it was missing
                 veth = links.get(ep["veth"])
                 if veth is None:
                     async with Transaction() as tx:
                         await engine.drivers["bridge"].join(net, ep, sb, tx)
                     continue
-                if master is not None and veth.master != master:
-                    await engine.host.attach_port(veth.index, master)
+                if bridge is not None and veth.master != bridge.index:
+                    await engine.host.attach_port(veth.index, bridge.index)
                 inside = await sb.inside()  # an address or the default route removed inside
                 await inside.configure_interface(ep["ifname"], ep["mac"], ep["ip"], ep["prefixlen"])
                 if ep.get("gateway_endpoint") and ep.get("gateway") and not net.get("internal"):
@@ -146,22 +138,13 @@ async def repair(engine: Engine) -> list[str]:
     return problems
 
 
-def _split(cidr: str) -> tuple[str, int]:
-    address, prefix = cidr.split("/")
-    return address, int(prefix)
-
-
 async def reset(engine: Engine) -> list[str]:
     """Remove every container, network, link, namespace, rule and file of ours."""
     removed: list[str] = []
     for c in engine.store.all("containers"):
         st = c["state"]
         if st["status"] == "running" and process.alive(st["pid"], st.get("start_time", 0)):
-            process.kill(st["pid"], 9)
-            for _ in range(100):
-                if not process.alive(st["pid"], 0):
-                    break
-                await asyncio.sleep(0.02)
+            await engine.kill_and_reap(st["pid"])
         engine.dns.stop(c["id"])
         removed.append(f"container {c['name']}")
     engine.close_port_holds()
@@ -172,7 +155,7 @@ async def reset(engine: Engine) -> list[str]:
     for name in netns.names():
         if name.startswith(NETNS_PREFIX):
             for pid in netns.pids_inside(name):
-                process.kill(pid, 9)
+                await engine.kill_and_reap(pid)
             netns.delete(name)
             removed.append(f"namespace {name}")
     await iptables.remove_all()

@@ -4,6 +4,8 @@ leaves the kernel and the store as they were (snapshots compared)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.sandbox import Sandbox
@@ -82,8 +84,6 @@ def test_every_bad_value_gets_one_line_and_changes_nothing(md: Sandbox) -> None:
             bad.append(f"{argv}: exit {r.code}, stderr {r.err!r}")
     assert not bad, "\n".join(bad)
     assert md.snapshot() == before
-    import os
-
     assert not os.path.exists("/tmp/minidock-pwned")
     md.cli("rm", "-f", "target")
 
