@@ -57,28 +57,53 @@ class Record:
 
 
 class Records:
-    """Who answers to which name, per network; rebuilt whenever endpoints change."""
+    """Who answers to which name, per network. Rebuilt whole at start-up; after that
+    each start, stop, connect and disconnect replaces the records of one container,
+    so the cost of a change does not grow with the number of containers."""
 
     def __init__(self) -> None:
         self.by_network: dict[str, dict[str, list[str]]] = {}
         self.networks_of: dict[str, list[str]] = {}
         self.ptr: dict[str, dict[str, str]] = {}
         self._turn: dict[str, int] = {}
+        self._of: dict[str, list[Record]] = {}
 
     def rebuild(self, records: list[Record]) -> None:
-        by_network: dict[str, dict[str, list[str]]] = {}
-        networks_of: dict[str, list[str]] = {}
-        ptr: dict[str, dict[str, str]] = {}
+        self.by_network, self.networks_of, self.ptr, self._of = {}, {}, {}, {}
         for r in records:
-            names = by_network.setdefault(r.network_id, {})
-            for n in r.names:
-                ips = names.setdefault(n.lower().rstrip("."), [])
-                if r.ip not in ips:
-                    ips.append(r.ip)
-            networks_of.setdefault(r.container_id, []).append(r.network_id)
-            if r.names:
-                ptr.setdefault(r.network_id, {})[r.ip] = r.names[0]
-        self.by_network, self.networks_of, self.ptr = by_network, networks_of, ptr
+            self._add(r)
+
+    def update(self, container_id: str, records: list[Record]) -> None:
+        """Replace the records of one container (with none: it has gone)."""
+        for r in self._of.pop(container_id, []):
+            self._remove(r)
+        self.networks_of.pop(container_id, None)
+        for r in records:
+            self._add(r)
+
+    def _add(self, r: Record) -> None:
+        names = self.by_network.setdefault(r.network_id, {})
+        for n in r.names:
+            ips = names.setdefault(n.lower().rstrip("."), [])
+            if r.ip not in ips:
+                ips.append(r.ip)
+        self.networks_of.setdefault(r.container_id, []).append(r.network_id)
+        if r.names:
+            self.ptr.setdefault(r.network_id, {})[r.ip] = r.names[0]
+        self._of.setdefault(r.container_id, []).append(r)
+
+    def _remove(self, r: Record) -> None:
+        names = self.by_network.get(r.network_id, {})
+        for n in r.names:
+            key = n.lower().rstrip(".")
+            ips = names.get(key)
+            if ips is not None and r.ip in ips:
+                ips.remove(r.ip)
+                if not ips:
+                    del names[key]
+        ptr = self.ptr.get(r.network_id, {})
+        if r.names and ptr.get(r.ip) == r.names[0]:
+            del ptr[r.ip]
 
     def lookup(self, container_id: str, name: str, rotate: bool = False) -> list[str] | None:
         """Addresses of `name` as container `container_id` sees it; None if unknown.

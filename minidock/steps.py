@@ -14,11 +14,13 @@ import contextvars
 import logging
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("minidock.steps")
+STEP_TIMINGS = os.environ.get("MINIDOCK_TIMINGS") == "steps"
 
 Undo = Callable[[], Awaitable[Any]]
 
@@ -126,7 +128,10 @@ class Transaction:
         why: str = "",
     ) -> Any:
         record(name, why, commands or [])
+        t0 = time.perf_counter()
         result = await action
+        if STEP_TIMINGS:
+            log.info("step %s %.3f ms", name, (time.perf_counter() - t0) * 1000)
         if undo is not None:
             self._undo.append((name, undo))
         faults.step_done(name)

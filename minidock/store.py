@@ -52,6 +52,9 @@ class Store:
         self.db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
         self._depth = 0
+        # parsed documents, shared read-only by `view` (scans on every start must not
+        # parse every record again); written through, and dropped on a rollback
+        self._views: dict[str, dict[str, dict[str, Any]]] = {}
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -83,6 +86,7 @@ class Store:
             yield self.db
         except BaseException:
             self.db.execute("ROLLBACK")
+            self._views.clear()
             raise
         else:
             self.db.execute("COMMIT")
@@ -97,13 +101,17 @@ class Store:
                 # not INSERT OR REPLACE: that would silently delete another document holding the name
                 f"INSERT INTO {table} (id, name, data) VALUES (?, ?, ?) "
                 "ON CONFLICT(id) DO UPDATE SET name=excluded.name, data=excluded.data",
-                (doc["id"], doc["name"], json.dumps(doc)),
+                (doc["id"], doc["name"], text := json.dumps(doc)),
             )
+            if table in self._views:
+                self._views[table][doc["id"]] = json.loads(text)
 
     def delete(self, table: str, doc_id: str) -> None:
         assert table in _TABLES
         with self.transaction() as db:
             db.execute(f"DELETE FROM {table} WHERE id=?", (doc_id,))
+            if table in self._views:
+                self._views[table].pop(doc_id, None)
 
     def get(self, table: str, doc_id: str) -> dict[str, Any] | None:
         assert table in _TABLES
@@ -114,6 +122,16 @@ class Store:
         assert table in _TABLES
         rows = self.db.execute(f"SELECT data FROM {table} ORDER BY rowid").fetchall()
         return [json.loads(r[0]) for r in rows]
+
+    def view(self, table: str) -> list[dict[str, Any]]:
+        """Every document of `table`, oldest first, for reading only: the same objects are
+        handed to every caller, so change a copy (`get`) and `put` it instead."""
+        assert table in _TABLES
+        docs = self._views.get(table)
+        if docs is None:
+            rows = self.db.execute(f"SELECT id, data FROM {table} ORDER BY rowid").fetchall()
+            docs = self._views[table] = {r[0]: json.loads(r[1]) for r in rows}
+        return list(docs.values())
 
     def find(self, table: str, ref: str) -> dict[str, Any] | None:
         """Docker's lookup order: full id, exact name, then a unique id prefix."""
@@ -136,6 +154,7 @@ class Store:
         with self.transaction() as db:
             for table in ("endpoints", "leases", "containers", "networks", "journal", "meta"):
                 db.execute(f"DELETE FROM {table}")
+            self._views.clear()
 
     # -- journal -------------------------------------------------------------
     def journal_begin(self, op: str, data: dict[str, Any]) -> int:

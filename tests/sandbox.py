@@ -108,10 +108,11 @@ class Sandbox:
         with open(os.path.join(self.root, "daemon.out")) as f:
             return f.read()
 
-    def daemon_log(self) -> str:
+    def daemon_log(self, full: bool = False) -> str:
         try:
             with open(os.path.join(self.root, "daemon.log")) as f:
-                return f.read()[-5000:]
+                text = f.read()
+                return text if full else text[-5000:]
         except OSError:
             return ""
 

@@ -202,7 +202,7 @@ class Engine:
 
     def known_objects(self) -> tuple[set[str], set[str]]:
         """The links and namespaces the records explain: what is ours and not an orphan."""
-        known_links = {n["bridge"] for n in self.store.all("networks") if n.get("bridge")}
+        known_links = {n["bridge"] for n in self.store.view("networks") if n.get("bridge")}
         known_ns = set()
         for c in self.wired():
             known_ns.add(c["netns"])
@@ -308,12 +308,12 @@ class Engine:
                             c["name"], p.host_port, p.proto, e)
 
     def _subnets_in_use(self, exclude: str = "") -> list[IPNetwork]:
-        return [IPNetwork(c["subnet"]) for n in self.store.all("networks") if n["id"] != exclude
+        return [IPNetwork(c["subnet"]) for n in self.store.view("networks") if n["id"] != exclude
                 for c in n["ipam"]["config"]]
 
     def ruleset(self) -> iptables.Ruleset:
         """Every rule of ours, as the store says it should be."""
-        rules = [r for n in self.store.all("networks")
+        rules = [r for n in self.store.view("networks")
                  if (r := self.drivers[n["driver"]].firewall(n)) is not None]
         return iptables.ruleset(rules, self._published())
 
@@ -325,7 +325,8 @@ class Engine:
         faults.step_done("firewall")
 
     def _published(self, exclude: str = "") -> list[ports.Published]:
-        return [p for c in self.store.all("containers") if c["id"] != exclude for p in ports.held(c)]
+        return [p for c in self.store.view("containers") if c["id"] != exclude and c.get("ports")
+                for p in ports.held(c)]
 
     def _choose_ports(self, bindings: dict[str, list[dict[str, str]]], who: str,
                       exclude: str = "") -> list[tuple[str, str, int, int]]:
@@ -385,7 +386,7 @@ class Engine:
         return c
 
     def container_names(self) -> dict[str, str]:
-        return {c["id"]: c["name"] for c in self.store.all("containers")}
+        return {c["id"]: c["name"] for c in self.store.view("containers")}
 
     # ------------------------------------------------------------------ networks
     def network_view(self, net: dict[str, Any]) -> dict[str, Any]:
@@ -411,7 +412,7 @@ class Engine:
             raise Forbidden(f"{net['name']} is a pre-defined network and cannot be removed")
         async with self.locks.hold("networks", net["id"]):
             eps = self.store.endpoints(network_id=net["id"])
-            users = [c for c in self.store.all("containers") if net["name"] in c["networks"]
+            users = [c for c in self.store.view("containers") if net["name"] in c["networks"]
                      and c["state"]["status"] == "running"]
             if eps or users:
                 names = ", ".join(sorted({c["name"] for c in users}))
@@ -430,7 +431,7 @@ class Engine:
         for net in self.store.all("networks"):
             if net.get("predefined"):
                 continue
-            if any(net["name"] in c["networks"] for c in self.store.all("containers")):
+            if any(net["name"] in c["networks"] for c in self.store.view("containers")):
                 continue
             try:
                 await self.remove_network(net["id"])
@@ -611,7 +612,7 @@ class Engine:
         if str(addr) == cfg["gateway"]:
             raise Conflict(f"Address already in use: {ip} is the gateway of network {net['name']}")
         holder = self.store.leases(net["id"]).get(str(addr))
-        pinned_by = [c["name"] for c in self.store.all("containers")
+        pinned_by = [c["name"] for c in self.store.view("containers")
                      if c["networks"].get(net["name"], {}).get("ipv4") == str(addr)]
         if holder or pinned_by:
             raise Conflict(f"Address already in use: {ip} on network {net['name']}")
@@ -684,7 +685,7 @@ class Engine:
                                       why="the embedded DNS server at 127.0.0.11 inside the container")
                     await self._publish(c, tx)
                     self.starting.add(cid)
-                    self.refresh_dns()
+                    self.refresh_dns(cid)
                 if TIMINGS:
                     log.info("%s: network attach %.2f ms", c["name"], (time.perf_counter() - t0) * 1000)
                 if owner is None:
@@ -725,7 +726,7 @@ class Engine:
         finally:
             self.starting.discard(cid)
             if c["state"]["status"] != "running":  # a failed start: its records go
-                self.refresh_dns()
+                self.refresh_dns(cid)
             for fd in opened:
                 os.close(fd)
             if sb is not None:
@@ -767,7 +768,7 @@ class Engine:
             if not self.store.lease(net["id"], wanted, owner):
                 raise Conflict(f"Address already in use: {wanted} on network {net['name']}")
             return IPAddress(wanted)
-        pinned = {c["networks"][net["name"]]["ipv4"] for c in self.store.all("containers")
+        pinned = {c["networks"][net["name"]]["ipv4"] for c in self.store.view("containers")
                   if net["name"] in c["networks"] and c["networks"][net["name"]].get("ipv4")
                   and c["id"] != owner}
         subnet = IPNetwork(cfg["subnet"])
@@ -900,7 +901,7 @@ class Engine:
                 log.warning("teardown of %s: %s", c["name"], err)
             if c["host_config"]["AutoRemove"]:
                 self._remove_record(c)
-            self.refresh_dns()
+            self.refresh_dns(cid)
 
     def _mark_exited(self, c: dict[str, Any], code: int | None) -> None:
         stopping = c["state"].get("stopping_signal")
@@ -1035,7 +1036,7 @@ class Engine:
                 c = self.store.get("containers", c["id"])
                 if c is not None:
                     self._remove_record(c)
-        self.refresh_dns()
+        self.refresh_dns(c["id"])
 
     def _explain_exit(self, cid: str) -> None:
         """The exit handler's task tears down: hand it this request's recording and operation."""
@@ -1064,20 +1065,26 @@ class Engine:
         c = self.store.get("containers", cid)
         return (c["host_config"]["Dns"] if c else None) or self.upstreams
 
-    def refresh_dns(self) -> None:
-        """Rebuild the name records from the live endpoints of user networks."""
-        nets = {n["id"]: n for n in self.store.all("networks")}
+    def refresh_dns(self, cid: str | None = None) -> None:
+        """Rebuild the name records from the live endpoints of user networks: of every
+        container (start-up), or of the one container `cid` that started, stopped or moved."""
+        if cid is None:
+            self.records.rebuild([r for c in self.store.view("containers") for r in self._records_of(c)])
+            return
+        c = self.store.get("containers", cid)
+        self.records.update(cid, self._records_of(c) if c is not None else [])
+
+    def _records_of(self, c: dict[str, Any]) -> list[dnsstub.Record]:
+        if c["state"]["status"] != "running" and c["id"] not in self.starting:
+            return []
         records = []
-        for c in self.store.all("containers"):
-            if c["state"]["status"] != "running" and c["id"] not in self.starting:
+        for ep in self.store.endpoints(container_id=c["id"]):
+            net = self.store.get("networks", ep["network_id"])
+            if not self._user_network(net) or not ep.get("ip"):
                 continue
-            for ep in self.store.endpoints(container_id=c["id"]):
-                net = nets.get(ep["network_id"])
-                if not self._user_network(net) or not ep.get("ip"):
-                    continue
-                names = [c["name"], *ep.get("aliases", []), c["config"]["Hostname"], c["id"][:12]]
-                records.append(dnsstub.Record(c["id"], ep["network_id"], ep["ip"], list(dict.fromkeys(names))))
-        self.records.rebuild(records)
+            names = [c["name"], *ep.get("aliases", []), c["config"]["Hostname"], c["id"][:12]]
+            records.append(dnsstub.Record(c["id"], ep["network_id"], ep["ip"], list(dict.fromkeys(names))))
+        return records
 
     # ------------------------------------------------------------------ connect, disconnect
     async def connect(self, netref: str, cref: str, ip: str = "", aliases: list[str] | None = None) -> None:
@@ -1119,7 +1126,7 @@ class Engine:
                     sb.close()
             c["networks"][net["name"]] = cfg
             self.store.put("containers", c)
-        self.refresh_dns()
+        self.refresh_dns(c["id"])
 
     async def disconnect(self, netref: str, cref: str, force: bool = False) -> None:
         net, c = self.network(netref), self.container(cref)
@@ -1145,7 +1152,7 @@ class Engine:
             if not any(self._user_network(self.store.get("networks", cfg["network_id"]))
                        for cfg in c["networks"].values()):
                 self.dns.stop(c["id"])
-        self.refresh_dns()
+        self.refresh_dns(c["id"])
 
     # ------------------------------------------------------------------ attach, logs, exec
     def log_path(self, c: dict[str, Any]) -> str:

@@ -81,7 +81,7 @@ def bench_run(sb: Sandbox) -> dict[str, float]:
         t0 = time.perf_counter()
         api.call("DELETE", f"/containers/{cid}", {"force": True})
         rms.append((time.perf_counter() - t0) * 1000)
-    attach = [float(x) for x in re.findall(r"network attach ([\d.]+) ms", sb.daemon_log())]
+    attach = [float(x) for x in re.findall(r"network attach ([\d.]+) ms", sb.daemon_log(full=True))]
     return {
         "ip_script_attach_p50_ms": statistics.median(s[0] for s in script),
         "ip_script_attach_p95_ms": pct([s[0] for s in script], 95),
@@ -170,11 +170,16 @@ def bench_ports(sb: Sandbox) -> dict[str, float]:
             "userland_proxy_rss_kb_per_port": proxy_rss}
 
 
-def main() -> None:
+def in_private_mounts(module: str) -> None:
+    """Re-execute `python -m module` in a private mount namespace with its own /run/netns."""
     if os.environ.get(FLAG) != "1":
         os.environ[FLAG] = "1"
-        script = 'mkdir -p /run/netns && mount -t tmpfs -o mode=755 tmpfs /run/netns && exec "$0" -m tests.bench.bench_core'
+        script = f'mkdir -p /run/netns && mount -t tmpfs -o mode=755 tmpfs /run/netns && exec "$0" -m {module}'
         os.execvp("unshare", ["unshare", "-m", "--propagation", "private", "sh", "-c", script, sys.executable])
+
+
+def main() -> None:
+    in_private_mounts("tests.bench.bench_core")
     os.environ["MINIDOCK_TIMINGS"] = "1"
     sb = Sandbox()
     sb.start()

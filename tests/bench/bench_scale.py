@@ -1,0 +1,99 @@
+"""Cost at scale: attach the 10th and the 1000th container on one host
+(several networks, as one bridge takes at most 1024 ports), and the memory
+of the daemon (plus any helper process it keeps, none here) with 1000
+containers running.
+
+Run alone with `python -m tests.bench.bench_scale` (it re-executes itself in
+a private mount namespace, as bench_core does), or from bench_core.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import time
+
+from minidock.client import Client
+from tests.sandbox import Sandbox
+
+SCALE_N = int(os.environ.get("BENCH_SCALE_N", "1000"))
+PER_NETWORK = 250
+WINDOW = 10  # containers on each side of the 10th and the SCALE_N-th
+
+
+def helpers(pid: int, containers: set[int]) -> list[int]:
+    """Children of the daemon that are not container processes (helpers, shims)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        if ppid == pid and int(entry) not in containers:
+            out.append(int(entry))
+    return out
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
+
+
+def bench_scale(sb: Sandbox) -> dict[str, float]:
+    api = Client(f"unix://{sb.socket}")
+    nets = (SCALE_N + PER_NETWORK - 1) // PER_NETWORK
+    for n in range(nets):
+        api.call("POST", "/networks/create", None, {"Name": f"scale{n}", "Driver": "bridge"})
+    before = len(re.findall(r"network attach", sb.daemon_log(full=True)))
+    pids = set()
+    t_all = time.perf_counter()
+    for i in range(SCALE_N):
+        cid = api.call("POST", "/containers/create", {"name": f"s{i}"},
+                       {"Image": "busybox", "Cmd": ["sleep", "3600"],
+                        "HostConfig": {"NetworkMode": f"scale{i // PER_NETWORK}"}})["Id"]
+        api.call("POST", f"/containers/{cid}/start")
+    fill_s = time.perf_counter() - t_all
+    for c in api.call("GET", "/containers/json"):
+        pids.add(api.call("GET", f"/containers/{c['Id']}/json")["State"]["Pid"])
+    attach = [float(x) for x in re.findall(r"network attach ([\d.]+) ms", sb.daemon_log(full=True))][before:]
+    assert sb.proc is not None
+    daemon_rss = rss_kb(sb.proc.pid)
+    extra = helpers(sb.proc.pid, pids)
+    helper_rss = sum(rss_kb(p) for p in extra)
+    early = attach[10 - WINDOW // 2:10 + WINDOW // 2]
+    late = attach[-WINDOW:]
+    t0 = time.perf_counter()
+    ids = [c["Id"] for c in api.call("GET", "/containers/json", {"all": "1"})]
+    for cid in ids:
+        api.call("DELETE", f"/containers/{cid}", {"force": True})
+    drain_s = time.perf_counter() - t0
+    for n in range(nets):
+        api.call("DELETE", f"/networks/scale{n}")
+    return {
+        "scale_containers": SCALE_N,
+        "scale_networks": nets,
+        "scale_attach_10th_ms": statistics.median(early),
+        "scale_attach_last_ms": statistics.median(late),
+        "scale_fill_s": fill_s,
+        "scale_remove_all_s": drain_s,
+        "scale_daemon_rss_mb": daemon_rss / 1024,
+        "scale_helper_rss_mb": helper_rss / 1024,
+        "scale_helpers": len(extra),
+    }
+
+
+if __name__ == "__main__":
+    from tests.bench.bench_core import in_private_mounts
+
+    in_private_mounts("tests.bench.bench_scale")
+    os.environ["MINIDOCK_TIMINGS"] = "1"
+    box = Sandbox()
+    box.start()
+    try:
+        print(bench_scale(box))
+    finally:
+        box.destroy()
