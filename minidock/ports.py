@@ -197,11 +197,17 @@ def choose(want: list[tuple[str, str, int, int, int]], taken: Iterable[Published
     is not free raises PortAllocated; a range or an empty host port takes the
     first one that is.
     """
-    held: list[Published] = list(taken)
+    # sets, not a scan: with thousands of ports published a check stays O(1)
+    exact = {(p.proto, p.host_ip, p.host_port) for p in taken}
+    any_ip = {(proto, port) for proto, _, port in exact}
     out: list[tuple[str, str, int, int]] = []
 
     def available(proto: str, ip: str, port: int) -> bool:
-        return not any(p.overlaps(proto, ip, port) for p in held) and free(proto, ip, port)
+        if ip == "0.0.0.0":
+            clash = (proto, port) in any_ip
+        else:
+            clash = (proto, ip, port) in exact or (proto, "0.0.0.0", port) in exact
+        return not clash and free(proto, ip, port)
 
     for proto, ip, lo, hi, cport in want:
         if lo and lo == hi:
@@ -213,7 +219,8 @@ def choose(want: list[tuple[str, str, int, int, int]], taken: Iterable[Published
             port = next((p for p in range(first, last + 1) if available(proto, ip, p)), 0)
             if not port:
                 raise PortAllocated(ip, first, last)
-        held.append(Published(proto, ip, port, cport, "", "", "", ""))
+        exact.add((proto, ip, port))
+        any_ip.add((proto, port))
         out.append((proto, ip, port, cport))
     return out
 

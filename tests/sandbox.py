@@ -64,6 +64,7 @@ class Sandbox:
     extra_ns: list[str] = field(default_factory=list)
     global_flags: list[str] = field(default_factory=list)  # before `daemon`, e.g. --explain
     daemon_env: dict[str, str] = field(default_factory=dict)  # e.g. MINIDOCK_FAULT for one start
+    daemon_flags: list[str] = field(default_factory=list)  # after `daemon`, e.g. --port-maps
 
     def __post_init__(self) -> None:
         self.root = tempfile.mkdtemp(prefix="minidock-test-")
@@ -79,7 +80,7 @@ class Sandbox:
         if not os.path.exists(f"/run/netns/{self.name}"):
             self.create_host()
         argv = ["nsenter", f"--net=/run/netns/{self.name}", *MINIDOCK, *self.global_flags, "daemon",
-                "--root", os.path.join(self.root, "state"), "--socket", self.socket]
+                "--root", os.path.join(self.root, "state"), "--socket", self.socket, *self.daemon_flags]
         for up in self.dns_upstream:
             argv += ["--dns-upstream", up]
         self.log = open(os.path.join(self.root, "daemon.log"), "ab")
@@ -190,7 +191,7 @@ class Sandbox:
             bridge, driver, net_id = info.split("|")
             if driver == "bridge":
                 nets[name] = bridge or "br-" + net_id[:12]
-        links = self.host("ip", "-o", "-d", "link").out
+        links = self._settled_links(running)
         for line in links.splitlines():
             name = line.split(":")[1].strip().split("@")[0]
             alias = re.search(r" alias minidock:(network|container) (\S+)", line)
@@ -232,6 +233,17 @@ class Sandbox:
                 problems.append(f"firewall rule for missing bridge {bridge}")
         return problems
 
+    def _settled_links(self, running: set[str], wait: float = 3.0) -> str:
+        """`ip -o -d link`, once the veths of stopped containers are gone: the kernel deletes
+        them with their namespace, in the background (cleanup_net), some ms after the stop."""
+        deadline = time.monotonic() + wait
+        while True:
+            links = self.host("ip", "-o", "-d", "link").out
+            owners = re.findall(r" alias minidock:container (\S+)", links)
+            if all(o in running for o in owners) or time.monotonic() > deadline:
+                return links
+            time.sleep(0.05)
+
     # -- what is left behind
     def residue(self) -> list[str]:
         """Kernel objects of containers that no longer exist."""
@@ -240,9 +252,13 @@ class Sandbox:
         for ns in os.listdir("/run/netns"):
             if ns.startswith("md-") and ns[3:] not in known:
                 left.append(f"namespace {ns}")
-        links = self.host("ip", "-o", "link", "show", check=False).out
         running = self.cli("ps", "-q", check=False).out.split()
+        links = self.host("ip", "-o", "link", "show", check=False).out
         if not running:
+            deadline = time.monotonic() + 3  # veths go with their namespace, in the background
+            while "veth" in links and time.monotonic() < deadline:
+                time.sleep(0.05)
+                links = self.host("ip", "-o", "link", "show", check=False).out
             for line in links.splitlines():
                 name = line.split(":")[1].strip().split("@")[0]
                 if name.startswith("veth"):

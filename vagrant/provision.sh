@@ -25,6 +25,7 @@ done
 
 PACKAGES=(
   iproute2 iptables kmod procps util-linux   # the kernel objects minidock makes, and their tools
+  nftables                                   # --port-maps: libnftables, and nft to look at the maps
   busybox-static                             # the built-in busybox image
   netcat-openbsd iputils-ping dnsutils       # the seeds' nc, ping, dig/nslookup
   bridge-utils tcpdump conntrack             # what students look with: brctl, tcpdump, conntrack -L

@@ -120,15 +120,17 @@ def parse_filters(values: tuple[str, ...]) -> dict[str, list[str]]:
 @click.option("--root", default="/var/lib/minidock", show_default=True, help="State directory")
 @click.option("--socket", "socket_path", default="/run/minidock/minidock.sock", show_default=True)
 @click.option("--dns-upstream", multiple=True, help="Upstream resolver (repeatable); default: host's resolv.conf")
+@click.option("--port-maps", is_flag=True,
+              help="Published ports as nftables map elements (nft list table ip minidock), not iptables rules")
 @click.option("--debug", is_flag=True)
 @pass_ctx
-def daemon(c: Ctx, root: str, socket_path: str, dns_upstream: tuple[str, ...], debug: bool) -> None:
+def daemon(c: Ctx, root: str, socket_path: str, dns_upstream: tuple[str, ...], port_maps: bool, debug: bool) -> None:
     """Run the daemon in the foreground, in the current network namespace.
 
     With --explain, what start-up does to the kernel is printed on stdout."""
     from ..daemon.server import run
 
-    run(root, socket_path, list(dns_upstream), debug, c.explain)
+    run(root, socket_path, list(dns_upstream), debug, c.explain, port_maps)
 
 
 # ---------------------------------------------------------------- containers

@@ -32,11 +32,12 @@ def upstreams_from_host(path: str = "/etc/resolv.conf") -> list[str]:
         return []
 
 
-async def serve(root: str, socket_path: str, dns_upstream: list[str], explain: bool = False) -> None:
+async def serve(root: str, socket_path: str, dns_upstream: list[str], explain: bool = False,
+                port_maps: bool = False) -> None:
     os.makedirs(root, mode=0o700, exist_ok=True)
     os.chmod(root, 0o700)
     libc.set_child_subreaper()
-    engine = Engine(root, dns_upstream or upstreams_from_host())
+    engine = Engine(root, dns_upstream or upstreams_from_host(), port_maps)
     recording = steps.Recording() if explain else None
     steps.use_recording(recording)  # start-up: the default bridge, the chains and their jumps
     await engine.open()
@@ -74,9 +75,10 @@ async def serve(root: str, socket_path: str, dns_upstream: list[str], explain: b
         log.info("minidock daemon stopped; containers keep running")
 
 
-def run(root: str, socket_path: str, dns_upstream: list[str], debug: bool = False, explain: bool = False) -> None:
+def run(root: str, socket_path: str, dns_upstream: list[str], debug: bool = False, explain: bool = False,
+        port_maps: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if os.geteuid() != 0:
         raise SystemExit("minidock daemon must run as root")
-    asyncio.run(serve(root, socket_path, dns_upstream, explain))
+    asyncio.run(serve(root, socket_path, dns_upstream, explain, port_maps))

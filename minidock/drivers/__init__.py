@@ -33,8 +33,9 @@ class Driver(Protocol):
     async def join(self, net: dict[str, Any], ep: dict[str, Any], sb: Sandbox, tx: Transaction) -> None:
         """Plug endpoint `ep` of sandbox `sb` into the network."""
 
-    async def leave(self, net: dict[str, Any], ep: dict[str, Any]) -> None:
-        """Unplug it."""
+    async def leave(self, net: dict[str, Any], ep: dict[str, Any], delete_link: bool = True) -> None:
+        """Unplug it; `delete_link=False` when the sandbox's namespace goes next and takes
+        the endpoint's links with it."""
 
     def firewall(self, net: dict[str, Any]) -> BridgeRules | None:
         """The network's share of the firewall, as data."""

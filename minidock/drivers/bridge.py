@@ -135,10 +135,13 @@ class BridgeDriver:
                 why="everything not on a local subnet goes to the bridge, then the host's NAT",
             )
 
-    async def leave(self, net: dict[str, Any], ep: dict[str, Any]) -> None:
-        record(f"leave {net['name']}", "deleting one end of a veth pair deletes both",
-               [f"ip link del {ep['veth']}"])
-        await self.host.delete_link(ep["veth"])
+    async def leave(self, net: dict[str, Any], ep: dict[str, Any], delete_link: bool = True) -> None:
+        """Unplug an endpoint. Without `delete_link` the caller deletes the container's
+        namespace next, which takes the veth pair with it."""
+        if delete_link:
+            record(f"leave {net['name']}", "deleting one end of a veth pair deletes both",
+                   [f"ip link del {ep['veth']}"])
+            await self.host.delete_link(ep["veth"])
         if ep.get("ip"):
             record("forget connections", f"{ep['ip']} may be handed out again; old tracked flows must not "
                    "outlive it", [f"conntrack -D -s {ep['ip']} 2>/dev/null || true",

@@ -20,7 +20,7 @@ class NullDriver:
     async def join(self, net: dict[str, Any], ep: dict[str, Any], sb: Any, tx: Transaction) -> None:
         return None
 
-    async def leave(self, net: dict[str, Any], ep: dict[str, Any]) -> None:
+    async def leave(self, net: dict[str, Any], ep: dict[str, Any], delete_link: bool = True) -> None:
         return None
 
     def firewall(self, net: dict[str, Any]) -> BridgeRules | None:

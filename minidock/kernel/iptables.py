@@ -99,16 +99,20 @@ def _comment(text: str) -> str:
     return f'-m comment --comment "{text}"'
 
 
-def ruleset(networks: list[BridgeRules], published: Iterable[Published] = ()) -> Ruleset:
-    """Every rule of ours for these networks and published ports, in order."""
+def ruleset(networks: list[BridgeRules], published: Iterable[Published] = (), maps: bool = False) -> Ruleset:
+    """Every rule of ours for these networks and published ports, in order.
+
+    With `maps` (daemon --port-maps) the ports themselves are nftables map elements
+    (kernel/nftables.py): no rule per port here, but per network one ACCEPT and one
+    hairpin MASQUERADE for whatever was DNATed to it."""
     rs = Ruleset()
     f, n = rs.filter, rs.nat
-    ports = sorted(published, key=lambda p: (p.host_port, p.proto, p.host_ip, p.container))
+    ports = [] if maps else sorted(published, key=lambda p: (p.host_port, p.proto, p.host_ip, p.container))
     f.append("-A MINIDOCK-USER -j RETURN")
     f.append("-A MINIDOCK-FORWARD -j MINIDOCK-CT")
     f.append("-A MINIDOCK-FORWARD -j MINIDOCK-ISOLATION-STAGE-1")
     f.append("-A MINIDOCK-FORWARD -j MINIDOCK-BRIDGE")
-    if ports:
+    if ports or maps:
         f.append('-A MINIDOCK-ISOLATION-STAGE-1 -m conntrack --ctstate DNAT '
                  f'{_comment("published ports cross bridges")} -j RETURN')
     for p in ports:
@@ -122,6 +126,8 @@ def ruleset(networks: list[BridgeRules], published: Iterable[Published] = ()) ->
             if p.bridge == br:
                 f.append(f"-A MINIDOCK -d {p.container_ip}/32 ! -i {br} -o {br}"
                          f"{_match(p, p.container_port)} {_comment('container ' + p.container)} -j ACCEPT")
+        if maps and not net.internal:
+            f.append(f"-A MINIDOCK ! -i {br} -o {br} -m conntrack --ctstate DNAT {tag} -j ACCEPT")
         f.append(f"-A MINIDOCK ! -i {br} -o {br} {tag} -j DROP")
         if net.internal:
             f.append(f"-A MINIDOCK-ISOLATION-STAGE-1 ! -s {net.subnet} -o {br} {tag} -j DROP")
@@ -138,6 +144,9 @@ def ruleset(networks: list[BridgeRules], published: Iterable[Published] = ()) ->
             n.append(f"-A MINIDOCK-POSTROUTING -s {net.subnet} ! -o {br} {tag} -j MASQUERADE")
         if not net.internal:
             n.append(f"-A MINIDOCK-POSTROUTING -s 127.0.0.0/8 -o {br} {tag} -j MASQUERADE")
+            if maps:
+                n.append(f"-A MINIDOCK-POSTROUTING -s {net.subnet} -o {br} -m conntrack --ctstate DNAT "
+                         f"{_comment('network ' + net.network + ' hairpin')} -j MASQUERADE")
         for p in ports:
             if p.bridge == br:
                 n.append(f"-A MINIDOCK-POSTROUTING -s {net.subnet} -d {p.container_ip}/32 -o {br}"

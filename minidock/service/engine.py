@@ -43,7 +43,7 @@ from ..errors import (
     no_such_container,
     no_such_network,
 )
-from ..kernel import iptables, netns, portbind, process
+from ..kernel import iptables, netns, nftables, portbind, process
 from ..kernel.netlink import Netlink
 from ..kernel.netns import NETNS_PREFIX
 from ..steps import (
@@ -66,6 +66,7 @@ from .images import Images
 
 log = logging.getLogger("minidock.engine")
 STOP_GRACE = 10
+DYING_GRACE = 10.0  # seconds the kernel gets to delete the veths of a deleted namespace
 TIMINGS = bool(os.environ.get("MINIDOCK_TIMINGS"))  # log the network part of each start (make bench)
 
 
@@ -100,8 +101,10 @@ class Runtime:
 
 
 class Engine:
-    def __init__(self, root: str, upstreams: list[str]) -> None:
+    def __init__(self, root: str, upstreams: list[str], port_maps: bool = False) -> None:
         self.root = root
+        # published ports as nftables map elements instead of iptables rules (--port-maps)
+        self.nft: nftables.Nft | None = nftables.Nft() if port_maps else None
         self.store = Store(os.path.join(root, "minidock.db"))
         self.images = Images(root)
         self.upstreams = upstreams
@@ -118,8 +121,12 @@ class Engine:
         self.execs: dict[str, dict[str, Any]] = {}
         self._fw_lock = asyncio.Lock()
         self.port_holds: dict[str, list[Any]] = {}  # container id -> bound sockets keeping its host ports
+        self._held: dict[str, tuple[dict[str, Any], list[ports.Published]]] = {}
         # joined its networks, process not yet running: its name resolves and it may ask already
         self.starting: set[str] = set()
+        # host ends of veth pairs whose namespace is gone: the kernel deletes them in the
+        # background (cleanup_net); until then they are ours, not orphans (name -> deadline)
+        self.dying_links: dict[str, float] = {}
         self.background: set[asyncio.Task[Any]] = set()
         # attach requests that arrived before the start they wait for (docker run attaches first)
         self.pending_subscribers: dict[str, set[asyncio.Queue[bytes | None]]] = {}
@@ -141,6 +148,8 @@ class Engine:
             self._close_runtime(rt)
         if self.host:
             self.host.close()
+        if self.nft is not None:
+            self.nft.close()
         self.store.close()
 
     async def reconcile(self) -> None:
@@ -203,6 +212,9 @@ class Engine:
     def known_objects(self) -> tuple[set[str], set[str]]:
         """The links and namespaces the records explain: what is ours and not an orphan."""
         known_links = {n["bridge"] for n in self.store.view("networks") if n.get("bridge")}
+        now = time.monotonic()
+        self.dying_links = {name: t for name, t in self.dying_links.items() if t > now}
+        known_links.update(self.dying_links)
         known_ns = set()
         for c in self.wired():
             known_ns.add(c["netns"])
@@ -315,18 +327,35 @@ class Engine:
         """Every rule of ours, as the store says it should be."""
         rules = [r for n in self.store.view("networks")
                  if (r := self.drivers[n["driver"]].firewall(n)) is not None]
-        return iptables.ruleset(rules, self._published())
+        return iptables.ruleset(rules, self._published(), maps=self.nft is not None)
 
     async def apply_firewall(self, why: str = "") -> None:
-        """Rebuild our chains from the store; --explain shows the rules that changed."""
+        """Rebuild our chains (and port maps) from the store; --explain shows the rules that changed."""
         async with self._fw_lock:
             changed = await iptables.apply(self.ruleset())
+            if self.nft is not None:
+                table = nftables.table_text(self._published())
+                self.nft.run(table)
+                changed.append(f"nft -f - <<'EOF'\n{table}EOF")
         record("firewall", why, changed)
         faults.step_done("firewall")
 
+    async def _change_port_maps(self, commands: list[str], why: str) -> None:
+        assert self.nft is not None
+        async with self._fw_lock:
+            self.nft.run("\n".join(commands))
+        record("port maps", why, [f"nft {c}" for c in commands])
+        faults.step_done("firewall")
+
     def _published(self, exclude: str = "") -> list[ports.Published]:
-        return [p for c in self.store.view("containers") if c["id"] != exclude and c.get("ports")
-                for p in ports.held(c)]
+        out = []
+        for c in self.store.view("containers"):
+            if c["id"] != exclude and c.get("ports"):
+                memo = self._held.get(c["id"])
+                if memo is None or memo[0] is not c:  # `view` hands out a new object after each put
+                    memo = self._held[c["id"]] = (c, ports.held(c))
+                out += memo[1]
+        return out
 
     def _choose_ports(self, bindings: dict[str, list[dict[str, str]]], who: str,
                       exclude: str = "") -> list[tuple[str, str, int, int]]:
@@ -360,15 +389,24 @@ class Engine:
             self.store.put("containers", c)
         record("hold the host ports", "bound, never listening: no host program can take them (no command)",
                [f"# {p.host_ip}:{p.host_port}/{p.proto}" for p in published])
-        await tx.step("published ports", self.apply_firewall(
-            "the host forwards its ports to the container in the kernel (DNAT), no proxy process"))
+        why = "the host forwards its ports to the container in the kernel (DNAT), no proxy process"
+        if self.nft is not None:
+            await tx.step("published ports", self._change_port_maps(nftables.add_commands(published), why))
+        else:
+            await tx.step("published ports", self.apply_firewall(why))
 
     async def _unpublish(self, c: dict[str, Any]) -> None:
         """Drop the rules first, then let go of the host ports."""
         if c.get("ports"):
+            gone = ports.held(c)
             c["ports"] = []
             self.store.put("containers", c)
-            await self.apply_firewall(f"{c['name']}'s published ports are withdrawn")
+            self._held.pop(c["id"], None)
+            why = f"{c['name']}'s published ports are withdrawn"
+            if self.nft is not None:
+                await self._change_port_maps(nftables.delete_commands(gone), why)
+            else:
+                await self.apply_firewall(why)
         for sock in self.port_holds.pop(c["id"], []):
             sock.close()
 
@@ -933,20 +971,28 @@ class Engine:
             q.put_nowait(None)
 
     async def _teardown_network(self, c: dict[str, Any]) -> list[Exception]:
+        """Undo a start. A container with a namespace of its own loses it, and the kernel
+        deletes its veth pairs with it in the background: deleting each veth here would
+        wait ~20 ms per pair for the kernel's synchronize_net, with nothing to gain."""
         self.dns.stop(c["id"])
+        own_ns = bool(c.get("netns")) and not _joined(c)  # a joined container's namespace is its owner's
         steps = []
         if c.get("ports") or c["id"] in self.port_holds:
             steps.append(("published ports", lambda: self._unpublish(c)))
         for ep in self.store.endpoints(container_id=c["id"]):
             net = self.store.get("networks", ep["network_id"])
             if net is not None:
-                steps.append((f"leave {net['name']}", _coro_async(self.drivers[net["driver"]].leave, net, ep)))
+                leave = self.drivers[net["driver"]].leave
+                steps.append((f"leave {net['name']}", _coro_async(leave, net, ep, not own_ns)))
+                if own_ns and ep.get("veth"):
+                    self.dying_links[ep["veth"]] = time.monotonic() + DYING_GRACE
             steps.append(("release", _coro(self.store.release, ep["network_id"], c["id"])))
             steps.append(("endpoint", _coro(self.store.delete_endpoint, c["id"], ep["network_id"])))
-        if c.get("netns") and not _joined(c):  # a joined container's namespace is its owner's to delete
+        if own_ns:
             steps.append(("namespace", explained("namespace", _coro(netns.delete, c["netns"]),
                                                  [f"ip netns del {c['netns']}"],
-                                                 "the container's network stack goes with its last interface")))
+                                                 "the container's network stack goes, and its veth pairs with it "
+                                                 "(the kernel deletes them in the background)")))
         return await undo_all(steps)
 
     async def stop(self, ref: str, timeout: int | None = None, sig: int = signal.SIGTERM) -> None:

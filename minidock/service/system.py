@@ -15,7 +15,7 @@ import shutil
 from typing import TYPE_CHECKING, Any
 
 from ..drivers.bridge import ALIAS_PREFIX
-from ..kernel import iptables, netns, process
+from ..kernel import iptables, netns, nftables, process
 from ..kernel.netns import NETNS_PREFIX
 from ..steps import Transaction
 
@@ -63,6 +63,9 @@ async def check(engine: Engine) -> list[str]:
     changes = iptables.explain(before, engine.ruleset(), iptables.jump_lines(before))
     if changes:
         problems.append(f"firewall: {len(changes)} rule changes needed, the first: {changes[0]}")
+    if engine.nft is not None:
+        wrong = nftables.differences(engine.nft, engine._published())
+        problems += [f"port maps: {w}" for w in wrong]
     return problems
 
 
@@ -160,6 +163,9 @@ async def reset(engine: Engine) -> list[str]:
             removed.append(f"namespace {name}")
     await iptables.remove_all()
     removed.append("firewall chains MINIDOCK* and their jumps")
+    if engine.nft is not None:
+        engine.nft.run(nftables.remove_text())
+        removed.append(f"nftables table ip {nftables.TABLE}")
     engine.store.wipe()
     for sub in ("containers", "images"):
         shutil.rmtree(os.path.join(engine.root, sub), ignore_errors=True)

@@ -62,7 +62,7 @@ def ip_script_attach(host: str, i: int) -> tuple[float, float]:
     return (t1 - t0) * 1000, (t2 - t1) * 1000
 
 
-def bench_run(sb: Sandbox) -> dict[str, float]:
+def bench_run(sb: Sandbox, workdir: str) -> dict[str, float]:
     api = Client(f"unix://{sb.socket}")
     sb.host("ip", "link", "add", "benchbr0", "type", "bridge")
     sb.host("ip", "addr", "add", "10.99.255.254/16", "dev", "benchbr0")
@@ -148,7 +148,7 @@ def rss_kb(pid: int) -> int:
         return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
 
 
-def bench_ports(sb: Sandbox) -> dict[str, float]:
+def bench_ports(sb: Sandbox, workdir: str) -> dict[str, float]:
     outside = sb.add_outside()
     sb.cli("run", "-d", "--name", "iperf", "-p", "5201:5201", "ubuntu", "iperf3", "-s", "-p", "5201")
     cip = sb.ip_of("iperf")
@@ -170,6 +170,9 @@ def bench_ports(sb: Sandbox) -> dict[str, float]:
             "userland_proxy_rss_kb_per_port": proxy_rss}
 
 
+SECTIONS = {"run": bench_run, "dns": bench_dns, "ports": bench_ports}
+
+
 def in_private_mounts(module: str) -> None:
     """Re-execute `python -m module` in a private mount namespace with its own /run/netns."""
     if os.environ.get(FLAG) != "1":
@@ -181,13 +184,20 @@ def in_private_mounts(module: str) -> None:
 def main() -> None:
     in_private_mounts("tests.bench.bench_core")
     os.environ["MINIDOCK_TIMINGS"] = "1"
+    only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
     sb = Sandbox()
     sb.start()
     workdir = tempfile.mkdtemp(prefix="minidock-bench-")
+    results: dict[str, float] = {}
     try:
-        results = {**bench_run(sb), **bench_dns(sb, workdir), **bench_ports(sb)}
+        for name, section in SECTIONS.items():
+            if not only or name in only:
+                results.update(section(sb, workdir))
     finally:
         sb.destroy()
+    if only:
+        print(json.dumps(results, indent=2))
+        return
     rows = [
         ("attach one container (p50)", results["minidock_attach_p50_ms"], results["ip_script_attach_p50_ms"], "ms"),
         ("attach one container (p95)", results["minidock_attach_p95_ms"], results["ip_script_attach_p95_ms"], "ms"),

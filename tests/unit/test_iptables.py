@@ -322,3 +322,27 @@ def test_explain_shows_only_what_changed() -> None:
     commands = explain(ruleset([DEFAULT, USER]).restore_text(), ruleset([DEFAULT, USER], [PORT]), ([], []))
     assert commands and all('"container web' in c or "published ports" in c for c in commands)
     assert explain(ruleset([DEFAULT]).restore_text(), ruleset([DEFAULT]), ([], [])) == []
+
+
+def test_with_port_maps_no_rule_names_a_port() -> None:
+    """--port-maps: the ports are nftables map elements; iptables keeps one ACCEPT and one
+    hairpin per network, for whatever was DNATed to it."""
+    from minidock.kernel import nftables
+    from minidock.kernel.iptables import BridgeRules, ruleset
+    from minidock.ports import Published
+
+    net = BridgeRules(network="lab", bridge="br-lab", subnet="172.18.0.0/16")
+    p = Published("tcp", "0.0.0.0", 8080, 80, "172.18.0.2", "br-lab", "172.18.0.0/16", "web")
+    q = Published("udp", "127.0.0.1", 5353, 53, "172.18.0.2", "br-lab", "172.18.0.0/16", "web")
+    rs = ruleset([net], [p, q], maps=True)
+    text = "\n".join(rs.filter + rs.nat)
+    assert "8080" not in text and "5353" not in text and "DNAT --to" not in text
+    assert "-A MINIDOCK ! -i br-lab -o br-lab -m conntrack --ctstate DNAT" in text
+    assert "-A MINIDOCK-POSTROUTING -s 172.18.0.0/16 -o br-lab -m conntrack --ctstate DNAT" in text
+    assert nftables.add_commands([p, q]) == [
+        "add element ip minidock ports { tcp . 8080 : 172.18.0.2 . 80 }",
+        "add element ip minidock hostports { 127.0.0.1 . udp . 5353 : 172.18.0.2 . 53 }"]
+    assert nftables.delete_commands([q]) == ["delete element ip minidock hostports { 127.0.0.1 . udp . 5353 }"]
+    table = nftables.table_text([p, q])
+    assert "elements = { tcp . 8080 : 172.18.0.2 . 80 }" in table
+    assert "ip daddr 127.0.0.0/8 return" in table.split("chain output")[0]  # never from outside to 127/8

@@ -1,0 +1,89 @@
+"""`minidock daemon --port-maps`: published ports as nftables map elements.
+
+The behaviour tests of test_ports run again on a daemon started with
+--port-maps (real connections from an outside namespace, the host's
+loopback, a container's hairpin, another bridge); the tests here look at the
+maps themselves, where the default layout has one iptables rule per port.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.test_ports import (  # noqa: F401, F811 - collected again, on this module's daemon
+    HOST,
+    outside,
+    tcp,
+    test_bad_publish_specs_are_refused_with_dockers_wording,
+    test_bridges_talk_through_a_published_port_and_never_directly,
+    test_conflicts_are_refused_and_change_nothing,
+    test_every_publish_form,
+    test_hairpin_a_container_reaches_its_own_and_a_neighbours_published_port,
+    test_host_gateway_reaches_a_service_on_the_host,
+    test_loopback_binding_is_not_reachable_from_another_host,
+    test_published_port_answers_from_outside_and_from_the_hosts_loopback,
+    web,
+)
+from tests.sandbox import Sandbox, sh
+
+
+@pytest.fixture(scope="module")
+def md() -> Iterator[Sandbox]:
+    sb = Sandbox(dns_upstream=["198.51.100.53"], daemon_flags=["--port-maps"])
+    sb.start()
+    try:
+        yield sb
+    finally:
+        sb.destroy()
+        assert not os.path.exists(f"/run/netns/{sb.name}")
+
+
+def maps(md: Sandbox) -> str:
+    return md.host("nft", "list", "table", "ip", "minidock").out
+
+
+def test_a_port_is_a_map_element_and_no_rule(md: Sandbox, outside: str) -> None:  # noqa: F811
+    ip = web(md, "mapped", "8600:80", "127.0.0.1:8601:80")
+    table = maps(md)
+    assert f"tcp . 8600 : {ip} . 80" in table, table
+    assert f"127.0.0.1 . tcp . 8601 : {ip} . 80" in table, table
+    nat = md.host("iptables-save", "-t", "nat").out
+    assert "--dport 8600" not in nat and "-j DNAT" not in nat, nat
+    assert tcp(md, outside, HOST, 8600) == "mapped"
+    assert tcp(md, "host", "127.0.0.1", 8601) == "mapped"
+    md.cli("stop", "-t", "0", "mapped")
+    assert "8600" not in maps(md) and "8601" not in maps(md)
+    assert tcp(md, outside, HOST, 8600) == ""
+    md.cli("start", "mapped")
+    assert tcp(md, outside, HOST, 8600) == "mapped"
+    md.cli("rm", "-f", "mapped")
+    assert "8600" not in maps(md)
+
+
+def test_explain_shows_the_nft_commands(md: Sandbox) -> None:
+    r = md.cli("--explain", "run", "-d", "--name", "told", "-p", "8700:80", "busybox", "sleep", "60")
+    assert "nft add element ip minidock ports { tcp . 8700 :" in r.err, r.err
+    r = md.cli("--explain", "rm", "-f", "told")
+    assert "nft delete element ip minidock ports { tcp . 8700 }" in r.err, r.err
+
+
+def test_maps_are_rebuilt_at_start_up(md: Sandbox, outside: str) -> None:  # noqa: F811
+    web(md, "kept", "8800:80")
+    md.stop(sig=9)
+    md.host("nft", "flush", "map", "ip", "minidock", "ports")  # damage while the daemon is away
+    time.sleep(0.2)
+    md.start()
+    assert "tcp . 8800" in maps(md)
+    assert tcp(md, outside, HOST, 8800) == "kept"
+    md.cli("rm", "-f", "kept")
+
+
+def test_system_reset_removes_the_table(md: Sandbox) -> None:
+    md.cli("system", "reset", "-f")
+    assert sh("nsenter", f"--net=/run/netns/{md.name}", "nft", "list", "table", "ip", "minidock",
+              check=False).code != 0
+    md.start()
