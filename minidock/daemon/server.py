@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import signal
 import stat
 import sys
@@ -37,6 +38,10 @@ async def serve(root: str, socket_path: str, dns_upstream: list[str], explain: b
     os.makedirs(root, mode=0o700, exist_ok=True)
     os.chmod(root, 0o700)
     libc.set_child_subreaper()
+    # a socket per published port and two (the DNS stub) per container: 1024 is too few
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     engine = Engine(root, dns_upstream or upstreams_from_host(), port_maps)
     recording = steps.Recording() if explain else None
     steps.use_recording(recording)  # start-up: the default bridge, the chains and their jumps

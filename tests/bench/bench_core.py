@@ -27,6 +27,7 @@ import tempfile
 import time
 
 from minidock.client import Client
+from tests.bench import bench_more, bench_scale
 from tests.sandbox import Sandbox, sh
 
 N = int(os.environ.get("BENCH_N", "30"))
@@ -170,7 +171,9 @@ def bench_ports(sb: Sandbox, workdir: str) -> dict[str, float]:
             "userland_proxy_rss_kb_per_port": proxy_rss}
 
 
-SECTIONS = {"run": bench_run, "dns": bench_dns, "ports": bench_ports}
+SECTIONS = {"run": bench_run, "dns": bench_dns, "ports": bench_ports, "iperf": bench_more.bench_iperf,
+            "docker": bench_more.bench_docker, "manyports": bench_more.bench_many_ports,
+            "scale": bench_scale.bench_scale}
 
 
 def in_private_mounts(module: str) -> None:
@@ -198,25 +201,65 @@ def main() -> None:
     if only:
         print(json.dumps(results, indent=2))
         return
-    rows = [
-        ("attach one container (p50)", results["minidock_attach_p50_ms"], results["ip_script_attach_p50_ms"], "ms"),
-        ("attach one container (p95)", results["minidock_attach_p95_ms"], results["ip_script_attach_p95_ms"], "ms"),
-        ("run: create+start via API (p50)", results["minidock_run_p50_ms"], results["ip_script_attach_p50_ms"], "ms"),
-        ("teardown (rm -f, p50)", results["minidock_rm_p50_ms"], results["ip_script_teardown_p50_ms"], "ms"),
-        ("DNS queries/s", results["stub_qps"], results["dnsmasq_qps"], "q/s"),
-        ("DNS average latency", results["stub_avg_latency_ms"], results["dnsmasq_avg_latency_ms"], "ms"),
-        ("TCP via published port vs direct", results["published_gbps"], results["direct_gbps"], "G"),
-        ("TCP via published port vs socat", results["published_gbps"], results["userland_proxy_gbps"], "G"),
-    ]
-    print(f"\n{'what':36} {'minidock':>12} {'alternative':>12} {'ratio':>7}")
-    for what, mine, alt, unit in rows:
-        print(f"{what:36} {mine:10.2f}{unit:>2} {alt:10.2f}{unit:>2} {mine / alt:7.2f}")
-    print(f"{'memory per published port':36} {0:10.2f}kB "
-          f"{results['userland_proxy_rss_kb_per_port']:10.0f}kB  (a proxy process per port; none here)")
+    rows = table(results)
+    print(f"\n{'what':44} {'minidock':>11} {'alternative':>12} {'ratio':>6}  target")
+    for r in rows:
+        verdict = "" if r["target"] is None else ("met" if r["met"] else "MISSED")
+        print(f"{r['what']:44} {r['minidock']:9.2f}{r['unit']:>2} {r['alternative']:10.2f}{r['unit']:>2} "
+              f"{r['ratio']:6.2f}  {r['target'] or ''} {verdict}")
     os.makedirs("bench", exist_ok=True)
     with open("bench/results.json", "w") as f:
-        json.dump(results, f, indent=2)
+        json.dump({"figures": results, "table": rows}, f, indent=2)
 
+
+def table(r: dict[str, float]) -> list[dict[str, object]]:
+    """Issue 9's rows: (what, minidock, alternative, unit, target) with the ratio and a verdict."""
+    def row(what: str, mine: float, alt: float, unit: str, target: str | None = None) -> dict[str, object]:
+        ratio = mine / alt if alt else float("nan")
+        met = None
+        if target is not None:
+            op, bound = target.split(" ")
+            met = ratio <= float(bound) if op == "<=" else ratio >= float(bound)
+        return {"what": what, "minidock": mine, "alternative": alt, "unit": unit, "ratio": ratio,
+                "target": target, "met": met}
+
+    nan = float("nan")
+    g = r.get
+    docker = g("docker_run_p50_ms", nan)
+    rows = [
+        row("attach one container p50 (vs ip script)", r["minidock_attach_p50_ms"], r["ip_script_attach_p50_ms"],
+            "ms", "<= 0.2"),
+        row("attach one container p95 (vs ip script)", r["minidock_attach_p95_ms"], r["ip_script_attach_p95_ms"],
+            "ms"),
+        row("attach at the 1000th container (vs the 10th)", g("scale_attach_last_ms", nan),
+            g("scale_attach_10th_ms", nan), "ms", "<= 1.2"),
+        row("run -d via API (vs docker engine API)" if docker == docker else "run -d via API (vs ip script)",
+            g("api_run_p50_ms", nan), docker if docker == docker else r["ip_script_attach_p50_ms"], "ms", "<= 0.2"),
+        row("teardown rm -f p50 (vs ip script)", r["minidock_rm_p50_ms"], r["ip_script_teardown_p50_ms"], "ms",
+            "<= 1.0"),
+        row("DNS queries/s (vs dnsmasq)", r["stub_qps"], r["dnsmasq_qps"], "/s", ">= 1.0"),
+        row("DNS average latency under load (vs dnsmasq)", r["stub_avg_latency_ms"], r["dnsmasq_avg_latency_ms"],
+            "ms"),
+        row("TCP container to container (vs raw bridge)", g("c2c_gbps", nan), g("raw_bridge_gbps", nan), "G",
+            ">= 0.95"),
+        row("TCP via published port (vs direct)", r["published_gbps"], r["direct_gbps"], "G", ">= 0.9"),
+        row("TCP via published port (vs socat proxy)", r["published_gbps"], r["userland_proxy_gbps"], "G"),
+        row("publish 1 port, 5000 published, --port-maps", g("maps_publish_many_ms", nan),
+            g("maps_publish_none_ms", nan), "ms", "<= 1.5"),
+        row("remove 1 port, 5000 published, --port-maps", g("maps_unpublish_many_ms", nan),
+            g("maps_unpublish_none_ms", nan), "ms", "<= 1.5"),
+        row("publish 1 port, 5000 published, iptables", g("iptables_publish_many_ms", nan),
+            g("iptables_publish_none_ms", nan), "ms"),
+        row("remove 1 port, 5000 published, iptables", g("iptables_unpublish_many_ms", nan),
+            g("iptables_unpublish_none_ms", nan), "ms"),
+        row("memory, 1000 containers: daemon+helpers (vs 80 MB)",
+            g("scale_daemon_rss_mb", nan) + g("scale_helper_rss_mb", 0.0), 80.0, "MB", "<= 1.0"),
+    ]
+    if "stub_p99_10k_ms" in r:
+        rows.append(row("DNS p99 at 10,000 q/s (vs 1 ms)", r["stub_p99_10k_ms"], 1.0, "ms", "<= 1.0"))
+    if "dockerd_rss_mb" in r:
+        rows.append(row("memory: dockerd+containerd+shims, 15 containers", r["dockerd_rss_mb"], nan, "MB"))
+    return rows
 
 if __name__ == "__main__":
     main()

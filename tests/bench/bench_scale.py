@@ -43,7 +43,7 @@ def rss_kb(pid: int) -> int:
         return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
 
 
-def bench_scale(sb: Sandbox) -> dict[str, float]:
+def bench_scale(sb: Sandbox, workdir: str = "") -> dict[str, float]:
     api = Client(f"unix://{sb.socket}")
     nets = (SCALE_N + PER_NETWORK - 1) // PER_NETWORK
     for n in range(nets):
