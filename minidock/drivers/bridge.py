@@ -48,6 +48,7 @@ class BridgeDriver:
 
     def __init__(self, host: Netlink) -> None:
         self.host = host
+        self._bridges: dict[str, int] = {}  # name -> index, checked cheaply before each use
 
     async def create_network(self, net: dict[str, Any], tx: Transaction) -> None:
         br, cfg = net["bridge"], net["ipam"]["config"][0]
@@ -96,9 +97,12 @@ class BridgeDriver:
 
     async def join(self, net: dict[str, Any], ep: dict[str, Any], sb: Any, tx: Transaction) -> None:
         br, veth, ifname = net["bridge"], ep["veth"], ep["ifname"]
-        master = await self.host.index(br)
-        if master is None:
-            raise RuntimeError(f"bridge {br} of network {net['name']} is missing")
+        master = self._bridges.get(br)
+        if master is None or not self.host.is_link(master, br):
+            master = await self.host.index(br)
+            if master is None:
+                raise RuntimeError(f"bridge {br} of network {net['name']} is missing")
+            self._bridges[br] = master
         fd = os.open(f"/run/netns/{sb.netns}", os.O_RDONLY | os.O_CLOEXEC)
         alias = f"{ALIAS_PREFIX}container {sb.name}"
         try:

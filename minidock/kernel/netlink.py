@@ -73,6 +73,16 @@ class Netlink:
         found = await self.ipr.link_lookup(ifname=name)
         return found[0] if found else None
 
+    def is_link(self, index: int, name: str) -> bool:
+        """Whether link `index` of the daemon's own namespace is still called `name`: an
+        ioctl, where a netlink lookup of a bridge makes the kernel describe every port."""
+        if getattr(self, "_sock", None) is not None:
+            return False  # bound to another namespace: the ioctl would ask the wrong one
+        try:
+            return socket.if_indextoname(index) == name
+        except OSError:
+            return False
+
     async def addresses(self, index: int) -> set[str]:
         """The IPv4 addresses of one link, as "address/prefixlen"."""
         out = set()
@@ -129,19 +139,27 @@ class Netlink:
     ) -> int:
         """A veth pair whose peer is born inside the namespace `netns_fd`."""
         try:
+            # master, alias and up in the creating message: each separate change of a host-side
+            # veth costs the kernel a notification that grows with the number of namespaces
             await self.ipr.link(
                 "add",
                 ifname=host_name,
                 kind="veth",
                 mtu=mtu,
+                master=master,
+                ifalias=alias,
+                state="up",
                 peer={"ifname": peer_name, "net_ns_fd": netns_fd, "mtu": mtu},
             )
+            created = True
         except NetlinkError as e:
             if e.code != errno.EEXIST:
                 raise
+            created = False
         idx = await self.index(host_name)
         assert idx is not None
-        await self.ipr.link("set", index=idx, master=master, ifalias=alias, state="up")
+        if not created:  # made by an earlier, interrupted attempt: finish it
+            await self.ipr.link("set", index=idx, master=master, ifalias=alias, state="up")
         # hairpin: with br_netfilter, a DNATed frame for a container on the same
         # bridge is bridged, and must be allowed back out of the port it came in by
         await self.ipr.brport("set", index=idx, mode=1)
