@@ -139,15 +139,14 @@ class Netlink:
     ) -> int:
         """A veth pair whose peer is born inside the namespace `netns_fd`."""
         try:
-            # master, alias and up in the creating message: each separate change of a host-side
-            # veth costs the kernel a notification that grows with the number of namespaces
+            # master and up in the creating message (the kernel ignores an alias there): each
+            # separate change of a host-side veth costs the kernel another notification
             await self.ipr.link(
                 "add",
                 ifname=host_name,
                 kind="veth",
                 mtu=mtu,
                 master=master,
-                ifalias=alias,
                 state="up",
                 peer={"ifname": peer_name, "net_ns_fd": netns_fd, "mtu": mtu},
             )
@@ -158,7 +157,9 @@ class Netlink:
             created = False
         idx = await self.index(host_name)
         assert idx is not None
-        if not created:  # made by an earlier, interrupted attempt: finish it
+        if created:
+            await self.ipr.link("set", index=idx, ifalias=alias)
+        else:  # made by an earlier, interrupted attempt: finish it
             await self.ipr.link("set", index=idx, master=master, ifalias=alias, state="up")
         # hairpin: with br_netfilter, a DNATed frame for a container on the same
         # bridge is bridged, and must be allowed back out of the port it came in by
