@@ -5,7 +5,8 @@ same run on this machine (only the ratios count; machines are noisy).
   alone, against a plain `ip` script doing the same wiring.
 - teardown: removing a running container, against the script's teardown.
 - DNS: dnsperf from inside a container against the stub, against dnsmasq
-  serving the same names.
+  serving the same names: the most each answers (200 queries outstanding),
+  and the 99th percentile of latency at a steady 10,000 queries/s.
 - ports: iperf3 from an "outside" namespace through a published port (kernel
   DNAT), against the same flow straight to the container's address, and
   against socat forwarding the port in userland (what docker-proxy does);
@@ -103,6 +104,13 @@ def dnsperf(netns_path: str, server: str, qfile: str, seconds: int = 5) -> tuple
     return qps, lat
 
 
+def dnsperf_p99(netns_path: str, server: str, qfile: str, rate: int = 10000, seconds: int = 5) -> float:
+    """p99 latency (ms) at a fixed rate, from the latency of each query (-v)."""
+    out = sh("nsenter", f"--net={netns_path}", "dnsperf", "-s", server, "-d", qfile, "-l", str(seconds),
+             "-c", "4", "-Q", str(rate), "-v", timeout=seconds + 30).out
+    return pct([float(x) * 1000 for x in re.findall(r"^> \S+ \S+ \S+ ([\d.]+)$", out, re.M)], 99)
+
+
 def bench_dns(sb: Sandbox, workdir: str) -> dict[str, float]:
     sb.cli("network", "create", "benchnet")
     names = [f"srv{i}" for i in range(10)]
@@ -113,6 +121,7 @@ def bench_dns(sb: Sandbox, workdir: str) -> dict[str, float]:
     with open(qfile, "w") as f:
         f.write("".join(f"{n} A\n" for n in names))
     stub_qps, stub_lat = dnsperf("/run/netns/md-dnsclient", "127.0.0.11", qfile)
+    stub_p99 = dnsperf_p99("/run/netns/md-dnsclient", "127.0.0.11", qfile)
     hosts = os.path.join(workdir, "hosts")
     template = '{{(index .NetworkSettings.Networks "benchnet").IPAddress}}'
     with open(hosts, "w") as f:
@@ -127,6 +136,7 @@ def bench_dns(sb: Sandbox, workdir: str) -> dict[str, float]:
     try:
         time.sleep(0.5)
         mq_qps, mq_lat = dnsperf(f"/run/netns/{ns}", "127.0.0.1", qfile)
+        mq_p99 = dnsperf_p99(f"/run/netns/{ns}", "127.0.0.1", qfile)
     finally:
         proc.kill()
         proc.wait()
@@ -135,7 +145,8 @@ def bench_dns(sb: Sandbox, workdir: str) -> dict[str, float]:
     sb.cli("rm", "-f", *ids)
     sb.cli("network", "rm", "benchnet")
     return {"stub_qps": stub_qps, "stub_avg_latency_ms": stub_lat,
-            "dnsmasq_qps": mq_qps, "dnsmasq_avg_latency_ms": mq_lat}
+            "dnsmasq_qps": mq_qps, "dnsmasq_avg_latency_ms": mq_lat,
+            "stub_p99_ms_at_10k_qps": stub_p99, "dnsmasq_p99_ms_at_10k_qps": mq_p99}
 
 
 def iperf(ns: str, ip: str, port: int, seconds: int = 4) -> float:
@@ -255,8 +266,9 @@ def table(r: dict[str, float]) -> list[dict[str, object]]:
         row("memory, 1000 containers: daemon+helpers (vs 80 MB)",
             g("scale_daemon_rss_mb", nan) + g("scale_helper_rss_mb", 0.0), 80.0, "MB", "<= 1.0"),
     ]
-    if "stub_p99_10k_ms" in r:
-        rows.append(row("DNS p99 at 10,000 q/s (vs 1 ms)", r["stub_p99_10k_ms"], 1.0, "ms", "<= 1.0"))
+    rows.append(row("DNS p99 at 10,000 q/s (vs the 1 ms bar)", r["stub_p99_ms_at_10k_qps"], 1.0, "ms", "<= 1.0"))
+    rows.append(row("DNS p99 at 10,000 q/s (vs dnsmasq)", r["stub_p99_ms_at_10k_qps"],
+                    r["dnsmasq_p99_ms_at_10k_qps"], "ms"))
     if "dockerd_rss_mb" in r:
         rows.append(row("memory: dockerd+containerd+shims, 15 containers", r["dockerd_rss_mb"], nan, "MB"))
     return rows

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from tests.sandbox import Sandbox
 
 pytestmark = pytest.mark.kernel
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -60,6 +63,24 @@ def fresh() -> Iterator[Sandbox]:
     """A daemon of the test's own, for tests that kill, reset or crowd it."""
     with running(Sandbox()) as sb:
         yield sb
+
+
+@pytest.fixture
+def upstream(md: Sandbox) -> Iterator[str]:
+    """A resolver "outside" (tests/upstream_dns.py) at 198.51.100.53, the daemon's upstream."""
+    ns = md.name + "-out"
+    if ns not in md.extra_ns:
+        md.add_outside(outside_ip="198.51.100.53")
+    proc = subprocess.Popen(
+        ["nsenter", f"--net=/run/netns/{ns}", sys.executable, "-m", "tests.upstream_dns", "198.51.100.53", "120",
+         "example.test=198.51.100.77", "other.test=198.51.100.78"],
+        stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    try:
+        yield ns
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
-
-import pytest
 
 from tests.sandbox import Sandbox
 
@@ -147,23 +143,6 @@ def test_aliases_round_robin_hostnames_and_ptr(md: Sandbox, net_cleanup: None) -
     assert "w1" in ptr
     r = md.cli("run", "--rm", "--network-alias", "x", "busybox", "true", check=False)
     assert r.code == 125 and "network-scoped aliases are only supported for user-defined networks" in r.err
-
-
-@pytest.fixture
-def upstream(md: Sandbox) -> Iterator[str]:
-    ns = md.name + "-out"
-    if ns not in md.extra_ns:
-        md.add_outside(outside_ip="198.51.100.53")
-    proc = subprocess.Popen(
-        ["nsenter", f"--net=/run/netns/{ns}", sys.executable, "-m", "tests.upstream_dns", "198.51.100.53", "120",
-         "example.test=198.51.100.77", "other.test=198.51.100.78"],
-        stdout=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    try:
-        yield ns
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def test_dns_forwards_other_names_upstream_over_udp_and_tcp(md: Sandbox, net_cleanup: None, upstream: str) -> None:

@@ -45,3 +45,18 @@ def test_replacing_a_containers_records_moves_it() -> None:
     assert r.lookup("a", "cache") == ["10.0.0.9"]
     assert r.lookup("b", "cache") == ["10.0.0.9"]
     assert "cache" not in r.by_network["n2"]
+
+
+def test_every_change_moves_the_version_on() -> None:
+    """The UDP thread forgets the answers it kept when the version moves: any change must move it."""
+    r = Records()
+    seen = [r.version]
+    r.rebuild(_recs())
+    seen.append(r.version)
+    r.update("c", [Record("c", "n1", "10.0.0.9", ["cache"])])
+    seen.append(r.version)
+    r.update("c", [])
+    seen.append(r.version)
+    r.lookup("a", "shared", rotate=True)  # a lookup, even a rotating one, changes no record
+    seen.append(r.version)
+    assert seen == [0, 1, 2, 3, 3]
