@@ -56,16 +56,17 @@ http.client._MAXLINE = 16 << 20  # type: ignore[attr-defined]
 
 
 class Client:
-    def __init__(self, host: str | None = None, explain: bool = False) -> None:
+    def __init__(self, host: str | None = None, explain: bool = False, api_version: str = "1.47") -> None:
         self.path = socket_path(host)
         self.explain = explain
+        self.prefix = f"/v{api_version}"  # another engine (the bench's dockerd) may speak an older one
 
     def _conn(self) -> UnixHTTPConnection:
         return UnixHTTPConnection(self.path)
 
     def _send(self, method: str, path: str, query: dict[str, Any] | None, body: Any,
               headers: dict[str, str] | None = None) -> tuple[UnixHTTPConnection, http.client.HTTPResponse]:
-        url = "/v1.47" + path
+        url = self.prefix + path
         if query:
             q = {k: ("1" if v is True else "0" if v is False else v) for k, v in query.items() if v is not None}
             url += "?" + urlencode(q)
@@ -130,7 +131,7 @@ class Client:
         Written by hand rather than with http.client, whose buffered reader
         could swallow the first bytes of the stream.
         """
-        url = "/v1.47" + path + ("?" + urlencode(query) if query else "")
+        url = self.prefix + path + ("?" + urlencode(query) if query else "")
         data = json.dumps(body if body is not None else {}).encode()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:

@@ -139,7 +139,7 @@ def bench_docker(sb: Sandbox, workdir: str) -> dict[str, float]:
         return out
     proc, ns, root = started
     try:
-        theirs, theirs_rm = _api_runs(Client(f"unix://{os.path.join(root, 'docker.sock')}"), "busybox", REPS, "dk")
+        theirs, theirs_rm = _api_runs(Client(f"unix://{os.path.join(root, 'docker.sock')}", api_version="1.41"), "busybox", REPS, "dk")
         out.update(docker_run_p50_ms=statistics.median(theirs), docker_rm_p50_ms=statistics.median(theirs_rm))
         out["dockerd_rss_mb"] = _tree_rss_mb(proc.pid)
     finally:

@@ -21,15 +21,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(pytest.mark.skip(reason="needs root (namespaces, iptables)"))
 
 
-@pytest.fixture(scope="module")
-def md() -> Iterator[Sandbox]:
-    sb = Sandbox(dns_upstream=["198.51.100.53"])
+def module_daemon(*daemon_flags: str) -> Iterator[Sandbox]:
+    """A module's shared daemon (started with `daemon_flags`); nothing of it outlives the module."""
+    sb = Sandbox(dns_upstream=["198.51.100.53"], daemon_flags=list(daemon_flags))
     sb.start()
     try:
         yield sb
     finally:
         sb.destroy()
         assert not os.path.exists(f"/run/netns/{sb.name}")
+
+
+@pytest.fixture(scope="module")
+def md() -> Iterator[Sandbox]:
+    yield from module_daemon()
 
 
 @pytest.fixture(autouse=True)

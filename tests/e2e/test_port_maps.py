@@ -8,12 +8,12 @@ maps themselves, where the default layout has one iptables rule per port.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from tests.e2e.conftest import module_daemon
 from tests.e2e.test_ports import (  # noqa: F401, F811 - collected again, on this module's daemon
     HOST,
     outside,
@@ -33,13 +33,7 @@ from tests.sandbox import Sandbox, sh
 
 @pytest.fixture(scope="module")
 def md() -> Iterator[Sandbox]:
-    sb = Sandbox(dns_upstream=["198.51.100.53"], daemon_flags=["--port-maps"])
-    sb.start()
-    try:
-        yield sb
-    finally:
-        sb.destroy()
-        assert not os.path.exists(f"/run/netns/{sb.name}")
+    yield from module_daemon("--port-maps")
 
 
 def maps(md: Sandbox) -> str:
