@@ -252,14 +252,8 @@ class Sandbox:
         for ns in os.listdir("/run/netns"):
             if ns.startswith("md-") and ns[3:] not in known:
                 left.append(f"namespace {ns}")
-        running = self.cli("ps", "-q", check=False).out.split()
-        links = self.host("ip", "-o", "link", "show", check=False).out
-        if not running:
-            deadline = time.monotonic() + 3  # veths go with their namespace, in the background
-            while "veth" in links and time.monotonic() < deadline:
-                time.sleep(0.05)
-                links = self.host("ip", "-o", "link", "show", check=False).out
-            for line in links.splitlines():
+        if not self.cli("ps", "-q", check=False).out.split():
+            for line in self._settled_links(running=set()).splitlines():
                 name = line.split(":")[1].strip().split("@")[0]
                 if name.startswith("veth"):
                     left.append(f"link {name}")

@@ -29,6 +29,7 @@ import time
 
 from minidock.client import Client
 from tests.bench import bench_more, bench_scale
+from tests.bench.procfs import rss_kb
 from tests.sandbox import Sandbox, sh
 
 N = int(os.environ.get("BENCH_N", "30"))
@@ -153,11 +154,6 @@ def iperf(ns: str, ip: str, port: int, seconds: int = 4) -> float:
     out = sh("nsenter", f"--net=/run/netns/{ns}", "iperf3", "-c", ip, "-p", str(port), "-t", str(seconds),
              "-J", timeout=seconds + 30).out
     return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
-
-
-def rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
 
 
 def bench_ports(sb: Sandbox, workdir: str) -> dict[str, float]:

@@ -21,6 +21,7 @@ import subprocess
 import time
 
 from minidock.client import Client
+from tests.bench.procfs import tree_rss_mb
 from tests.sandbox import Sandbox, sh
 
 REPS = int(os.environ.get("BENCH_REPS", "15"))
@@ -141,32 +142,10 @@ def bench_docker(sb: Sandbox, workdir: str) -> dict[str, float]:
     try:
         theirs, theirs_rm = _api_runs(Client(f"unix://{os.path.join(root, 'docker.sock')}", api_version="1.41"), "busybox", REPS, "dk")
         out.update(docker_run_p50_ms=statistics.median(theirs), docker_rm_p50_ms=statistics.median(theirs_rm))
-        out["dockerd_rss_mb"] = _tree_rss_mb(proc.pid)
+        out["dockerd_rss_mb"] = tree_rss_mb(proc.pid)
     finally:
         _stop_dockerd(proc, ns, root)
     return out
-
-
-def _tree_rss_mb(pid: int) -> float:
-    """RSS of a process and all its descendants (dockerd + containerd + shims)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    children.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-            except OSError:
-                continue
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            with open(f"/proc/{p}/status") as f:
-                total += next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
-        except (OSError, StopIteration):
-            pass
-        todo += children.get(p, [])
-    return total / 1024
 
 
 def _one_port_costs(sb: Sandbox, tag: str) -> tuple[float, float]:

@@ -15,32 +15,12 @@ import statistics
 import time
 
 from minidock.client import Client
+from tests.bench.procfs import children, rss_kb
 from tests.sandbox import Sandbox
 
 SCALE_N = int(os.environ.get("BENCH_SCALE_N", "1000"))
 PER_NETWORK = 250
 WINDOW = 10  # containers on each side of the 10th and the SCALE_N-th
-
-
-def helpers(pid: int, containers: set[int]) -> list[int]:
-    """Children of the daemon that are not container processes (helpers, shims)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except OSError:
-            continue
-        if ppid == pid and int(entry) not in containers:
-            out.append(int(entry))
-    return out
-
-
-def rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
 
 
 def bench_scale(sb: Sandbox, workdir: str = "") -> dict[str, float]:
@@ -62,7 +42,7 @@ def bench_scale(sb: Sandbox, workdir: str = "") -> dict[str, float]:
     attach = [float(x) for x in re.findall(r"network attach ([\d.]+) ms", sb.daemon_log(full=True))][before:]
     assert sb.proc is not None
     daemon_rss = rss_kb(sb.proc.pid)
-    extra = helpers(sb.proc.pid, pids)
+    extra = [p for p in children().get(sb.proc.pid, []) if p not in pids]  # helpers, shims: none expected
     helper_rss = sum(rss_kb(p) for p in extra)
     early = attach[10 - WINDOW // 2:10 + WINDOW // 2]
     late = attach[-WINDOW:]
