@@ -108,10 +108,11 @@ class BridgeDriver:
         try:
             await tx.step(
                 "veth pair",
-                self.host.add_veth(veth, ifname, fd, mtu_of(net), master, alias),
+                self.host.add_veth(veth, ifname, fd, mtu_of(net), master, alias, ep.get("mac")),
                 undo=explained("remove the veth pair", lambda: self.host.delete_link(veth), [f"ip link del {veth}"]),
                 commands=[
-                    f"ip link add {veth} mtu {mtu_of(net)} type veth peer name {ifname} netns {sb.netns}",
+                    f"ip link add {veth} mtu {mtu_of(net)} type veth peer name {ifname} netns {sb.netns}"
+                    f" address {ep['mac']}",
                     f"ip link set {veth} master {br} alias {shlex.quote(alias)} up",
                     f"bridge link set dev {veth} hairpin on",
                 ],
@@ -123,9 +124,8 @@ class BridgeDriver:
         inside = await sb.inside()
         await tx.step(
             "container address",
-            inside.configure_interface(ifname, ep["mac"], ep["ip"], ep["prefixlen"]),
+            inside.configure_interface(ifname, None, ep["ip"], ep["prefixlen"]),
             commands=[
-                f"ip -n {sb.netns} link set {ifname} address {ep['mac']}",
                 f"ip -n {sb.netns} addr add {ep['ip']}/{ep['prefixlen']} dev {ifname}",
                 f"ip -n {sb.netns} link set {ifname} up",
             ],

@@ -1,15 +1,18 @@
 """Links, addresses and routes over netlink: the only pyroute2 user.
 
-One `Netlink` object wraps an AsyncIPRoute bound to one namespace: the
-daemon's "host" namespace for the life of the daemon, or a container's
-namespace for the few messages that configure it. Every helper is
-idempotent: EEXIST on create and ENODEV/ENOENT/EADDRNOTAVAIL on delete count
-as success.
+One `Netlink` object is bound to one namespace: the daemon's "host"
+namespace for the life of the daemon, or a container's namespace for the few
+messages that configure it. Changes go out as hand-packed rtnetlink messages
+(kernel/rtnl.py: a start's hot path, where pyroute2's per-message Python
+cost was three times the kernel's work); dumps and lookups use pyroute2's
+AsyncIPRoute, opened on first use. Every helper is idempotent: EEXIST on
+create and ENODEV/ENOENT/EADDRNOTAVAIL on delete count as success.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import socket
 from dataclasses import dataclass
 
@@ -17,7 +20,10 @@ from netaddr import IPNetwork
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-GONE = {errno.ENODEV, errno.ENOENT, errno.EADDRNOTAVAIL, errno.ESRCH}
+from . import netns, rtnl
+from .rtnl import Rtnl
+
+GONE = frozenset({errno.ENODEV, errno.ENOENT, errno.EADDRNOTAVAIL, errno.ESRCH})
 
 
 @dataclass
@@ -30,23 +36,37 @@ class Link:
 
 
 class Netlink:
-    def __init__(self, ipr: AsyncIPRoute) -> None:
-        self.ipr = ipr
+    def __init__(self, raw: Rtnl, netns_name: str | None = None) -> None:
+        self.raw = raw
+        self.netns_name = netns_name  # None: the daemon's own namespace
+        self._ipr: AsyncIPRoute | None = None
+        self._ipr_sock: socket.socket | None = None
 
     @classmethod
-    async def open(cls, sock: socket.socket | None = None) -> Netlink:
-        """Bound to the caller's namespace, or to the namespace `sock` was opened in."""
-        ipr = AsyncIPRoute(groups=0) if sock is None else AsyncIPRoute(use_socket=sock, groups=0)
-        await ipr.setup_endpoint()
-        nl = cls(ipr)
-        nl._sock = sock
-        return nl
+    async def open(cls, sock: socket.socket | None = None, netns_name: str | None = None) -> Netlink:
+        """Bound to the caller's namespace, or to namespace `netns_name`, which `sock` was opened in."""
+        return cls(Rtnl(sock), netns_name)
+
+    async def _query(self) -> AsyncIPRoute:
+        """pyroute2 for dumps, on a socket of its own (its reader must not see our acks)."""
+        if self._ipr is None:
+            if self.netns_name is None:
+                ipr = AsyncIPRoute(groups=0)
+            else:
+                self._ipr_sock = await netns.open_socket(self.netns_name)
+                ipr = AsyncIPRoute(use_socket=self._ipr_sock, groups=0)
+            await ipr.setup_endpoint()
+            self._ipr = ipr
+        return self._ipr
 
     def close(self) -> None:
-        self.ipr.close()
-        sock = getattr(self, "_sock", None)
-        if sock is not None:
-            sock.close()
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None
+        if self._ipr_sock is not None:
+            self._ipr_sock.close()
+            self._ipr_sock = None
+        self.raw.close()
 
     async def __aenter__(self) -> Netlink:
         return self
@@ -54,10 +74,16 @@ class Netlink:
     async def __aexit__(self, *exc: object) -> None:
         self.close()
 
+    def _do(self, *messages: rtnl.Message, ok: frozenset[int] = frozenset()) -> None:
+        """Send `messages` as one batch; the first errno outside `ok` raises."""
+        for code in self.raw.send(*messages):
+            if code and code not in ok:
+                raise NetlinkError(code, os.strerror(code))
+
     # -- queries -------------------------------------------------------------
     async def links(self) -> list[Link]:
         out = []
-        async for msg in await self.ipr.get_links():
+        async for msg in await (await self._query()).get_links():
             out.append(
                 Link(
                     index=msg["index"],
@@ -70,13 +96,12 @@ class Netlink:
         return out
 
     async def index(self, name: str) -> int | None:
-        found = await self.ipr.link_lookup(ifname=name)
-        return found[0] if found else None
+        return self.raw.index(name)
 
     def is_link(self, index: int, name: str) -> bool:
         """Whether link `index` of the daemon's own namespace is still called `name`: an
         ioctl, where a netlink lookup of a bridge makes the kernel describe every port."""
-        if getattr(self, "_sock", None) is not None:
+        if self.netns_name is not None:
             return False  # bound to another namespace: the ioctl would ask the wrong one
         try:
             return socket.if_indextoname(index) == name
@@ -86,14 +111,14 @@ class Netlink:
     async def addresses(self, index: int) -> set[str]:
         """The IPv4 addresses of one link, as "address/prefixlen"."""
         out = set()
-        async for msg in await self.ipr.addr("dump", family=socket.AF_INET, index=index):
+        async for msg in await (await self._query()).addr("dump", family=socket.AF_INET, index=index):
             if msg.get("index") == index:
                 out.add(f"{msg.get('address')}/{msg['prefixlen']}")
         return out
 
     async def default_gateway(self) -> str | None:
         """The gateway of the main table's default route, if there is one."""
-        async for msg in await self.ipr.route("dump", family=socket.AF_INET, table=254):
+        async for msg in await (await self._query()).route("dump", family=socket.AF_INET, table=254):
             if not msg.get("dst") and msg["dst_len"] == 0 and msg.get("gateway"):
                 return str(msg.get("gateway"))
         return None
@@ -101,7 +126,7 @@ class Netlink:
     async def routes(self) -> list[IPNetwork]:
         """IPv4 destinations in the main table (what a new subnet must not overlap)."""
         out = []
-        async for msg in await self.ipr.route("dump", family=socket.AF_INET, table=254):
+        async for msg in await (await self._query()).route("dump", family=socket.AF_INET, table=254):
             dst = msg.get("dst")
             if dst:
                 out.append(IPNetwork(f"{dst}/{msg['dst_len']}"))
@@ -109,89 +134,56 @@ class Netlink:
 
     # -- links ---------------------------------------------------------------
     async def ensure_bridge(self, name: str, mtu: int, alias: str) -> int:
-        try:
-            await self.ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
-        except NetlinkError as e:
-            if e.code != errno.EEXIST:
-                raise
+        self._do(rtnl.bridge(name, mtu), ok=frozenset({errno.EEXIST}))
         idx = await self.index(name)
         assert idx is not None
-        await self.ipr.link("set", index=idx, ifalias=alias)
+        self._do(rtnl.link_set(index=idx, alias=alias))
         return idx
 
     async def attach_port(self, index: int, master: int) -> None:
         """Put an existing veth back on its bridge, up, with hairpin (as add_veth leaves it)."""
-        await self.ipr.link("set", index=index, master=master, state="up")
-        await self.ipr.brport("set", index=index, mode=1)
+        self._do(rtnl.link_set(index=index, master=master, up=True), rtnl.link_set(index=index, hairpin=True))
 
     async def set_up(self, index: int) -> None:
-        await self.ipr.link("set", index=index, state="up")
+        self._do(rtnl.link_set(index=index, up=True))
 
     async def delete_link(self, name: str) -> None:
-        try:
-            await self.ipr.link("del", ifname=name)
-        except NetlinkError as e:
-            if e.code not in GONE:
-                raise
+        self._do(rtnl.delete(name), ok=GONE)
 
-    async def add_veth(
-        self, host_name: str, peer_name: str, netns_fd: int, mtu: int, master: int, alias: str
-    ) -> int:
-        """A veth pair whose peer is born inside the namespace `netns_fd`."""
+    async def add_veth(self, host_name: str, peer_name: str, netns_fd: int, mtu: int, master: int, alias: str,
+                       peer_mac: str | None = None) -> None:
+        """A veth pair whose peer is born inside the namespace `netns_fd`, the host end a
+        bridge port (up, hairpin on, our alias): two messages in one batch."""
+        # hairpin: with br_netfilter, a DNATed frame for a container on the same
+        # bridge is bridged, and must be allowed back out of the port it came in by
         try:
-            # master and up in the creating message (the kernel ignores an alias there): each
-            # separate change of a host-side veth costs the kernel another notification
-            await self.ipr.link(
-                "add",
-                ifname=host_name,
-                kind="veth",
-                mtu=mtu,
-                master=master,
-                state="up",
-                peer={"ifname": peer_name, "net_ns_fd": netns_fd, "mtu": mtu},
-            )
-            created = True
+            self._do(rtnl.veth(host_name, peer_name, netns_fd, mtu, master, peer_mac),
+                     rtnl.link_set(host_name, alias=alias, hairpin=True))
         except NetlinkError as e:
             if e.code != errno.EEXIST:
                 raise
-            created = False
-        idx = await self.index(host_name)
-        assert idx is not None
-        if created:
-            await self.ipr.link("set", index=idx, ifalias=alias)
-        else:  # made by an earlier, interrupted attempt: finish it
-            await self.ipr.link("set", index=idx, master=master, ifalias=alias, state="up")
-        # hairpin: with br_netfilter, a DNATed frame for a container on the same
-        # bridge is bridged, and must be allowed back out of the port it came in by
-        await self.ipr.brport("set", index=idx, mode=1)
-        return idx
+            # made by an earlier, interrupted attempt (maybe not yet a port): finish it
+            self._do(rtnl.link_set(host_name, master=master, up=True),
+                     rtnl.link_set(host_name, alias=alias, hairpin=True))
 
     # -- addresses and routes -----------------------------------------------
     async def ensure_addr(self, index: int, address: str, prefixlen: int) -> None:
-        try:
-            await self.ipr.addr("add", index=index, address=address, prefixlen=prefixlen)
-        except NetlinkError as e:
-            if e.code != errno.EEXIST:
-                raise
+        self._do(rtnl.addr_add(index, address, prefixlen), ok=frozenset({errno.EEXIST}))
 
-    async def configure_interface(
-        self, name: str, mac: str, address: str, prefixlen: int
-    ) -> int:
-        idx = await self.index(name)
+    async def configure_interface(self, name: str, mac: str | None, address: str, prefixlen: int) -> int:
+        """MAC (unless it was given at birth), address, up: one batch."""
+        idx = self.raw.index(name)
         if idx is None:
             raise NetlinkError(errno.ENODEV, f"no interface {name}")
-        await self.ipr.link("set", index=idx, address=mac)
-        await self.ensure_addr(idx, address, prefixlen)
-        await self.set_up(idx)
+        batch = [rtnl.addr_add(idx, address, prefixlen), rtnl.link_set(index=idx, up=True)]
+        if mac is not None:
+            batch.insert(0, rtnl.link_set(index=idx, mac=mac))
+        self._do(*batch, ok=frozenset({errno.EEXIST}))
         return idx
 
     async def ensure_default_route(self, gateway: str) -> None:
-        try:
-            # proto boot (3), as `ip route add` and Docker make it; pyroute2 would say "static"
-            await self.ipr.route("add", dst="0.0.0.0/0", gateway=gateway, proto=3)
-        except NetlinkError as e:
-            if e.code != errno.EEXIST:
-                raise
+        # proto boot (3), as `ip route add` and Docker make it
+        self._do(rtnl.default_route(gateway), ok=frozenset({errno.EEXIST}))
 
     async def loopback_up(self) -> None:
         await self.set_up(1)

@@ -80,7 +80,7 @@ class SandboxHandle:
 
     async def inside(self) -> Netlink:
         if self._inside is None:
-            self._inside = await Netlink.open(await netns.open_socket(self.netns))
+            self._inside = await Netlink.open(await netns.open_socket(self.netns), self.netns)
         return self._inside
 
     def close(self) -> None:
@@ -706,9 +706,11 @@ class Engine:
                     sock = await tx.step("namespace", netns.create(ns_name),
                                          undo=explained("remove the namespace", _coro(netns.delete, ns_name),
                                                         [f"ip netns del {ns_name}"]),
-                                         commands=[f"ip netns add {ns_name}"],
-                                         why="the container's own network stack")
-                    sb = SandboxHandle(name=c["name"], netns=ns_name, _inside=await Netlink.open(sock))
+                                         commands=[f"ip netns add {ns_name}",
+                                                   f"ip netns exec {ns_name} sysctl -qw {netns.NO_IPV6}=1"],
+                                         why="the container's own network stack; IPv4 only, as the "
+                                             "network: its interfaces get no IPv6 link-local address")
+                    sb = SandboxHandle(name=c["name"], netns=ns_name, _inside=await Netlink.open(sock, ns_name))
                     await tx.step("loopback", sb._inside.loopback_up(),
                                   commands=[f"ip -n {ns_name} link set lo up"])
                     c["netns"] = ns_name

@@ -15,12 +15,27 @@ from tests.e2e.conftest import running
 from tests.sandbox import Sandbox, _links, sh
 
 
+def _ports(text: str) -> str:
+    """Per link: up or not, hairpin (bridge ports), and the MAC of a container's ethN
+    (the host side's MACs are the kernel's random choice)."""
+    out = []
+    for line in text.splitlines():
+        name = line.split(":")[1].strip().split("@")[0]
+        flags = re.search(r"<([^>]*)>", line)
+        hairpin = re.search(r" hairpin (on|off)", line)
+        ether = re.search(r"link/ether (\S+)", line) if name.startswith("eth") else None
+        out.append(f"{name} up={flags is not None and 'UP' in flags.group(1).split(',')} "
+                   f"hairpin={hairpin and hairpin.group(1)} mac={ether and ether.group(1)}")
+    return "\n".join(sorted(out))
+
+
 def state(run: object) -> dict[str, str]:
     """What `ip` and `iptables-save` show in one namespace (run: argv -> Result)."""
     rules = "\n".join(re.sub(r"\[\d+:\d+\]", "", ln) for ln in run("iptables-save").out.splitlines()  # type: ignore[operator]
                       if not ln.startswith("#"))
     return {
         "links": _links(run("ip", "-o", "-d", "link").out),  # type: ignore[operator]
+        "ports": _ports(run("ip", "-o", "-d", "link").out),  # type: ignore[operator]
         "addresses": "\n".join(sorted(re.sub(r"^\d+: ", "", ln) for ln in run("ip", "-4", "-o", "addr").out.splitlines())),  # type: ignore[operator]
         "routes": run("ip", "route").out,  # type: ignore[operator]
         "rules": rules,
