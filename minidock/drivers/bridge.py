@@ -113,7 +113,7 @@ class BridgeDriver:
                 commands=[
                     f"ip link add {veth} mtu {mtu_of(net)} type veth peer name {ifname} netns {sb.netns}"
                     f" address {ep['mac']}",
-                    f"ip link set {veth} master {br} alias {shlex.quote(alias)} up",
+                    f"ip link set {veth} master {br} alias {shlex.quote(alias)} addrgenmode none up",
                     f"bridge link set dev {veth} hairpin on",
                 ],
                 why="a virtual cable: one end on the bridge (hairpin on, for published ports), "
@@ -126,10 +126,12 @@ class BridgeDriver:
             "container address",
             inside.configure_interface(ifname, None, ep["ip"], ep["prefixlen"]),
             commands=[
+                f"ip -n {sb.netns} link set {ifname} addrgenmode none",
                 f"ip -n {sb.netns} addr add {ep['ip']}/{ep['prefixlen']} dev {ifname}",
                 f"ip -n {sb.netns} link set {ifname} up",
             ],
-            why="the container's address on the network",
+            why="the container's address on the network (IPv4 only, as the network: no IPv6 link-local "
+                "address, whose neighbour and router solicitations the bridge would flood to every port)",
         )
         if ep.get("gateway_endpoint") and ep.get("gateway"):
             await tx.step(

@@ -153,31 +153,30 @@ class Netlink:
     async def add_veth(self, host_name: str, peer_name: str, netns_fd: int, mtu: int, master: int, alias: str,
                        peer_mac: str | None = None) -> None:
         """A veth pair whose peer is born inside the namespace `netns_fd`, the host end a
-        bridge port (up, hairpin on, our alias): two messages in one batch."""
+        bridge port (up, hairpin on, our alias, no IPv6 address): two messages in one batch."""
         # hairpin: with br_netfilter, a DNATed frame for a container on the same
         # bridge is bridged, and must be allowed back out of the port it came in by
         try:
             self._do(rtnl.veth(host_name, peer_name, netns_fd, mtu, master, peer_mac),
-                     rtnl.link_set(host_name, alias=alias, hairpin=True))
+                     rtnl.link_set(host_name, alias=alias, hairpin=True, no_ipv6=True))
         except NetlinkError as e:
             if e.code != errno.EEXIST:
                 raise
             # made by an earlier, interrupted attempt (maybe not yet a port): finish it
             self._do(rtnl.link_set(host_name, master=master, up=True),
-                     rtnl.link_set(host_name, alias=alias, hairpin=True))
+                     rtnl.link_set(host_name, alias=alias, hairpin=True, no_ipv6=True))
 
     # -- addresses and routes -----------------------------------------------
     async def ensure_addr(self, index: int, address: str, prefixlen: int) -> None:
         self._do(rtnl.addr_add(index, address, prefixlen), ok=frozenset({errno.EEXIST}))
 
     async def configure_interface(self, name: str, mac: str | None, address: str, prefixlen: int) -> int:
-        """MAC (unless it was given at birth), address, up: one batch."""
+        """MAC (unless it was given at birth), no IPv6 address, the IPv4 address, up: one batch."""
         idx = self.raw.index(name)
         if idx is None:
             raise NetlinkError(errno.ENODEV, f"no interface {name}")
-        batch = [rtnl.addr_add(idx, address, prefixlen), rtnl.link_set(index=idx, up=True)]
-        if mac is not None:
-            batch.insert(0, rtnl.link_set(index=idx, mac=mac))
+        batch = [rtnl.link_set(index=idx, mac=mac, no_ipv6=True), rtnl.addr_add(idx, address, prefixlen),
+                 rtnl.link_set(index=idx, up=True)]
         self._do(*batch, ok=frozenset({errno.EEXIST}))
         return idx
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from . import libc, sysctl
+from . import libc
 
 T = TypeVar("T")
 NETNS_DIR = "/run/netns"
@@ -61,22 +61,11 @@ def _netlink_socket() -> socket.socket:
     return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
 
 
-# what a fresh namespace is given before any interface is born in it
-NO_IPV6 = "net.ipv6.conf.default.disable_ipv6"
-
-
 def _create(name: str) -> socket.socket:
     target = path(name)
     home = _home()
     libc.unshare(libc.CLONE_NEWNET)
     try:
-        # IPv4-only networks, as Docker does since 26: an interface born here gets no IPv6 (no
-        # link-local address, hence no neighbour, router or listener solicitations that the
-        # bridge floods to every port: at 250 containers a bridge, each costs them all)
-        try:
-            sysctl.ensure(NO_IPV6, "1")  # this thread's namespace: /proc/sys/net follows the thread
-        except FileNotFoundError:
-            pass  # a kernel without IPv6
         fd = os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
         os.close(fd)
         try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import os
 import socket
 import struct
 
@@ -27,10 +28,12 @@ NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
 IFF_UP = 0x1
 
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER = 1, 3, 4, 10
-IFLA_LINKINFO, IFLA_IFALIAS, IFLA_NET_NS_FD = 18, 20, 28
+IFLA_LINKINFO, IFLA_IFALIAS, IFLA_AF_SPEC, IFLA_NET_NS_FD = 18, 20, 26, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_DATA = 1, 2, 5
 VETH_INFO_PEER = 1
 IFLA_BRPORT_MODE = 4  # hairpin
+IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 8, 1
+HAS_IPV6 = os.path.exists("/proc/sys/net/ipv6")
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 RTA_GATEWAY = 5
 RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
@@ -93,11 +96,14 @@ def veth(name: str, peer: str, netns_fd: int, mtu: int, master: int, peer_mac: s
 
 
 def link_set(name: str = "", index: int = 0, *, up: bool = False, master: int | None = None,
-             alias: str | None = None, mac: str | None = None, hairpin: bool = False) -> Message:
-    """`ip link set NAME [master M] [alias A] [address MAC] [up] [type bridge_slave hairpin on]`.
+             alias: str | None = None, mac: str | None = None, hairpin: bool = False,
+             no_ipv6: bool = False) -> Message:
+    """`ip link set NAME [master M] [alias A] [address MAC] [up] [addrgenmode none]
+    [type bridge_slave hairpin on]`.
 
     A bridge port's settings ride in the same message as the rest (the bridge
-    applies them before the generic changes, so the link must already be a port)."""
+    applies them before the generic changes, so the link must already be a port).
+    `no_ipv6` takes effect at the link's next carrier: set it before both ends are up."""
     body = _ifinfo(index, up) + (_str(IFLA_IFNAME, name) if name else b"")
     if master is not None:
         body += _u32(IFLA_MASTER, master)
@@ -107,6 +113,9 @@ def link_set(name: str = "", index: int = 0, *, up: bool = False, master: int | 
         body += _attr(IFLA_ADDRESS, _mac(mac))
     if hairpin:
         body += _attr(IFLA_LINKINFO, _attr(IFLA_INFO_SLAVE_DATA, _attr(IFLA_BRPORT_MODE, b"\1")))
+    if no_ipv6 and HAS_IPV6:
+        mode = _attr(IFLA_INET6_ADDR_GEN_MODE, bytes([IN6_ADDR_GEN_MODE_NONE]))
+        body += _attr(IFLA_AF_SPEC, _attr(socket.AF_INET6, mode))
     return Message(RTM_NEWLINK, 0, body)
 
 

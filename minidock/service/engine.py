@@ -706,10 +706,8 @@ class Engine:
                     sock = await tx.step("namespace", netns.create(ns_name),
                                          undo=explained("remove the namespace", _coro(netns.delete, ns_name),
                                                         [f"ip netns del {ns_name}"]),
-                                         commands=[f"ip netns add {ns_name}",
-                                                   f"ip netns exec {ns_name} sysctl -qw {netns.NO_IPV6}=1"],
-                                         why="the container's own network stack; IPv4 only, as the "
-                                             "network: its interfaces get no IPv6 link-local address")
+                                         commands=[f"ip netns add {ns_name}"],
+                                         why="the container's own network stack")
                     sb = SandboxHandle(name=c["name"], netns=ns_name, _inside=await Netlink.open(sock, ns_name))
                     await tx.step("loopback", sb._inside.loopback_up(),
                                   commands=[f"ip -n {ns_name} link set lo up"])

@@ -60,6 +60,10 @@ def test_two_containers_on_default_bridge_reach_each_other_by_ip_not_name(md: Sa
     addr = md.cli("exec", "alpine1", "ip", "addr", "show", "eth0").out
     assert re.search(r"\d+: eth0@if\d+:", addr)
     assert "inet 172.17.0.2/16" in addr and "link/ether 02:42:ac:11:00:02" in addr
+    # IPv4-only network: no IPv6 on either end of the veth (Docker 26+ disables it in the container)
+    assert "inet6" not in addr
+    veth = md.host("ip", "-o", "link", "show", "master", "minidock0").out.split(":")[1].strip().split("@")[0]
+    assert "inet6" not in md.host("ip", "addr", "show", veth).out
     ping = md.cli("exec", "alpine1", "ping", "-c", "2", "-W", "2", ip2)
     assert "2 packets received" in ping.out
     # TCP by IP: a server in alpine2, a client in alpine1

@@ -16,16 +16,18 @@ from tests.sandbox import Sandbox, _links, sh
 
 
 def _ports(text: str) -> str:
-    """Per link: up or not, hairpin (bridge ports), and the MAC of a container's ethN
+    """Per link: up or not, hairpin (bridge ports), IPv6 address generation, the MAC of a container's ethN
     (the host side's MACs are the kernel's random choice)."""
     out = []
     for line in text.splitlines():
         name = line.split(":")[1].strip().split("@")[0]
         flags = re.search(r"<([^>]*)>", line)
         hairpin = re.search(r" hairpin (on|off)", line)
+        addrgen = re.search(r" addrgenmode (\S+)", line)
         ether = re.search(r"link/ether (\S+)", line) if name.startswith("eth") else None
         out.append(f"{name} up={flags is not None and 'UP' in flags.group(1).split(',')} "
-                   f"hairpin={hairpin and hairpin.group(1)} mac={ether and ether.group(1)}")
+                   f"hairpin={hairpin and hairpin.group(1)} mac={ether and ether.group(1)} "
+                   f"addrgenmode={addrgen and addrgen.group(1)}")
     return "\n".join(sorted(out))
 
 
