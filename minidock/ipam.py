@@ -10,7 +10,7 @@ LAN is 172.17.x keeps working).
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 
 from netaddr import AddrFormatError, IPAddress, IPNetwork
 
@@ -70,18 +70,19 @@ def default_gateway(subnet: IPNetwork) -> IPAddress:
 def allocate(
     subnet: IPNetwork,
     gateway: IPAddress,
-    leased: Iterable[str],
+    leased: Container[str],
     ip_range: IPNetwork | None = None,
 ) -> IPAddress | None:
-    """The lowest free host address of `ip_range` (or the subnet), or None."""
+    """The lowest free host address of `ip_range` (or the subnet), or None.
+
+    `leased` is only asked about one candidate at a time, lowest first: a network's
+    leases are not all converted on every start."""
     pool = ip_range or subnet
-    # inet_aton, not IPAddress(): a network with hundreds of leases is parsed on every start
-    taken = {int.from_bytes(socket.inet_aton(a), "big") for a in leased}
-    taken.add(int(gateway))
+    gw = int(gateway)
     first = max(pool.first, subnet.first + 1)
     last = min(pool.last, subnet.last - 1) if subnet.prefixlen < 31 else pool.last
     for value in range(first, last + 1):
-        if value not in taken:
+        if value != gw and socket.inet_ntoa(value.to_bytes(4, "big")) not in leased:
             return IPAddress(value)
     return None
 

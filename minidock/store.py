@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -55,6 +55,11 @@ class Store:
         # parsed documents, shared read-only by `view` (scans on every start must not
         # parse every record again); written through, and dropped on a rollback
         self._views: dict[str, dict[str, dict[str, Any]]] = {}
+        # indexes over a view, by a key function: table -> name -> (keys, key -> {id: doc})
+        self._keys: dict[str, dict[str, Callable[[dict[str, Any]], Iterable[str]]]] = {}
+        self._indexes: dict[str, dict[str, dict[str, dict[str, dict[str, Any]]]]] = {}
+        # each network's leases, address -> owner: written through like the views
+        self._leases: dict[str, dict[str, str]] = {}
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -86,12 +91,18 @@ class Store:
             yield self.db
         except BaseException:
             self.db.execute("ROLLBACK")
-            self._views.clear()
+            self._forget()
             raise
         else:
             self.db.execute("COMMIT")
         finally:
             self._depth = 0
+
+    def _forget(self) -> None:
+        """Drop every parsed cache: rebuilt from the database on next use."""
+        self._views.clear()
+        self._indexes.clear()
+        self._leases.clear()
 
     # -- documents -----------------------------------------------------------
     def put(self, table: str, doc: dict[str, Any]) -> None:
@@ -104,14 +115,17 @@ class Store:
                 (doc["id"], doc["name"], text := json.dumps(doc)),
             )
             if table in self._views:
-                self._views[table][doc["id"]] = json.loads(text)
+                parsed = json.loads(text)
+                self._unindex(table, self._views[table].get(doc["id"]))
+                self._views[table][doc["id"]] = parsed
+                self._index(table, parsed)
 
     def delete(self, table: str, doc_id: str) -> None:
         assert table in _TABLES
         with self.transaction() as db:
             db.execute(f"DELETE FROM {table} WHERE id=?", (doc_id,))
             if table in self._views:
-                self._views[table].pop(doc_id, None)
+                self._unindex(table, self._views[table].pop(doc_id, None))
 
     def get(self, table: str, doc_id: str) -> dict[str, Any] | None:
         assert table in _TABLES
@@ -132,6 +146,37 @@ class Store:
             rows = self.db.execute(f"SELECT id, data FROM {table} ORDER BY rowid").fetchall()
             docs = self._views[table] = {r[0]: json.loads(r[1]) for r in rows}
         return list(docs.values())
+
+    def add_index(self, table: str, name: str, keys: Callable[[dict[str, Any]], Iterable[str]]) -> None:
+        """Index the documents of `table` by the keys `keys(doc)` gives (see `indexed`)."""
+        self._keys.setdefault(table, {})[name] = keys
+        self._indexes.get(table, {}).pop(name, None)
+
+    def indexed(self, table: str, name: str, key: str) -> list[dict[str, Any]]:
+        """The documents whose keys include `key`, read only like `view`'s, without a scan."""
+        by_name = self._indexes.setdefault(table, {})
+        if name not in by_name:
+            index: dict[str, dict[str, dict[str, Any]]] = {}
+            for doc in self.view(table):
+                for k in self._keys[table][name](doc):
+                    index.setdefault(k, {})[doc["id"]] = doc
+            by_name[name] = index
+        return list(by_name[name].get(key, {}).values())
+
+    def _index(self, table: str, doc: dict[str, Any]) -> None:
+        for name, index in self._indexes.get(table, {}).items():
+            for k in self._keys[table][name](doc):
+                index.setdefault(k, {})[doc["id"]] = doc
+
+    def _unindex(self, table: str, doc: dict[str, Any] | None) -> None:
+        if doc is None:
+            return
+        for name, index in self._indexes.get(table, {}).items():
+            for k in self._keys[table][name](doc):
+                held = index.get(k, {})
+                held.pop(doc["id"], None)
+                if not held:
+                    index.pop(k, None)
 
     def find(self, table: str, ref: str) -> dict[str, Any] | None:
         """Docker's lookup order: full id, exact name, then a unique id prefix."""
@@ -154,7 +199,7 @@ class Store:
         with self.transaction() as db:
             for table in ("endpoints", "leases", "containers", "networks", "journal", "meta"):
                 db.execute(f"DELETE FROM {table}")
-            self._views.clear()
+            self._forget()
 
     # -- journal -------------------------------------------------------------
     def journal_begin(self, op: str, data: dict[str, Any]) -> int:
@@ -200,10 +245,14 @@ class Store:
 
     # -- address leases ------------------------------------------------------
     def leases(self, network_id: str) -> dict[str, str]:
-        rows = self.db.execute(
-            "SELECT address, owner FROM leases WHERE network_id=?", (network_id,)
-        ).fetchall()
-        return {a: o for a, o in rows}
+        """Address -> owner on one network; read only (shared, written through)."""
+        held = self._leases.get(network_id)
+        if held is None:
+            rows = self.db.execute(
+                "SELECT address, owner FROM leases WHERE network_id=?", (network_id,)
+            ).fetchall()
+            held = self._leases[network_id] = {a: o for a, o in rows}
+        return held
 
     def lease(self, network_id: str, address: str, owner: str) -> bool:
         """Take `address`; False if someone holds it already."""
@@ -215,11 +264,17 @@ class Store:
                 )
             except sqlite3.IntegrityError:
                 return False
+            if network_id in self._leases:
+                self._leases[network_id][address] = owner
         return True
 
     def release(self, network_id: str, owner: str) -> None:
         with self.transaction() as db:
             db.execute("DELETE FROM leases WHERE network_id=? AND owner=?", (network_id, owner))
+            held = self._leases.get(network_id)
+            if held is not None:
+                for address in [a for a, o in held.items() if o == owner]:
+                    del held[address]
 
     def drop_endpoints(self, container_id: str, network_id: str | None = None) -> list[dict[str, Any]]:
         """Release the addresses and delete the endpoints of a container (on one network, or all);
@@ -234,6 +289,7 @@ class Store:
     def release_network(self, network_id: str) -> None:
         with self.transaction() as db:
             db.execute("DELETE FROM leases WHERE network_id=?", (network_id,))
+            self._leases.pop(network_id, None)
 
     # -- meta ----------------------------------------------------------------
     def meta_get(self, key: str) -> str | None:

@@ -113,11 +113,12 @@ class BridgeDriver:
                 commands=[
                     f"ip link add {veth} mtu {mtu_of(net)} type veth peer name {ifname} netns {sb.netns}"
                     f" address {ep['mac']}",
-                    f"ip link set {veth} master {br} alias {shlex.quote(alias)} addrgenmode none up",
+                    f"sysctl -qw net.ipv6.conf.{veth}.disable_ipv6=1",
+                    f"ip link set {veth} master {br} alias {shlex.quote(alias)} up",
                     f"bridge link set dev {veth} hairpin on",
                 ],
-                why="a virtual cable: one end on the bridge (hairpin on, for published ports), "
-                    "the other inside the container",
+                why="a virtual cable: one end on the bridge (hairpin on, for published ports; no IPv6, "
+                    "a switch port needs no address), the other inside the container",
             )
         finally:
             os.close(fd)

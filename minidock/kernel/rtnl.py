@@ -84,13 +84,14 @@ def delete(name: str) -> Message:
     return Message(RTM_DELLINK, 0, _ifinfo() + _str(IFLA_IFNAME, name))
 
 
-def veth(name: str, peer: str, netns_fd: int, mtu: int, master: int, peer_mac: str | None = None) -> Message:
-    """`ip link add NAME mtu MTU master BRIDGE up type veth peer name PEER netns NS [address MAC]`"""
+def veth(name: str, peer: str, netns_fd: int, mtu: int, master: int, peer_mac: str | None = None,
+         up: bool = True) -> Message:
+    """`ip link add NAME mtu MTU master BRIDGE [up] type veth peer name PEER netns NS [address MAC]`"""
     peer_body = _ifinfo() + _str(IFLA_IFNAME, peer) + _u32(IFLA_MTU, mtu) + _u32(IFLA_NET_NS_FD, netns_fd)
     if peer_mac:
         peer_body += _attr(IFLA_ADDRESS, _mac(peer_mac))
     info = _str(IFLA_INFO_KIND, "veth") + _attr(IFLA_INFO_DATA, _attr(VETH_INFO_PEER, peer_body))
-    body = (_ifinfo(up=True) + _str(IFLA_IFNAME, name) + _u32(IFLA_MTU, mtu) + _u32(IFLA_MASTER, master)
+    body = (_ifinfo(up=up) + _str(IFLA_IFNAME, name) + _u32(IFLA_MTU, mtu) + _u32(IFLA_MASTER, master)
             + _attr(IFLA_LINKINFO, info))
     return Message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
 

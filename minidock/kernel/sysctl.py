@@ -20,3 +20,9 @@ def ensure(key: str, value: str) -> bool:
     with open(_path(key), "w") as f:
         f.write(value)
     return True
+
+
+def write(key: str, value: str) -> None:
+    """Set `key` without reading it first (one open, where `ensure` costs two)."""
+    with open(_path(key), "w") as f:
+        f.write(value)

@@ -23,6 +23,7 @@ import shlex
 import shutil
 import signal
 import time
+from collections import ChainMap
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +71,11 @@ DYING_GRACE = 10.0  # seconds the kernel gets to delete the veths of a deleted n
 TIMINGS = bool(os.environ.get("MINIDOCK_TIMINGS"))  # log the network part of each start (make bench)
 
 
+def _pinned_networks(c: dict[str, Any]) -> list[str]:
+    """The networks on which container `c` asked for an address of its own (--ip)."""
+    return [name for name, cfg in c["networks"].items() if cfg.get("ipv4")]
+
+
 @dataclass
 class SandboxHandle:
     """A container's network namespace while it is being wired up."""
@@ -106,6 +112,9 @@ class Engine:
         # published ports as nftables map elements instead of iptables rules (--port-maps)
         self.nft: nftables.Nft | None = nftables.Nft() if port_maps else None
         self.store = Store(os.path.join(root, "minidock.db"))
+        # containers by the networks on which they pinned an address (--ip): every start
+        # must avoid those, and scanning 1000 containers for them cost 0.8 ms
+        self.store.add_index("containers", "pinned", _pinned_networks)
         self.images = Images(root)
         self.upstreams = upstreams
         self.locks = KeyedLocks()
@@ -650,8 +659,8 @@ class Engine:
         if str(addr) == cfg["gateway"]:
             raise Conflict(f"Address already in use: {ip} is the gateway of network {net['name']}")
         holder = self.store.leases(net["id"]).get(str(addr))
-        pinned_by = [c["name"] for c in self.store.view("containers")
-                     if c["networks"].get(net["name"], {}).get("ipv4") == str(addr)]
+        pinned_by = [c["name"] for c in self.store.indexed("containers", "pinned", net["name"])
+                     if c["networks"][net["name"]]["ipv4"] == str(addr)]
         if holder or pinned_by:
             raise Conflict(f"Address already in use: {ip} on network {net['name']}")
 
@@ -806,14 +815,12 @@ class Engine:
             if not self.store.lease(net["id"], wanted, owner):
                 raise Conflict(f"Address already in use: {wanted} on network {net['name']}")
             return IPAddress(wanted)
-        pinned = {c["networks"][net["name"]]["ipv4"] for c in self.store.view("containers")
-                  if net["name"] in c["networks"] and c["networks"][net["name"]].get("ipv4")
-                  and c["id"] != owner}
+        pinned = {c["networks"][net["name"]]["ipv4"]: c["id"]
+                  for c in self.store.indexed("containers", "pinned", net["name"]) if c["id"] != owner}
         subnet = IPNetwork(cfg["subnet"])
         rng = IPNetwork(cfg["ip_range"]) if cfg.get("ip_range") else None
         for _ in range(3):
-            ip = ipam.allocate(subnet, IPAddress(cfg["gateway"]),
-                               {*self.store.leases(net["id"]), *pinned}, rng)
+            ip = ipam.allocate(subnet, IPAddress(cfg["gateway"]), ChainMap(self.store.leases(net["id"]), pinned), rng)
             if ip is None:
                 raise Forbidden(f"no available IPv4 addresses on network {net['name']}")
             if self.store.lease(net["id"], str(ip), owner):

@@ -197,3 +197,55 @@ def test_meta_round_trip(store: Store) -> None:
     store.meta_set("k", "v1")
     store.meta_set("k", "v2")
     assert store.meta_get("k") == "v2"
+
+
+def _committed(store: Store, network_id: str) -> dict[str, str]:
+    """The leases another connection reads: what is really in the database."""
+    other = Store(store.path)
+    try:
+        return other.leases(network_id)
+    finally:
+        other.close()
+
+
+def test_cached_leases_follow_every_change_and_a_rollback(store: Store) -> None:
+    assert store.leases("net1") == {}  # the cache is primed from here on
+    store.lease("net1", "10.0.0.2", "ctr-a")
+    store.lease("net1", "10.0.0.3", "ctr-b")
+    assert not store.lease("net1", "10.0.0.3", "ctr-c")
+    store.release("net1", "ctr-a")
+    with pytest.raises(ValueError):
+        with store.transaction():
+            store.lease("net1", "10.0.0.4", "ctr-d")
+            assert "10.0.0.4" in store.leases("net1")  # seen inside the transaction
+            raise ValueError("boom")
+    assert store.leases("net1") == _committed(store, "net1") == {"10.0.0.3": "ctr-b"}
+    store.release_network("net1")
+    assert store.leases("net1") == _committed(store, "net1") == {}
+
+
+def _pins(doc: dict[str, object]) -> list[str]:
+    return [n for n, cfg in doc["networks"].items() if cfg.get("ipv4")]  # type: ignore[attr-defined]
+
+
+def ctr(doc_id: str, name: str, **networks: dict[str, str]) -> dict[str, object]:
+    return {"id": doc_id, "name": name, "networks": networks}
+
+
+def test_an_index_follows_put_delete_and_a_rollback(store: Store) -> None:
+    store.add_index("containers", "pinned", _pins)
+    store.put("containers", ctr(ID_A, "a", lab={"ipv4": "10.0.0.9"}))
+    store.put("containers", ctr(ID_B, "b", lab={}))
+    assert [c["name"] for c in store.indexed("containers", "pinned", "lab")] == ["a"]
+    store.put("containers", ctr(ID_B, "b", lab={"ipv4": "10.0.0.8"}, other={"ipv4": "10.1.0.8"}))
+    store.put("containers", ctr(ID_A, "a", lab={}))  # no longer pinned
+    assert [c["name"] for c in store.indexed("containers", "pinned", "lab")] == ["b"]
+    assert [c["name"] for c in store.indexed("containers", "pinned", "other")] == ["b"]
+    with pytest.raises(ValueError):
+        with store.transaction():
+            store.delete("containers", ID_B)
+            assert store.indexed("containers", "pinned", "lab") == []
+            raise ValueError("boom")
+    assert [c["name"] for c in store.indexed("containers", "pinned", "lab")] == ["b"]  # rebuilt
+    store.delete("containers", ID_B)
+    assert store.indexed("containers", "pinned", "lab") == store.indexed("containers", "pinned", "other") == []
