@@ -9,8 +9,9 @@ LAN is 172.17.x keeps working).
 
 from __future__ import annotations
 
+import bisect
 import socket
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator, Sequence
 
 from netaddr import AddrFormatError, IPAddress, IPNetwork
 
@@ -70,20 +71,48 @@ def default_gateway(subnet: IPNetwork) -> IPAddress:
 def allocate(
     subnet: IPNetwork,
     gateway: IPAddress,
-    leased: Container[str],
+    leased: Iterable[str],
     ip_range: IPNetwork | None = None,
 ) -> IPAddress | None:
-    """The lowest free host address of `ip_range` (or the subnet), or None.
+    """The lowest free host address of `ip_range` (or the subnet), or None."""
+    return lowest_free(subnet, sorted(number(a) for a in leased), {int(gateway)}, ip_range)
 
-    `leased` is only asked about one candidate at a time, lowest first: a network's
-    leases are not all converted on every start."""
+
+def number(address: str) -> int:
+    """A dotted IPv4 address as an integer (inet_aton: no IPAddress object)."""
+    return int.from_bytes(socket.inet_aton(address), "big")
+
+
+def lowest_free(
+    subnet: IPNetwork,
+    taken: Sequence[int],
+    also: Container[int] = (),
+    ip_range: IPNetwork | None = None,
+) -> IPAddress | None:
+    """The lowest host address of `ip_range` (or the subnet) neither in `taken` (sorted,
+    distinct) nor in `also` (the gateway, addresses pinned with --ip), or None.
+
+    A binary search, not a walk: in a sorted run of distinct numbers, the first gap is
+    the first place where a number exceeds its position."""
     pool = ip_range or subnet
-    gw = int(gateway)
     first = max(pool.first, subnet.first + 1)
     last = min(pool.last, subnet.last - 1) if subnet.prefixlen < 31 else pool.last
-    for value in range(first, last + 1):
-        if value != gw and socket.inet_ntoa(value.to_bytes(4, "big")) not in leased:
-            return IPAddress(value)
+    end = bisect.bisect_right(taken, last)
+    while first <= last:
+        start = bisect.bisect_left(taken, first, hi=end)
+        lo, hi = start, end
+        while lo < hi:  # the first i with taken[i] > first + (i - start)
+            mid = (lo + hi) // 2
+            if taken[mid] > first + (mid - start):
+                hi = mid
+            else:
+                lo = mid + 1
+        candidate = first + (lo - start)
+        if candidate > last:
+            return None
+        if candidate not in also:
+            return IPAddress(candidate)
+        first = candidate + 1
     return None
 
 

@@ -8,12 +8,15 @@ that the database itself forbids handing one address out twice.
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from .ipam import number
 
 SCHEMA_VERSION = 2
 
@@ -58,8 +61,10 @@ class Store:
         # indexes over a view, by a key function: table -> name -> (keys, key -> {id: doc})
         self._keys: dict[str, dict[str, Callable[[dict[str, Any]], Iterable[str]]]] = {}
         self._indexes: dict[str, dict[str, dict[str, dict[str, dict[str, Any]]]]] = {}
-        # each network's leases, address -> owner: written through like the views
+        # each network's leases, address -> owner, and their numbers in order (for a binary
+        # search of the lowest free one): written through like the views
         self._leases: dict[str, dict[str, str]] = {}
+        self._numbers: dict[str, list[int]] = {}
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -103,6 +108,7 @@ class Store:
         self._views.clear()
         self._indexes.clear()
         self._leases.clear()
+        self._numbers.clear()
 
     # -- documents -----------------------------------------------------------
     def put(self, table: str, doc: dict[str, Any]) -> None:
@@ -254,6 +260,13 @@ class Store:
             held = self._leases[network_id] = {a: o for a, o in rows}
         return held
 
+    def lease_numbers(self, network_id: str) -> list[int]:
+        """The leased addresses of one network as integers, ascending; read only."""
+        numbers = self._numbers.get(network_id)
+        if numbers is None:
+            numbers = self._numbers[network_id] = sorted(number(a) for a in self.leases(network_id))
+        return numbers
+
     def lease(self, network_id: str, address: str, owner: str) -> bool:
         """Take `address`; False if someone holds it already."""
         with self.transaction() as db:
@@ -266,6 +279,8 @@ class Store:
                 return False
             if network_id in self._leases:
                 self._leases[network_id][address] = owner
+            if network_id in self._numbers:
+                bisect.insort(self._numbers[network_id], number(address))
         return True
 
     def release(self, network_id: str, owner: str) -> None:
@@ -275,6 +290,7 @@ class Store:
             if held is not None:
                 for address in [a for a, o in held.items() if o == owner]:
                     del held[address]
+            self._numbers.pop(network_id, None)  # rebuilt from the leases when next asked
 
     def drop_endpoints(self, container_id: str, network_id: str | None = None) -> list[dict[str, Any]]:
         """Release the addresses and delete the endpoints of a container (on one network, or all);
@@ -290,6 +306,7 @@ class Store:
         with self.transaction() as db:
             db.execute("DELETE FROM leases WHERE network_id=?", (network_id,))
             self._leases.pop(network_id, None)
+            self._numbers.pop(network_id, None)
 
     # -- meta ----------------------------------------------------------------
     def meta_get(self, key: str) -> str | None:

@@ -23,7 +23,6 @@ import shlex
 import shutil
 import signal
 import time
-from collections import ChainMap
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -815,12 +814,13 @@ class Engine:
             if not self.store.lease(net["id"], wanted, owner):
                 raise Conflict(f"Address already in use: {wanted} on network {net['name']}")
             return IPAddress(wanted)
-        pinned = {c["networks"][net["name"]]["ipv4"]: c["id"]
+        pinned = {ipam.number(c["networks"][net["name"]]["ipv4"])
                   for c in self.store.indexed("containers", "pinned", net["name"]) if c["id"] != owner}
         subnet = IPNetwork(cfg["subnet"])
         rng = IPNetwork(cfg["ip_range"]) if cfg.get("ip_range") else None
         for _ in range(3):
-            ip = ipam.allocate(subnet, IPAddress(cfg["gateway"]), ChainMap(self.store.leases(net["id"]), pinned), rng)
+            ip = ipam.lowest_free(subnet, self.store.lease_numbers(net["id"]),
+                                  {ipam.number(cfg["gateway"]), *pinned}, rng)
             if ip is None:
                 raise Forbidden(f"no available IPv4 addresses on network {net['name']}")
             if self.store.lease(net["id"], str(ip), owner):

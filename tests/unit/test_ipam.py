@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,21 @@ def test_allocate_never_hands_out_network_or_broadcast_and_returns_none_when_ful
     hosts = [f"10.9.0.{i}" for i in range(2, 7)]
     assert ipam.allocate(small, gw, hosts[:-1]) == IPAddress("10.9.0.6")
     assert ipam.allocate(small, gw, hosts) is None
+
+
+def test_binary_search_agrees_with_a_walk_over_every_candidate() -> None:
+    rng = random.Random(20261125)
+    subnet = IPNetwork("10.0.0.0/26")  # 62 hosts: full, gappy and empty pools all occur
+    hosts = list(range(subnet.first + 1, subnet.last))
+    for _ in range(3000):
+        taken = sorted(rng.sample(hosts, rng.randint(0, len(hosts))))
+        also = set(rng.sample(hosts, rng.randint(0, 4)))
+        pool = rng.choice([None, IPNetwork("10.0.0.0/28"), IPNetwork("10.0.0.16/29"), IPNetwork("10.0.0.48/28")])
+        lo = max((pool or subnet).first, subnet.first + 1)
+        hi = min((pool or subnet).last, subnet.last - 1)
+        walk = next((v for v in range(lo, hi + 1) if v not in taken and v not in also), None)
+        got = ipam.lowest_free(subnet, taken, also, pool)
+        assert (int(got) if got is not None else None) == walk, (taken, also, pool)
 
 
 def test_allocate_honours_ip_range() -> None:
