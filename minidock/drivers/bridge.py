@@ -33,6 +33,13 @@ OPT_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
 ALIAS_PREFIX = "minidock:"
 
 
+def random_mac() -> str:
+    """A random unicast, locally administered MAC (moby's GenerateRandomMAC)."""
+    raw = bytearray(os.urandom(6))
+    raw[0] = (raw[0] & 0xFE) | 0x02
+    return ":".join(f"{b:02x}" for b in raw)
+
+
 def mtu_of(net: dict[str, Any]) -> int:
     return int(net.get("options", {}).get(OPT_MTU) or 1500)
 
@@ -54,13 +61,16 @@ class BridgeDriver:
         br, cfg = net["bridge"], net["ipam"]["config"][0]
         prefix = cfg["subnet"].split("/")[1]
         alias = f"{ALIAS_PREFIX}network {net['name']}"
+        mac = random_mac()
         idx = await tx.step(
             "bridge",
-            self.host.ensure_bridge(br, mtu_of(net), alias),
+            self.host.ensure_bridge(br, mtu_of(net), alias, mac),
             undo=explained("remove the bridge", lambda: self.host.delete_link(br), [f"ip link del {br}"]),
-            commands=[f"ip link add {br} type bridge" + (f" mtu {mtu_of(net)}" if mtu_of(net) != 1500 else ""),
+            commands=[f"ip link add {br} address {mac} type bridge"
+                      + (f" mtu {mtu_of(net)}" if mtu_of(net) != 1500 else ""),
                       f"ip link set {br} alias {shlex.quote(alias)}"],
-            why=f"the switch that network {net['name']}'s containers plug into",
+            why=f"the switch that network {net['name']}'s containers plug into; a MAC of its own, as "
+                "Docker gives it, or it would take the lowest of its ports' and change as containers come and go",
         )
         await tx.step(
             "gateway address",

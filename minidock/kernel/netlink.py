@@ -133,8 +133,9 @@ class Netlink:
         return out
 
     # -- links ---------------------------------------------------------------
-    async def ensure_bridge(self, name: str, mtu: int, alias: str) -> int:
-        self._do(rtnl.bridge(name, mtu), ok=frozenset({errno.EEXIST}))
+    async def ensure_bridge(self, name: str, mtu: int, alias: str, mac: str) -> int:
+        """A bridge with a MAC of its own (one that exists already keeps its own)."""
+        self._do(rtnl.bridge(name, mtu, mac), ok=frozenset({errno.EEXIST}))
         idx = await self.index(name)
         assert idx is not None
         self._do(rtnl.link_set(index=idx, alias=alias))

@@ -73,9 +73,10 @@ class Message:
         self.kind, self.flags, self.body = kind, flags | NLM_F_REQUEST | NLM_F_ACK, body
 
 
-def bridge(name: str, mtu: int) -> Message:
-    """`ip link add NAME [mtu MTU] type bridge`"""
-    body = _ifinfo() + _str(IFLA_IFNAME, name) + _u32(IFLA_MTU, mtu) + _attr(IFLA_LINKINFO, _str(IFLA_INFO_KIND, "bridge"))
+def bridge(name: str, mtu: int, mac: str) -> Message:
+    """`ip link add NAME address MAC [mtu MTU] type bridge`"""
+    body = (_ifinfo() + _str(IFLA_IFNAME, name) + _u32(IFLA_MTU, mtu) + _attr(IFLA_ADDRESS, _mac(mac))
+            + _attr(IFLA_LINKINFO, _str(IFLA_INFO_KIND, "bridge")))
     return Message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
 
 

@@ -29,6 +29,7 @@ import time
 
 from minidock.client import Client
 from tests.bench import bench_more, bench_scale
+from tests.bench.ipscript import ip_script_attach
 from tests.bench.procfs import rss_kb
 from tests.sandbox import Sandbox, sh
 
@@ -39,30 +40,6 @@ FLAG = "MINIDOCK_BENCH_SANDBOX"
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-def ip_script_attach(host: str, i: int) -> tuple[float, float]:
-    """The same wiring as minidock's, by `ip` commands: (attach ms, teardown ms)."""
-    ns, veth = f"ipscript{i}", f"vips{i:04d}"
-    cmds = [
-        ["ip", "netns", "add", ns],
-        ["ip", "-n", ns, "link", "set", "lo", "up"],
-        ["ip", "-n", host, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns],
-        ["ip", "-n", host, "link", "set", veth, "master", "benchbr0"],
-        ["ip", "-n", host, "link", "set", veth, "up"],
-        ["ip", "-n", ns, "link", "set", "eth0", "address", f"02:42:0a:63:{i // 256:02x}:{i % 256 + 2:02x}"],
-        ["ip", "-n", ns, "addr", "add", f"10.99.{i // 250}.{i % 250 + 2}/16", "dev", "eth0"],
-        ["ip", "-n", ns, "link", "set", "eth0", "up"],
-        ["ip", "-n", ns, "route", "add", "default", "via", "10.99.255.254"],
-    ]
-    t0 = time.perf_counter()
-    for c in cmds:
-        subprocess.run(c, check=True)
-    t1 = time.perf_counter()
-    subprocess.run(["ip", "-n", host, "link", "del", veth], check=True)
-    subprocess.run(["ip", "netns", "del", ns], check=True)
-    t2 = time.perf_counter()
-    return (t1 - t0) * 1000, (t2 - t1) * 1000
 
 
 def bench_run(sb: Sandbox, workdir: str) -> dict[str, float]:
@@ -240,6 +217,8 @@ def table(r: dict[str, float]) -> list[dict[str, object]]:
             "ms"),
         row("attach at the 1000th container (vs the 10th)", g("scale_attach_last_ms", nan),
             g("scale_attach_10th_ms", nan), "ms", "<= 1.2"),
+        row("ip script, same bridges: attach at the 1000th (vs the 15th)", g("scale_ip_script_last_ms", nan),
+            g("scale_ip_script_10th_ms", nan), "ms"),
         row("run -d via API (vs docker engine API)" if docker == docker else "run -d via API (vs ip script)",
             g("api_run_p50_ms", nan), docker if docker == docker else r["ip_script_attach_p50_ms"], "ms", "<= 0.2"),
         row("teardown rm -f p50 (vs ip script)", r["minidock_rm_p50_ms"], r["ip_script_teardown_p50_ms"], "ms",

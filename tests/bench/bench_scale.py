@@ -15,6 +15,7 @@ import statistics
 import time
 
 from minidock.client import Client
+from tests.bench.ipscript import ip_script_attach
 from tests.bench.procfs import children, rss_kb
 from tests.sandbox import Sandbox
 
@@ -26,8 +27,15 @@ WINDOW = 10  # containers on each side of the 10th and the SCALE_N-th
 def bench_scale(sb: Sandbox, workdir: str = "") -> dict[str, float]:
     api = Client(f"unix://{sb.socket}")
     nets = (SCALE_N + PER_NETWORK - 1) // PER_NETWORK
-    for n in range(nets):
-        api.call("POST", "/networks/create", None, {"Name": f"scale{n}", "Driver": "bridge"})
+    bridges = ["br-" + api.call("POST", "/networks/create", None, {"Name": f"scale{n}", "Driver": "bridge"})["Id"][:12]
+               for n in range(nets)]
+
+    def ip_script(bridge: str) -> float:
+        """The kernel's own growth, for comparison: the ip script's attach (then teardown)
+        on a bridge the daemon is filling, WINDOW times, after the 15th and the last
+        container; its median."""
+        return statistics.median(ip_script_attach(sb.name, 9000 + k, bridge)[0] for k in range(WINDOW))
+
     before = len(re.findall(r"network attach", sb.daemon_log(full=True)))
     pids = set()
     t_all = time.perf_counter()
@@ -36,7 +44,12 @@ def bench_scale(sb: Sandbox, workdir: str = "") -> dict[str, float]:
                        {"Image": "busybox", "Cmd": ["sleep", "3600"],
                         "HostConfig": {"NetworkMode": f"scale{i // PER_NETWORK}"}})["Id"]
         api.call("POST", f"/containers/{cid}/start")
+        if i == 10 + WINDOW // 2 - 1:  # after the early window: its teardowns must not disturb it
+            t0 = time.perf_counter()
+            script_early = ip_script(bridges[0])
+            t_all += time.perf_counter() - t0
     fill_s = time.perf_counter() - t_all
+    script_late = ip_script(bridges[-1])
     for c in api.call("GET", "/containers/json"):
         pids.add(api.call("GET", f"/containers/{c['Id']}/json")["State"]["Pid"])
     attach = [float(x) for x in re.findall(r"network attach ([\d.]+) ms", sb.daemon_log(full=True))][before:]
@@ -58,6 +71,8 @@ def bench_scale(sb: Sandbox, workdir: str = "") -> dict[str, float]:
         "scale_networks": nets,
         "scale_attach_10th_ms": statistics.median(early),
         "scale_attach_last_ms": statistics.median(late),
+        "scale_ip_script_10th_ms": script_early,
+        "scale_ip_script_last_ms": script_late,
         "scale_fill_s": fill_s,
         "scale_remove_all_s": drain_s,
         "scale_daemon_rss_mb": daemon_rss / 1024,

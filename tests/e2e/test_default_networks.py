@@ -60,6 +60,12 @@ def test_two_containers_on_default_bridge_reach_each_other_by_ip_not_name(md: Sa
     addr = md.cli("exec", "alpine1", "ip", "addr", "show", "eth0").out
     assert re.search(r"\d+: eth0@if\d+:", addr)
     assert "inet 172.17.0.2/16" in addr and "link/ether 02:42:ac:11:00:02" in addr
+    # the gateway's MAC is the bridge's own (set at creation, as Docker does), not its lowest port's
+    gw_mac = re.search(r"link/ether (\S+)", md.host("ip", "link", "show", "minidock0").out).group(1)  # type: ignore[union-attr]
+    ports = md.host("ip", "-o", "link", "show", "master", "minidock0").out
+    assert gw_mac not in ports
+    md.cli("exec", "alpine1", "ping", "-c", "1", "-W", "2", "172.17.0.1")
+    assert gw_mac in md.cli("exec", "alpine1", "ip", "neigh", "show", "172.17.0.1").out
     # IPv4-only network: no IPv6 on either end of the veth (Docker 26+ disables it in the container)
     assert "inet6" not in addr
     veth = md.host("ip", "-o", "link", "show", "master", "minidock0").out.split(":")[1].strip().split("@")[0]
