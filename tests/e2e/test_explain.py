@@ -40,7 +40,8 @@ def state(run: object) -> dict[str, str]:
         "links": _links(run("ip", "-o", "-d", "link").out),  # type: ignore[operator]
         "ports": _ports(run("ip", "-o", "-d", "link").out),  # type: ignore[operator]
         "addresses": "\n".join(sorted(re.sub(r"^\d+: ", "", ln) for ln in run("ip", "-4", "-o", "addr").out.splitlines())),  # type: ignore[operator]
-        "routes": run("ip", "route").out,  # type: ignore[operator]
+        # without "linkdown": carrier is the kernel's to report, on its own time (linkwatch)
+        "routes": run("ip", "route").out.replace(" linkdown", ""),  # type: ignore[operator]
         "rules": rules,
     }
 
