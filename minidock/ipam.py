@@ -68,16 +68,6 @@ def default_gateway(subnet: IPNetwork) -> IPAddress:
     return IPAddress(subnet.first + 1)
 
 
-def allocate(
-    subnet: IPNetwork,
-    gateway: IPAddress,
-    leased: Iterable[str],
-    ip_range: IPNetwork | None = None,
-) -> IPAddress | None:
-    """The lowest free host address of `ip_range` (or the subnet), or None."""
-    return lowest_free(subnet, sorted(number(a) for a in leased), {int(gateway)}, ip_range)
-
-
 def number(address: str) -> int:
     """A dotted IPv4 address as an integer (inet_aton: no IPAddress object)."""
     return int.from_bytes(socket.inet_aton(address), "big")

@@ -287,10 +287,14 @@ class Store:
         with self.transaction() as db:
             db.execute("DELETE FROM leases WHERE network_id=? AND owner=?", (network_id, owner))
             held = self._leases.get(network_id)
-            if held is not None:
-                for address in [a for a, o in held.items() if o == owner]:
-                    del held[address]
-            self._numbers.pop(network_id, None)  # rebuilt from the leases when next asked
+            numbers = self._numbers.get(network_id)
+            if held is None:
+                self._numbers.pop(network_id, None)  # derived from the leases: rebuilt with them
+                return
+            for address in [a for a, o in held.items() if o == owner]:
+                del held[address]
+                if numbers is not None:
+                    numbers.pop(bisect.bisect_left(numbers, number(address)))
 
     def drop_endpoints(self, container_id: str, network_id: str | None = None) -> list[dict[str, Any]]:
         """Release the addresses and delete the endpoints of a container (on one network, or all);

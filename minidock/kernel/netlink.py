@@ -24,6 +24,7 @@ from . import netns, rtnl, sysctl
 from .rtnl import Rtnl
 
 GONE = frozenset({errno.ENODEV, errno.ENOENT, errno.EADDRNOTAVAIL, errno.ESRCH})
+EXISTS = frozenset({errno.EEXIST})
 
 
 @dataclass
@@ -135,7 +136,7 @@ class Netlink:
     # -- links ---------------------------------------------------------------
     async def ensure_bridge(self, name: str, mtu: int, alias: str, mac: str) -> int:
         """A bridge with a MAC of its own (one that exists already keeps its own)."""
-        self._do(rtnl.bridge(name, mtu, mac), ok=frozenset({errno.EEXIST}))
+        self._do(rtnl.bridge(name, mtu, mac), ok=EXISTS)
         idx = await self.index(name)
         assert idx is not None
         self._do(rtnl.link_set(index=idx, alias=alias))
@@ -179,7 +180,7 @@ class Netlink:
 
     # -- addresses and routes -----------------------------------------------
     async def ensure_addr(self, index: int, address: str, prefixlen: int) -> None:
-        self._do(rtnl.addr_add(index, address, prefixlen), ok=frozenset({errno.EEXIST}))
+        self._do(rtnl.addr_add(index, address, prefixlen), ok=EXISTS)
 
     async def configure_interface(self, name: str, mac: str | None, address: str, prefixlen: int) -> int:
         """MAC (unless it was given at birth), no IPv6 address, the IPv4 address, up: one batch."""
@@ -188,12 +189,12 @@ class Netlink:
             raise NetlinkError(errno.ENODEV, f"no interface {name}")
         batch = [rtnl.link_set(index=idx, mac=mac, no_ipv6=True), rtnl.addr_add(idx, address, prefixlen),
                  rtnl.link_set(index=idx, up=True)]
-        self._do(*batch, ok=frozenset({errno.EEXIST}))
+        self._do(*batch, ok=EXISTS)
         return idx
 
     async def ensure_default_route(self, gateway: str) -> None:
         # proto boot (3), as `ip route add` and Docker make it
-        self._do(rtnl.default_route(gateway), ok=frozenset({errno.EEXIST}))
+        self._do(rtnl.default_route(gateway), ok=EXISTS)
 
     async def loopback_up(self) -> None:
         await self.set_up(1)

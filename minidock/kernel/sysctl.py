@@ -17,8 +17,7 @@ def ensure(key: str, value: str) -> bool:
     """Set `key` to `value`; True if it changed."""
     if read(key) == value:
         return False
-    with open(_path(key), "w") as f:
-        f.write(value)
+    write(key, value)
     return True
 
 

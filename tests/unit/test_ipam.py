@@ -86,28 +86,34 @@ def test_parse_address_rejects_non_dotted_quad(text: str) -> None:
 
 # --- allocation ---------------------------------------------------------------------------
 
+def allocate(subnet: IPNetwork, gateway: IPAddress, leased: list[str],
+             ip_range: IPNetwork | None = None) -> IPAddress | None:
+    """What the engine asks: the lowest free address, leases given as strings."""
+    return ipam.lowest_free(subnet, sorted(ipam.number(a) for a in leased), {int(gateway)}, ip_range)
+
+
 SUBNET = IPNetwork("172.17.0.0/16")
 GW = IPAddress("172.17.0.1")
 
 
 def test_allocate_lowest_free_address_after_the_gateway() -> None:
-    assert ipam.allocate(SUBNET, GW, []) == IPAddress("172.17.0.2")
-    assert ipam.allocate(SUBNET, GW, ["172.17.0.2", "172.17.0.3"]) == IPAddress("172.17.0.4")
-    assert ipam.allocate(SUBNET, GW, ["172.17.0.3"]) == IPAddress("172.17.0.2")
+    assert allocate(SUBNET, GW, []) == IPAddress("172.17.0.2")
+    assert allocate(SUBNET, GW, ["172.17.0.2", "172.17.0.3"]) == IPAddress("172.17.0.4")
+    assert allocate(SUBNET, GW, ["172.17.0.3"]) == IPAddress("172.17.0.2")
 
 
 def test_allocate_skips_a_gateway_that_is_not_the_first_host() -> None:
     gw = IPAddress("172.17.0.3")
-    assert ipam.allocate(SUBNET, gw, []) == IPAddress("172.17.0.1")
-    assert ipam.allocate(SUBNET, gw, ["172.17.0.1", "172.17.0.2"]) == IPAddress("172.17.0.4")
+    assert allocate(SUBNET, gw, []) == IPAddress("172.17.0.1")
+    assert allocate(SUBNET, gw, ["172.17.0.1", "172.17.0.2"]) == IPAddress("172.17.0.4")
 
 
 def test_allocate_never_hands_out_network_or_broadcast_and_returns_none_when_full() -> None:
     small = IPNetwork("10.9.0.0/29")  # .0 network, .1 gateway, .2-.6 hosts, .7 broadcast
     gw = IPAddress("10.9.0.1")
     hosts = [f"10.9.0.{i}" for i in range(2, 7)]
-    assert ipam.allocate(small, gw, hosts[:-1]) == IPAddress("10.9.0.6")
-    assert ipam.allocate(small, gw, hosts) is None
+    assert allocate(small, gw, hosts[:-1]) == IPAddress("10.9.0.6")
+    assert allocate(small, gw, hosts) is None
 
 
 def test_binary_search_agrees_with_a_walk_over_every_candidate() -> None:
@@ -128,15 +134,15 @@ def test_binary_search_agrees_with_a_walk_over_every_candidate() -> None:
 def test_allocate_honours_ip_range() -> None:
     subnet, gw = IPNetwork("10.0.0.0/24"), IPAddress("10.0.0.1")
     # a range at the start of the subnet still skips the network address and the gateway
-    assert ipam.allocate(subnet, gw, [], IPNetwork("10.0.0.0/28")) == IPAddress("10.0.0.2")
+    assert allocate(subnet, gw, [], IPNetwork("10.0.0.0/28")) == IPAddress("10.0.0.2")
     # a range at the end stops before the broadcast address
     tail = IPNetwork("10.0.0.240/28")
     taken = [f"10.0.0.{i}" for i in range(240, 254)]
-    assert ipam.allocate(subnet, gw, taken, tail) == IPAddress("10.0.0.254")
-    assert ipam.allocate(subnet, gw, [*taken, "10.0.0.254"], tail) is None
+    assert allocate(subnet, gw, taken, tail) == IPAddress("10.0.0.254")
+    assert allocate(subnet, gw, [*taken, "10.0.0.254"], tail) is None
     # free addresses outside the range are not used
     middle = IPNetwork("10.0.0.64/30")
-    assert ipam.allocate(subnet, gw, ["10.0.0.64", "10.0.0.65", "10.0.0.67"], middle) == \
+    assert allocate(subnet, gw, ["10.0.0.64", "10.0.0.65", "10.0.0.67"], middle) == \
         IPAddress("10.0.0.66")
 
 
@@ -144,11 +150,11 @@ def test_allocate_reuses_an_address_after_its_lease_is_released(tmp_path: Path) 
     store = Store(str(tmp_path / "state" / "store.db"))
     try:
         for owner in ("a", "b", "c"):
-            ip = ipam.allocate(SUBNET, GW, store.leases("net1"))
+            ip = allocate(SUBNET, GW, store.leases("net1"))
             assert ip is not None and store.lease("net1", str(ip), owner)
         assert store.leases("net1") == {"172.17.0.2": "a", "172.17.0.3": "b", "172.17.0.4": "c"}
         store.release("net1", "b")
-        assert ipam.allocate(SUBNET, GW, store.leases("net1")) == IPAddress("172.17.0.3")
+        assert allocate(SUBNET, GW, store.leases("net1")) == IPAddress("172.17.0.3")
     finally:
         store.close()
 

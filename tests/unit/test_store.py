@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from minidock.ipam import number
 from minidock.store import SCHEMA_VERSION, Store
 
 ID_A = "a1b2c3" + "0" * 58
@@ -209,17 +210,20 @@ def _committed(store: Store, network_id: str) -> dict[str, str]:
 
 
 def test_cached_leases_follow_every_change_and_a_rollback(store: Store) -> None:
-    assert store.leases("net1") == {}  # the cache is primed from here on
+    assert store.leases("net1") == {} and store.lease_numbers("net1") == []  # the caches are primed from here on
     store.lease("net1", "10.0.0.2", "ctr-a")
     store.lease("net1", "10.0.0.3", "ctr-b")
     assert not store.lease("net1", "10.0.0.3", "ctr-c")
+    assert store.lease_numbers("net1") == [number("10.0.0.2"), number("10.0.0.3")]
     store.release("net1", "ctr-a")
+    assert store.lease_numbers("net1") == [number("10.0.0.3")]  # before the rollback below rebuilds them
     with pytest.raises(ValueError):
         with store.transaction():
             store.lease("net1", "10.0.0.4", "ctr-d")
             assert "10.0.0.4" in store.leases("net1")  # seen inside the transaction
             raise ValueError("boom")
     assert store.leases("net1") == _committed(store, "net1") == {"10.0.0.3": "ctr-b"}
+    assert store.lease_numbers("net1") == [number("10.0.0.3")]
     store.release_network("net1")
     assert store.leases("net1") == _committed(store, "net1") == {}
 
