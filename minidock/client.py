@@ -14,7 +14,7 @@ import sys
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from . import steps  # stdlib only: the CLI stays free of pyroute2
+from . import explain  # stdlib only: the CLI stays free of pyroute2 and the daemon
 
 DEFAULT_SOCKET = "/run/minidock/minidock.sock"
 
@@ -74,7 +74,7 @@ class Client:
         hdrs = {"Content-Type": "application/json"} if data is not None else {}
         hdrs.update(headers or {})
         if self.explain:
-            hdrs[steps.EXPLAIN_HEADER] = "1"
+            hdrs[explain.EXPLAIN_HEADER] = "1"
         conn = self._conn()
         try:
             conn.request(method, url, body=data, headers=hdrs)
@@ -108,9 +108,9 @@ class Client:
 
     def _print_explanation(self, resp: http.client.HTTPResponse) -> None:
         """What the daemon did to the kernel for this request, as shell commands, on stderr."""
-        groups = json.loads(resp.getheader(steps.EXPLAIN_HEADER) or "[]") if self.explain else []
+        groups = json.loads(resp.getheader(explain.EXPLAIN_HEADER) or "[]") if self.explain else []
         if groups:
-            sys.stderr.write(steps.render(groups))
+            sys.stderr.write(explain.render(groups))
             sys.stderr.flush()
 
     def stream(self, method: str, path: str, query: dict[str, Any] | None = None) -> http.client.HTTPResponse:

@@ -19,32 +19,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .explain import Recording
+
 log = logging.getLogger("minidock.steps")
 STEP_TIMINGS = os.environ.get("MINIDOCK_TIMINGS") == "steps"
 
 Undo = Callable[[], Awaitable[Any]]
-
-
-EXPLAIN_HEADER = "X-Minidock-Explain"  # asks for the recording (request), carries it back (response)
-
-
-@dataclass
-class Recording:
-    """The explanation of one request: named steps, each with its why and commands."""
-
-    groups: list[dict[str, Any]] = field(default_factory=list)
-
-    def add(self, name: str, why: str, commands: list[str]) -> None:
-        self.groups.append({"step": name, "why": why, "commands": list(commands)})
-
-
-def render(groups: list[dict[str, Any]]) -> str:
-    """A shell script a student can read and replay: `# step: why`, then its commands."""
-    out = []
-    for g in groups:
-        out.append(f"# -- {g['step']}" + (f": {g['why']}" if g.get("why") else ""))
-        out.extend(g["commands"])
-    return "\n".join(out) + "\n" if out else ""
 
 
 _recording: contextvars.ContextVar[Recording | None] = contextvars.ContextVar("minidock_explain", default=None)

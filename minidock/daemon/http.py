@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .. import steps
+from .. import explain, steps
 from ..errors import InvalidParameter, MinidockError
 
 log = logging.getLogger("minidock.http")
@@ -177,7 +177,7 @@ async def serve_connection(router: Router, reader: asyncio.StreamReader, writer:
             handler, params, known = router.match(req.method, req.path)
             req.params = params
             # --explain: the kernel steps this request takes come back in a header
-            recording = steps.Recording() if req.headers.get(steps.EXPLAIN_HEADER.lower()) else None
+            recording = explain.Recording() if req.headers.get(explain.EXPLAIN_HEADER.lower()) else None
             steps.use_recording(recording)
             try:
                 if handler is None:
@@ -192,7 +192,7 @@ async def serve_connection(router: Router, reader: asyncio.StreamReader, writer:
                 body = result.encode()
                 headers = {**BASE_HEADERS, "Content-Length": str(len(body))}
                 if recording is not None:
-                    headers[steps.EXPLAIN_HEADER] = json.dumps(recording.groups)
+                    headers[explain.EXPLAIN_HEADER] = json.dumps(recording.groups)
                 if result.body is not None:
                     headers["Content-Type"] = result.content_type
                 # a HEAD answer has the headers of the GET and no body (Docker's CLI pings with HEAD)

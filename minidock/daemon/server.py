@@ -18,6 +18,7 @@ import stat
 import sys
 
 from .. import steps
+from ..explain import Recording, render
 from ..kernel import libc
 from ..service import files
 from ..service.engine import Engine
@@ -44,12 +45,12 @@ async def serve(root: str, socket_path: str, dns_upstream: list[str], explain: b
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     engine = Engine(root, dns_upstream or upstreams_from_host(), port_maps)
-    recording = steps.Recording() if explain else None
+    recording = Recording() if explain else None
     steps.use_recording(recording)  # start-up: the default bridge, the chains and their jumps
     await engine.open()
     steps.use_recording(None)
     if recording is not None:
-        print(steps.render(recording.groups), end="", flush=True)
+        print(render(recording.groups), end="", flush=True)
     # what start-up made lives as long as the daemon: out of the collector's way. (Rarer
     # collections, gc.set_threshold(20_000, …), saved 0.7 ms at the 1000th start but cost
     # 11 MB at 1000 containers: memory is the tighter of issue 9's bars.)

@@ -43,11 +43,11 @@ from ..errors import (
     no_such_container,
     no_such_network,
 )
+from ..explain import Recording
 from ..kernel import iptables, netns, nftables, portbind, process
 from ..kernel.netlink import Netlink
 from ..kernel.netns import NETNS_PREFIX
 from ..steps import (
-    Recording,
     Transaction,
     current_operation,
     current_recording,
