@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import KernelError, MinidockError
 from .explain import Recording
 
 log = logging.getLogger("minidock.steps")
@@ -93,11 +94,27 @@ def explained(name: str, undo: Undo, commands: list[str], why: str = "") -> Undo
     return run
 
 
+class UndoErrors(ExceptionGroup):  # noqa: N818 - a group, named for what it gathers
+    """Every undo that failed during one rollback (netavark's error list): reported
+    together, attached to the error that caused the rollback."""
+
+
 @dataclass
 class Transaction:
-    """Collects the undo of every step done; `async with` rolls back on error."""
+    """Collects the undo of every step done; `async with` rolls back on error.
 
+    A kernel failure inside a step becomes a KernelError that names the step,
+    Docker-style: "failed to set up container networking: veth pair: …". Errors
+    of ours (MinidockError) and `passthrough` ones go through unchanged.
+    """
+
+    context: str = "failed to set up container networking"
+    passthrough: tuple[type[BaseException], ...] = ()
     _undo: list[tuple[str, Undo]] = field(default_factory=list)
+
+    def on_undo(self, name: str, undo: Undo) -> None:
+        """Register the undo of something done outside `step` (a lease, a record)."""
+        self._undo.append((name, undo))
 
     async def step(
         self,
@@ -109,7 +126,12 @@ class Transaction:
     ) -> Any:
         record(name, why, commands or [])
         t0 = time.perf_counter()
-        result = await action
+        try:
+            result = await action
+        except (MinidockError, *self.passthrough):
+            raise
+        except Exception as e:
+            raise KernelError(f"{self.context}: {name}: {e}") from e
         if STEP_TIMINGS:
             log.info("step %s %.3f ms", name, (time.perf_counter() - t0) * 1000)
         if undo is not None:
@@ -117,11 +139,13 @@ class Transaction:
         faults.step_done(name)
         return result
 
-    async def rollback(self) -> None:
+    async def rollback(self) -> UndoErrors | None:
+        """Undo every step, in reverse, all of them even when some fail."""
         errors = await undo_all(reversed(self._undo))
         self._undo.clear()
         for err in errors:
             log.error("undo failed: %s", err)
+        return UndoErrors("undo failed", errors) if errors else None
 
     def commit(self) -> None:
         self._undo.clear()
@@ -129,9 +153,12 @@ class Transaction:
     async def __aenter__(self) -> Transaction:
         return self
 
-    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         if exc is not None:
-            await self.rollback()
+            failed = await self.rollback()
+            if failed is not None:
+                exc.add_note(f"and undoing it failed: {'; '.join(map(str, failed.exceptions))}")
+                exc.__cause__ = exc.__cause__ or failed
         else:
             self.commit()
 

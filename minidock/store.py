@@ -2,8 +2,10 @@
 endpoints, address leases and images.
 
 One connection, WAL mode, schema versioned with PRAGMA user_version. Records
-are JSON documents keyed by id; address leases are rows with a primary key so
-that the database itself forbids handing one address out twice.
+are the typed values of `model`, kept as JSON documents keyed by id; address
+leases are rows with a primary key so that the database itself forbids
+handing one address out twice. Every read goes through `query` (a test's
+counting store counts them); `reading()` gives a batch of reads one snapshot.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .ipam import number
+from .model import Container, Endpoint, Network
 
 SCHEMA_VERSION = 2
 
@@ -39,9 +42,6 @@ _MIGRATIONS: dict[int, str] = {
     """,
 }
 
-_TABLES = {"networks", "containers"}
-
-
 class Store:
     """A thin layer over sqlite3; every write goes through `transaction()`."""
 
@@ -55,14 +55,11 @@ class Store:
         self.db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
         self._depth = 0
-        # parsed documents, shared read-only by `view` (scans on every start must not
-        # parse every record again); written through, and dropped on a rollback
-        self._views: dict[str, dict[str, dict[str, Any]]] = {}
-        # indexes over a view, by a key function: table -> name -> (keys, key -> {id: doc})
-        self._keys: dict[str, dict[str, Callable[[dict[str, Any]], Iterable[str]]]] = {}
-        self._indexes: dict[str, dict[str, dict[str, dict[str, dict[str, Any]]]]] = {}
+        self._reading = 0
+        self.networks: Table[Network] = Table(self, "networks", Network)
+        self.containers: Table[Container] = Table(self, "containers", Container)
         # each network's leases, address -> owner, and their numbers in order (for a binary
-        # search of the lowest free one): written through like the views
+        # search of the lowest free one): written through like the tables' views
         self._leases: dict[str, dict[str, str]] = {}
         self._numbers: dict[str, list[int]] = {}
 
@@ -80,9 +77,36 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    def count_read(self) -> None:
+        """Called on every read; a test's counting store overrides it."""
+
+    def query(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Cursor:
+        self.count_read()
+        return self.db.execute(sql, tuple(args))
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """One snapshot for a batch of reads (a start's plan); no write may happen
+        inside. Nested uses, and uses inside a transaction, join the outer one."""
+        if self._depth or self._reading:
+            self._reading += 1
+            try:
+                yield
+            finally:
+                self._reading -= 1
+            return
+        self.db.execute("BEGIN DEFERRED")
+        self._reading = 1
+        try:
+            yield
+        finally:
+            self._reading = 0
+            self.db.execute("COMMIT")
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic unit of change; nested uses join the outer one."""
+        assert not (self._reading and not self._depth), "a write inside store.reading()"
         if self._depth:
             self._depth += 1
             try:
@@ -105,100 +129,10 @@ class Store:
 
     def _forget(self) -> None:
         """Drop every parsed cache: rebuilt from the database on next use."""
-        self._views.clear()
-        self._indexes.clear()
+        self.networks.forget()
+        self.containers.forget()
         self._leases.clear()
         self._numbers.clear()
-
-    # -- documents -----------------------------------------------------------
-    def put(self, table: str, doc: dict[str, Any]) -> None:
-        assert table in _TABLES
-        with self.transaction() as db:
-            db.execute(
-                # not INSERT OR REPLACE: that would silently delete another document holding the name
-                f"INSERT INTO {table} (id, name, data) VALUES (?, ?, ?) "
-                "ON CONFLICT(id) DO UPDATE SET name=excluded.name, data=excluded.data",
-                (doc["id"], doc["name"], text := json.dumps(doc)),
-            )
-            if table in self._views:
-                parsed = json.loads(text)
-                self._unindex(table, self._views[table].get(doc["id"]))
-                self._views[table][doc["id"]] = parsed
-                self._index(table, parsed)
-
-    def delete(self, table: str, doc_id: str) -> None:
-        assert table in _TABLES
-        with self.transaction() as db:
-            db.execute(f"DELETE FROM {table} WHERE id=?", (doc_id,))
-            if table in self._views:
-                self._unindex(table, self._views[table].pop(doc_id, None))
-
-    def get(self, table: str, doc_id: str) -> dict[str, Any] | None:
-        assert table in _TABLES
-        row = self.db.execute(f"SELECT data FROM {table} WHERE id=?", (doc_id,)).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def all(self, table: str) -> list[dict[str, Any]]:
-        assert table in _TABLES
-        rows = self.db.execute(f"SELECT data FROM {table} ORDER BY rowid").fetchall()
-        return [json.loads(r[0]) for r in rows]
-
-    def view(self, table: str) -> list[dict[str, Any]]:
-        """Every document of `table`, oldest first, for reading only: the same objects are
-        handed to every caller, so change a copy (`get`) and `put` it instead."""
-        assert table in _TABLES
-        docs = self._views.get(table)
-        if docs is None:
-            rows = self.db.execute(f"SELECT id, data FROM {table} ORDER BY rowid").fetchall()
-            docs = self._views[table] = {r[0]: json.loads(r[1]) for r in rows}
-        return list(docs.values())
-
-    def add_index(self, table: str, name: str, keys: Callable[[dict[str, Any]], Iterable[str]]) -> None:
-        """Index the documents of `table` by the keys `keys(doc)` gives (see `indexed`)."""
-        self._keys.setdefault(table, {})[name] = keys
-        self._indexes.get(table, {}).pop(name, None)
-
-    def indexed(self, table: str, name: str, key: str) -> list[dict[str, Any]]:
-        """The documents whose keys include `key`, read only like `view`'s, without a scan."""
-        by_name = self._indexes.setdefault(table, {})
-        if name not in by_name:
-            index: dict[str, dict[str, dict[str, Any]]] = {}
-            for doc in self.view(table):
-                for k in self._keys[table][name](doc):
-                    index.setdefault(k, {})[doc["id"]] = doc
-            by_name[name] = index
-        return list(by_name[name].get(key, {}).values())
-
-    def _index(self, table: str, doc: dict[str, Any]) -> None:
-        for name, index in self._indexes.get(table, {}).items():
-            for k in self._keys[table][name](doc):
-                index.setdefault(k, {})[doc["id"]] = doc
-
-    def _unindex(self, table: str, doc: dict[str, Any] | None) -> None:
-        if doc is None:
-            return
-        for name, index in self._indexes.get(table, {}).items():
-            for k in self._keys[table][name](doc):
-                held = index.get(k, {})
-                held.pop(doc["id"], None)
-                if not held:
-                    index.pop(k, None)
-
-    def find(self, table: str, ref: str) -> dict[str, Any] | None:
-        """Docker's lookup order: full id, exact name, then a unique id prefix."""
-        assert table in _TABLES
-        row = self.db.execute(
-            f"SELECT data FROM {table} WHERE id=? OR name=? ORDER BY id=? DESC LIMIT 1",
-            (ref, ref, ref),
-        ).fetchone()
-        if row:
-            return json.loads(row[0])
-        if not ref or not all(c in "0123456789abcdef" for c in ref):
-            return None
-        rows = self.db.execute(
-            f"SELECT data FROM {table} WHERE id LIKE ? LIMIT 2", (ref + "%",)
-        ).fetchall()
-        return json.loads(rows[0][0]) if len(rows) == 1 else None
 
     def wipe(self) -> None:
         """Forget everything (`minidock system reset`)."""
@@ -219,15 +153,15 @@ class Store:
 
     def journal(self) -> list[tuple[int, str, dict[str, Any]]]:
         """Operations begun and never ended, oldest first."""
-        rows = self.db.execute("SELECT id, op, data FROM journal ORDER BY id").fetchall()
+        rows = self.query("SELECT id, op, data FROM journal ORDER BY id").fetchall()
         return [(r[0], r[1], json.loads(r[2])) for r in rows]
 
     # -- endpoints -----------------------------------------------------------
-    def put_endpoint(self, ep: dict[str, Any]) -> None:
+    def put_endpoint(self, ep: Endpoint) -> None:
         with self.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO endpoints (container_id, network_id, data) VALUES (?, ?, ?)",
-                (ep["container_id"], ep["network_id"], json.dumps(ep)),
+                (ep.container_id, ep.network_id, json.dumps(ep.to_json())),
             )
 
     def delete_endpoint(self, container_id: str, network_id: str) -> None:
@@ -239,7 +173,7 @@ class Store:
 
     def endpoints(
         self, *, container_id: str | None = None, network_id: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[Endpoint]:
         sql, args = "SELECT data FROM endpoints WHERE 1=1", []
         if container_id is not None:
             sql += " AND container_id=?"
@@ -247,16 +181,14 @@ class Store:
         if network_id is not None:
             sql += " AND network_id=?"
             args.append(network_id)
-        return [json.loads(r[0]) for r in self.db.execute(sql + " ORDER BY rowid", args)]
+        return [Endpoint.from_json(json.loads(r[0])) for r in self.query(sql + " ORDER BY rowid", args)]
 
     # -- address leases ------------------------------------------------------
     def leases(self, network_id: str) -> dict[str, str]:
         """Address -> owner on one network; read only (shared, written through)."""
         held = self._leases.get(network_id)
         if held is None:
-            rows = self.db.execute(
-                "SELECT address, owner FROM leases WHERE network_id=?", (network_id,)
-            ).fetchall()
+            rows = self.query("SELECT address, owner FROM leases WHERE network_id=?", (network_id,)).fetchall()
             held = self._leases[network_id] = {a: o for a, o in rows}
         return held
 
@@ -296,14 +228,14 @@ class Store:
                 if numbers is not None:
                     numbers.pop(bisect.bisect_left(numbers, number(address)))
 
-    def drop_endpoints(self, container_id: str, network_id: str | None = None) -> list[dict[str, Any]]:
+    def drop_endpoints(self, container_id: str, network_id: str | None = None) -> list[Endpoint]:
         """Release the addresses and delete the endpoints of a container (on one network, or all);
         returns the endpoints, whose links the caller may still have to delete."""
         eps = self.endpoints(container_id=container_id, network_id=network_id)
         with self.transaction():
             for ep in eps:
-                self.release(ep["network_id"], container_id)
-                self.delete_endpoint(container_id, ep["network_id"])
+                self.release(ep.network_id, container_id)
+                self.delete_endpoint(container_id, ep.network_id)
         return eps
 
     def release_network(self, network_id: str) -> None:
@@ -314,9 +246,113 @@ class Store:
 
     # -- meta ----------------------------------------------------------------
     def meta_get(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        row = self.query("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
 
     def meta_set(self, key: str, value: str) -> None:
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+
+T = TypeVar("T", Network, Container)
+
+
+class Table(Generic[T]):
+    """One table of records (networks, containers), typed.
+
+    `get`, `find` and `all` parse fresh copies a caller may change and `put` back;
+    `view` and `indexed` hand out shared parsed records, for reading only (the scans
+    of every start must not parse every record again): written through, and dropped
+    when the store rolls back.
+    """
+
+    def __init__(self, store: Store, name: str, kind: type[T]) -> None:
+        self.store, self.name, self.kind = store, name, kind
+        self._view: dict[str, T] | None = None
+        self._keys: dict[str, Callable[[T], Iterable[str]]] = {}
+        self._indexes: dict[str, dict[str, dict[str, T]]] = {}
+
+    def _parse(self, text: str) -> T:
+        return self.kind.from_json(json.loads(text))  # type: ignore[return-value]
+
+    def forget(self) -> None:
+        self._view = None
+        self._indexes.clear()
+
+    def put(self, doc: T) -> None:
+        with self.store.transaction() as db:
+            db.execute(
+                # not INSERT OR REPLACE: that would silently delete another record holding the name
+                f"INSERT INTO {self.name} (id, name, data) VALUES (?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET name=excluded.name, data=excluded.data",
+                (doc.id, doc.name, text := json.dumps(doc.to_json())),
+            )
+            if self._view is not None:
+                parsed = self._parse(text)
+                self._unindex(self._view.get(doc.id))
+                self._view[doc.id] = parsed
+                self._index(parsed)
+
+    def delete(self, doc_id: str) -> None:
+        with self.store.transaction() as db:
+            db.execute(f"DELETE FROM {self.name} WHERE id=?", (doc_id,))
+            if self._view is not None:
+                self._unindex(self._view.pop(doc_id, None))
+
+    def get(self, doc_id: str) -> T | None:
+        row = self.store.query(f"SELECT data FROM {self.name} WHERE id=?", (doc_id,)).fetchone()
+        return self._parse(row[0]) if row else None
+
+    def all(self) -> list[T]:
+        return [self._parse(r[0]) for r in self.store.query(f"SELECT data FROM {self.name} ORDER BY rowid")]
+
+    def view(self) -> list[T]:
+        """Every record, oldest first, shared: change a copy (`get`) and `put` it instead."""
+        self.store.count_read()
+        if self._view is None:
+            rows = self.store.query(f"SELECT id, data FROM {self.name} ORDER BY rowid").fetchall()
+            self._view = {r[0]: self._parse(r[1]) for r in rows}
+        return list(self._view.values())
+
+    def add_index(self, name: str, keys: Callable[[T], Iterable[str]]) -> None:
+        """Index the records by the keys `keys(record)` gives (see `indexed`)."""
+        self._keys[name] = keys
+        self._indexes.pop(name, None)
+
+    def indexed(self, name: str, key: str) -> list[T]:
+        """The records whose keys include `key`, shared like `view`'s, without a scan."""
+        if name not in self._indexes:
+            index: dict[str, dict[str, T]] = {}
+            for doc in self.view():
+                for k in self._keys[name](doc):
+                    index.setdefault(k, {})[doc.id] = doc
+            self._indexes[name] = index
+        self.store.count_read()
+        return list(self._indexes[name].get(key, {}).values())
+
+    def _index(self, doc: T) -> None:
+        for name, index in self._indexes.items():
+            for k in self._keys[name](doc):
+                index.setdefault(k, {})[doc.id] = doc
+
+    def _unindex(self, doc: T | None) -> None:
+        if doc is None:
+            return
+        for name, index in self._indexes.items():
+            for k in self._keys[name](doc):
+                held = index.get(k, {})
+                held.pop(doc.id, None)
+                if not held:
+                    index.pop(k, None)
+
+    def find(self, ref: str) -> T | None:
+        """Docker's lookup order: full id, exact name, then a unique id prefix."""
+        row = self.store.query(f"SELECT data FROM {self.name} WHERE id=? OR name=? ORDER BY id=? DESC LIMIT 1",
+                               (ref, ref, ref)).fetchone()
+        if row:
+            return self._parse(row[0])
+        if not ref or not all(c in "0123456789abcdef" for c in ref):
+            return None
+        rows = self.store.query(f"SELECT data FROM {self.name} WHERE id LIKE ? LIMIT 2", (ref + "%",)).fetchall()
+        return self._parse(rows[0][0]) if len(rows) == 1 else None

@@ -1,21 +1,37 @@
 """Network drivers behind one small contract (moby's driverapi, cut down).
 
 A driver turns a network record into kernel objects and attaches container
-sandboxes to it. It never opens the store: the service hands it records and
-keeps the results.
+sandboxes to it; it owns its kernel steps (each a named, explained step of
+the caller's Transaction). It never opens the store: the services hand it
+typed records and keep the results.
+
+Each driver declares what it is and what it needs, so the services need not
+know drivers by name:
+
+    scope                 "local" (this host's store) or "global" (a cluster's)
+    leases_addresses      the service leases each endpoint an address of the subnet
+    publishes_ports       `-p` works on it (host ports DNATed to the endpoint)
+    needs_gateway_bridge  outbound access needs a second interface on a gateway
+                          bridge (as Docker's docker_gwbridge for overlay)
+    own_namespace         a container on it gets a network namespace of its own
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..kernel.iptables import BridgeRules
-from ..steps import Transaction
+if TYPE_CHECKING:
+    from ..kernel.iptables import BridgeRules
+    from ..model import Endpoint, Network
+    from ..steps import Transaction
+
+ALIAS_PREFIX = "minidock:"  # every link of ours carries an alias that starts so
 
 
 class Sandbox(Protocol):
     """A container's network namespace as a driver sees it."""
 
+    name: str  # the container's
     netns: str  # name under /run/netns
 
     async def inside(self) -> Any: ...  # a Netlink bound to the namespace
@@ -23,19 +39,24 @@ class Sandbox(Protocol):
 
 class Driver(Protocol):
     name: str
+    scope: str
+    leases_addresses: bool
+    publishes_ports: bool
+    needs_gateway_bridge: bool
+    own_namespace: bool
 
-    async def create_network(self, net: dict[str, Any], tx: Transaction) -> None:
+    async def create_network(self, net: Network, tx: Transaction) -> None:
         """Make the network's kernel objects (idempotent)."""
 
-    async def delete_network(self, net: dict[str, Any]) -> None:
+    async def delete_network(self, net: Network) -> None:
         """Remove them; what is already gone counts as removed."""
 
-    async def join(self, net: dict[str, Any], ep: dict[str, Any], sb: Sandbox, tx: Transaction) -> None:
+    async def join(self, net: Network, ep: Endpoint, sb: Sandbox, tx: Transaction) -> None:
         """Plug endpoint `ep` of sandbox `sb` into the network."""
 
-    async def leave(self, net: dict[str, Any], ep: dict[str, Any], delete_link: bool = True) -> None:
+    async def leave(self, net: Network, ep: Endpoint, delete_link: bool = True) -> None:
         """Unplug it; `delete_link=False` when the sandbox's namespace goes next and takes
         the endpoint's links with it."""
 
-    def firewall(self, net: dict[str, Any]) -> BridgeRules | None:
+    def firewall(self, net: Network) -> BridgeRules | None:
         """The network's share of the firewall, as data."""

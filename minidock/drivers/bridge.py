@@ -24,13 +24,11 @@ from typing import Any
 from ..kernel import conntrack, sysctl
 from ..kernel.iptables import BridgeRules
 from ..kernel.netlink import Netlink
+from ..model import OPT_ICC, OPT_MASQ, OPT_MTU, OPT_NAME, Endpoint, Network
 from ..steps import Transaction, explained, record
+from . import ALIAS_PREFIX, Sandbox
 
-OPT_NAME = "com.docker.network.bridge.name"
-OPT_MTU = "com.docker.network.driver.mtu"
-OPT_ICC = "com.docker.network.bridge.enable_icc"
-OPT_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
-ALIAS_PREFIX = "minidock:"
+__all__ = ["ALIAS_PREFIX", "OPT_ICC", "OPT_MASQ", "OPT_MTU", "OPT_NAME", "BridgeDriver", "random_mac"]
 
 
 def random_mac() -> str:
@@ -40,46 +38,41 @@ def random_mac() -> str:
     return ":".join(f"{b:02x}" for b in raw)
 
 
-def mtu_of(net: dict[str, Any]) -> int:
-    return int(net.get("options", {}).get(OPT_MTU) or 1500)
-
-
-def _true(value: Any, default: bool = True) -> bool:
-    if value is None or value == "":
-        return default
-    return str(value).lower() in ("1", "true", "yes", "on")
-
-
 class BridgeDriver:
     name = "bridge"
+    scope = "local"
+    leases_addresses = True  # the service leases each endpoint an address of the subnet
+    publishes_ports = True  # -p: host ports DNATed to the endpoint
+    needs_gateway_bridge = False  # the bridge itself is the way out (NAT)
+    own_namespace = True
 
     def __init__(self, host: Netlink) -> None:
         self.host = host
         self._bridges: dict[str, int] = {}  # name -> index, checked cheaply before each use
 
-    async def create_network(self, net: dict[str, Any], tx: Transaction) -> None:
-        br, cfg = net["bridge"], net["ipam"]["config"][0]
-        prefix = cfg["subnet"].split("/")[1]
-        alias = f"{ALIAS_PREFIX}network {net['name']}"
+    async def create_network(self, net: Network, tx: Transaction) -> None:
+        br, cfg = net.bridge, net.ipam[0]
+        prefix, mtu = cfg.prefixlen, net.mtu
+        alias = f"{ALIAS_PREFIX}network {net.name}"
         mac = random_mac()
         idx = await tx.step(
             "bridge",
-            self.host.ensure_bridge(br, mtu_of(net), alias, mac),
+            self.host.ensure_bridge(br, mtu, alias, mac),
             undo=explained("remove the bridge", lambda: self.host.delete_link(br), [f"ip link del {br}"]),
             commands=[f"ip link add {br} address {mac} type bridge"
-                      + (f" mtu {mtu_of(net)}" if mtu_of(net) != 1500 else ""),
+                      + (f" mtu {mtu}" if mtu != 1500 else ""),
                       f"ip link set {br} alias {shlex.quote(alias)}"],
-            why=f"the switch that network {net['name']}'s containers plug into; a MAC of its own, as "
+            why=f"the switch that network {net.name}'s containers plug into; a MAC of its own, as "
                 "Docker gives it, or it would take the lowest of its ports' and change as containers come and go",
         )
         await tx.step(
             "gateway address",
-            self.host.ensure_addr(idx, cfg["gateway"], int(prefix)),
-            commands=[f"ip addr add {cfg['gateway']}/{prefix} dev {br}"],
+            self.host.ensure_addr(idx, cfg.gateway, prefix),
+            commands=[f"ip addr add {cfg.gateway}/{prefix} dev {br}"],
             why="the host's address on the bridge is the containers' default gateway",
         )
         await tx.step("bridge up", self.host.set_up(idx), commands=[f"ip link set {br} up"])
-        if not net.get("internal"):
+        if not net.internal:
             await tx.step(
                 "localhost to published ports",
                 _async(sysctl.ensure, f"net/ipv4/conf/{br}/route_localnet", "1"),
@@ -93,7 +86,7 @@ class BridgeDriver:
             why="let the host route packets between the bridge and its other interfaces",
         )
 
-        if not _true(net.get("options", {}).get(OPT_ICC)):
+        if not net.icc:
             await tx.step(
                 "bridged traffic through iptables",
                 _async(sysctl.ensure, "net.bridge.bridge-nf-call-iptables", "1"),
@@ -101,28 +94,28 @@ class BridgeDriver:
                 why="enable_icc=false is a FORWARD rule, so frames between ports of one bridge must pass iptables",
             )
 
-    async def delete_network(self, net: dict[str, Any]) -> None:
-        record("bridge", f"network {net['name']} is gone, and with it its switch", [f"ip link del {net['bridge']}"])
-        await self.host.delete_link(net["bridge"])
+    async def delete_network(self, net: Network) -> None:
+        record("bridge", f"network {net.name} is gone, and with it its switch", [f"ip link del {net.bridge}"])
+        await self.host.delete_link(net.bridge)
 
-    async def join(self, net: dict[str, Any], ep: dict[str, Any], sb: Any, tx: Transaction) -> None:
-        br, veth, ifname = net["bridge"], ep["veth"], ep["ifname"]
+    async def join(self, net: Network, ep: Endpoint, sb: Sandbox, tx: Transaction) -> None:
+        br, veth, ifname, mtu = net.bridge, ep.veth, ep.ifname, net.mtu
         master = self._bridges.get(br)
         if master is None or not self.host.is_link(master, br):
             master = await self.host.index(br)
             if master is None:
-                raise RuntimeError(f"bridge {br} of network {net['name']} is missing")
+                raise RuntimeError(f"bridge {br} of network {net.name} is missing")
             self._bridges[br] = master
         fd = os.open(f"/run/netns/{sb.netns}", os.O_RDONLY | os.O_CLOEXEC)
         alias = f"{ALIAS_PREFIX}container {sb.name}"
         try:
             await tx.step(
                 "veth pair",
-                self.host.add_veth(veth, ifname, fd, mtu_of(net), master, alias, ep.get("mac")),
+                self.host.add_veth(veth, ifname, fd, mtu, master, alias, ep.mac or None),
                 undo=explained("remove the veth pair", lambda: self.host.delete_link(veth), [f"ip link del {veth}"]),
                 commands=[
-                    f"ip link add {veth} mtu {mtu_of(net)} type veth peer name {ifname} netns {sb.netns}"
-                    f" address {ep['mac']}",
+                    f"ip link add {veth} mtu {mtu} type veth peer name {ifname} netns {sb.netns}"
+                    f" address {ep.mac}",
                     f"sysctl -qw net.ipv6.conf.{veth}.disable_ipv6=1",
                     f"ip link set {veth} master {br} alias {shlex.quote(alias)} up",
                     f"bridge link set dev {veth} hairpin on",
@@ -135,46 +128,39 @@ class BridgeDriver:
         inside = await sb.inside()
         await tx.step(
             "container address",
-            inside.configure_interface(ifname, None, ep["ip"], ep["prefixlen"]),
+            inside.configure_interface(ifname, None, ep.ip, ep.prefixlen),
             commands=[
                 f"ip -n {sb.netns} link set {ifname} addrgenmode none",
-                f"ip -n {sb.netns} addr add {ep['ip']}/{ep['prefixlen']} dev {ifname}",
+                f"ip -n {sb.netns} addr add {ep.cidr} dev {ifname}",
                 f"ip -n {sb.netns} link set {ifname} up",
             ],
             why="the container's address on the network (IPv4 only, as the network: no IPv6 link-local "
                 "address, whose neighbour and router solicitations the bridge would flood to every port)",
         )
-        if ep.get("gateway_endpoint") and ep.get("gateway"):
+        if ep.gateway_endpoint and ep.gateway:
             await tx.step(
                 "default route",
-                inside.ensure_default_route(ep["gateway"]),
-                commands=[f"ip -n {sb.netns} route add default via {ep['gateway']}"],
+                inside.ensure_default_route(ep.gateway),
+                commands=[f"ip -n {sb.netns} route add default via {ep.gateway}"],
                 why="everything not on a local subnet goes to the bridge, then the host's NAT",
             )
 
-    async def leave(self, net: dict[str, Any], ep: dict[str, Any], delete_link: bool = True) -> None:
+    async def leave(self, net: Network, ep: Endpoint, delete_link: bool = True) -> None:
         """Unplug an endpoint. Without `delete_link` the caller deletes the container's
         namespace next, which takes the veth pair with it."""
         if delete_link:
-            record(f"leave {net['name']}", "deleting one end of a veth pair deletes both",
-                   [f"ip link del {ep['veth']}"])
-            await self.host.delete_link(ep["veth"])
-        if ep.get("ip"):
-            record("forget connections", f"{ep['ip']} may be handed out again; old tracked flows must not "
-                   "outlive it", [f"conntrack -D -s {ep['ip']} 2>/dev/null || true",
-                                  f"conntrack -D -d {ep['ip']} 2>/dev/null || true"])
-            await conntrack.forget(ep["ip"])
+            record(f"leave {net.name}", "deleting one end of a veth pair deletes both",
+                   [f"ip link del {ep.veth}"])
+            await self.host.delete_link(ep.veth)
+        if ep.ip:
+            record("forget connections", f"{ep.ip} may be handed out again; old tracked flows must not "
+                   "outlive it", [f"conntrack -D -s {ep.ip} 2>/dev/null || true",
+                                  f"conntrack -D -d {ep.ip} 2>/dev/null || true"])
+            await conntrack.forget(ep.ip)
 
-    def firewall(self, net: dict[str, Any]) -> BridgeRules | None:
-        opts = net.get("options", {})
-        return BridgeRules(
-            network=net["name"],
-            bridge=net["bridge"],
-            subnet=net["ipam"]["config"][0]["subnet"],
-            icc=_true(opts.get(OPT_ICC)),
-            masquerade=_true(opts.get(OPT_MASQ)),
-            internal=bool(net.get("internal")),
-        )
+    def firewall(self, net: Network) -> BridgeRules | None:
+        return BridgeRules(network=net.name, bridge=net.bridge, subnet=net.subnet, icc=net.icc,
+                           masquerade=net.masquerade, internal=net.internal)
 
 
 async def _async(fn: Any, *args: Any) -> Any:

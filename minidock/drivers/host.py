@@ -8,3 +8,4 @@ from .null import NullDriver
 
 class HostDriver(NullDriver):
     name = "host"
+    own_namespace = False

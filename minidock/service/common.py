@@ -1,4 +1,4 @@
-"""Small helpers shared by the services: ids, names, timestamps, locks."""
+"""Small helpers shared by the services: ids, names, timestamps, locks, the journal."""
 
 from __future__ import annotations
 
@@ -10,8 +10,13 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidParameter
+from ..steps import current_operation, reset_operation, set_operation
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -81,3 +86,17 @@ class KeyedLocks:
         finally:
             for k in reversed(ordered):
                 self._locks[k].release()
+
+
+@asynccontextmanager
+async def journaled(store: Store, op: str, **data: Any) -> AsyncIterator[None]:
+    """Journal an operation: its intent is stored before the kernel is touched and
+    dropped when it is over (done or rolled back); a crash leaves it for reconcile."""
+    entry = store.journal_begin(op, data)
+    token = set_operation(op) if not current_operation() else None  # rm's stop is part of rm
+    try:
+        yield
+    finally:
+        if token is not None:
+            reset_operation(token)
+        store.journal_end(entry)

@@ -15,18 +15,20 @@ import struct
 import termios
 from typing import Any
 
+from ..errors import Conflict, InvalidParameter
 from ..kernel import process
-from .common import watch_fd
-from .engine import Engine
+from ..model import Container
+from .common import new_id, watch_fd
+from .core import Core
 
 
 def _frame(stream: int, data: bytes) -> bytes:
     return struct.pack(">BxxxL", stream, len(data)) + data
 
 
-def _env(c: dict[str, Any], ex: dict[str, Any]) -> dict[str, str]:
-    env = dict(kv.split("=", 1) for kv in c["config"]["Env"])
-    env.setdefault("HOSTNAME", c["config"]["Hostname"])
+def _env(c: Container, ex: dict[str, Any]) -> dict[str, str]:
+    env = dict(kv.split("=", 1) for kv in c.config["Env"])
+    env.setdefault("HOSTNAME", c.hostname)
     env.setdefault("HOME", "/root")
     if ex["tty"]:
         env.setdefault("TERM", "xterm")
@@ -39,10 +41,24 @@ def resize(ex: dict[str, Any], rows: int, cols: int) -> None:
         fcntl.ioctl(ex["master"], termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
-async def start(engine: Engine, ex: dict[str, Any], reader: asyncio.StreamReader | None,
+def create(core: Core, execs: dict[str, dict[str, Any]], ref: str, body: dict[str, Any]) -> str:
+    c = core.container(ref)
+    if not c.running:
+        raise Conflict(f"Container {c.id} is not running")
+    cmd = body.get("Cmd") or []
+    if not cmd:
+        raise InvalidParameter("No exec command specified")
+    eid = new_id()
+    execs[eid] = {"id": eid, "container_id": c.id, "cmd": list(cmd), "tty": bool(body.get("Tty")),
+                  "stdin": bool(body.get("AttachStdin")), "env": list(body.get("Env") or []),
+                  "workdir": body.get("WorkingDir") or "", "running": False, "exit_code": None, "pid": 0}
+    return eid
+
+
+async def start(core: Core, ex: dict[str, Any], reader: asyncio.StreamReader | None,
                 writer: asyncio.StreamWriter | None) -> None:
-    c = engine.container(ex["container_id"])
-    pid = c["state"]["pid"]
+    c = core.container(ex["container_id"])
+    pid = c.state.pid
     env = _env(c, ex)
     ex["running"] = True
     try:

@@ -1,10 +1,10 @@
 """Networks: the three predefined ones, user-defined bridges, and their
 Docker-shaped JSON.
 
-A network record (the store's document) holds what Docker's inspect shows
-plus the bridge name. Creating one validates everything, picks a subnet,
-makes the kernel objects through the driver, then writes the record;
-failures undo the kernel work in reverse.
+A network record (model.Network) holds what Docker's inspect shows plus the
+bridge name. Creating one validates everything, picks a subnet, makes the
+kernel objects through the driver, then writes the record; failures undo
+the kernel work in reverse.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from netaddr import IPAddress, IPNetwork
+from netaddr import IPNetwork
 
 from .. import ipam
-from ..drivers.bridge import OPT_ICC, OPT_MASQ, OPT_MTU, OPT_NAME
-from ..errors import Conflict, Forbidden, InvalidParameter
-from ..steps import Transaction
-from .common import check_name, new_id, rfc3339
+from ..errors import Conflict, Forbidden, InvalidParameter, MinidockError
+from ..model import OPT_ICC, OPT_MASQ, OPT_MTU, OPT_NAME, Endpoint, IPAMConfig, Network
+from ..steps import Transaction, faults
+from .common import check_name, journaled, new_id, rfc3339
+from .core import Core
 
 PREDEFINED = ("bridge", "host", "none")
 DEFAULT_BRIDGE = "minidock0"
@@ -26,53 +27,54 @@ KNOWN_OPTIONS = {OPT_NAME, OPT_MTU, OPT_ICC, OPT_MASQ, "com.docker.network.bridg
                  "com.docker.network.bridge.default_bridge"}
 
 
-def network_json(net: dict[str, Any], endpoints: list[dict[str, Any]], names: dict[str, str]) -> dict[str, Any]:
+def network_json(net: Network, endpoints: list[Endpoint], names: dict[str, str], scope: str = "local",
+                 ) -> dict[str, Any]:
     """Docker's /networks/{id} shape."""
     containers = {}
     for ep in endpoints:
-        if not ep.get("ip") and net["driver"] == "bridge":
+        if not ep.ip and net.driver == "bridge":
             continue
-        containers[ep["container_id"]] = {
-            "Name": names.get(ep["container_id"], ""),
-            "EndpointID": ep["id"],
-            "MacAddress": ep.get("mac", ""),
-            "IPv4Address": f"{ep['ip']}/{ep['prefixlen']}" if ep.get("ip") else "",
+        containers[ep.container_id] = {
+            "Name": names.get(ep.container_id, ""),
+            "EndpointID": ep.id,
+            "MacAddress": ep.mac,
+            "IPv4Address": ep.cidr,
             "IPv6Address": "",
         }
     config = []
-    for c in net["ipam"]["config"]:
-        entry = {"Subnet": c["subnet"]}
-        if c.get("ip_range"):
-            entry["IPRange"] = c["ip_range"]
-        entry["Gateway"] = c["gateway"]
+    for c in net.ipam:
+        entry = {"Subnet": c.subnet}
+        if c.ip_range:
+            entry["IPRange"] = c.ip_range
+        entry["Gateway"] = c.gateway
         config.append(entry)
     return {
-        "Name": net["name"],
-        "Id": net["id"],
-        "Created": rfc3339(net["created"]),
-        "Scope": "local",
-        "Driver": net["driver"],
+        "Name": net.name,
+        "Id": net.id,
+        "Created": rfc3339(net.created),
+        "Scope": scope,
+        "Driver": net.driver,
         "EnableIPv6": False,
-        "IPAM": {"Driver": "default", "Options": net["ipam"].get("options") or None, "Config": config},
-        "Internal": bool(net.get("internal")),
-        "Attachable": bool(net.get("attachable")),
+        "IPAM": {"Driver": "default", "Options": net.ipam_options or None, "Config": config},
+        "Internal": net.internal,
+        "Attachable": net.attachable,
         "Ingress": False,
         "ConfigFrom": {"Network": ""},
         "ConfigOnly": False,
         "Containers": containers,
-        "Options": dict(net.get("options", {})),
-        "Labels": dict(net.get("labels", {})),
+        "Options": dict(net.options),
+        "Labels": dict(net.labels),
     }
 
 
-def validate_create(req: dict[str, Any], existing: list[dict[str, Any]]) -> dict[str, Any]:
+def validate_create(req: dict[str, Any], existing: list[Network]) -> Network:
     """Check a /networks/create body against Docker's rules; return a record
     without a subnet when none was asked for (the caller picks one)."""
     name = req.get("Name") or ""
     if not name:
         raise InvalidParameter("network name is required")
     check_name(name, "network")
-    if any(n["name"] == name for n in existing):
+    if any(n.name == name for n in existing):
         raise Conflict(f"network with name {name} already exists")
     driver = req.get("Driver") or "bridge"
     if driver in ("host", "null"):
@@ -90,7 +92,7 @@ def validate_create(req: dict[str, Any], existing: list[dict[str, Any]]) -> dict
     bridge = options.get(OPT_NAME, "")
     if bridge and (len(bridge) > 15 or not all(c.isalnum() or c in "-_." for c in bridge)):
         raise InvalidParameter(f"invalid bridge name {bridge!r}: at most 15 letters, digits, '-', '_' or '.'")
-    if bridge and any(n.get("bridge") == bridge for n in existing):
+    if bridge and any(n.bridge == bridge for n in existing):
         raise Conflict(f"bridge name {bridge} is already used by another network")
     ipam_req = req.get("IPAM") or {}
     if (ipam_req.get("Driver") or "default") != "default":
@@ -98,14 +100,14 @@ def validate_create(req: dict[str, Any], existing: list[dict[str, Any]]) -> dict
     configs = ipam_req.get("Config") or []
     if len(configs) > 1:
         raise InvalidParameter("only one IPv4 subnet per network is supported")
-    config: dict[str, Any] = {}
+    config: dict[str, str] = {}
     if configs:
         c = configs[0]
         if c.get("Subnet"):
             subnet = ipam.parse_subnet(c["Subnet"])
             for other in existing:
-                for oc in other["ipam"]["config"]:
-                    if ipam.overlaps(subnet, IPNetwork(oc["subnet"])):
+                for oc in other.ipam:
+                    if ipam.overlaps(subnet, IPNetwork(oc.subnet)):
                         raise Forbidden("Pool overlaps with other one on this address space")
             config["subnet"] = str(subnet)
             if c.get("IPRange"):
@@ -124,19 +126,9 @@ def validate_create(req: dict[str, Any], existing: list[dict[str, Any]]) -> dict
         elif c.get("IPRange") or c.get("Gateway"):
             raise InvalidParameter("ip-range and gateway need a subnet (--subnet)")
     labels = {str(k): str(v) for k, v in (req.get("Labels") or {}).items()}
-    return {
-        "id": new_id(),
-        "name": name,
-        "driver": "bridge",
-        "created": time.time(),
-        "internal": bool(req.get("Internal")),
-        "attachable": bool(req.get("Attachable")),
-        "ipam": {"driver": "default", "options": None, "config": [config] if config else []},
-        "options": options,
-        "labels": labels,
-        "bridge": bridge,
-        "predefined": False,
-    }
+    return Network(id=new_id(), name=name, driver="bridge", created=time.time(), internal=bool(req.get("Internal")),
+                   attachable=bool(req.get("Attachable")), ipam=[IPAMConfig(**config)] if config else [],
+                   options=options, labels=labels, bridge=bridge)
 
 
 class NotImplementedDriver(InvalidParameter):
@@ -144,55 +136,113 @@ class NotImplementedDriver(InvalidParameter):
         super().__init__(f"plugin \"{driver}\" not found")
 
 
-def finish_subnet(net: dict[str, Any], in_use: list[IPNetwork], routes: list[IPNetwork]) -> None:
+def finish_subnet(net: Network, in_use: list[IPNetwork], routes: list[IPNetwork]) -> None:
     """Give `net` a subnet from the default pools if it has none, and a bridge name."""
-    if not net["ipam"]["config"]:
+    if not net.ipam:
         subnet = ipam.pick_subnet(in_use, routes)
-        net["ipam"]["config"] = [{"subnet": str(subnet), "gateway": str(ipam.default_gateway(subnet))}]
+        net.ipam = [IPAMConfig(str(subnet), str(ipam.default_gateway(subnet)))]
     else:
-        subnet = IPNetwork(net["ipam"]["config"][0]["subnet"])
+        subnet = IPNetwork(net.subnet)
         for r in routes:
             if r.prefixlen > 0 and ipam.overlaps(subnet, r):
                 raise Forbidden("Pool overlaps with other one on this address space")
-    if not net["bridge"]:
-        net["bridge"] = "br-" + net["id"][:12]
+    if not net.bridge:
+        net.bridge = "br-" + net.id[:12]
 
 
-def default_bridge_record() -> dict[str, Any]:
-    return {
-        "id": new_id(),
-        "name": "bridge",
-        "driver": "bridge",
-        "created": time.time(),
-        "internal": False,
-        "attachable": False,
-        "ipam": {"driver": "default", "options": None, "config": []},
-        "options": {
-            "com.docker.network.bridge.default_bridge": "true",
-            OPT_ICC: "true",
-            OPT_MASQ: "true",
-            "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
-            OPT_NAME: DEFAULT_BRIDGE,
-            OPT_MTU: "1500",
-        },
-        "labels": {},
-        "bridge": DEFAULT_BRIDGE,
-        "predefined": True,
-    }
+def default_bridge_record() -> Network:
+    return Network(id=new_id(), name="bridge", driver="bridge", created=time.time(), options={
+        "com.docker.network.bridge.default_bridge": "true", OPT_ICC: "true", OPT_MASQ: "true",
+        "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0", OPT_NAME: DEFAULT_BRIDGE, OPT_MTU: "1500",
+    }, bridge=DEFAULT_BRIDGE, predefined=True)
 
 
-def simple_record(name: str, driver: str) -> dict[str, Any]:
-    return {
-        "id": new_id(), "name": name, "driver": driver, "created": time.time(), "internal": False,
-        "attachable": False, "ipam": {"driver": "default", "options": None, "config": []},
-        "options": {}, "labels": {}, "bridge": "", "predefined": True,
-    }
+def simple_record(name: str, driver: str) -> Network:
+    return Network(id=new_id(), name=name, driver=driver, created=time.time(), predefined=True)
 
 
-def gateway_of(net: dict[str, Any]) -> IPAddress | None:
-    cfg = net["ipam"]["config"]
-    return IPAddress(cfg[0]["gateway"]) if cfg else None
+class Networks:
+    """Network CRUD: validate, make the kernel objects through the driver, then record."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    def subnets_in_use(self) -> list[IPNetwork]:
+        return [IPNetwork(c.subnet) for n in self.core.store.networks.view() for c in n.ipam]
+
+    def view(self, net: Network) -> dict[str, Any]:
+        store = self.core.store
+        names = {c.id: c.name for c in store.containers.view()}
+        return network_json(net, store.endpoints(network_id=net.id), names, self.core.driver(net).scope)
+
+    def list(self) -> list[dict[str, Any]]:
+        return [self.view(n) for n in self.core.store.networks.all()]
+
+    async def ensure_predefined(self) -> None:
+        """The default bridge (its subnet picked now), host and none: made on the first start."""
+        store = self.core.store
+        names = {n.name for n in store.networks.all()}
+        if "bridge" not in names:
+            rec = default_bridge_record()
+            finish_subnet(rec, self.subnets_in_use(), await self.core.host.routes())
+            store.networks.put(rec)
+        for name, driver in (("host", "host"), ("none", "null")):
+            if name not in names:
+                store.networks.put(simple_record(name, driver))
+
+    async def create(self, req: dict[str, Any]) -> dict[str, Any]:
+        core = self.core
+        net = validate_create(req, core.store.networks.all())
+        async with core.locks.hold("networks"):
+            validate_create({**req}, core.store.networks.all())  # again, under the lock
+            finish_subnet(net, self.subnets_in_use(), await core.host.routes())
+            async with journaled(core.store, "network create", network=net.id, bridge=net.bridge), \
+                    Transaction(context="failed to create network") as tx:
+                await core.driver(net).create_network(net, tx)
+                core.store.networks.put(net)
+                tx.on_undo("store", _call(core.store.networks.delete, net.id))
+                core.firewall.set_network(net.id, core.driver(net).firewall(net))
+                tx.on_undo("firewall", _call(core.firewall.drop_network, net.id))
+                await core.firewall.apply(f"let {net.name} out through NAT and keep it apart from other bridges")
+        return {"Id": net.id, "Warning": ""}
+
+    async def remove(self, ref: str) -> None:
+        core = self.core
+        net = core.network(ref)
+        if net.predefined:
+            raise Forbidden(f"{net.name} is a pre-defined network and cannot be removed")
+        async with core.locks.hold("networks", net.id):
+            eps = core.store.endpoints(network_id=net.id)
+            users = [c for c in core.store.containers.view() if net.name in c.networks and c.running]
+            if eps or users:
+                names = ", ".join(sorted({c.name for c in users}))
+                raise Forbidden(
+                    f"error while removing network: network {net.name} id {net.id} has active endpoints"
+                    + (f" ({names})" if names else ""))
+            async with journaled(core.store, "network rm", network=net.id):
+                await core.driver(net).delete_network(net)
+                faults.step_done("bridge")
+                with core.store.transaction():
+                    core.store.release_network(net.id)
+                    core.store.networks.delete(net.id)
+                core.firewall.drop_network(net.id)
+                await core.firewall.apply(f"the rules of {net.name} go")
+
+    async def prune(self) -> list[str]:
+        removed = []
+        for net in self.core.store.networks.all():
+            if net.predefined or any(net.name in c.networks for c in self.core.store.containers.view()):
+                continue
+            try:
+                await self.remove(net.id)
+                removed.append(net.name)
+            except MinidockError:
+                continue
+        return removed
 
 
-async def run_create(driver: Any, net: dict[str, Any], tx: Transaction) -> None:
-    await driver.create_network(net, tx)
+def _call(fn: Any, *args: Any) -> Any:
+    async def run() -> Any:
+        return fn(*args)
+
+    return run

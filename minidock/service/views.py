@@ -1,4 +1,6 @@
-"""Docker-shaped JSON for containers: /containers/{id}/json and /containers/json."""
+"""What the API reads: Docker-shaped JSON for containers (/containers/{id}/json
+and /containers/json), and `Queries`, the read side the routes call instead
+of the store."""
 
 from __future__ import annotations
 
@@ -7,21 +9,22 @@ import shlex
 from typing import Any
 
 from .. import ports
+from ..model import Attachment, Container, Endpoint, Network
 from .common import ZERO_TIME, rfc3339
+from .core import Core
 
 
-def _network_entry(net: dict[str, Any], ep: dict[str, Any] | None, cfg: dict[str, Any]) -> dict[str, Any]:
-    ep = ep or {}
+def _network_entry(net: Network, ep: Endpoint | None, cfg: Attachment) -> dict[str, Any]:
     return {
-        "IPAMConfig": {"IPv4Address": cfg["ipv4"]} if cfg.get("ipv4") else None,
+        "IPAMConfig": {"IPv4Address": cfg.ipv4} if cfg.ipv4 else None,
         "Links": None,
-        "Aliases": cfg.get("aliases") or None,
-        "MacAddress": ep.get("mac", ""),
-        "NetworkID": net["id"],
-        "EndpointID": ep.get("id", ""),
-        "Gateway": ep.get("gateway", ""),
-        "IPAddress": ep.get("ip", ""),
-        "IPPrefixLen": ep.get("prefixlen", 0),
+        "Aliases": cfg.aliases or None,
+        "MacAddress": ep.mac if ep else "",
+        "NetworkID": net.id,
+        "EndpointID": ep.id if ep else "",
+        "Gateway": ep.gateway if ep else "",
+        "IPAddress": ep.ip if ep else "",
+        "IPPrefixLen": ep.prefixlen if ep else 0,
         "IPv6Gateway": "",
         "GlobalIPv6Address": "",
         "GlobalIPv6PrefixLen": 0,
@@ -30,68 +33,73 @@ def _network_entry(net: dict[str, Any], ep: dict[str, Any] | None, cfg: dict[str
     }
 
 
-def container_json(c: dict[str, Any], eps: list[dict[str, Any]], nets: dict[str, dict[str, Any]],
-                   container_dir: str) -> dict[str, Any]:
-    st = c["state"]
-    by_net = {ep["network_id"]: ep for ep in eps}
-    networks = {}
-    for _name, cfg in c["networks"].items():
-        net = nets.get(cfg["network_id"])
+def _networks(c: Container, eps: list[Endpoint], nets: dict[str, Network]) -> dict[str, dict[str, Any]]:
+    by_net = {ep.network_id: ep for ep in eps}
+    out = {}
+    for cfg in c.networks.values():
+        net = nets.get(cfg.network_id)
         if net is not None:
-            networks[net["name"]] = _network_entry(net, by_net.get(net["id"]), cfg)
-    primary = next((n for n in networks.values() if n["IPAddress"]), None) if c["host_config"]["NetworkMode"] in ("default", "bridge") else None
-    running = st["status"] == "running"
+            out[net.name] = _network_entry(net, by_net.get(net.id), cfg)
+    return out
+
+
+def container_json(c: Container, eps: list[Endpoint], nets: dict[str, Network], container_dir: str) -> dict[str, Any]:
+    st, hc = c.state, c.host_config
+    networks = _networks(c, eps, nets)
+    primary = next((n for n in networks.values() if n["IPAddress"]), None) \
+        if hc.network_mode in ("default", "bridge") else None
+    running = st.running
     return {
-        "Id": c["id"],
-        "Created": rfc3339(c["created"]),
-        "Path": c["argv"][0],
-        "Args": c["argv"][1:],
+        "Id": c.id,
+        "Created": rfc3339(c.created),
+        "Path": c.argv[0],
+        "Args": c.argv[1:],
         "State": {
-            "Status": st["status"],
+            "Status": st.status,
             "Running": running,
             "Paused": False,
             "Restarting": False,
             "OOMKilled": False,
             "Dead": False,
-            "Pid": st["pid"] if running else 0,
-            "ExitCode": st["exit_code"],
-            "Error": st.get("error", ""),
-            "StartedAt": rfc3339(st.get("started_at")),
-            "FinishedAt": rfc3339(st.get("finished_at")) if st.get("finished_at") else ZERO_TIME,
+            "Pid": st.pid if running else 0,
+            "ExitCode": st.exit_code,
+            "Error": st.error,
+            "StartedAt": rfc3339(st.started_at),
+            "FinishedAt": rfc3339(st.finished_at) if st.finished_at else ZERO_TIME,
         },
-        "Image": c["image_name"],
+        "Image": c.image_name,
         "ResolvConfPath": os.path.join(container_dir, "resolv.conf"),
         "HostnamePath": os.path.join(container_dir, "hostname"),
         "HostsPath": os.path.join(container_dir, "hosts"),
         "LogPath": os.path.join(container_dir, "container.log"),
-        "Name": "/" + c["name"],
-        "RestartCount": c.get("restart_count", 0),
+        "Name": "/" + c.name,
+        "RestartCount": c.restart_count,
         "Driver": "overlay",
         "Platform": "linux",
         "HostConfig": {
-            "NetworkMode": c["host_config"]["NetworkMode"],
-            "PortBindings": c["host_config"]["PortBindings"],
-            "PublishAllPorts": c["host_config"].get("PublishAllPorts", False),
-            "AutoRemove": c["host_config"]["AutoRemove"],
-            "Dns": c["host_config"]["Dns"],
-            "ExtraHosts": c["host_config"]["ExtraHosts"] or None,
-            "Links": c["host_config"]["Links"] or None,
+            "NetworkMode": hc.network_mode,
+            "PortBindings": hc.port_bindings,
+            "PublishAllPorts": hc.publish_all_ports,
+            "AutoRemove": hc.auto_remove,
+            "Dns": hc.dns,
+            "ExtraHosts": hc.extra_hosts or None,
+            "Links": hc.links or None,
             # the one log minidock keeps; docker-py's run() reads it to know that logs work
             "LogConfig": {"Type": "json-file", "Config": {}},
             "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
         },
         "GraphDriver": {
-            "Data": {"LowerDir": c["lower"], "UpperDir": os.path.join(container_dir, "upper"),
+            "Data": {"LowerDir": c.lower, "UpperDir": os.path.join(container_dir, "upper"),
                      "WorkDir": os.path.join(container_dir, "work"),
                      "MergedDir": os.path.join(container_dir, "merged")},
             "Name": "overlay",
         },
-        "Config": c["config"],
+        "Config": c.config,
         "NetworkSettings": {
             "Bridge": "",
-            "SandboxID": c["id"] if c.get("netns") else "",
-            "SandboxKey": f"/run/netns/{c['netns']}" if c.get("netns") else "",
-            "Ports": ports.settings(ports.held(c), c["config"].get("ExposedPorts") or {}) if running else {},
+            "SandboxID": c.id if c.netns else "",
+            "SandboxKey": f"/run/netns/{c.netns}" if c.netns else "",
+            "Ports": ports.settings(c.ports, c.config.get("ExposedPorts") or {}) if running else {},
             "HairpinMode": False,
             "LinkLocalIPv6Address": "",
             "LinkLocalIPv6PrefixLen": 0,
@@ -110,30 +118,23 @@ def container_json(c: dict[str, Any], eps: list[dict[str, Any]], nets: dict[str,
     }
 
 
-def container_summary(c: dict[str, Any], eps: list[dict[str, Any]], nets: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def container_summary(c: Container, eps: list[Endpoint], nets: dict[str, Network]) -> dict[str, Any]:
     """One element of /containers/json."""
-    st = c["state"]
-    by_net = {ep["network_id"]: ep for ep in eps}
-    networks = {}
-    for cfg in c["networks"].values():
-        net = nets.get(cfg["network_id"])
-        if net is not None:
-            networks[net["name"]] = _network_entry(net, by_net.get(net["id"]), cfg)
     return {
-        "Id": c["id"],
-        "Names": ["/" + c["name"]],
-        "Image": c["image"],
-        "ImageID": c["image_name"],
-        "Command": shlex.join(c["argv"]),
-        "Created": int(c["created"]),
+        "Id": c.id,
+        "Names": ["/" + c.name],
+        "Image": c.image,
+        "ImageID": c.image_name,
+        "Command": shlex.join(c.argv),
+        "Created": int(c.created),
         "Ports": [{"IP": p.host_ip, "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto}
-                  for p in ports.held(c)]
+                  for p in c.ports]
         + [{"PrivatePort": port, "Type": proto} for port, proto in _unpublished(c)],
-        "Labels": c["config"]["Labels"],
-        "State": st["status"],
+        "Labels": c.config["Labels"],
+        "State": c.state.status,
         "Status": status_text(c),
-        "HostConfig": {"NetworkMode": c["host_config"]["NetworkMode"]},
-        "NetworkSettings": {"Networks": networks},
+        "HostConfig": {"NetworkMode": c.host_config.network_mode},
+        "NetworkSettings": {"Networks": _networks(c, eps, nets)},
         "Mounts": [],
     }
 
@@ -166,19 +167,59 @@ def human_duration(seconds: float) -> str:
     return f"{int(seconds / 3600) // 24 // 365} years"
 
 
-def status_text(c: dict[str, Any], now: float | None = None) -> str:
+def status_text(c: Container, now: float | None = None) -> str:
     import time
 
     now = now or time.time()
-    st = c["state"]
-    if st["status"] == "running":
-        return "Up " + human_duration(now - st["started_at"])
-    if st["status"] == "exited":
-        return f"Exited ({st['exit_code']}) {human_duration(now - st['finished_at'])} ago"
+    st = c.state
+    if st.status == "running":
+        return "Up " + human_duration(now - st.started_at)
+    if st.status == "exited":
+        return f"Exited ({st.exit_code}) {human_duration(now - st.finished_at)} ago"
     return "Created"
 
 
-def _unpublished(c: dict[str, Any]) -> list[tuple[int, str]]:
-    bound = {(p.container_port, p.proto) for p in ports.held(c)}
-    exposed = [ports.parse_key(k) for k in c["config"].get("ExposedPorts") or {}]
+def _unpublished(c: Container) -> list[tuple[int, str]]:
+    bound = {(p.container_port, p.proto) for p in c.ports}
+    exposed = [ports.parse_key(k) for k in c.config.get("ExposedPorts") or {}]
     return [pp for pp in exposed if pp not in bound]
+
+
+class Queries:
+    """The API's reads: what the routes show, so that no route opens the store."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    def containers(self, show_all: bool) -> list[dict[str, Any]]:
+        store, nets = self.core.store, self.core.nets_by_id()
+        return [container_summary(c, store.endpoints(container_id=c.id), nets)
+                for c in reversed(store.containers.all()) if show_all or c.running]
+
+    def container(self, ref: str) -> dict[str, Any]:
+        c = self.core.container(ref)
+        return container_json(c, self.core.store.endpoints(container_id=c.id), self.core.nets_by_id(),
+                              self.core.dir(c.id))
+
+    def status(self, cid: str) -> str:
+        c = self.core.store.containers.get(cid)
+        return c.state.status if c else "removed"
+
+    def exists(self, ref: str) -> bool:
+        return self.core.store.containers.find(ref) is not None
+
+    def counts(self) -> tuple[int, int]:
+        """(containers, running)."""
+        cs = self.core.store.containers.view()
+        return len(cs), sum(1 for c in cs if c.running)
+
+    def image_in_use(self, name: str) -> bool:
+        return any(c.image_name == name.split(":")[0] for c in self.core.store.containers.view())
+
+    def topology(self) -> dict[str, Any]:
+        from ..topology import build
+
+        store = self.core.store
+        # topology is shared with the CLI, which draws it: it takes the records' JSON shapes
+        return build([n.to_json() for n in store.networks.all()], [c.to_json() for c in store.containers.all()],
+                     [ep.to_json() for ep in store.endpoints()])

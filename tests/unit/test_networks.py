@@ -8,18 +8,26 @@ import pytest
 from netaddr import IPNetwork
 
 from minidock.errors import Conflict, Forbidden, InvalidParameter
+from minidock.model import IPAMConfig, Network
 from minidock.service import networks
 from minidock.service.networks import finish_subnet, validate_create
 
 
-def predefined() -> list[dict[str, Any]]:
+def predefined() -> list[Network]:
     bridge = networks.default_bridge_record()
-    bridge["ipam"]["config"] = [{"subnet": "172.17.0.0/16", "gateway": "172.17.0.1"}]
+    bridge.ipam = [IPAMConfig("172.17.0.0/16", "172.17.0.1")]
     return [bridge, networks.simple_record("host", "host"), networks.simple_record("none", "null")]
 
 
-def create(existing: list[dict[str, Any]] | None = None, **req: Any) -> dict[str, Any]:
-    return validate_create({"Name": "appnet", **req}, predefined() if existing is None else existing)
+def create(existing: list[Network] | None = None, **req: Any) -> dict[str, Any]:
+    """The record's JSON: what the store keeps, and what these checks read."""
+    return validate_create({"Name": "appnet", **req}, predefined() if existing is None else existing).to_json()
+
+
+def finished(rec: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    net = Network.from_json(rec)
+    finish_subnet(net, **kw)
+    return net.to_json()
 
 
 def ipam_req(**config: str) -> dict[str, Any]:
@@ -145,7 +153,7 @@ def test_only_default_ipam_driver_and_one_subnet() -> None:
 
 def test_finish_subnet_picks_a_default_pool_and_names_the_bridge() -> None:
     rec = create()
-    finish_subnet(rec, in_use=[IPNetwork("172.17.0.0/16")], routes=[IPNetwork("0.0.0.0/0")])
+    rec = finished(rec, in_use=[IPNetwork("172.17.0.0/16")], routes=[IPNetwork("0.0.0.0/0")])
     assert rec["ipam"]["config"] == [{"subnet": "172.18.0.0/16", "gateway": "172.18.0.1"}]
     assert rec["bridge"] == "br-" + rec["id"][:12]
     assert len(rec["bridge"]) == 15  # IFNAMSIZ - 1
@@ -153,14 +161,14 @@ def test_finish_subnet_picks_a_default_pool_and_names_the_bridge() -> None:
 
 def test_finish_subnet_skips_host_routes() -> None:
     rec = create()
-    finish_subnet(rec, in_use=[IPNetwork("172.17.0.0/16")], routes=[IPNetwork("172.18.3.0/24")])
+    rec = finished(rec, in_use=[IPNetwork("172.17.0.0/16")], routes=[IPNetwork("172.18.3.0/24")])
     assert rec["ipam"]["config"][0]["subnet"] == "172.19.0.0/16"
 
 
 def test_finish_subnet_keeps_a_requested_subnet_and_bridge_name() -> None:
     rec = create(IPAM=ipam_req(Subnet="10.60.0.0/24"),
                  Options={"com.docker.network.bridge.name": "lab0"})
-    finish_subnet(rec, in_use=[], routes=[IPNetwork("0.0.0.0/0")])
+    rec = finished(rec, in_use=[], routes=[IPNetwork("0.0.0.0/0")])
     assert rec["ipam"]["config"] == [{"subnet": "10.60.0.0/24", "gateway": "10.60.0.1"}]
     assert rec["bridge"] == "lab0"
 
@@ -168,4 +176,4 @@ def test_finish_subnet_keeps_a_requested_subnet_and_bridge_name() -> None:
 def test_finish_subnet_refuses_a_requested_subnet_that_overlaps_a_host_route() -> None:
     rec = create(IPAM=ipam_req(Subnet="10.0.2.0/24"))
     with pytest.raises(Forbidden, match="Pool overlaps"):
-        finish_subnet(rec, in_use=[], routes=[IPNetwork("10.0.0.0/16")])
+        finished(rec, in_use=[], routes=[IPNetwork("10.0.0.0/16")])

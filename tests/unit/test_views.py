@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from minidock.model import Container
 from minidock.service.views import human_duration, status_text
 
 HOUR = 3600
@@ -52,8 +53,8 @@ def test_human_duration_rounds_half_hours_up_like_go(seconds: float, text: str) 
 
 
 def container(status: str, **state: Any) -> dict[str, Any]:
-    return {"state": {"status": status, "pid": 0, "exit_code": 0, "started_at": 0,
-                      "finished_at": 0, **state}}
+    return Container.from_json({"id": "c", "name": "c", "state": {"status": status, "pid": 0, "exit_code": 0,
+                                                                  "started_at": 0, "finished_at": 0, **state}})
 
 
 NOW = 1_700_000_000.0

@@ -1,0 +1,287 @@
+"""The daemon's records as typed values: networks, their address plans,
+endpoints, containers and their state, published ports.
+
+Each record converts to and from the JSON document the store keeps
+(`to_json` / `from_json`; the shapes are the store's since schema 1, so no
+migration), and checks what can be checked without I/O. Nothing here talks
+to the kernel or the store.
+
+    Network ──< IPAMConfig                 (one IPv4 plan per network today)
+       │
+       └──< Endpoint >── Container         (one per container per network while it runs)
+                            ├── State      created | running | exited
+                            ├── HostConfig Docker's HostConfig, the part minidock honours
+                            ├── Attachment per network asked for (aliases, --ip)
+                            └── PortBinding per published port while it runs
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .ports import Published as PortBinding
+
+__all__ = ["IPAMConfig", "Network", "Endpoint", "State", "HostConfig", "Attachment", "Container",
+           "PortBinding", "OPT_NAME", "OPT_MTU", "OPT_ICC", "OPT_MASQ", "truthy"]
+
+OPT_NAME = "com.docker.network.bridge.name"
+OPT_MTU = "com.docker.network.driver.mtu"
+OPT_ICC = "com.docker.network.bridge.enable_icc"
+OPT_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
+
+
+def truthy(value: Any, default: bool = True) -> bool:
+    """An option's boolean as Docker reads it; unset is `default`."""
+    if value is None or value == "":
+        return default
+    return str(value).lower() in ("1", "true", "yes", "on")
+
+
+@dataclass
+class IPAMConfig:
+    subnet: str
+    gateway: str
+    ip_range: str = ""
+
+    @property
+    def prefixlen(self) -> int:
+        return int(self.subnet.split("/")[1])
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"subnet": self.subnet, "gateway": self.gateway}
+        if self.ip_range:
+            out["ip_range"] = self.ip_range
+        return out
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> IPAMConfig:
+        return IPAMConfig(d["subnet"], d["gateway"], d.get("ip_range", ""))
+
+
+@dataclass
+class Network:
+    id: str
+    name: str
+    driver: str
+    created: float
+    internal: bool = False
+    attachable: bool = False
+    ipam: list[IPAMConfig] = field(default_factory=list)
+    ipam_options: dict[str, str] | None = None
+    options: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    bridge: str = ""  # the Linux bridge's name (bridge driver)
+    predefined: bool = False
+
+    @property
+    def subnet(self) -> str:
+        return self.ipam[0].subnet if self.ipam else ""
+
+    @property
+    def gateway(self) -> str:
+        return self.ipam[0].gateway if self.ipam else ""
+
+    @property
+    def user_defined(self) -> bool:
+        """A user-defined bridge: containers on it resolve names through the DNS stub."""
+        return self.driver == "bridge" and not self.predefined
+
+    @property
+    def mtu(self) -> int:
+        return int(self.options.get(OPT_MTU) or 1500)
+
+    @property
+    def icc(self) -> bool:
+        return truthy(self.options.get(OPT_ICC))
+
+    @property
+    def masquerade(self) -> bool:
+        return truthy(self.options.get(OPT_MASQ))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "name": self.name, "driver": self.driver, "created": self.created,
+            "internal": self.internal, "attachable": self.attachable,
+            "ipam": {"driver": "default", "options": self.ipam_options,
+                     "config": [c.to_json() for c in self.ipam]},
+            "options": dict(self.options), "labels": dict(self.labels), "bridge": self.bridge,
+            "predefined": self.predefined,
+        }
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Network:
+        ipam = d.get("ipam") or {}
+        return Network(
+            id=d["id"], name=d["name"], driver=d["driver"], created=d.get("created", 0.0),
+            internal=bool(d.get("internal")), attachable=bool(d.get("attachable")),
+            ipam=[IPAMConfig.from_json(c) for c in ipam.get("config") or []],
+            ipam_options=ipam.get("options"), options=dict(d.get("options") or {}),
+            labels=dict(d.get("labels") or {}), bridge=d.get("bridge", ""),
+            predefined=bool(d.get("predefined")),
+        )
+
+
+@dataclass
+class Endpoint:
+    """A container's interface on one network: what its driver made."""
+
+    container_id: str
+    network_id: str
+    id: str
+    ifname: str  # inside the container: eth0, eth1, …
+    veth: str = ""  # the host end (bridge driver)
+    aliases: list[str] = field(default_factory=list)
+    gateway_endpoint: bool = False  # its network carries the container's default route
+    ip: str = ""
+    prefixlen: int = 0
+    mac: str = ""
+    gateway: str = ""
+
+    @property
+    def cidr(self) -> str:
+        return f"{self.ip}/{self.prefixlen}" if self.ip else ""
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Endpoint:
+        return Endpoint(**{f.name: d[f.name] for f in dataclasses.fields(Endpoint) if f.name in d})
+
+
+@dataclass
+class State:
+    status: str = "created"  # created | running | exited
+    pid: int = 0
+    start_time: int = 0  # the kernel's start time of pid: tells a reused pid from ours
+    exit_code: int = 0
+    error: str = ""
+    started_at: float = 0
+    finished_at: float = 0
+    stopping_signal: int | None = None  # a stop sent it: an unknown exit code is 128 + it
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        if self.stopping_signal is None:
+            del out["stopping_signal"]
+        return out
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> State:
+        return State(**{f.name: d[f.name] for f in dataclasses.fields(State) if f.name in d})
+
+
+_HOST_CONFIG_KEYS = {"network_mode": "NetworkMode", "dns": "Dns", "extra_hosts": "ExtraHosts",
+                     "auto_remove": "AutoRemove", "port_bindings": "PortBindings",
+                     "publish_all_ports": "PublishAllPorts", "links": "Links"}
+
+
+@dataclass
+class HostConfig:
+    """The part of Docker's HostConfig minidock honours, under Docker's keys in JSON."""
+
+    network_mode: str = "default"
+    dns: list[str] = field(default_factory=list)
+    extra_hosts: list[str] = field(default_factory=list)
+    auto_remove: bool = False
+    port_bindings: dict[str, Any] = field(default_factory=dict)
+    publish_all_ports: bool = False
+    links: list[str] = field(default_factory=list)
+
+    @property
+    def joined(self) -> str:
+        """The container whose network namespace this one shares (`container:<id>`), or ""."""
+        mode, sep, other = self.network_mode.partition(":")
+        return other if sep and mode == "container" else ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: getattr(self, attr) for attr, key in _HOST_CONFIG_KEYS.items()}
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> HostConfig:
+        hc = HostConfig(**{attr: d[key] for attr, key in _HOST_CONFIG_KEYS.items() if key in d})
+        hc.port_bindings = hc.port_bindings or {}
+        return hc
+
+
+@dataclass
+class Attachment:
+    """A network the container asked to be on."""
+
+    network_id: str
+    aliases: list[str] = field(default_factory=list)
+    ipv4: str = ""  # pinned with --ip
+
+    def to_json(self) -> dict[str, Any]:
+        return {"network_id": self.network_id, "aliases": list(self.aliases), "ipv4": self.ipv4}
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Attachment:
+        return Attachment(d["network_id"], list(d.get("aliases") or []), d.get("ipv4") or "")
+
+
+@dataclass
+class Container:
+    id: str
+    name: str
+    created: float
+    image: str  # as asked for
+    image_name: str  # as resolved
+    lower: str  # the image's root, under the overlay
+    argv: list[str]
+    config: dict[str, Any]  # Docker's Config block, verbatim as inspect shows it
+    host_config: HostConfig = field(default_factory=HostConfig)
+    networks: dict[str, Attachment] = field(default_factory=dict)  # by network name, primary first
+    state: State = field(default_factory=State)
+    netns: str = ""  # under /run/netns while it runs with a namespace
+    restart_count: int = 0
+    ports: list[PortBinding] = field(default_factory=list)  # held while it runs
+
+    @property
+    def hostname(self) -> str:
+        return str(self.config.get("Hostname") or "")
+
+    @property
+    def tty(self) -> bool:
+        return bool(self.config.get("Tty"))
+
+    @property
+    def running(self) -> bool:
+        return self.state.running
+
+    @property
+    def joined(self) -> str:
+        return self.host_config.joined
+
+    @property
+    def pinned(self) -> dict[str, str]:
+        """network name -> the address asked for with --ip."""
+        return {name: a.ipv4 for name, a in self.networks.items() if a.ipv4}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "name": self.name, "created": self.created, "image": self.image,
+            "image_name": self.image_name, "lower": self.lower, "argv": list(self.argv),
+            "config": self.config, "host_config": self.host_config.to_json(),
+            "networks": {name: a.to_json() for name, a in self.networks.items()},
+            "state": self.state.to_json(), "netns": self.netns, "restart_count": self.restart_count,
+            "ports": [p.to_dict() for p in self.ports],
+        }
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Container:
+        return Container(
+            id=d["id"], name=d["name"], created=d.get("created", 0.0), image=d.get("image", ""),
+            image_name=d.get("image_name", ""), lower=d.get("lower", "/"), argv=list(d.get("argv") or []),
+            config=d.get("config") or {}, host_config=HostConfig.from_json(d.get("host_config") or {}),
+            networks={name: Attachment.from_json(a) for name, a in (d.get("networks") or {}).items()},
+            state=State.from_json(d.get("state") or {}), netns=d.get("netns") or "",
+            restart_count=d.get("restart_count", 0),
+            ports=[PortBinding.from_dict(p) for p in d.get("ports") or []],
+        )

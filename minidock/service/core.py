@@ -1,0 +1,87 @@
+"""What the services share, made once by the engine: the store, the host's
+netlink socket, the drivers, the firewall, port holds, pending addresses, the
+DNS stub and its records, locks, and where containers keep their files.
+
+A plain bundle, not a god object: it holds no behaviour beyond lookups, so a
+service's dependencies are these fields and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from .. import dnsstub
+from ..drivers import Driver
+from ..errors import no_such_container, no_such_network
+from ..kernel.netlink import Netlink
+from ..model import Container, Network
+from ..store import Store
+from .addresses import Addresses
+from .common import KeyedLocks
+from .firewall import IptablesFirewall
+from .images import Images
+from .publish import PortHolds
+
+
+@dataclass
+class Core:
+    root: str
+    store: Store
+    firewall: IptablesFirewall
+    images: Images
+    upstreams: list[str]
+    records: dnsstub.Records
+    dns: dnsstub.DnsServer
+    addresses: Addresses
+    holds: PortHolds = field(default_factory=PortHolds)
+    locks: KeyedLocks = field(default_factory=KeyedLocks)
+    drivers: dict[str, Driver] = field(default_factory=dict)
+    host: Netlink = None  # type: ignore[assignment]  # opened by Engine.open
+    # host ends of veth pairs whose namespace is gone: the kernel deletes them in the
+    # background (cleanup_net); until then they are ours, not orphans (name -> deadline)
+    dying_links: dict[str, float] = field(default_factory=dict)
+    # joined its networks, process not yet running: its name resolves and it may ask already
+    starting: set[str] = field(default_factory=set)
+
+    def network(self, ref: str) -> Network:
+        net = self.store.networks.find(ref)
+        if net is None:
+            raise no_such_network(ref)
+        return net
+
+    def container(self, ref: str) -> Container:
+        c = self.store.containers.find(ref)
+        if c is None:
+            raise no_such_container(ref)
+        return c
+
+    def driver(self, net: Network) -> Driver:
+        return self.drivers[net.driver]
+
+    def dir(self, cid: str) -> str:
+        return os.path.join(self.root, "containers", cid)
+
+    def nets_by_id(self) -> dict[str, Network]:
+        return {n.id: n for n in self.store.networks.view()}
+
+    def refresh_dns(self, cid: str | None = None) -> None:
+        """Rebuild the name records from the live endpoints of user networks: of every
+        container (start-up), or of the one container `cid` that started, stopped or moved."""
+        from .dnsrecords import records_of
+
+        nets = self.nets_by_id()
+        if cid is None:
+            self.records.rebuild([r for c in self.store.containers.view()
+                                  for r in records_of(c, self.store.endpoints(container_id=c.id), nets,
+                                                      c.running or c.id in self.starting)])
+            return
+        c = self.store.containers.get(cid)
+        self.records.update(cid, records_of(c, self.store.endpoints(container_id=cid), nets,
+                                            c.running or cid in self.starting) if c is not None else [])
+
+    def upstreams_for(self, cid: str) -> list[str]:
+        c = self.store.containers.get(cid)
+        return (c.host_config.dns if c else None) or self.upstreams
+
+

@@ -1,0 +1,30 @@
+"""Which names a container answers to, and on which networks: the records the
+DNS stub serves, derived from records alone (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from ..dnsstub import Record
+from ..model import Container, Endpoint, Network
+
+
+def uses_dns(c: Container, nets: Mapping[str, Network]) -> bool:
+    """Like Docker: a container on a user-defined network resolves through 127.0.0.11."""
+    return any((n := nets.get(a.network_id)) is not None and n.user_defined for a in c.networks.values())
+
+
+def records_of(c: Container, endpoints: Iterable[Endpoint], nets: Mapping[str, Network],
+               live: bool) -> list[Record]:
+    """The container's name, aliases, hostname and short id on each user network it is on;
+    none unless it is `live` (running, or joined and starting)."""
+    if not live:
+        return []
+    records = []
+    for ep in endpoints:
+        net = nets.get(ep.network_id)
+        if net is None or not net.user_defined or not ep.ip:
+            continue
+        names = [c.name, *ep.aliases, c.hostname, c.id[:12]]
+        records.append(Record(c.id, ep.network_id, ep.ip, list(dict.fromkeys(names))))
+    return records

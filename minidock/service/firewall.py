@@ -1,0 +1,150 @@
+"""The firewall as the daemon wants it: each network's share (isolation, NAT,
+icc, as its driver states it) and the ports published by running containers,
+held in memory and applied to the kernel in one atomic batch.
+
+Two backends behind one small contract, as netavark's FirewallDriver and
+moby's firewaller:
+
+    IptablesFirewall   our chains (MINIDOCK-*) rebuilt by one iptables-restore;
+                       a published port is a DNAT rule in them
+    NftMapsFirewall    the same chains, but published ports are elements of
+                       nftables maps (--port-maps): adding one is one element,
+                       not a rebuild
+
+The state is loaded from the store at start-up and kept by the services as
+they change it, so applying never reads the store (a start reads it once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Protocol
+
+from ..kernel import iptables, nftables
+from ..kernel.iptables import BridgeRules
+from ..model import PortBinding
+from ..steps import faults, record
+
+
+class Firewall(Protocol):
+    """What the services ask of a firewall backend."""
+
+    def set_network(self, network_id: str, rules: BridgeRules | None) -> None: ...
+    def drop_network(self, network_id: str) -> None: ...
+    def published(self, exclude: str = "") -> list[PortBinding]: ...
+    def ruleset(self) -> iptables.Ruleset: ...
+    async def apply(self, why: str = "") -> None: ...
+    async def publish(self, container_id: str, bindings: list[PortBinding], why: str) -> None: ...
+    async def withdraw(self, container_id: str, why: str) -> None: ...
+    def differences(self) -> list[str]: ...
+    async def remove_all(self) -> list[str]: ...
+    def close(self) -> None: ...
+
+
+class IptablesFirewall:
+    """Our chains, network rules and DNAT rules together, rebuilt in one batch."""
+
+    maps = False
+
+    def __init__(self) -> None:
+        self._networks: dict[str, BridgeRules] = {}
+        self._ports: dict[str, list[PortBinding]] = {}
+        self._lock = asyncio.Lock()
+
+    def load(self, networks: Iterable[tuple[str, BridgeRules | None]],
+             ports: Iterable[tuple[str, list[PortBinding]]]) -> None:
+        self._networks = {nid: rules for nid, rules in networks if rules is not None}
+        self._ports = {cid: list(held) for cid, held in ports if held}
+
+    def set_network(self, network_id: str, rules: BridgeRules | None) -> None:
+        if rules is None:
+            self._networks.pop(network_id, None)
+        else:
+            self._networks[network_id] = rules
+
+    def drop_network(self, network_id: str) -> None:
+        self._networks.pop(network_id, None)
+
+    def published(self, exclude: str = "") -> list[PortBinding]:
+        return [p for cid, held in self._ports.items() if cid != exclude for p in held]
+
+    def ruleset(self) -> iptables.Ruleset:
+        """Every rule of ours, as the daemon wants it."""
+        return iptables.ruleset(list(self._networks.values()), self.published(), maps=self.maps)
+
+    async def apply(self, why: str = "") -> None:
+        """Rebuild our chains; --explain shows the rules that changed."""
+        async with self._lock:
+            changed = await iptables.apply(self.ruleset())
+        record("firewall", why, changed)
+        faults.step_done("firewall")
+
+    async def publish(self, container_id: str, bindings: list[PortBinding], why: str) -> None:
+        self._ports[container_id] = list(bindings)
+        await self.apply(why)
+
+    async def withdraw(self, container_id: str, why: str) -> None:
+        if self._ports.pop(container_id, None):
+            await self.apply(why)
+
+    def differences(self) -> list[str]:
+        return []
+
+    async def remove_all(self) -> list[str]:
+        await iptables.remove_all()
+        self._networks.clear()
+        self._ports.clear()
+        return ["firewall chains MINIDOCK* and their jumps"]
+
+    def close(self) -> None:
+        return None
+
+
+class NftMapsFirewall(IptablesFirewall):
+    """Published ports as nftables map elements (--port-maps); the rest as iptables."""
+
+    maps = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nft = nftables.Nft()
+
+    async def apply(self, why: str = "") -> None:
+        async with self._lock:
+            changed = await iptables.apply(self.ruleset())
+            table = nftables.table_text(self.published())
+            self.nft.run(table)
+            changed.append(f"nft -f - <<'EOF'\n{table}EOF")
+        record("firewall", why, changed)
+        faults.step_done("firewall")
+
+    async def _change(self, commands: list[str], why: str) -> None:
+        async with self._lock:
+            self.nft.run("\n".join(commands))
+        record("port maps", why, [f"nft {c}" for c in commands])
+        faults.step_done("firewall")
+
+    async def publish(self, container_id: str, bindings: list[PortBinding], why: str) -> None:
+        self._ports[container_id] = list(bindings)
+        await self._change(nftables.add_commands(bindings), why)
+
+    async def withdraw(self, container_id: str, why: str) -> None:
+        gone = self._ports.pop(container_id, None)
+        if gone:
+            await self._change(nftables.delete_commands(gone), why)
+
+    def differences(self) -> list[str]:
+        return [f"port maps: {w}" for w in nftables.differences(self.nft, self.published())]
+
+    async def remove_all(self) -> list[str]:
+        removed = await super().remove_all()
+        self.nft.run(nftables.remove_text())
+        return [*removed, f"nftables table ip {nftables.TABLE}"]
+
+    def close(self) -> None:
+        self.nft.close()
+
+
+def make(port_maps: bool) -> IptablesFirewall:
+    return NftMapsFirewall() if port_maps else IptablesFirewall()

@@ -1,0 +1,372 @@
+"""A container's life after `create`: start (plan, apply, commit once),
+stop, kill, restart, wait, remove, and what its exit means for the records.
+
+A start is plan then apply: `planner.plan_start` reads the store once; the
+sandbox, each driver's join, the DNS stub, the host ports, the /etc files and
+the process are then made inside one Transaction (undone in reverse on a
+failure); one store transaction at the end records the leases, endpoints and
+the running state. A crash before that commit leaves nothing recorded: the
+restart removes the namespace (and stops any process in it) as an orphan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shlex
+import shutil
+import signal
+import time
+from typing import Any
+
+from ..errors import Conflict, InvalidParameter, no_such_container
+from ..kernel import netns, process
+from ..model import Container, PortBinding, State
+from ..steps import (
+    Transaction,
+    current_operation,
+    current_recording,
+    record,
+    reset_operation,
+    set_operation,
+    use_recording,
+)
+from . import planner, sandbox
+from .common import journaled
+from .core import Core
+from .planner import StartPlan
+from .supervisor import Runtime, Supervisor
+
+log = logging.getLogger("minidock.lifecycle")
+STOP_GRACE = 10
+TIMINGS = bool(os.environ.get("MINIDOCK_TIMINGS"))  # log the network part of each start (make bench)
+WAIT_CONDITIONS = ("not-running", "next-exit", "removed", "")
+
+
+class Lifecycle:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.procs = Supervisor(self.on_exit)
+        # --explain of a stop or wait: the teardown runs in the exit handler's task, not the request's
+        self.exit_recordings: dict[str, Any] = {}
+        self.exit_operations: dict[str, str] = {}
+
+    # -- start
+    async def start(self, cid: str) -> None:
+        """Start container `cid` (an id: the caller looked it up), unless it runs already."""
+        async with self.core.locks.hold(cid):
+            # no journal entry: an unrecorded start is undone by the orphan pass of reconcile;
+            # the operation's name still lets the crash tests stop it after any step
+            token = set_operation("start") if not current_operation() else None
+            try:
+                await self._start(cid)
+            finally:
+                if token is not None:
+                    reset_operation(token)
+                self.procs.attempt_over(cid)
+
+    async def _start(self, cid: str) -> None:
+        try:
+            plan = planner.plan_start(self.core, cid)
+        except BaseException:
+            self.procs.start_failed(cid)
+            raise
+        if plan is None:
+            return
+        rt, opened = Runtime(), list[int]()
+        sb: sandbox.SandboxHandle | None = None
+        try:
+            async with Transaction(passthrough=(process.SpawnError,)) as tx:
+                t0 = time.perf_counter()
+                if plan.mode == "own":
+                    sb = await sandbox.create(plan.c, tx)
+                    for ep in plan.endpoints:
+                        await sandbox.join(self.core, plan.nets[ep.network_id], ep, sb, tx)
+                    if plan.dns:
+                        await tx.step("dns", self.core.dns.serve(plan.c.id, plan.ns_name),
+                                      undo=_call(self.core.dns.stop, plan.c.id),
+                                      commands=[f"# minidock answers on 127.0.0.11:53 inside {plan.ns_name}: "
+                                                "a socket the daemon opened there, no command"],
+                                      why="the embedded DNS server at 127.0.0.11 inside the container")
+                    await self._publish(plan, tx)
+                    self.core.starting.add(cid)
+                    self._records(plan)
+                if TIMINGS:
+                    log.info("%s: network attach %.2f ms", plan.c.name, (time.perf_counter() - t0) * 1000)
+                if plan.mode != "joined":
+                    self._write_files(plan)
+                pid = await self._spawn(plan, rt, opened, tx)
+                self._commit(plan, pid)
+        except process.SpawnError as e:
+            rt.close()
+            self._spawn_failed(cid, str(e))
+            raise InvalidParameter(
+                f"failed to create task for container: OCI runtime create failed: {e}: unknown") from None
+        except BaseException:
+            rt.close()
+            self.procs.start_failed(cid)
+            raise
+        finally:
+            planner.release(self.core, cid)
+            self.core.starting.discard(cid)
+            if not plan.c.running:  # a failed start: its records go
+                self.core.records.update(cid, [])
+            for fd in opened:
+                os.close(fd)
+            if sb is not None:
+                sb.close()
+        # no DNS refresh here: the records were built before the spawn, while it was starting
+        self.procs.started(cid, pid, rt)
+
+    def _records(self, plan: StartPlan) -> None:
+        from .dnsrecords import records_of
+
+        self.core.records.update(plan.c.id, records_of(plan.c, plan.endpoints, plan.nets, True))
+
+    async def _publish(self, plan: StartPlan, tx: Transaction) -> None:
+        """Hold the host ports and forward them to the container on its primary network."""
+        if not plan.ports or plan.primary is None:
+            return
+        c, ep = plan.c, plan.primary
+        net = plan.nets[ep.network_id]
+        tx.on_undo("ports", lambda: self.withdraw(c))
+        self.core.holds.hold(c.id, c.name, plan.ports)
+        c.ports = [PortBinding(proto, ip, hp, cp, ep.ip, net.bridge, net.subnet, c.name)
+                   for proto, ip, hp, cp in plan.ports]
+        record("hold the host ports", "bound, never listening: no host program can take them (no command)",
+               [f"# {p.host_ip}:{p.host_port}/{p.proto}" for p in c.ports])
+        why = "the host forwards its ports to the container in the kernel (DNAT), no proxy process"
+        await tx.step("published ports", self.core.firewall.publish(c.id, c.ports, why))
+
+    async def withdraw(self, c: Container) -> None:
+        """Drop the forwarding first, then let go of the host ports."""
+        if c.ports:
+            c.ports = []
+            await self.core.firewall.withdraw(c.id, f"{c.name}'s published ports are withdrawn")
+        self.core.holds.release(c.id)
+
+    def _write_files(self, plan: StartPlan) -> None:
+        d = self.core.dir(plan.c.id)
+        _write(os.path.join(d, "hosts"), plan.hosts)
+        _write(os.path.join(d, "resolv.conf"), plan.resolv)
+        _write(os.path.join(d, "hostname"), plan.hostname)
+
+    async def _spawn(self, plan: StartPlan, rt: Runtime, opened: list[int], tx: Transaction) -> int:
+        c = plan.c
+        stdio = self.procs.stdio(c, self.log_path(c), rt, opened)
+        spec = self._spec(c, plan.mode == "host", self.core.dir((plan.owner or c).id))
+        console = process.Console() if c.tty else None
+        try:
+            # the last step: nothing after it can fail and need it undone
+            where = "ip netns exec " + spec["netns"].rsplit("/", 1)[1] + " " if spec["netns"] else ""
+            pid = await tx.step("process", self.procs.spawn(spec, stdio, console,
+                                                            os.path.join(self.core.dir(c.id), "pid")),
+                                undo=lambda: self.kill_and_reap(pid),
+                                commands=[f"# {where}{shlex.join(c.argv)}"],
+                                why="the container's process starts inside (minidock's launcher also "
+                                    "gives it its own root filesystem, hostname and /etc files)")
+            if console is not None:
+                rt.master = console.receive()
+        finally:
+            if console is not None:
+                console.close()
+        for fd in opened:
+            os.close(fd)
+        opened.clear()
+        return int(pid)
+
+    def _commit(self, plan: StartPlan, pid: int) -> None:
+        """The one write of a start: leases, endpoints, the running state."""
+        c, store = plan.c, self.core.store
+        c.state = State("running", pid, process.start_time(pid), started_at=time.time())
+        with store.transaction():
+            for ep in plan.endpoints:
+                if ep.ip and not store.lease(ep.network_id, ep.ip, c.id):
+                    raise Conflict(f"Address already in use: {ep.ip} on network {plan.nets[ep.network_id].name}")
+                store.put_endpoint(ep)
+            store.containers.put(c)
+        self.core.holds.settle(c.id)
+
+    def _spawn_failed(self, cid: str, msg: str) -> None:
+        c = self.core.container(cid)
+        c.state.status = "created" if c.state.status == "created" else "exited"
+        c.state.error, c.state.exit_code = msg, 127 if "not found" in msg else 128
+        c.netns = ""
+        self.core.store.containers.put(c)
+
+    def _spec(self, c: Container, host_mode: bool, files_dir: str) -> dict[str, Any]:
+        d = self.core.dir(c.id)
+        for sub in ("upper", "work", "merged"):
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+        env = list(c.config["Env"])
+        for key, value in (("HOSTNAME", c.hostname), ("HOME", "/root"), ("TERM", "xterm" if c.tty else "")):
+            if value and not any(e.startswith(key + "=") for e in env):
+                env.append(f"{key}={value}")
+        return {
+            "netns": None if host_mode else netns.path(c.netns), "share_uts": host_mode, "lower": c.lower,
+            "upper": os.path.join(d, "upper"), "work": os.path.join(d, "work"),
+            "merged": os.path.join(d, "merged"),
+            "files": {n: os.path.join(files_dir, n) for n in ("hosts", "resolv.conf", "hostname")},
+            "hostname": c.hostname, "env": env, "cwd": c.config["WorkingDir"] or "/", "argv": c.argv,
+            "tty": c.tty,
+        }
+
+    def log_path(self, c: Container) -> str:
+        return os.path.join(self.core.dir(c.id), "container.log")
+
+    # -- exit
+    async def on_exit(self, cid: str, code: int | None) -> None:
+        use_recording(self.exit_recordings.pop(cid, None))
+        set_operation(self.exit_operations.pop(cid, ""))
+        async with self.core.locks.hold(cid):
+            c = self.core.store.containers.get(cid)
+            rt = self.procs.runtime.pop(cid, None)
+            if rt is not None and rt.master is not None:
+                await asyncio.sleep(0.05)  # let the relay drain the pty's last output
+            if c is None or not c.running:
+                if rt:
+                    rt.close()
+                    rt.exited.set()
+                return
+            errors = await self.teardown(c)
+            self.mark_exited(c, code)
+            self.procs.last_exit[cid] = c.state.exit_code
+            self.procs.wake(cid, "exit", c.state.exit_code)
+            if rt:
+                rt.close()
+                rt.exited.set()
+            for err in errors:
+                log.warning("teardown of %s: %s", c.name, err)
+            if c.host_config.auto_remove:
+                self.remove_record(c)
+            self.core.refresh_dns(cid)
+
+    async def teardown(self, c: Container) -> list[Exception]:
+        return await sandbox.teardown(self.core, c, lambda: self.withdraw(c))
+
+    def mark_exited(self, c: Container, code: int | None) -> None:
+        stopping = c.state.stopping_signal
+        if code is None:
+            code = 128 + stopping if stopping else 255
+        c.state.status, c.state.exit_code, c.state.pid = "exited", code, 0
+        c.state.finished_at, c.state.stopping_signal = time.time(), None
+        c.netns = ""
+        self.core.store.containers.put(c)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.core.dir(c.id), "pid"))
+
+    async def kill_and_reap(self, pid: int) -> None:
+        """SIGKILL, then wait (2 s at most) until the process is gone or a zombie."""
+        process.kill(pid, signal.SIGKILL)
+        for _ in range(100):
+            if not process.alive(pid, 0):
+                return
+            await asyncio.sleep(0.02)
+
+    # -- stop, kill, restart, wait, remove
+    async def stop(self, ref: str, timeout: int | None = None, sig: int = signal.SIGTERM) -> None:
+        c = self.core.container(ref)
+        rt = self.procs.runtime.get(c.id)
+        if not c.running or rt is None:
+            return
+        grace = STOP_GRACE if timeout is None else timeout
+        async with journaled(self.core.store, "stop", id=c.id):
+            self._explain_exit(c.id)
+            c.state.stopping_signal = signal.SIGKILL
+            self.core.store.containers.put(c)
+            process.kill(c.state.pid, sig)
+            try:
+                await asyncio.wait_for(rt.exited.wait(), timeout=max(grace, 0))
+            except TimeoutError:
+                process.kill(c.state.pid, signal.SIGKILL)
+                await rt.exited.wait()
+
+    async def kill(self, ref: str, sig: int) -> None:
+        c = self.core.container(ref)
+        if not c.running:
+            raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
+        process.kill(c.state.pid, sig)
+
+    async def restart(self, ref: str, timeout: int | None) -> None:
+        c = self.core.container(ref)
+        await self.stop(c.id, timeout)
+        await self.start(c.id)
+
+    async def wait(self, ref: str, condition: str = "not-running") -> int:  # the route checks `condition`
+        """Docker's wait conditions: `not-running` (now, if it is not running), `next-exit`
+        (the next exit, even of a container not started yet: `docker run` waits so before it
+        starts), `removed` (the exit, then the removal: `docker run --rm`)."""
+        c = self.core.store.containers.find(ref)
+        if c is None:
+            for cid, code in self.procs.last_exit.items():
+                if cid == ref or cid.startswith(ref):
+                    return code
+            raise no_such_container(ref)
+        if condition in ("next-exit", "removed") and c.id not in self.procs.runtime:
+            self._explain_exit(c.id)
+            return await self.procs.wait_for(c.id, condition)
+        rt = self.procs.runtime.get(c.id)
+        if rt is not None:
+            self._explain_exit(c.id)
+            await rt.exited.wait()
+        elif c.running:
+            # exiting this very moment: on_exit holds the lock until the code is recorded
+            async with self.core.locks.hold(c.id):
+                pass
+        if condition == "removed" and self.core.store.containers.get(c.id) is not None:
+            return await self.procs.wait_for(c.id, "removed")
+        if c.id in self.procs.last_exit:
+            return self.procs.last_exit[c.id]
+        c = self.core.store.containers.get(c.id) or c
+        return c.state.exit_code
+
+    async def remove(self, ref: str, force: bool) -> None:
+        c = self.core.container(ref)
+        if c.running and not force:
+            raise Conflict(f"You cannot remove a running container {c.id}. "
+                           "Stop the container before attempting removal or force remove")
+        async with journaled(self.core.store, "rm", id=c.id):
+            if c.running:
+                await self.stop(c.id, timeout=0, sig=signal.SIGKILL)
+            async with self.core.locks.hold(c.id):
+                gone = self.core.store.containers.get(c.id)
+                if gone is not None:
+                    self.remove_record(gone)
+        self.core.refresh_dns(c.id)
+
+    def _explain_exit(self, cid: str) -> None:
+        """The exit handler's task tears down: hand it this request's recording and operation."""
+        rec = current_recording()
+        if rec is not None:
+            self.exit_recordings.setdefault(cid, rec)
+        if current_operation():
+            self.exit_operations.setdefault(cid, current_operation())
+
+    def remove_record(self, c: Container) -> None:
+        self.core.store.drop_endpoints(c.id)
+        self.core.store.containers.delete(c.id)
+        shutil.rmtree(self.core.dir(c.id), ignore_errors=True)
+        self.procs.wake(c.id, "removed", self.procs.last_exit.get(c.id, c.state.exit_code))
+
+    def top(self, ref: str, ps_args: str) -> dict[str, Any]:
+        c = self.core.container(ref)
+        if not c.running:
+            raise Conflict(f"Container {c.id} is not running")
+        header, rows = process.ps_rows(process.pid_namespace_members(c.state.pid), ps_args or "-ef")
+        return {"Titles": header, "Processes": rows}
+
+
+def _write(path: str, text: str) -> None:
+    """In place, not by rename: a running container has this inode bind-mounted."""
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o644)
+
+
+def _call(fn: Any, *args: Any) -> Any:
+    async def run() -> Any:
+        return fn(*args)
+
+    return run

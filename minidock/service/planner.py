@@ -1,0 +1,123 @@
+"""A start, planned: one read of the store (`store.reading()`) gives a typed
+plan of everything the start will make: the namespace, per network an
+endpoint (interface name, veth, address, MAC, gateway), the host ports, the
+/etc files, whether the DNS stub serves it. The plan is built synchronously:
+the addresses and ports it chooses are pending until the start commits or
+gives up, so two concurrent starts never choose the same ones.
+
+Applying the plan is the lifecycle's (sandbox, drivers, firewall, process);
+it writes the store once, at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import dnsstub, ipam
+from ..errors import Conflict
+from ..model import Container, Endpoint, Network
+from . import files
+from .common import new_id
+from .core import Core
+from .dnsrecords import uses_dns
+from .publish import Choice, bindings_of
+from .sandbox import namespace_of
+
+
+@dataclass
+class StartPlan:
+    c: Container  # a copy: the record as the commit writes it
+    mode: str  # "own" (a namespace of its own), "host", or "joined" (another container's)
+    ns_name: str = ""
+    owner: Container | None = None  # the container whose namespace a joined one enters
+    nets: dict[str, Network] = field(default_factory=dict)  # by id, of the endpoints
+    endpoints: list[Endpoint] = field(default_factory=list)
+    dns: bool = False
+    ports: list[Choice] = field(default_factory=list)
+    hosts: str = ""
+    resolv: str = ""
+    hostname: str = ""
+
+    @property
+    def primary(self) -> Endpoint | None:
+        return self.endpoints[0] if self.endpoints else None
+
+
+def plan_start(core: Core, cid: str) -> StartPlan | None:
+    """Read the store once and plan the start of container `cid`; None if it runs already."""
+    try:
+        with core.store.reading():
+            return _plan(core, cid)
+    except BaseException:
+        release(core, cid)
+        raise
+
+
+def release(core: Core, cid: str) -> None:
+    """Let go of what a plan chose and did not commit."""
+    core.addresses.release(cid)
+    core.holds.pending.pop(cid, None)
+
+
+def _plan(core: Core, cid: str) -> StartPlan | None:
+    c = core.container(cid)
+    if c.running:
+        return None
+    mode_net = core.network(next(iter(c.networks))) if c.networks else core.network("none")
+    if c.joined:
+        owner = core.container(c.joined)
+        if not owner.running or not owner.netns:
+            raise Conflict(f"cannot join network of a non running container: {owner.id}")
+        c.netns = owner.netns
+        c.config["Hostname"] = owner.config["Hostname"]
+        c.config["Domainname"] = owner.config["Domainname"]
+        return StartPlan(c, "joined", owner=owner)
+    if not core.driver(mode_net).own_namespace:
+        plan = StartPlan(c, "host")
+        _files(core, plan)
+        return plan
+    plan = StartPlan(c, "own", ns_name=namespace_of(c))
+    c.netns = plan.ns_name
+    for index, attachment in enumerate(c.networks.values()):
+        net = core.network(attachment.network_id)
+        plan.nets[net.id] = net
+        ep = Endpoint(container_id=c.id, network_id=net.id, id=new_id(), ifname=f"eth{index}",
+                      veth="veth" + new_id()[:7], aliases=list(attachment.aliases),
+                      gateway_endpoint=index == 0 and not net.internal)
+        if core.driver(net).leases_addresses:
+            ip = core.addresses.choose(net, c.id, attachment.ipv4)
+            ep.ip, ep.prefixlen, ep.mac, ep.gateway = str(ip), net.ipam[0].prefixlen, ipam.mac_for(ip), net.gateway
+        plan.endpoints.append(ep)
+    plan.dns = uses_dns(c, plan.nets)
+    primary = plan.nets.get(plan.endpoints[0].network_id) if plan.endpoints else None
+    bindings = bindings_of(c)
+    if bindings and primary is not None and core.driver(primary).publishes_ports and not primary.internal:
+        plan.ports = core.holds.choose(bindings, c.name, core.firewall.published(exclude=c.id), owner=c.id)
+    _files(core, plan)
+    return plan
+
+
+def _files(core: Core, plan: StartPlan) -> None:
+    """/etc/hosts, resolv.conf and hostname, as the container will see them."""
+    c = plan.c
+    gw = next((ep.gateway for ep in plan.endpoints if ep.gateway), None)
+    extra = [files.parse_extra_host(s, gw or "127.0.0.1") for s in c.host_config.extra_hosts]
+    for link in c.host_config.links:
+        target, _, alias = link.partition(":")
+        other = core.store.containers.find(target.lstrip("/"))
+        if other:
+            ip = next((ep.ip for ep in core.store.endpoints(container_id=other.id) if ep.ip), None)
+            if ip:
+                extra.append((" ".join(dict.fromkeys([alias or other.name, other.hostname, other.name])), ip))
+    if plan.mode == "host":
+        with open("/etc/hosts") as f:
+            plan.hosts = f.read() + "".join(f"{ip}\t{n}\n" for n, ip in extra)
+    else:
+        own = [(ep.ip, c.hostname) for ep in plan.endpoints if ep.ip][:1]
+        plan.hosts = files.hosts(own, extra)
+    if plan.dns:
+        plan.resolv = f"nameserver {dnsstub.STUB_ADDRESS}\noptions ndots:0\n"
+    else:
+        plan.resolv = files.resolv_conf(c.host_config.dns or core.upstreams)
+    plan.hostname = c.hostname + "\n"
+

@@ -1,0 +1,88 @@
+"""Published host ports: choosing them, and holding them with bound sockets
+(kernel/portbind.py) so no host program can take a port a container has.
+
+A start chooses its ports while it plans (synchronously: two concurrent starts
+cannot choose one port, the first one's choice is pending until it holds or
+lets go), holds them while it applies, and the firewall forwards them.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+from .. import ports
+from ..errors import Conflict
+from ..kernel import portbind
+from ..model import Container, PortBinding
+from .common import new_id
+
+log = logging.getLogger("minidock.publish")
+
+Choice = tuple[str, str, int, int]  # proto, host ip, host port, container port
+
+
+def not_published(who: str, e: ports.PortAllocated) -> Conflict:
+    # Docker's words; a taken port is the client's conflict (409), not a daemon failure (500)
+    return Conflict(f"driver failed programming external connectivity on endpoint {who} ({new_id()}): {e}")
+
+
+def bindings_of(c: Container) -> dict[str, list[dict[str, str]]]:
+    """The port bindings a start publishes: -p's, and -P's exposed ports."""
+    bindings = c.host_config.port_bindings
+    if c.host_config.publish_all_ports:
+        bindings = ports.normalise(bindings, c.config.get("ExposedPorts") or {}, True)
+    return bindings
+
+
+class PortHolds:
+    def __init__(self) -> None:
+        self.holds: dict[str, list[socket.socket]] = {}  # container id -> sockets keeping its ports
+        self.pending: dict[str, list[PortBinding]] = {}  # chosen by a plan, not yet published
+
+    def choose(self, bindings: dict[str, list[dict[str, str]]], who: str, published: list[PortBinding],
+               owner: str = "") -> list[Choice]:
+        """Host ports for `bindings`, none of them `published` by others or pending; with an
+        `owner`, they are pending for it until `hold` or `release`."""
+        taken = [*published, *(p for cid, held in self.pending.items() if cid != owner for p in held)]
+        try:
+            chosen = ports.choose(ports.wanted(bindings), taken, portbind.is_free)
+        except ports.PortAllocated as e:
+            raise not_published(who, e) from None
+        if owner:
+            self.pending[owner] = [PortBinding(proto, ip, hp, cp, "", "", "", who) for proto, ip, hp, cp in chosen]
+        return chosen
+
+    def hold(self, owner: str, who: str, chosen: list[Choice]) -> None:
+        holds = self.holds.setdefault(owner, [])
+        for proto, ip, hp, _ in chosen:
+            try:
+                holds.append(portbind.reserve(proto, ip, hp))
+            except portbind.PortInUse:  # a host program took it between the choice and now
+                raise not_published(who, ports.PortAllocated(ip, hp)) from None
+
+    def release(self, owner: str) -> None:
+        self.pending.pop(owner, None)
+        for sock in self.holds.pop(owner, []):
+            sock.close()
+
+    def settle(self, owner: str) -> None:
+        """The start is recorded: its ports are published, no longer pending."""
+        self.pending.pop(owner, None)
+
+    def rehold(self, c: Container) -> None:
+        """Bind again the host ports of a container that outlived a daemon restart."""
+        for p in c.ports:
+            try:
+                self.holds.setdefault(c.id, []).append(portbind.reserve(p.proto, p.host_ip, p.host_port))
+            except OSError as e:
+                log.warning("%s: host port %s/%s was taken while the daemon was away: %s",
+                            c.name, p.host_port, p.proto, e)
+
+    def close_all(self) -> None:
+        for owner in list(self.holds):
+            self.release(owner)
+
+    def __contains__(self, owner: Any) -> bool:
+        return owner in self.holds

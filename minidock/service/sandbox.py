@@ -1,0 +1,107 @@
+"""A container's network sandbox: its namespace, then one `driver.join` per
+endpoint of its plan; and the teardown that undoes a start.
+
+    /run/netns/md-<name>   lo up, eth0 … one per network, each its driver's
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from ..kernel import netns
+from ..kernel.netlink import Netlink
+from ..kernel.netns import NETNS_PREFIX
+from ..model import Container, Endpoint, Network
+from ..steps import Transaction, explained, undo_all
+from .core import Core
+
+DYING_GRACE = 10.0  # seconds the kernel gets to delete the veths of a deleted namespace
+
+
+@dataclass
+class SandboxHandle:
+    """A container's network namespace while it is being wired up (a driver's `Sandbox`)."""
+
+    name: str
+    netns: str
+    _inside: Netlink | None = None
+
+    @classmethod
+    async def bound(cls, name: str, ns_name: str, sock: socket.socket) -> SandboxHandle:
+        """The handle of a namespace just made, over the netlink socket opened inside it."""
+        return cls(name, ns_name, await Netlink.open(sock, ns_name))
+
+    async def inside(self) -> Netlink:
+        if self._inside is None:
+            self._inside = await Netlink.open(await netns.open_socket(self.netns), self.netns)
+        return self._inside
+
+    def close(self) -> None:
+        if self._inside is not None:
+            self._inside.close()
+            self._inside = None
+
+
+def namespace_of(c: Container) -> str:
+    return NETNS_PREFIX + c.name
+
+
+async def create(c: Container, tx: Transaction) -> SandboxHandle:
+    """The container's namespace with its loopback up; undone by the transaction."""
+    ns_name = namespace_of(c)
+    sock = await tx.step("namespace", netns.create(ns_name),
+                         undo=explained("remove the namespace", lambda: _delete(ns_name),
+                                        [f"ip netns del {ns_name}"]),
+                         commands=[f"ip netns add {ns_name}"], why="the container's own network stack")
+    sb = await SandboxHandle.bound(c.name, ns_name, sock)
+    await tx.step("loopback", (await sb.inside()).loopback_up(), commands=[f"ip -n {ns_name} link set lo up"])
+    return sb
+
+
+async def join(core: Core, net: Network, ep: Endpoint, sb: SandboxHandle, tx: Transaction) -> None:
+    await core.driver(net).join(net, ep, sb, tx)
+
+
+async def _delete(ns_name: str) -> None:
+    netns.delete(ns_name)
+
+
+async def teardown(core: Core, c: Container, withdraw: Callable[[], Awaitable[None]]) -> list[Exception]:
+    """Undo a start. A container with a namespace of its own loses it, and the kernel
+    deletes its veth pairs with it in the background: deleting each veth here would
+    wait ~20 ms per pair for the kernel's synchronize_net, with nothing to gain.
+    `withdraw` is the coroutine function that withdraws its published ports."""
+    core.dns.stop(c.id)
+    own_ns = bool(c.netns) and not c.joined  # a joined container's namespace is its owner's
+    steps = []
+    if c.ports or c.id in core.holds:
+        steps.append(("published ports", withdraw))
+    for ep in core.store.endpoints(container_id=c.id):
+        net = core.store.networks.get(ep.network_id)
+        if net is not None:
+            steps.append((f"leave {net.name}", _leave(core, net, ep, not own_ns)))
+            if own_ns and ep.veth:
+                core.dying_links[ep.veth] = time.monotonic() + DYING_GRACE
+        steps.append(("release", _call(core.store.release, ep.network_id, c.id)))
+        steps.append(("endpoint", _call(core.store.delete_endpoint, c.id, ep.network_id)))
+    if own_ns:
+        ns_name = c.netns
+        steps.append(("namespace", explained("namespace", lambda: _delete(ns_name), [f"ip netns del {ns_name}"],
+                                             "the container's network stack goes, and its veth pairs with it "
+                                             "(the kernel deletes them in the background)")))
+    return await undo_all(steps)
+
+
+def _leave(core: Core, net: Network, ep: Endpoint, delete_link: bool) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        await core.driver(net).leave(net, ep, delete_link)
+    return run
+
+
+def _call(fn: Callable[..., object], *args: object) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        fn(*args)
+    return run
