@@ -1,0 +1,106 @@
+"""Who answers to which name: the records of every network, as each container sees them.
+
+Owns Record (one container's names and address on one network) and Records
+(the index the stub answers from, rebuilt whole at start-up and changed one
+container at a time after that). Records is shared by the event loop, which
+changes it, and the UDP thread (udp.py), which reads it: it has a lock, and a
+`version` that goes up on every change, so remembered answers can be dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+
+@dataclass
+class Record:
+    container_id: str
+    network_id: str
+    ip: str
+    names: list[str]
+
+
+class Records:
+    """Who answers to which name, per network. Rebuilt whole at start-up; after that
+    each start, stop, connect and disconnect replaces the records of one container,
+    so the cost of a change does not grow with the number of containers."""
+
+    def __init__(self) -> None:
+        self.by_network: dict[str, dict[str, list[str]]] = {}
+        self.networks_of: dict[str, list[str]] = {}
+        self.ptr: dict[str, dict[str, str]] = {}
+        self._turn: dict[str, int] = {}
+        self._of: dict[str, list[Record]] = {}
+        # bumped after every change: answers remembered at an older version are stale
+        self.version = 0
+        # the UDP thread looks names up while the event loop changes them
+        self._lock = threading.Lock()
+
+    def rebuild(self, records: list[Record]) -> None:
+        with self._lock:
+            self.by_network, self.networks_of, self.ptr, self._of = {}, {}, {}, {}
+            for r in records:
+                self._add(r)
+            self.version += 1
+
+    def update(self, container_id: str, records: list[Record]) -> None:
+        """Replace the records of one container (with none: it has gone)."""
+        with self._lock:
+            for r in self._of.pop(container_id, []):
+                self._remove(r)
+            self.networks_of.pop(container_id, None)
+            for r in records:
+                self._add(r)
+            self.version += 1
+
+    def _add(self, r: Record) -> None:
+        names = self.by_network.setdefault(r.network_id, {})
+        for n in r.names:
+            ips = names.setdefault(n.lower().rstrip("."), [])
+            if r.ip not in ips:
+                ips.append(r.ip)
+        self.networks_of.setdefault(r.container_id, []).append(r.network_id)
+        if r.names:
+            self.ptr.setdefault(r.network_id, {})[r.ip] = r.names[0]
+        self._of.setdefault(r.container_id, []).append(r)
+
+    def _remove(self, r: Record) -> None:
+        names = self.by_network.get(r.network_id, {})
+        for n in r.names:
+            key = n.lower().rstrip(".")
+            ips = names.get(key)
+            if ips is not None and r.ip in ips:
+                ips.remove(r.ip)
+                if not ips:
+                    del names[key]
+        ptr = self.ptr.get(r.network_id, {})
+        if r.names and ptr.get(r.ip) == r.names[0]:
+            del ptr[r.ip]
+
+    def lookup(self, container_id: str, name: str, rotate: bool = False) -> list[str] | None:
+        """Addresses of `name` as container `container_id` sees it; None if unknown.
+
+        With `rotate`, successive answers start at the next address (round robin
+        over the containers sharing an alias, as Docker does)."""
+        key = name.lower().rstrip(".")
+        found: list[str] = []
+        with self._lock:
+            for net in self.networks_of.get(container_id, []):
+                for ip in self.by_network.get(net, {}).get(key, []):
+                    if ip not in found:
+                        found.append(ip)
+            if not found:
+                return None
+            if rotate and len(found) > 1:
+                k = self._turn[key] = (self._turn.get(key, -1) + 1) % len(found)
+                found = found[k:] + found[:k]
+        return found
+
+    def reverse(self, container_id: str, ip: str) -> str | None:
+        with self._lock:
+            for net in self.networks_of.get(container_id, []):
+                name = self.ptr.get(net, {}).get(ip)
+                if name:
+                    return name
+        return None
