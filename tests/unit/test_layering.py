@@ -51,8 +51,8 @@ FIREWALL_COMMAND = re.compile(r"^(ip6?tables(-legacy|-nft)?(-save|-restore)?|nft
 KNOWN_VIOLATIONS: frozenset[str] = frozenset({
     # human_duration is moving out of service/views into a module the CLI may use
     "minidock.cli.main → minidock.service.views",
-    # the demo prints our chains for the tour (`iptables -S`): a read, but a run of
-    # iptables outside kernel/; it should ask the daemon or a kernel helper instead
+    # the demo is a tour a student could type: it runs `iptables -S` to show our chains as
+    # the student would see them, a read that changes nothing; kept deliberately
     "minidock.demo → iptables (command)",
 })
 
