@@ -7,6 +7,7 @@ import shlex
 from typing import Any
 
 from .. import ports
+from ..cli.format import human_duration
 from .common import ZERO_TIME, rfc3339
 
 
@@ -136,34 +137,6 @@ def container_summary(c: dict[str, Any], eps: list[dict[str, Any]], nets: dict[s
         "NetworkSettings": {"Networks": networks},
         "Mounts": [],
     }
-
-
-def human_duration(seconds: float) -> str:
-    """Docker's go-units HumanDuration."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    m = s // 60
-    if m == 1:
-        return "About a minute"
-    if m < 60:
-        return f"{m} minutes"
-    h = int(seconds / 3600 + 0.5)  # go-units rounds halves up
-    if h == 1:
-        return "About an hour"
-    if h < 48:
-        return f"{h} hours"
-    if h < 24 * 7 * 2:
-        return f"{h // 24} days"
-    if h < 24 * 30 * 2:
-        return f"{h // 24 // 7} weeks"
-    if h < 24 * 365 * 2:
-        return f"{h // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
 
 
 def status_text(c: dict[str, Any], now: float | None = None) -> str:
