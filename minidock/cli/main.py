@@ -49,6 +49,16 @@ class LazyGroup(click.Group):
             raise TypeError(f"minidock.cli.{module}.{attr} is not a click command")
         return command
 
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                            list[str]]:
+        if args and args[0] not in COMMANDS and args[0] not in self.commands:
+            # an unknown name: load every command so that click's "Did you mean …?" sees them all
+            for name in COMMANDS:
+                command = self.get_command(ctx, name)
+                if command is not None:
+                    self.add_command(command, name)
+        return super().resolve_command(ctx, args)
+
 
 @click.group(cls=LazyGroup, context_settings=CONTEXT)
 @click.option("-H", "--host", envvar="MINIDOCK_HOST", help="Daemon socket, unix://PATH")

@@ -153,3 +153,11 @@ def test_run_sends_the_create_body_to_the_daemon(calls: list[tuple[str, str, Any
     assert (method, path) == ("POST", "/containers/create")
     assert body["Cmd"] == ["nc", "-l", "-p", "80"]
     assert body["HostConfig"]["PortBindings"] == {}  # -p after the image belongs to nc
+
+
+def test_lazy_commands_are_listed_and_suggested() -> None:
+    result = CliRunner().invoke(cli_root.cli, ["--help"])
+    for name in ("ps", "run", "network", "images", "compose", "daemon", "topology"):
+        assert f"\n  {name} " in result.output
+    result = CliRunner().invoke(cli_root.cli, ["networ"])
+    assert result.exit_code == 2 and "Did you mean 'network'?" in result.output
