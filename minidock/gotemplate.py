@@ -3,8 +3,8 @@
 This module owns format strings: lexing and parsing the Go-template subset docker
 users type, executing it against JSON-like Engine API data, printing values the way
 Go's ``fmt`` prints docker's Go types (maps sorted, structs as ``{v1 v2}``), docker's
-template functions (``json``, ``join``, ``truncate``, ...), the ``table`` prefix and
-Go's ``tabwriter`` alignment used by every ``ls``/``ps`` table.
+template functions (``json``, ``join``, ``truncate``, ...), the ``table`` prefix
+(aligned by the CLI's tabwriter, minidock/cli/tabwriter.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, NoReturn
+
+from .cli.tabwriter import tabulate, tabwrite
 
 __all__ = ["KNOWN_STRUCT_KEYS", "GoStruct", "Template", "TemplateError", "compile_template",
            "render", "render_table", "tabulate", "unescape_format"]
@@ -837,51 +839,6 @@ def unescape_format(fmt: str) -> str:
     return fmt.strip(" ").replace("\\t", "\t").replace("\\n", "\n")
 
 
-def _tabwrite(text: str, minwidth: int = 10, padding: int = 3) -> str:
-    """Go's tabwriter.NewWriter(out, minwidth, 1, padding, ' ', 0) applied to *text*.
-
-    Cells are tab-terminated; a column block is a run of consecutive lines that have
-    a cell in that column, all padded to max(minwidth, widest cell + padding).
-    """
-    lines = [line.split("\t") for line in text.split("\n")]
-    out: list[str] = []
-    widths: list[int] = []
-
-    def write(lo: int, hi: int) -> None:
-        for i in range(lo, hi):
-            for j, cell in enumerate(lines[i]):
-                out.append(cell + " " * (widths[j] - len(cell)) if j < len(widths) else cell)
-            out.append("\n" if i + 1 < len(lines) else "")
-
-    def block(lo: int, hi: int) -> None:
-        col, start, i = len(widths), lo, lo
-        while i < hi:
-            if col >= len(lines[i]) - 1:
-                i += 1
-                continue
-            write(start, i)
-            start, width = i, minwidth
-            while i < hi and col < len(lines[i]) - 1:
-                width = max(width, len(lines[i][col]) + padding)
-                i += 1
-            widths.append(width)
-            block(start, i)
-            widths.pop()
-            start = i
-        write(start, hi)
-
-    block(0, len(lines))
-    return "".join(out)
-
-
-def tabulate(lines: list[list[str]]) -> str:
-    """Align rows of cells like docker's tables (tabwriter minwidth 10, padding 3).
-
-    Every row ends with a newline; the last cell of a row is never padded.
-    """
-    return _tabwrite("".join("\t".join(cells) + "\n" for cells in lines)) if lines else ""
-
-
 def render_table(template: str, rows: list[Any], headers: dict[str, str],
                  struct_fields: dict[str, list[str]] | None = None) -> str:
     """Docker's ``--format 'table ...'``: a header line, then one line per row, aligned.
@@ -893,4 +850,4 @@ def render_table(template: str, rows: list[Any], headers: dict[str, str],
     parts = [tmpl.execute(_HeaderCtx(headers), struct_fields, header=True), "\n"]
     for row in rows:
         parts += [tmpl.execute(row, struct_fields), "\n"]
-    return _tabwrite("".join(parts))
+    return tabwrite("".join(parts))

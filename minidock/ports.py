@@ -16,8 +16,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from netaddr import AddrFormatError, IPAddress
-
 from .errors import InvalidParameter
 
 PROTOCOLS = ("tcp", "udp", "sctp")
@@ -64,6 +62,9 @@ def _port_range(text: str, what: str) -> tuple[int, int]:
 
 
 def _host_ip(text: str) -> str:
+    # imported here, not at the top: the CLI imports this module and rarely needs netaddr
+    from netaddr import AddrFormatError, IPAddress
+
     ip = text.strip("[]")
     try:
         addr = IPAddress(ip)

@@ -53,7 +53,7 @@ class Session:
 
 
 def die(message: str | DaemonError) -> NoReturn:
-    from .main import daemon_error, fail  # main imports this module when it is loaded
+    from .common import daemon_error, fail
 
     fail(daemon_error(message) if isinstance(message, DaemonError) else message)
 
@@ -217,8 +217,8 @@ def down(s: Session) -> None:
 @pass_session
 def ps(s: Session, show_all: bool) -> None:
     """List the project's containers."""
-    from .. import gotemplate
-    from ..ports import displayable
+    from .format import displayable
+    from .tabwriter import tabulate
 
     rows = [["NAME", "IMAGE", "COMMAND", "SERVICE", "STATUS", "PORTS"]]
     for c in s.containers(s.name):
@@ -228,7 +228,7 @@ def ps(s: Session, show_all: bool) -> None:
         rows.append([c["Names"][0].lstrip("/"), c["Image"], f'"{cmd}"',
                      c["Labels"].get("com.docker.compose.service", ""), c["Status"],
                      displayable(c.get("Ports") or [])])
-    click.echo(gotemplate.tabulate(rows), nl=False)
+    click.echo(tabulate(rows), nl=False)
 
 
 @compose.command(context_settings=CONTEXT)

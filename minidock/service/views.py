@@ -9,6 +9,7 @@ import shlex
 from typing import Any
 
 from .. import ports
+from ..cli.format import human_duration
 from ..model import Attachment, Container, Endpoint, Network
 from .common import ZERO_TIME, rfc3339
 from .core import Core
@@ -137,34 +138,6 @@ def container_summary(c: Container, eps: list[Endpoint], nets: dict[str, Network
         "NetworkSettings": {"Networks": _networks(c, eps, nets)},
         "Mounts": [],
     }
-
-
-def human_duration(seconds: float) -> str:
-    """Docker's go-units HumanDuration."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    m = s // 60
-    if m == 1:
-        return "About a minute"
-    if m < 60:
-        return f"{m} minutes"
-    h = int(seconds / 3600 + 0.5)  # go-units rounds halves up
-    if h == 1:
-        return "About an hour"
-    if h < 48:
-        return f"{h} hours"
-    if h < 24 * 7 * 2:
-        return f"{h // 24} days"
-    if h < 24 * 30 * 2:
-        return f"{h // 24 // 7} weeks"
-    if h < 24 * 365 * 2:
-        return f"{h // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
 
 
 def status_text(c: Container, now: float | None = None) -> str:

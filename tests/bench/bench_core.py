@@ -11,6 +11,8 @@ same run on this machine (only the ratios count; machines are noisy).
   DNAT), against the same flow straight to the container's address, and
   against socat forwarding the port in userland (what docker-proxy does);
   plus the memory such a proxy costs per port.
+- cli: `minidock ps`, `network ls` and `inspect` against the docker CLI
+  on the same socket (bench_cli.py).
 
 Everything runs in sandbox namespaces inside a private mount namespace;
 traffic stays on loopback and between namespaces made here.
@@ -28,7 +30,7 @@ import tempfile
 import time
 
 from minidock.client import Client
-from tests.bench import bench_more, bench_scale
+from tests.bench import bench_cli, bench_more, bench_scale
 from tests.bench.ipscript import ip_script_attach
 from tests.bench.procfs import rss_kb
 from tests.sandbox import Sandbox, sh
@@ -157,7 +159,7 @@ def bench_ports(sb: Sandbox, workdir: str) -> dict[str, float]:
 
 SECTIONS = {"run": bench_run, "dns": bench_dns, "ports": bench_ports, "iperf": bench_more.bench_iperf,
             "docker": bench_more.bench_docker, "manyports": bench_more.bench_many_ports,
-            "scale": bench_scale.bench_scale}
+            "scale": bench_scale.bench_scale, "cli": bench_cli.bench_cli}
 
 
 def in_private_mounts(module: str) -> None:
@@ -244,6 +246,11 @@ def table(r: dict[str, float]) -> list[dict[str, object]]:
     rows.append(row("DNS p99 at 10,000 q/s (vs the 1 ms bar)", r["stub_p99_ms_at_10k_qps"], 1.0, "ms", "<= 1.0"))
     rows.append(row("DNS p99 at 10,000 q/s (vs dnsmasq)", r["stub_p99_ms_at_10k_qps"],
                     r["dnsmasq_p99_ms_at_10k_qps"], "ms"))
+    for name, label in (("ps", "minidock ps"), ("network_ls", "minidock network ls"),
+                        ("inspect", "minidock inspect NAME")):
+        rows.append(row(f"{label} p50 (vs docker CLI, same socket)", g(f"cli_{name}_p50_ms", nan),
+                        g(f"docker_cli_{name}_p50_ms", nan), "ms",
+                        "<= 2.0" if f"docker_cli_{name}_p50_ms" in r else None))  # no docker: no verdict
     if "dockerd_rss_mb" in r:
         rows.append(row("memory: dockerd+containerd+shims, 15 containers", r["dockerd_rss_mb"], nan, "MB"))
     return rows

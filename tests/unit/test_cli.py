@@ -1,4 +1,4 @@
-"""Unit tests for minidock.cli.main: the create body and option parsing (no daemon)."""
+"""Unit tests for the click CLI (minidock.cli.*): the create body and option parsing (no daemon)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from minidock.cli import main as cli_main
-from minidock.cli.main import create_body
+from minidock.cli import common
+from minidock.cli import containers as cli_main
+from minidock.cli import main as cli_root
+from minidock.cli.containers import create_body
 
 
 def parsed(*argv: str) -> dict[str, Any]:
@@ -96,7 +98,7 @@ def test_entrypoint_empty_string_clears_it() -> None:
 
 
 def test_run_help() -> None:
-    result = CliRunner().invoke(cli_main.cli, ["run", "--help"])
+    result = CliRunner().invoke(cli_root.cli, ["run", "--help"])
     assert result.exit_code == 0, result.output
     assert "Create and start a container" in result.output
     for opt in ("--network", "--ip", "--add-host", "--publish", "--env"):
@@ -111,17 +113,17 @@ class _Sent(Exception):
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, Any]]:
     recorded: list[tuple[str, str, Any]] = []
 
-    def fake_call(self: cli_main.Ctx, method: str, path: str, query: Any = None,
+    def fake_call(self: common.Ctx, method: str, path: str, query: Any = None,
                   body: Any = None, prefix: str = "", code: int = 1) -> Any:
         recorded.append((method, path, body))
         raise _Sent
 
-    monkeypatch.setattr(cli_main.Ctx, "call", fake_call)
+    monkeypatch.setattr(common.Ctx, "call", fake_call)
     return recorded
 
 
 def test_exec_stops_option_parsing_at_the_container(calls: list[tuple[str, str, Any]]) -> None:
-    result = CliRunner().invoke(cli_main.cli, ["exec", "c1", "nc", "-w", "2", "host", "80"])
+    result = CliRunner().invoke(cli_root.cli, ["exec", "c1", "nc", "-w", "2", "host", "80"])
     assert isinstance(result.exception, _Sent), result.output
     [(method, path, body)] = calls
     assert (method, path) == ("POST", "/containers/c1/exec")
@@ -130,7 +132,7 @@ def test_exec_stops_option_parsing_at_the_container(calls: list[tuple[str, str, 
 
 
 def test_exec_options_before_the_container_still_apply(calls: list[tuple[str, str, Any]]) -> None:
-    result = CliRunner().invoke(cli_main.cli,
+    result = CliRunner().invoke(cli_root.cli,
                                 ["exec", "-w", "/tmp", "-e", "X=1", "-it", "c1", "pwd"])
     assert isinstance(result.exception, _Sent), result.output
     body = calls[0][2]
@@ -139,15 +141,23 @@ def test_exec_options_before_the_container_still_apply(calls: list[tuple[str, st
 
 
 def test_exec_needs_a_command(calls: list[tuple[str, str, Any]]) -> None:
-    result = CliRunner().invoke(cli_main.cli, ["exec", "c1"])
+    result = CliRunner().invoke(cli_root.cli, ["exec", "c1"])
     assert result.exit_code == 2 and calls == []
 
 
 def test_run_sends_the_create_body_to_the_daemon(calls: list[tuple[str, str, Any]]) -> None:
-    result = CliRunner().invoke(cli_main.cli, ["run", "--name", "web", "--net", "appnet",
+    result = CliRunner().invoke(cli_root.cli, ["run", "--name", "web", "--net", "appnet",
                                                "alpine", "nc", "-l", "-p", "80"])
     assert isinstance(result.exception, _Sent), result.output
     [(method, path, body)] = calls
     assert (method, path) == ("POST", "/containers/create")
     assert body["Cmd"] == ["nc", "-l", "-p", "80"]
     assert body["HostConfig"]["PortBindings"] == {}  # -p after the image belongs to nc
+
+
+def test_lazy_commands_are_listed_and_suggested() -> None:
+    result = CliRunner().invoke(cli_root.cli, ["--help"])
+    for name in ("ps", "run", "network", "images", "compose", "daemon", "topology"):
+        assert f"\n  {name} " in result.output
+    result = CliRunner().invoke(cli_root.cli, ["networ"])
+    assert result.exit_code == 2 and "Did you mean 'network'?" in result.output

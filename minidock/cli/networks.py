@@ -1,0 +1,139 @@
+"""`minidock network …`: ls, inspect, create, rm, connect, disconnect,
+prune. `network ls` has a lean twin in fast.py for its common forms.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from ..client import DaemonError, q
+from .common import CONTEXT, Ctx, daemon_error, each, emit, fail, parse_filters, pass_ctx, table
+from .format import NETWORK_COLUMNS, network_row
+
+
+@click.group(context_settings=CONTEXT)
+def network() -> None:
+    """Manage networks."""
+
+
+@network.command("ls", context_settings=CONTEXT)
+@click.option("-q", "--quiet", is_flag=True)
+@click.option("--no-trunc", is_flag=True)
+@click.option("--format", "fmt", default=None)
+@click.option("-f", "--filter", "filters", multiple=True)
+@pass_ctx
+def network_ls(c: Ctx, quiet: bool, no_trunc: bool, fmt: str | None, filters: tuple[str, ...]) -> None:
+    """List networks."""
+    flt = parse_filters(filters)
+    nets = c.call("GET", "/networks")
+    rows = []
+    for n in sorted(nets, key=lambda n: n["Name"]):
+        if "name" in flt and not any(v in n["Name"] for v in flt["name"]):
+            continue
+        if "driver" in flt and n["Driver"] not in flt["driver"]:
+            continue
+        if "id" in flt and not any(n["Id"].startswith(v) for v in flt["id"]):
+            continue
+        rows.append(network_row(n, no_trunc))
+    if quiet:
+        for r in rows:
+            click.echo(r["ID"])
+        return
+    table(fmt, rows, NETWORK_COLUMNS)
+
+
+@network.command("inspect", context_settings=CONTEXT)
+@click.option("-f", "--format", "fmt", default=None)
+@click.argument("networks", nargs=-1, required=True)
+@pass_ctx
+def network_inspect(c: Ctx, fmt: str | None, networks: tuple[str, ...]) -> None:
+    """Show networks as Docker-shaped JSON."""
+    found, errors = [], []
+    for ref in networks:
+        try:
+            found.append(c.api.call("GET", f"/networks/{q(ref)}"))
+        except DaemonError as e:
+            errors.append(daemon_error(e))
+    emit(found, fmt)
+    for e in errors:
+        click.echo(e, err=True)
+    if errors:
+        sys.exit(1)
+
+
+@network.command("create", context_settings=CONTEXT)
+@click.option("-d", "--driver", default="bridge")
+@click.option("--subnet", default="")
+@click.option("--ip-range", default="")
+@click.option("--gateway", default="")
+@click.option("--internal", is_flag=True)
+@click.option("--attachable", is_flag=True)
+@click.option("--label", "labels", multiple=True)
+@click.option("-o", "--opt", "opts", multiple=True)
+@click.option("--ipam-driver", default="default")
+@click.argument("name")
+@pass_ctx
+def network_create(c: Ctx, driver: str, subnet: str, ip_range: str, gateway: str, internal: bool,
+                   attachable: bool, labels: tuple[str, ...], opts: tuple[str, ...], ipam_driver: str,
+                   name: str) -> None:
+    """Create a bridge network."""
+    config = {k: v for k, v in (("Subnet", subnet), ("IPRange", ip_range), ("Gateway", gateway)) if v}
+    body = {"Name": name, "Driver": driver, "Internal": internal, "Attachable": attachable,
+            "Labels": dict(lbl.partition("=")[::2] for lbl in labels),
+            "Options": dict(o.partition("=")[::2] for o in opts),
+            "IPAM": {"Driver": ipam_driver, "Config": [config] if config else []}}
+    res = c.call("POST", "/networks/create", body=body)
+    click.echo(res["Id"])
+
+
+@network.command("rm", context_settings=CONTEXT)
+@click.argument("networks", nargs=-1, required=True)
+@pass_ctx
+def network_rm(c: Ctx, networks: tuple[str, ...]) -> None:
+    """Remove networks (not the predefined ones)."""
+    each(c, networks, lambda ref: c.api.call("DELETE", f"/networks/{q(ref)}"))
+
+
+@network.command("connect", context_settings=CONTEXT)
+@click.option("--ip", default="")
+@click.option("--alias", "aliases", multiple=True)
+@click.argument("network_name", metavar="NETWORK")
+@click.argument("container")
+@pass_ctx
+def network_connect(c: Ctx, ip: str, aliases: tuple[str, ...], network_name: str, container: str) -> None:
+    """Connect a container to a network (live: a new ethN appears)."""
+    ep: dict[str, Any] = {"Aliases": list(aliases)}
+    if ip:
+        ep["IPAMConfig"] = {"IPv4Address": ip}
+    c.call("POST", f"/networks/{q(network_name)}/connect", body={"Container": container, "EndpointConfig": ep})
+
+
+@network.command("disconnect", context_settings=CONTEXT)
+@click.option("-f", "--force", is_flag=True)
+@click.argument("network_name", metavar="NETWORK")
+@click.argument("container")
+@pass_ctx
+def network_disconnect(c: Ctx, force: bool, network_name: str, container: str) -> None:
+    """Disconnect a container from a network (live: its ethN disappears)."""
+    c.call("POST", f"/networks/{q(network_name)}/disconnect", body={"Container": container, "Force": force})
+
+
+@network.command("prune", context_settings=CONTEXT)
+@click.option("-f", "--force", is_flag=True)
+@pass_ctx
+def network_prune(c: Ctx, force: bool) -> None:
+    """Remove every user network that no container uses."""
+    if not force:
+        if not sys.stdin.isatty():
+            fail("refusing to prune without -f when not on a terminal")
+        if not click.confirm("WARNING! This will remove all custom networks not used by at least one container.\n"
+                             "Are you sure you want to continue?"):
+            return
+    res = c.call("POST", "/networks/prune")
+    if res["NetworksDeleted"]:
+        click.echo("Deleted Networks:")
+        for n in res["NetworksDeleted"]:
+            click.echo(n)
