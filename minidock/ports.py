@@ -234,41 +234,6 @@ class PortAllocated(Exception):
         super().__init__(f"Bind for {where} failed: port is already allocated")
 
 
-def displayable(api_ports: list[dict[str, object]]) -> str:
-    """`ps`'s PORTS column from /containers/json Ports, grouped into ranges as
-    the Docker CLI does: `0.0.0.0:9000-9002->9000-9002/tcp, 0.0.0.0:8080->80/tcp`."""
-    def key(p: dict[str, object]) -> tuple[int, str, int, str]:
-        return int(p["PrivatePort"]), str(p.get("IP") or ""), int(p.get("PublicPort") or 0), str(p["Type"])  # type: ignore[call-overload]
-
-    groups: dict[str, list[int]] = {}
-    result: list[str] = []
-    mappings: list[str] = []
-    for p in sorted(api_ports, key=key):
-        private, ip, public, proto = key(p)
-        group_key = proto
-        if ip:
-            if public != private:
-                mappings.append(f"{ip}:{public}->{private}/{proto}")
-                continue
-            group_key = f"{ip}/{proto}"
-        g = groups.get(group_key)
-        if g is None:
-            groups[group_key] = [private, private]
-        elif private == g[1] + 1:
-            g[1] = private
-        else:
-            result.append(_group(group_key, *g))
-            groups[group_key] = [private, private]
-    result += [_group(k, *g) for k, g in groups.items()]
-    return ", ".join(result + mappings)
-
-
-def _group(key: str, first: int, last: int) -> str:
-    ip, _, proto = key.rpartition("/")
-    text = str(first) if first == last else f"{first}-{last}"
-    return f"{ip}:{text}->{text}/{proto}" if ip else f"{text}/{proto}"
-
-
 def settings(published: Iterable[Published], exposed: Iterable[str]) -> dict[str, list[dict[str, str]] | None]:
     """inspect's NetworkSettings.Ports: every exposed port, with its bindings or null."""
     out: dict[str, list[dict[str, str]] | None] = {key: None for key in exposed}

@@ -57,9 +57,8 @@ def displayable(api_ports: list[dict[str, object]]) -> str:
     """`ps`'s PORTS column from /containers/json Ports, grouped into ranges as
     the Docker CLI does: `0.0.0.0:9000-9002->9000-9002/tcp, 0.0.0.0:8080->80/tcp`.
 
-    The same as minidock.ports.displayable (a unit test holds them equal);
-    ports.py is not imported because its dataclasses and netaddr cost the
-    fast path more than the whole of `docker ps`."""
+    Here, not in ports.py: the fast path must not import ports.py, whose
+    dataclasses and netaddr cost more than the whole of `docker ps`."""
     def key(p: dict[str, object]) -> tuple[int, str, int, str]:
         return int(p["PrivatePort"]), str(p.get("IP") or ""), int(p.get("PublicPort") or 0), str(p["Type"])  # type: ignore[call-overload]
 

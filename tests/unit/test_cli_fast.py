@@ -19,7 +19,6 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from minidock import ports
 from minidock.cli import fast, format, listing, main, networks
 from minidock.client import Client
 
@@ -171,14 +170,13 @@ def test_encoder_and_decoder_are_json_s() -> None:
         fast.loads('{"a": 1} x')
 
 
-def test_format_ports_column_is_ports_displayable() -> None:
-    for s in CONTAINERS:
-        assert format.displayable(s["Ports"]) == ports.displayable(s["Ports"])
+def test_format_ports_column_groups_ranges_as_docker() -> None:
     many = [{"PrivatePort": p, "Type": t, "IP": ip, "PublicPort": pub}
             for p, t, ip, pub in ((5000, "tcp", "", 0), (9000, "tcp", "0.0.0.0", 9000), (9002, "tcp", "0.0.0.0", 9002),
                                   (9001, "tcp", "0.0.0.0", 9001), (53, "udp", "::", 53), (80, "tcp", "0.0.0.0", 8080),
                                   (7, "sctp", "", 0), (8, "sctp", "", 0), (10, "sctp", "", 0))]
-    assert format.displayable(many) == ports.displayable(many)
+    assert format.displayable(many) == ("7-8/sctp, 10/sctp, :::53->53/udp, 5000/tcp, "
+                                        "0.0.0.0:9000-9002->9000-9002/tcp, 0.0.0.0:8080->80/tcp")
 
 
 def test_command_column_is_json_dumps() -> None:

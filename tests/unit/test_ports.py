@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from minidock.cli.format import displayable
 from minidock.errors import InvalidParameter
 from minidock.ports import (
     PortAllocated,
     Published,
     choose,
-    displayable,
     normalise,
     parse_spec,
     settings,
