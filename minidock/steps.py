@@ -86,6 +86,13 @@ def record(name: str, why: str, commands: list[str]) -> None:
         rec.add(name, why, commands)
 
 
+def deferred(fn: Callable[..., Any], *args: Any) -> Undo:
+    """An undo (or teardown step) that calls a plain function: `fn(*args)`."""
+    async def run() -> Any:
+        return fn(*args)
+    return run
+
+
 def explained(name: str, undo: Undo, commands: list[str], why: str = "") -> Undo:
     """An undo (or teardown step) that records its commands when it runs."""
     async def run() -> Any:

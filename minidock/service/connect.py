@@ -4,12 +4,10 @@ container's sandbox (or only in its record, when it is stopped), or one less.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from .. import ipam
 from ..errors import Conflict, Forbidden
 from ..model import Attachment, Container, Endpoint
-from ..steps import Transaction, faults
+from ..steps import Transaction, deferred, faults
 from .common import journaled, new_id
 from .core import Core
 from .create import check_user_defined
@@ -61,7 +59,7 @@ class Connector:
                     async with Transaction() as tx:
                         await join(core, net, ep, sb, tx)
                         if net.user_defined:
-                            await tx.step("dns", core.dns.serve(c.id, c.netns), undo=_stop_dns(core, c.id))
+                            await tx.step("dns", core.dns.serve(c.id, c.netns), undo=deferred(core.dns.stop, c.id))
                         self._record(c, net.name, attachment, ep)
                 finally:
                     core.addresses.release(c.id)
@@ -106,9 +104,3 @@ class Connector:
             if not any((n := nets.get(a.network_id)) is not None and n.user_defined for a in c.networks.values()):
                 core.dns.stop(c.id)
         core.refresh_dns(c.id)
-
-
-def _stop_dns(core: Core, cid: str) -> Callable[[], Awaitable[None]]:
-    async def run() -> None:
-        core.dns.stop(cid)
-    return run

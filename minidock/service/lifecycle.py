@@ -28,6 +28,7 @@ from ..steps import (
     Transaction,
     current_operation,
     current_recording,
+    deferred,
     record,
     reset_operation,
     set_operation,
@@ -86,7 +87,7 @@ class Lifecycle:
                         await sandbox.join(self.core, plan.nets[ep.network_id], ep, sb, tx)
                     if plan.dns:
                         await tx.step("dns", self.core.dns.serve(plan.c.id, plan.ns_name),
-                                      undo=_call(self.core.dns.stop, plan.c.id),
+                                      undo=deferred(self.core.dns.stop, plan.c.id),
                                       commands=[f"# minidock answers on 127.0.0.11:53 inside {plan.ns_name}: "
                                                 "a socket the daemon opened there, no command"],
                                       why="the embedded DNS server at 127.0.0.11 inside the container")
@@ -363,10 +364,3 @@ def _write(path: str, text: str) -> None:
     with open(path, "w") as f:
         f.write(text)
     os.chmod(path, 0o644)
-
-
-def _call(fn: Any, *args: Any) -> Any:
-    async def run() -> Any:
-        return fn(*args)
-
-    return run

@@ -17,7 +17,7 @@ from netaddr import IPNetwork
 from .. import ipam
 from ..errors import Conflict, Forbidden, InvalidParameter, MinidockError
 from ..model import OPT_ICC, OPT_MASQ, OPT_MTU, OPT_NAME, Endpoint, IPAMConfig, Network
-from ..steps import Transaction, faults
+from ..steps import Transaction, deferred, faults
 from .common import check_name, journaled, new_id, rfc3339
 from .core import Core
 
@@ -200,9 +200,9 @@ class Networks:
                     Transaction(context="failed to create network") as tx:
                 await core.driver(net).create_network(net, tx)
                 core.store.networks.put(net)
-                tx.on_undo("store", _call(core.store.networks.delete, net.id))
+                tx.on_undo("store", deferred(core.store.networks.delete, net.id))
                 core.firewall.set_network(net.id, core.driver(net).firewall(net))
-                tx.on_undo("firewall", _call(core.firewall.drop_network, net.id))
+                tx.on_undo("firewall", deferred(core.firewall.drop_network, net.id))
                 await core.firewall.apply(f"let {net.name} out through NAT and keep it apart from other bridges")
         return {"Id": net.id, "Warning": ""}
 
@@ -239,10 +239,3 @@ class Networks:
             except MinidockError:
                 continue
         return removed
-
-
-def _call(fn: Any, *args: Any) -> Any:
-    async def run() -> Any:
-        return fn(*args)
-
-    return run

@@ -15,7 +15,7 @@ from ..kernel import netns
 from ..kernel.netlink import Netlink
 from ..kernel.netns import NETNS_PREFIX
 from ..model import Container, Endpoint, Network
-from ..steps import Transaction, explained, undo_all
+from ..steps import Transaction, deferred, explained, undo_all
 from .core import Core
 
 DYING_GRACE = 10.0  # seconds the kernel gets to delete the veths of a deleted namespace
@@ -85,8 +85,8 @@ async def teardown(core: Core, c: Container, withdraw: Callable[[], Awaitable[No
             steps.append((f"leave {net.name}", _leave(core, net, ep, not own_ns)))
             if own_ns and ep.veth:
                 core.dying_links[ep.veth] = time.monotonic() + DYING_GRACE
-        steps.append(("release", _call(core.store.release, ep.network_id, c.id)))
-        steps.append(("endpoint", _call(core.store.delete_endpoint, c.id, ep.network_id)))
+        steps.append(("release", deferred(core.store.release, ep.network_id, c.id)))
+        steps.append(("endpoint", deferred(core.store.delete_endpoint, c.id, ep.network_id)))
     if own_ns:
         ns_name = c.netns
         steps.append(("namespace", explained("namespace", lambda: _delete(ns_name), [f"ip netns del {ns_name}"],
@@ -98,10 +98,4 @@ async def teardown(core: Core, c: Container, withdraw: Callable[[], Awaitable[No
 def _leave(core: Core, net: Network, ep: Endpoint, delete_link: bool) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
         await core.driver(net).leave(net, ep, delete_link)
-    return run
-
-
-def _call(fn: Callable[..., object], *args: object) -> Callable[[], Awaitable[None]]:
-    async def run() -> None:
-        fn(*args)
     return run
