@@ -37,6 +37,12 @@ class KernelError(MinidockError):
     status = 500
 
 
+class Unavailable(MinidockError):
+    """A service minidock depends on (the cluster store) does not answer."""
+
+    status = 503
+
+
 def no_such_container(ref: str) -> NotFound:
     return NotFound(f"No such container: {ref}")
 

@@ -24,12 +24,15 @@ from typing import Any
 from .ports import Published as PortBinding
 
 __all__ = ["IPAMConfig", "Network", "Endpoint", "State", "HostConfig", "Attachment", "Container",
-           "PortBinding", "OPT_NAME", "OPT_MTU", "OPT_ICC", "OPT_MASQ", "truthy"]
+           "PortBinding", "OPT_NAME", "OPT_MTU", "OPT_ICC", "OPT_MASQ", "OPT_VNI", "GATEWAY_BRIDGE", "truthy"]
 
 OPT_NAME = "com.docker.network.bridge.name"
 OPT_MTU = "com.docker.network.driver.mtu"
 OPT_ICC = "com.docker.network.bridge.enable_icc"
 OPT_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
+OPT_VNI = "com.docker.network.driver.overlay.vxlanid_list"  # Docker's own key for an overlay's VNI
+GATEWAY_BRIDGE = "minidock_gwbridge"  # the way out of overlay networks, as docker_gwbridge
+VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
 
 
 def truthy(value: Any, default: bool = True) -> bool:
@@ -85,12 +88,18 @@ class Network:
 
     @property
     def user_defined(self) -> bool:
-        """A user-defined bridge: containers on it resolve names through the DNS stub."""
-        return self.driver == "bridge" and not self.predefined
+        """A user-defined bridge or overlay: containers on it resolve names through the DNS stub
+        (not the gateway bridge, whose addresses are only a way out)."""
+        return self.driver in ("bridge", "overlay") and not self.predefined and self.name != GATEWAY_BRIDGE
 
     @property
     def mtu(self) -> int:
-        return int(self.options.get(OPT_MTU) or 1500)
+        default = 1500 - VXLAN_OVERHEAD if self.driver == "overlay" else 1500
+        return int(self.options.get(OPT_MTU) or default)
+
+    @property
+    def vni(self) -> int:
+        return int(self.options.get(OPT_VNI) or 0)
 
     @property
     def icc(self) -> bool:

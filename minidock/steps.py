@@ -11,6 +11,7 @@ in the order the kernel saw it.
 from __future__ import annotations
 
 import contextvars
+import inspect
 import logging
 import os
 import signal
@@ -87,9 +88,10 @@ def record(name: str, why: str, commands: list[str]) -> None:
 
 
 def deferred(fn: Callable[..., Any], *args: Any) -> Undo:
-    """An undo (or teardown step) that calls a plain function: `fn(*args)`."""
+    """An undo (or teardown step) that calls `fn(*args)` (awaited, if it is a coroutine function)."""
     async def run() -> Any:
-        return fn(*args)
+        result = fn(*args)
+        return await result if inspect.isawaitable(result) else result
     return run
 
 

@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "network": ("networks", "network"),
     "image": ("images", "image"),
     "images": ("images", "image_ls"),
-    **{name: ("system", name) for name in ("daemon", "system", "topology", "version")},
+    **{name: ("system", name) for name in ("daemon", "system", "topology", "version", "node")},
     "compose": ("compose", "compose"),
 }
 

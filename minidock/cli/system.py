@@ -19,15 +19,28 @@ from .common import CONTEXT, Ctx, fail, pass_ctx
 @click.option("--dns-upstream", multiple=True, help="Upstream resolver (repeatable); default: host's resolv.conf")
 @click.option("--port-maps", is_flag=True,
               help="Published ports as nftables map elements (nft list table ip minidock), not iptables rules")
+@click.option("--cluster-store", default="", metavar="etcd://HOST:2379[,…]",
+              help="Join the cluster whose state is in this etcd (overlay networks)")
+@click.option("--cluster-advertise", default="", metavar="ADDRESS",
+              help="This host's underlay address: where the other hosts send VXLAN packets")
+@click.option("--cluster-store-opt", multiple=True, metavar="KEY=VALUE",
+              help="discovery.ttl=SECONDS: how long a silent host counts as alive (default 20)")
+@click.option("--node-name", default="", help="This host's name in the cluster (default: the hostname)")
 @click.option("--debug", is_flag=True)
 @pass_ctx
-def daemon(c: Ctx, root: str, socket_path: str, dns_upstream: tuple[str, ...], port_maps: bool, debug: bool) -> None:
+def daemon(c: Ctx, root: str, socket_path: str, dns_upstream: tuple[str, ...], port_maps: bool,
+           cluster_store: str, cluster_advertise: str, cluster_store_opt: tuple[str, ...], node_name: str,
+           debug: bool) -> None:
     """Run the daemon in the foreground, in the current network namespace.
 
     With --explain, what start-up does to the kernel is printed on stdout."""
-    from ..daemon.server import run
+    from ..daemon.server import cluster_config, run
 
-    run(root, socket_path, list(dns_upstream), debug, c.explain, port_maps)
+    try:
+        cluster = cluster_config(cluster_store, cluster_advertise, cluster_store_opt, node_name)
+    except ValueError as e:
+        fail(str(e))
+    run(root, socket_path, list(dns_upstream), debug, c.explain, port_maps, cluster)
 
 
 @click.group(context_settings=CONTEXT)
@@ -115,3 +128,25 @@ def version(c: Ctx) -> None:
     click.echo(f"Client: minidock {__version__}")
     v = c.call("GET", "/version")
     click.echo(f"Server: minidock {v['Version']} (API {v['ApiVersion']}, kernel {v['KernelVersion']})")
+
+
+@click.group(context_settings=CONTEXT)
+def node() -> None:
+    """The hosts of this daemon's cluster (daemon --cluster-store)."""
+
+
+@node.command("ls", context_settings=CONTEXT)
+@click.option("-q", "--quiet", is_flag=True, help="Only display names")
+@pass_ctx
+def node_ls(c: Ctx, quiet: bool) -> None:
+    """List the cluster's hosts, their VXLAN endpoints, and whether each is alive."""
+    from .tabwriter import tabulate
+
+    nodes = c.call("GET", "/minidock/nodes")
+    if quiet:
+        click.echo("".join(n["Name"] + "\n" for n in nodes), nl=False)
+        return
+    rows = [["NAME", "ADDRESS", "STATUS"]]
+    rows += [[n["Name"] + (" *" if n["Self"] else ""), n["Address"], "Ready" if n["Alive"] else "Down"]
+             for n in nodes]
+    click.echo(tabulate(rows), nl=False)

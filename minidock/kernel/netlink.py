@@ -23,6 +23,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 from . import netns, rtnl, sysctl
 from .rtnl import Rtnl
 
+NUD_PERMANENT = 0x80
+NTF_SELF = 0x02
 GONE = frozenset({errno.ENODEV, errno.ENOENT, errno.EADDRNOTAVAIL, errno.ESRCH})
 EXISTS = frozenset({errno.EEXIST})
 
@@ -177,6 +179,79 @@ class Netlink:
             sysctl.write(f"net/ipv6/conf/{name}/disable_ipv6", "1")
         except FileNotFoundError:
             pass  # a kernel without IPv6
+
+    # -- VXLAN and its tables (the overlay driver) ---------------------------
+    async def ensure_vxlan(self, name: str, vni: int, local: str, port: int, mtu: int, alias: str,
+                           into: int) -> None:
+        """A VXLAN device made here, in this Netlink's namespace, so that its UDP socket
+        lives here (on the underlay), then moved into the namespace `into` (an fd)."""
+        ipr = await self._query()
+        try:
+            await ipr.link("add", ifname=name, kind="vxlan", vxlan_id=vni, vxlan_port=port,
+                           vxlan_local=local, vxlan_learning=0, vxlan_proxy=1, mtu=mtu, ifalias=alias)
+        except NetlinkError as e:
+            if e.code not in EXISTS:
+                raise
+        idx = await self.index(name)
+        if idx is not None:  # absent here: an earlier attempt moved it already
+            await ipr.link("set", index=idx, net_ns_fd=into)
+
+    async def ensure_port(self, name: str, master: int) -> int:
+        """Link `name` (of this namespace) a port of bridge `master`, up."""
+        idx = self.raw.index(name)
+        if idx is None:
+            raise NetlinkError(errno.ENODEV, f"no interface {name}")
+        self._do(rtnl.link_set(index=idx, master=master, up=True))
+        return idx
+
+    async def fdb_replace(self, dev: str, mac: str, dst: str) -> None:
+        """`bridge fdb replace MAC dev DEV dst DST self permanent`: frames for MAC go,
+        encapsulated, to the host at DST (replace: a learned entry must not block it)."""
+        ipr = await self._query()
+        await ipr.fdb("replace", ifindex=await self._must(dev), lladdr=mac, dst=dst,
+                      state=NUD_PERMANENT, flags=NTF_SELF)
+
+    async def fdb_delete(self, dev: str, mac: str, dst: str) -> None:
+        idx = await self.index(dev)
+        if idx is None:
+            return
+        try:
+            await (await self._query()).fdb("del", ifindex=idx, lladdr=mac, dst=dst, flags=NTF_SELF)
+        except NetlinkError as e:
+            if e.code not in GONE:
+                raise
+
+    async def neigh_replace(self, dev: str, ip: str, mac: str) -> None:
+        """`ip neigh replace IP lladdr MAC dev DEV nud permanent`: no ARP across the underlay."""
+        await (await self._query()).neigh("replace", dst=ip, lladdr=mac, ifindex=await self._must(dev),
+                                          state=NUD_PERMANENT)
+
+    async def neigh_delete(self, dev: str, ip: str) -> None:
+        idx = await self.index(dev)
+        if idx is None:
+            return
+        try:
+            await (await self._query()).neigh("del", dst=ip, ifindex=idx)
+        except NetlinkError as e:
+            if e.code not in GONE:
+                raise
+
+    async def fdb_entries(self, dev: str) -> list[tuple[str, str]]:
+        """(MAC, dst) of the device's permanent entries with a destination."""
+        idx = await self.index(dev)
+        if idx is None:
+            return []
+        out = []
+        async for msg in await (await self._query()).fdb("dump", ifindex=idx):
+            if msg.get("ifindex") == idx and msg.get("dst"):
+                out.append((str(msg.get("lladdr")), str(msg.get("dst"))))
+        return out
+
+    async def _must(self, name: str) -> int:
+        idx = await self.index(name)
+        if idx is None:
+            raise NetlinkError(errno.ENODEV, f"no interface {name}")
+        return idx
 
     # -- addresses and routes -----------------------------------------------
     async def ensure_addr(self, index: int, address: str, prefixlen: int) -> None:

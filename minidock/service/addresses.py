@@ -9,6 +9,8 @@ still forbids it in the store.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from netaddr import IPAddress, IPNetwork
 
 from .. import ipam
@@ -27,6 +29,8 @@ class Addresses:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.pending: dict[str, dict[str, str]] = {}  # network id -> address -> owner
+        # a global network's addresses held on other hosts (the cluster's view), by network id
+        self.elsewhere: Callable[[str], set[int]] = lambda net_id: set()
         store.containers.add_index("pinned", pinned_networks)
 
     def check_pinned(self, net: Network, ip: str) -> None:
@@ -39,7 +43,7 @@ class Addresses:
         holder = self.store.leases(net.id).get(str(addr))
         pinned_by = [c.name for c in self.store.containers.indexed("pinned", net.name)
                      if c.networks[net.name].ipv4 == str(addr)]
-        if holder or pinned_by:
+        if holder or pinned_by or int(addr) in self.elsewhere(net.id):
             raise Conflict(f"Address already in use: {ip} on network {net.name}")
 
     def choose(self, net: Network, owner: str, wanted: str) -> IPAddress:
@@ -47,7 +51,7 @@ class Addresses:
         pending = self.pending.setdefault(net.id, {})
         if wanted:
             holder = self.store.leases(net.id).get(wanted) or pending.get(wanted)
-            if holder and holder != owner:
+            if (holder and holder != owner) or (not holder and ipam.number(wanted) in self.elsewhere(net.id)):
                 raise Conflict(f"Address already in use: {wanted} on network {net.name}")
             pending[wanted] = owner
             return IPAddress(wanted)
@@ -56,7 +60,8 @@ class Addresses:
                   for c in self.store.containers.indexed("pinned", net.name) if c.id != owner}
         rng = IPNetwork(cfg.ip_range) if cfg.ip_range else None
         ip = ipam.lowest_free(IPNetwork(cfg.subnet), self.store.lease_numbers(net.id),
-                              {ipam.number(cfg.gateway), *pinned, *map(ipam.number, pending)}, rng)
+                              {ipam.number(cfg.gateway), *pinned, *map(ipam.number, pending),
+                               *self.elsewhere(net.id)}, rng)
         if ip is None:
             raise Forbidden(f"no available IPv4 addresses on network {net.name}")
         pending[str(ip)] = owner

@@ -57,7 +57,7 @@ class Connector:
                         ep.ip, ep.prefixlen, ep.mac = str(addr), net.ipam[0].prefixlen, ipam.mac_for(addr)
                         ep.gateway = net.gateway
                     async with Transaction() as tx:
-                        await join(core, net, ep, sb, tx)
+                        await join(core, net, c, ep, sb, tx)
                         if net.user_defined:
                             await tx.step("dns", core.dns.serve(c.id, c.netns), undo=deferred(core.dns.stop, c.id))
                         self._record(c, net.name, attachment, ep)
@@ -92,6 +92,8 @@ class Connector:
             if any(p.bridge == net.bridge for p in c.ports):
                 await self.life.withdraw(c)
             for ep in core.store.endpoints(container_id=c.id, network_id=net.id):
+                if core.cluster is not None and net.driver == "overlay" and ep.ip:
+                    await core.cluster.withdraw(net.id, ep.ip)
                 await core.driver(net).leave(net, ep)
                 faults.step_done("leave")
                 core.store.release(net.id, c.id)

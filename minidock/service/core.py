@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .. import dnsstub
 from ..drivers import Driver
-from ..errors import no_such_container, no_such_network
+from ..errors import Forbidden, no_such_container, no_such_network
 from ..kernel.netlink import Netlink
 from ..model import Container, Network
 from ..store import Store
@@ -22,6 +23,9 @@ from .common import KeyedLocks
 from .firewall import IptablesFirewall
 from .images import Images
 from .publish import PortHolds
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
 
 
 @dataclass
@@ -43,6 +47,7 @@ class Core:
     dying_links: dict[str, float] = field(default_factory=dict)
     # joined its networks, process not yet running: its name resolves and it may ask already
     starting: set[str] = field(default_factory=set)
+    cluster: Cluster | None = None  # this host in a cluster (daemon --cluster-store), if it is in one
 
     def network(self, ref: str) -> Network:
         net = self.store.networks.find(ref)
@@ -57,7 +62,11 @@ class Core:
         return c
 
     def driver(self, net: Network) -> Driver:
-        return self.drivers[net.driver]
+        driver = self.drivers.get(net.driver)
+        if driver is None:  # an overlay recorded by a run that was in a cluster
+            raise Forbidden(f"network {net.name} needs driver {net.driver}, which this daemon does not run: "
+                            "for overlay, start it with --cluster-store and --cluster-advertise")
+        return driver
 
     def dir(self, cid: str) -> str:
         return os.path.join(self.root, "containers", cid)
@@ -74,7 +83,8 @@ class Core:
         if cid is None:
             self.records.rebuild([r for c in self.store.containers.view()
                                   for r in records_of(c, self.store.endpoints(container_id=c.id), nets,
-                                                      c.running or c.id in self.starting)])
+                                                      c.running or c.id in self.starting)]
+                                 + (self.cluster.remote_records() if self.cluster else []))
             return
         c = self.store.containers.get(cid)
         self.records.update(cid, records_of(c, self.store.endpoints(container_id=cid), nets,

@@ -25,6 +25,10 @@ def records_of(c: Container, endpoints: Iterable[Endpoint], nets: Mapping[str, N
         net = nets.get(ep.network_id)
         if net is None or not net.user_defined or not ep.ip:
             continue
-        names = [c.name, *ep.aliases, c.hostname, c.id[:12]]
-        records.append(Record(c.id, ep.network_id, ep.ip, list(dict.fromkeys(names))))
+        records.append(Record(c.id, ep.network_id, ep.ip, names_of(c, ep)))
     return records
+
+
+def names_of(c: Container, ep: Endpoint) -> list[str]:
+    """What the container answers to on the endpoint's network: name, aliases, hostname, short id."""
+    return list(dict.fromkeys([c.name, *ep.aliases, c.hostname, c.id[:12]]))

@@ -41,6 +41,8 @@ from ..kernel.netlink import Netlink
 from ..store import Store
 from . import create, execs, firewall
 from .addresses import Addresses
+from .cluster import Cluster
+from .clusterconfig import ClusterConfig
 from .connect import Connector
 from .core import Core
 from .images import Images
@@ -54,7 +56,8 @@ __all__ = ["WAIT_CONDITIONS", "Engine"]
 
 
 class Engine:
-    def __init__(self, root: str, upstreams: list[str], port_maps: bool = False) -> None:
+    def __init__(self, root: str, upstreams: list[str], port_maps: bool = False,
+                 cluster: ClusterConfig | None = None) -> None:
         store = Store(os.path.join(root, "minidock.db"))
         records = dnsstub.Records()
         self.core = Core(root=root, store=store, firewall=firewall.make(port_maps), images=Images(root),
@@ -63,6 +66,8 @@ class Engine:
         self.core.dns = dnsstub.DnsServer(records, self.core.upstreams_for)
         self.networks = Networks(self.core)
         self.life = Lifecycle(self.core)
+        self.life.gateway_bridge = self.networks.ensure_gateway_bridge
+        self.cluster_config = cluster
         self.procs = self.life.procs
         self.connector = Connector(self.core, self.life)
         self.system = System(self.core, self.life.kill_and_reap)
@@ -88,9 +93,20 @@ class Engine:
         host = self.core.host = await Netlink.open()
         self.core.drivers.update({"bridge": BridgeDriver(host), "host": HostDriver(), "null": NullDriver()})
         os.makedirs(os.path.join(self.core.root, "containers"), mode=0o700, exist_ok=True)
+        cluster = None
+        if self.cluster_config is not None:
+            cluster = self.core.cluster = Cluster(self.core, self.cluster_config)
+            self.core.drivers["overlay"] = cluster.driver
+            self.core.addresses.elsewhere = cluster.taken
+            await cluster.join()  # the global networks, before the containers on them
         await Reconciler(self.core, self.life, self.networks, self.system).run()
+        if cluster is not None and cluster.up:
+            await cluster.republish()
+            self.core.refresh_dns()
 
     async def close(self) -> None:
+        if self.core.cluster is not None:
+            await self.core.cluster.close()
         self.core.dns.close()
         self.procs.close()
         if self.core.host:

@@ -19,6 +19,7 @@ import shlex
 import shutil
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import Conflict, InvalidParameter, no_such_container
@@ -46,10 +47,16 @@ TIMINGS = bool(os.environ.get("MINIDOCK_TIMINGS"))  # log the network part of ea
 WAIT_CONDITIONS = ("not-running", "next-exit", "removed", "")
 
 
+async def _no_gateway_bridge() -> None:
+    raise RuntimeError("no gateway bridge maker wired")
+
+
 class Lifecycle:
     def __init__(self, core: Core) -> None:
         self.core = core
         self.procs = Supervisor(self.on_exit)
+        # makes the gateway bridge network (an overlay's way out) when a plan first needs it
+        self.gateway_bridge: Callable[[], Awaitable[Any]] = _no_gateway_bridge
         # --explain of a stop or wait: the teardown runs in the exit handler's task, not the request's
         self.exit_recordings: dict[str, Any] = {}
         self.exit_operations: dict[str, str] = {}
@@ -70,7 +77,11 @@ class Lifecycle:
 
     async def _start(self, cid: str) -> None:
         try:
-            plan = planner.plan_start(self.core, cid)
+            try:
+                plan = planner.plan_start(self.core, cid)
+            except planner.NeedsGatewayBridge:
+                await self.gateway_bridge()
+                plan = planner.plan_start(self.core, cid)
         except BaseException:
             self.procs.start_failed(cid)
             raise
@@ -84,7 +95,7 @@ class Lifecycle:
                 if plan.mode == "own":
                     sb = await sandbox.create(plan.c, tx)
                     for ep in plan.endpoints:
-                        await sandbox.join(self.core, plan.nets[ep.network_id], ep, sb, tx)
+                        await sandbox.join(self.core, plan.nets[ep.network_id], plan.c, ep, sb, tx)
                     if plan.dns:
                         await tx.step("dns", self.core.dns.serve(plan.c.id, plan.ns_name),
                                       undo=deferred(self.core.dns.stop, plan.c.id),
@@ -127,10 +138,10 @@ class Lifecycle:
         self.core.records.update(plan.c.id, records_of(plan.c, plan.endpoints, plan.nets, True))
 
     async def _publish(self, plan: StartPlan, tx: Transaction) -> None:
-        """Hold the host ports and forward them to the container on its primary network."""
-        if not plan.ports or plan.primary is None:
+        """Hold the host ports and forward them to the container where its default route is."""
+        if not plan.ports or plan.way_out is None:
             return
-        c, ep = plan.c, plan.primary
+        c, ep = plan.c, plan.way_out
         net = plan.nets[ep.network_id]
         tx.on_undo("ports", lambda: self.withdraw(c))
         self.core.holds.hold(c.id, c.name, plan.ports)

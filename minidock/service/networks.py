@@ -10,18 +10,32 @@ the kernel work in reverse.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from netaddr import IPNetwork
 
 from .. import ipam
 from ..errors import Conflict, Forbidden, InvalidParameter, MinidockError
-from ..model import OPT_ICC, OPT_MASQ, OPT_MTU, OPT_NAME, Endpoint, IPAMConfig, Network
+from ..model import (
+    GATEWAY_BRIDGE,
+    OPT_ICC,
+    OPT_MASQ,
+    OPT_MTU,
+    OPT_NAME,
+    OPT_VNI,
+    Endpoint,
+    IPAMConfig,
+    Network,
+)
 from ..steps import Transaction, deferred, faults
 from .common import check_name, journaled, new_id, rfc3339
 from .core import Core
 
 PREDEFINED = ("bridge", "host", "none")
+GATEWAY_BRIDGE_DEVICE = "minidock_gwbr"  # "minidock_gwbridge" is longer than a link name may be
+NO_STORE = ("overlay networks need a cluster store: start the daemon with "
+            "--cluster-store etcd://HOST:2379 --cluster-advertise ADDRESS")
 DEFAULT_BRIDGE = "minidock0"
 KNOWN_OPTIONS = {OPT_NAME, OPT_MTU, OPT_ICC, OPT_MASQ, "com.docker.network.bridge.host_binding_ipv4",
                  "com.docker.network.bridge.default_bridge"}
@@ -67,9 +81,10 @@ def network_json(net: Network, endpoints: list[Endpoint], names: dict[str, str],
     }
 
 
-def validate_create(req: dict[str, Any], existing: list[Network]) -> Network:
+def validate_create(req: dict[str, Any], existing: list[Network], clustered: bool = False) -> Network:
     """Check a /networks/create body against Docker's rules; return a record
-    without a subnet when none was asked for (the caller picks one)."""
+    without a subnet when none was asked for (the caller picks one). An overlay
+    needs the daemon to be in a cluster (`clustered`)."""
     name = req.get("Name") or ""
     if not name:
         raise InvalidParameter("network name is required")
@@ -79,7 +94,9 @@ def validate_create(req: dict[str, Any], existing: list[Network]) -> Network:
     driver = req.get("Driver") or "bridge"
     if driver in ("host", "null"):
         raise Forbidden(f"only one instance of \"{driver}\" network is allowed")
-    if driver != "bridge":
+    if driver == "overlay" and not clustered:
+        raise Forbidden(NO_STORE)
+    if driver not in ("bridge", "overlay"):
         raise NotImplementedDriver(driver)
     options = {k: str(v) for k, v in (req.get("Options") or {}).items()}
     for key, value in options.items():
@@ -126,7 +143,9 @@ def validate_create(req: dict[str, Any], existing: list[Network]) -> Network:
         elif c.get("IPRange") or c.get("Gateway"):
             raise InvalidParameter("ip-range and gateway need a subnet (--subnet)")
     labels = {str(k): str(v) for k, v in (req.get("Labels") or {}).items()}
-    return Network(id=new_id(), name=name, driver="bridge", created=time.time(), internal=bool(req.get("Internal")),
+    if driver == "overlay" and (bridge or OPT_VNI in options):
+        raise InvalidParameter(f"option {OPT_NAME if bridge else OPT_VNI} is not for overlay networks")
+    return Network(id=new_id(), name=name, driver=driver, created=time.time(), internal=bool(req.get("Internal")),
                    attachable=bool(req.get("Attachable")), ipam=[IPAMConfig(**config)] if config else [],
                    options=options, labels=labels, bridge=bridge)
 
@@ -136,17 +155,18 @@ class NotImplementedDriver(InvalidParameter):
         super().__init__(f"plugin \"{driver}\" not found")
 
 
-def finish_subnet(net: Network, in_use: list[IPNetwork], routes: list[IPNetwork]) -> None:
-    """Give `net` a subnet from the default pools if it has none, and a bridge name."""
+def finish_subnet(net: Network, in_use: list[IPNetwork], routes: list[IPNetwork],
+                  pick: Callable[[list[IPNetwork], list[IPNetwork]], IPNetwork] = ipam.pick_subnet) -> None:
+    """Give `net` a subnet from the default pools (`pick`'s) if it has none, and a bridge name."""
     if not net.ipam:
-        subnet = ipam.pick_subnet(in_use, routes)
+        subnet = pick(in_use, routes)
         net.ipam = [IPAMConfig(str(subnet), str(ipam.default_gateway(subnet)))]
     else:
         subnet = IPNetwork(net.subnet)
         for r in routes:
             if r.prefixlen > 0 and ipam.overlaps(subnet, r):
                 raise Forbidden("Pool overlaps with other one on this address space")
-    if not net.bridge:
+    if not net.bridge and net.driver == "bridge":
         net.bridge = "br-" + net.id[:12]
 
 
@@ -171,9 +191,12 @@ class Networks:
         return [IPNetwork(c.subnet) for n in self.core.store.networks.view() for c in n.ipam]
 
     def view(self, net: Network) -> dict[str, Any]:
-        store = self.core.store
+        store, cluster = self.core.store, self.core.cluster
         names = {c.id: c.name for c in store.containers.view()}
-        return network_json(net, store.endpoints(network_id=net.id), names, self.core.driver(net).scope)
+        out = network_json(net, store.endpoints(network_id=net.id), names, self.core.driver(net).scope)
+        if net.driver == "overlay" and cluster is not None:
+            out["Peers"] = cluster.network_peers(net)
+        return out
 
     def list(self) -> list[dict[str, Any]]:
         return [self.view(n) for n in self.core.store.networks.all()]
@@ -191,13 +214,21 @@ class Networks:
                 store.networks.put(simple_record(name, driver))
 
     async def create(self, req: dict[str, Any]) -> dict[str, Any]:
-        core = self.core
-        net = validate_create(req, core.store.networks.all())
+        core, cluster = self.core, self.core.cluster
+        net = validate_create(req, core.store.networks.all(), cluster is not None)
         async with core.locks.hold("networks"):
-            validate_create({**req}, core.store.networks.all())  # again, under the lock
-            finish_subnet(net, self.subnets_in_use(), await core.host.routes())
+            validate_create({**req}, core.store.networks.all(), cluster is not None)  # again, under the lock
+            in_use = self.subnets_in_use()
+            if cluster is not None and net.driver == "overlay":
+                in_use += [IPNetwork(n.subnet) for n in cluster.networks.values()]
+                finish_subnet(net, in_use, await core.host.routes(), cluster.pick_subnet)
+            else:
+                finish_subnet(net, in_use, await core.host.routes())
             async with journaled(core.store, "network create", network=net.id, bridge=net.bridge), \
                     Transaction(context="failed to create network") as tx:
+                if cluster is not None and net.driver == "overlay":
+                    await cluster.create_network(net)  # its VNI, cluster-wide
+                    tx.on_undo("cluster store", deferred(cluster.delete_network, net))
                 await core.driver(net).create_network(net, tx)
                 core.store.networks.put(net)
                 tx.on_undo("store", deferred(core.store.networks.delete, net.id))
@@ -205,6 +236,19 @@ class Networks:
                 tx.on_undo("firewall", deferred(core.firewall.drop_network, net.id))
                 await core.firewall.apply(f"let {net.name} out through NAT and keep it apart from other bridges")
         return {"Id": net.id, "Warning": ""}
+
+    async def ensure_gateway_bridge(self) -> Network:
+        """minidock_gwbridge, as Docker's docker_gwbridge: a local bridge network, no
+        traffic between its ports, NAT out; made when the first overlay container starts."""
+        net = self.core.store.networks.find(GATEWAY_BRIDGE)
+        if net is None:
+            try:
+                await self.create({"Name": GATEWAY_BRIDGE, "Options": {
+                    OPT_NAME: GATEWAY_BRIDGE_DEVICE, OPT_ICC: "false", OPT_MASQ: "true"}})
+            except Conflict:
+                pass  # a concurrent start made it
+            net = self.core.network(GATEWAY_BRIDGE)
+        return net
 
     async def remove(self, ref: str) -> None:
         core = self.core
@@ -220,6 +264,8 @@ class Networks:
                     f"error while removing network: network {net.name} id {net.id} has active endpoints"
                     + (f" ({names})" if names else ""))
             async with journaled(core.store, "network rm", network=net.id):
+                if core.cluster is not None and net.driver == "overlay":
+                    await core.cluster.delete_network(net)  # refused while any host has endpoints on it
                 await core.driver(net).delete_network(net)
                 faults.step_done("bridge")
                 with core.store.transaction():

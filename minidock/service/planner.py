@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .. import dnsstub, ipam
 from ..errors import Conflict
-from ..model import Container, Endpoint, Network
+from ..model import GATEWAY_BRIDGE, Container, Endpoint, Network
 from . import files
 from .common import new_id
 from .core import Core
@@ -41,6 +41,11 @@ class StartPlan:
     @property
     def primary(self) -> Endpoint | None:
         return self.endpoints[0] if self.endpoints else None
+
+    @property
+    def way_out(self) -> Endpoint | None:
+        """The endpoint with the default route: where published ports are forwarded."""
+        return next((ep for ep in self.endpoints if ep.gateway_endpoint), self.primary)
 
 
 def plan_start(core: Core, cid: str) -> StartPlan | None:
@@ -80,14 +85,18 @@ def _plan(core: Core, cid: str) -> StartPlan | None:
     c.netns = plan.ns_name
     for index, attachment in enumerate(c.networks.values()):
         net = core.network(attachment.network_id)
+        way_out = index == 0 and not net.internal
+        if way_out and core.driver(net).needs_gateway_bridge:
+            gw = core.store.networks.find(GATEWAY_BRIDGE)
+            if gw is None:
+                raise NeedsGatewayBridge()
+            # an overlay has no way out of its own: a second interface, on the gateway bridge, is it
+            plan.endpoints.append(_endpoint(core, c, gw, len(c.networks), "", [], True))
+            plan.nets[gw.id] = gw
+            way_out = False
+        plan.endpoints.append(_endpoint(core, c, net, index, attachment.ipv4, attachment.aliases, way_out))
         plan.nets[net.id] = net
-        ep = Endpoint(container_id=c.id, network_id=net.id, id=new_id(), ifname=f"eth{index}",
-                      veth="veth" + new_id()[:7], aliases=list(attachment.aliases),
-                      gateway_endpoint=index == 0 and not net.internal)
-        if core.driver(net).leases_addresses:
-            ip = core.addresses.choose(net, c.id, attachment.ipv4)
-            ep.ip, ep.prefixlen, ep.mac, ep.gateway = str(ip), net.ipam[0].prefixlen, ipam.mac_for(ip), net.gateway
-        plan.endpoints.append(ep)
+    plan.endpoints.sort(key=lambda ep: int(ep.ifname[3:]))
     plan.dns = uses_dns(c, plan.nets)
     primary = plan.nets.get(plan.endpoints[0].network_id) if plan.endpoints else None
     bindings = bindings_of(c)
@@ -95,6 +104,21 @@ def _plan(core: Core, cid: str) -> StartPlan | None:
         plan.ports = core.holds.choose(bindings, c.name, core.firewall.published(exclude=c.id), owner=c.id)
     _files(core, plan)
     return plan
+
+
+class NeedsGatewayBridge(Exception):
+    """The plan needs the gateway bridge network, which does not exist yet: make it, plan again."""
+
+
+def _endpoint(core: Core, c: Container, net: Network, index: int, wanted: str, aliases: list[str],
+              way_out: bool) -> Endpoint:
+    ep = Endpoint(container_id=c.id, network_id=net.id, id=new_id(), ifname=f"eth{index}",
+                  veth="veth" + new_id()[:7], aliases=list(aliases), gateway_endpoint=way_out)
+    if core.driver(net).leases_addresses:
+        ip = core.addresses.choose(net, c.id, wanted)
+        ep.ip, ep.prefixlen, ep.mac = str(ip), net.ipam[0].prefixlen, ipam.mac_for(ip)
+        ep.gateway = net.gateway if not core.driver(net).needs_gateway_bridge else ""
+    return ep
 
 
 def _files(core: Core, plan: StartPlan) -> None:

@@ -61,8 +61,17 @@ async def create(c: Container, tx: Transaction) -> SandboxHandle:
     return sb
 
 
-async def join(core: Core, net: Network, ep: Endpoint, sb: SandboxHandle, tx: Transaction) -> None:
-    await core.driver(net).join(net, ep, sb, tx)
+async def join(core: Core, net: Network, c: Container, ep: Endpoint, sb: SandboxHandle, tx: Transaction) -> None:
+    """Plug `ep` in through its driver; on a global network, claim its address in the
+    cluster's store first (which may change it, if another host was quicker)."""
+    driver = core.driver(net)
+    if driver.scope == "global" and core.cluster is not None:
+        cluster = core.cluster
+        attachment = c.networks.get(net.name)
+        await tx.step("cluster endpoint", cluster.publish(net, c, ep, attachment.ipv4 if attachment else ""),
+                      undo=lambda: cluster.withdraw(net.id, ep.ip),
+                      why="the address is claimed cluster-wide, and the other hosts learn where it lives")
+    await driver.join(net, ep, sb, tx)
 
 
 async def _delete(ns_name: str) -> None:
@@ -81,6 +90,8 @@ async def teardown(core: Core, c: Container, withdraw: Callable[[], Awaitable[No
         steps.append(("published ports", withdraw))
     for ep in core.store.endpoints(container_id=c.id):
         net = core.store.networks.get(ep.network_id)
+        if net is not None and net.driver == "overlay" and core.cluster is not None and ep.ip:
+            steps.append(("cluster endpoint", deferred(core.cluster.withdraw, net.id, ep.ip)))
         if net is not None:
             steps.append((f"leave {net.name}", _leave(core, net, ep, not own_ns)))
             if own_ns and ep.veth:

@@ -7,7 +7,7 @@ import asyncio
 import os
 
 from ... import API_VERSION, __version__
-from ...errors import NotFound
+from ...errors import NotFound, Unavailable
 from ...service.engine import Engine
 from ...steps import faults
 from ..http import Request, Response
@@ -32,7 +32,24 @@ async def info(engine: Engine, req: Request) -> Response:
     return Response(200, {"ID": "minidock", "Containers": total, "ContainersRunning": running,
                           "ContainersStopped": total - running, "Images": len(engine.images.list()),
                           "Driver": "overlay", "Name": os.uname().nodename, "ServerVersion": __version__,
-                          "OperatingSystem": "minidock", "DockerRootDir": engine.root})
+                          "OperatingSystem": "minidock", "OSType": "linux", "DockerRootDir": engine.root,
+                          **cluster_info(engine)})
+
+
+def cluster_info(engine: Engine) -> dict[str, object]:
+    """Docker's classic-mode fields, and the cluster's hosts."""
+    cluster = engine.core.cluster
+    if cluster is None:
+        return {"ClusterStore": "", "ClusterAdvertise": ""}
+    return cluster.info()
+
+
+async def nodes(engine: Engine, req: Request) -> Response:
+    cluster = engine.core.cluster
+    if cluster is None:
+        raise Unavailable("this daemon is not in a cluster: start it with --cluster-store etcd://HOST:2379 "
+                          "--cluster-advertise ADDRESS")
+    return Response(200, cluster.node_list())
 
 
 async def fault(engine: Engine, req: Request) -> Response:
@@ -67,7 +84,7 @@ async def topology(engine: Engine, req: Request) -> Response:
 
 
 ROUTES = [
-    ("GET", "/minidock/topology", topology), ("POST", "/minidock/fault", fault),
+    ("GET", "/minidock/topology", topology), ("GET", "/minidock/nodes", nodes), ("POST", "/minidock/fault", fault),
     ("POST", "/minidock/system/check", check), ("POST", "/minidock/system/repair", repair),
     ("POST", "/minidock/system/reset", reset),
     ("GET", "/_ping", ping), ("HEAD", "/_ping", ping), ("GET", "/version", version), ("GET", "/info", info),
