@@ -6,6 +6,10 @@ switch, an etcd cluster of its own, and several minidock hosts.
     └── <id>-h1..N           one minidock daemon each (a tests.sandbox.Sandbox),
                              eth0 192.0.2.1… on the underlay: its VXLAN endpoint
 
+Each host registers its namespaces (md-web, ov-256-n1-…) in a directory of its own
+(<dir>/netns-hN, MINIDOCK_NETNS_DIR), as separate machines each have their own
+/run/netns: one host's clean-up never takes another's, and names may repeat.
+
 Nothing of it reaches the machine's network: every address lives inside
 these namespaces, and everything is removed by destroy().
 """
@@ -45,6 +49,7 @@ class Cluster:
     hosts_n: int = 3
     members_n: int = 3
     daemon_flags: list[str] = field(default_factory=list)
+    daemon_env: dict[str, str] = field(default_factory=dict)
     id: str = field(default_factory=lambda: "mdc" + secrets.token_hex(2))
     members: list[Member] = field(default_factory=list)
     hosts: list[Sandbox] = field(default_factory=list)
@@ -93,15 +98,53 @@ class Cluster:
         return self
 
     def add_host(self, i: int) -> Sandbox:
-        sb = Sandbox(name=f"{self.id}-h{i}", daemon_flags=[
+        netns_dir = os.path.join(self.dir, f"netns-h{i}")
+        os.makedirs(netns_dir)
+        sb = Sandbox(name=f"{self.id}-h{i}", netns_dir=netns_dir, daemon_flags=[
             "--cluster-store", self.store_url, "--cluster-advertise", f"{UNDERLAY}.{i}",
-            "--node-name", f"node{i}", *self.daemon_flags])
+            "--node-name", self.node_name(i), *self.daemon_flags], daemon_env=dict(self.daemon_env))
         sb.create_host()
         self.namespaces.append(sb.name)
         self.plug(sb.name, f"{UNDERLAY}.{i}", f"p-h{i}")
         sb.start()
         self.hosts.append(sb)
         return sb
+
+    def node_name(self, i: int) -> str:
+        return f"n{i}-{self.id[3:]}"  # unique on the machine: overlay namespaces are named after it
+
+    def host_of(self, sb: Sandbox) -> int:
+        return self.hosts.index(sb) + 1
+
+    def overlay_namespaces(self) -> list[str]:
+        """Every host's overlay namespaces, as host:namespace."""
+        return sorted(f"h{i}:{n}" for i, sb in enumerate(self.hosts, 1)
+                      if os.path.isdir(sb.netns_dir) for n in os.listdir(sb.netns_dir) if n.startswith("ov-"))
+
+    def clean(self) -> None:
+        """Remove every container and user network, on every host (overlays from the first)."""
+        live = [sb for sb in self.hosts if sb.proc is not None and sb.proc.poll() is None]
+        for sb in live:
+            ids = sb.cli("ps", "-aq", check=False).out.split()
+            if ids:
+                sb.cli("rm", "-f", *ids, check=False)
+        for sb in live:
+            for name in sb.cli("network", "ls", "--filter", "driver=overlay", "--format", "{{.Name}}",
+                               check=False).out.split():
+                sb.cli("network", "rm", name, check=False)
+            sb.cli("network", "prune", "-f", check=False)
+
+    def residue(self, wait: float = 5.0) -> list[str]:
+        """What is left of removed objects: overlay namespaces, etcd keys other than the hosts'."""
+        deadline = time.monotonic() + wait
+        while True:
+            left = [f"namespace {n}" for n in self.overlay_namespaces()]
+            if any(m.proc is not None for m in self.members):
+                left += [f"etcd key {k}" for k in self.keys()
+                         if not k.startswith(("/minidock/nodes/", "/minidock/alive/"))]
+            if not left or time.monotonic() > deadline:
+                return left
+            time.sleep(0.1)
 
     # -- etcd
     def start_member(self, m: Member, new: bool = False) -> None:
@@ -164,10 +207,24 @@ class Cluster:
 
     # -- teardown
     def destroy(self) -> None:
+        self.clean()
         for sb in self.hosts:
             sb.destroy()
+            _drop_registry(sb.netns_dir)
         for m in self.members:
             self.stop_member(m)
         for ns in reversed(self.namespaces):
             sh("ip", "netns", "del", ns, check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _drop_registry(path: str) -> None:
+    """A host's namespace directory: what a dead daemon left registered in it, then the
+    bind mount the daemon made of it (as iproute2 does of /run/netns)."""
+    if not os.path.isdir(path):
+        return
+    for name in os.listdir(path):
+        sh("umount", os.path.join(path, name), check=False)
+        os.unlink(os.path.join(path, name))
+    while sh("umount", path, check=False).code == 0:
+        pass

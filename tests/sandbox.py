@@ -65,6 +65,8 @@ class Sandbox:
     global_flags: list[str] = field(default_factory=list)  # before `daemon`, e.g. --explain
     daemon_env: dict[str, str] = field(default_factory=dict)  # e.g. MINIDOCK_FAULT for one start
     daemon_flags: list[str] = field(default_factory=list)  # after `daemon`, e.g. --port-maps
+    # where the daemon registers its namespaces; a lab cluster gives each host one of its own
+    netns_dir: str = "/run/netns"
 
     def __post_init__(self) -> None:
         self.root = tempfile.mkdtemp(prefix="minidock-test-")
@@ -85,7 +87,8 @@ class Sandbox:
             argv += ["--dns-upstream", up]
         self.log = open(os.path.join(self.root, "daemon.log"), "ab")
         self.out = open(os.path.join(self.root, "daemon.out"), "ab")
-        self.proc = subprocess.Popen(argv, stdout=self.out, stderr=self.log, env={**os.environ, **self.daemon_env})
+        env = {**os.environ, **self.daemon_env, "MINIDOCK_NETNS_DIR": self.netns_dir}
+        self.proc = subprocess.Popen(argv, stdout=self.out, stderr=self.log, env=env)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if os.path.exists(self.socket) and self.cli("version", check=False).code == 0:
@@ -143,7 +146,11 @@ class Sandbox:
         return sh("nsenter", f"--net=/run/netns/{self.name}", *argv, check=check, timeout=timeout)
 
     def in_ns(self, ns: str, *argv: str, check: bool = True, timeout: float = 30) -> Result:
-        return sh("nsenter", f"--net=/run/netns/{ns}", *argv, check=check, timeout=timeout)
+        """A command in namespace `ns`: one the daemon made (md-web) or one the test made."""
+        where = os.path.join(self.netns_dir, ns)
+        if not os.path.exists(where):
+            where = f"/run/netns/{ns}"
+        return sh("nsenter", f"--net={where}", *argv, check=check, timeout=timeout)
 
     def inspect(self, ref: str, template: str) -> str:
         return self.cli("inspect", "-f", template, ref).out.strip()
@@ -172,7 +179,7 @@ class Sandbox:
             "addresses": self.host("ip", "-4", "-o", "addr").out,
             "routes": self.host("ip", "route").out,
             "rules": rules,
-            "namespaces": " ".join(sorted(os.listdir("/run/netns"))),
+            "namespaces": " ".join(sorted(os.listdir(self.netns_dir))),
             "networks": self.cli("network", "ls", "--no-trunc").out,
             "containers": self.cli("ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.State}}").out,
         }
@@ -202,7 +209,7 @@ class Sandbox:
         for net, bridge in nets.items():
             if f": {bridge}:" not in links:
                 problems.append(f"network {net} has no bridge {bridge}")
-        namespaces = set(os.listdir("/run/netns"))
+        namespaces = set(os.listdir(self.netns_dir))
         for name in stopped:
             if f"md-{name}" in namespaces:
                 problems.append(f"namespace md-{name} of stopped container {name}")
@@ -214,14 +221,14 @@ class Sandbox:
             if f"md-{name}" not in namespaces:
                 problems.append(f"running container {name} has no namespace")
                 continue
-            ifaces = re.findall(r"^\d+: (eth\d+)@", self.host("ip", "netns", "exec", f"md-{name}", "ip", "-o",
-                                                            "link", check=False).out, re.M)
+            ifaces = re.findall(r"^\d+: (eth\d+)@", self.in_ns(f"md-{name}", "ip", "-o", "link",
+                                                             check=False).out, re.M)
             joined = self.inspect(name, "{{len .NetworkSettings.Networks}}")
             if str(len(ifaces)) != joined:
                 problems.append(f"{name} is on {joined} networks but has interfaces {ifaces}")
             for net, ip in re.findall(r"(\S+)=(\S*)", self.inspect(
                     name, "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.IPAddress}} {{end}}")):
-                have = self.host("ip", "netns", "exec", f"md-{name}", "ip", "-4", "-o", "addr", check=False).out
+                have = self.in_ns(f"md-{name}", "ip", "-4", "-o", "addr", check=False).out
                 if not ip or f"inet {ip}/" not in have:
                     problems.append(f"{name} should have {ip} on {net}: {have!r}")
                 if ip in addresses:
@@ -249,7 +256,7 @@ class Sandbox:
         """Kernel objects of containers that no longer exist."""
         left = []
         known = set(self.cli("ps", "-a", "--format", "{{.Names}}", check=False).out.split())
-        for ns in os.listdir("/run/netns"):
+        for ns in os.listdir(self.netns_dir):
             if ns.startswith("md-") and ns[3:] not in known:
                 left.append(f"namespace {ns}")
         if not self.cli("ps", "-q", check=False).out.split():

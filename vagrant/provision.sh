@@ -30,6 +30,7 @@ PACKAGES=(
   netcat-openbsd iputils-ping dnsutils       # the seeds' nc, ping, dig/nslookup
   bridge-utils tcpdump conntrack             # what students look with: brctl, tcpdump, conntrack -L
   graphviz                                   # minidock topology --format png
+  etcd-server etcd-client                    # overlay networks' cluster store, and etcdctl to look in it
   python3 python3-venv python3-pip
 )
 

@@ -21,7 +21,7 @@ import os
 import shlex
 from typing import Any
 
-from ..kernel import conntrack, sysctl
+from ..kernel import conntrack, netns, sysctl
 from ..kernel.iptables import BridgeRules
 from ..kernel.netlink import Netlink
 from ..model import OPT_ICC, OPT_MASQ, OPT_MTU, OPT_NAME, Endpoint, Network
@@ -106,7 +106,7 @@ class BridgeDriver:
             if master is None:
                 raise RuntimeError(f"bridge {br} of network {net.name} is missing")
             self._bridges[br] = master
-        fd = os.open(f"/run/netns/{sb.netns}", os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(netns.path(sb.netns), os.O_RDONLY | os.O_CLOEXEC)
         alias = f"{ALIAS_PREFIX}container {sb.name}"
         try:
             await tx.step(

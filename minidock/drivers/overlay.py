@@ -24,6 +24,7 @@ never reads the cluster store itself.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shlex
 
@@ -51,6 +52,8 @@ class OverlayDriver:
         self.node = node  # this host's name in the cluster (namespaces are named after it)
         self.local = local  # this host's underlay address: the VXLAN endpoint
         self._ns: dict[str, Netlink] = {}  # namespace -> a Netlink bound to it
+        # a network's own create and the watch's sight of it may both make its namespace
+        self._making = asyncio.Lock()
 
     def namespace(self, net: Network) -> str:
         return f"{OVERLAY_NS_PREFIX}{net.vni}-{self.node}"
@@ -66,9 +69,10 @@ class OverlayDriver:
         return nl
 
     async def _ensure_namespace(self, ns: str) -> Netlink:
-        if ns not in self._ns and not netns.exists(ns):
-            self._ns[ns] = await Netlink.open(await netns.create(ns), ns)
-        return await self._inside(ns)
+        async with self._making:
+            if ns not in self._ns and not netns.exists(ns):
+                self._ns[ns] = await Netlink.open(await netns.create(ns), ns)
+            return await self._inside(ns)
 
     async def create_network(self, net: Network, tx: Transaction) -> None:
         ns, vx, cfg, mtu = self.namespace(net), self.vxlan(net), net.ipam[0], net.mtu

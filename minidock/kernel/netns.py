@@ -23,7 +23,9 @@ from typing import TypeVar
 from . import libc
 
 T = TypeVar("T")
-NETNS_DIR = "/run/netns"
+# iproute2's registry, where `ip netns` looks. Several daemons on one machine (a lab cluster of
+# namespaces) each need one of their own, as separate machines have: MINIDOCK_NETNS_DIR.
+NETNS_DIR = os.environ.get("MINIDOCK_NETNS_DIR", "/run/netns")
 NETLINK_ROUTE = 0
 
 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="netns")

@@ -10,6 +10,7 @@ from typing import Any
 
 from .. import ports
 from ..cli.format import human_duration
+from ..kernel import netns
 from ..model import Attachment, Container, Endpoint, Network
 from .common import ZERO_TIME, rfc3339
 from .core import Core
@@ -99,7 +100,7 @@ def container_json(c: Container, eps: list[Endpoint], nets: dict[str, Network], 
         "NetworkSettings": {
             "Bridge": "",
             "SandboxID": c.id if c.netns else "",
-            "SandboxKey": f"/run/netns/{c.netns}" if c.netns else "",
+            "SandboxKey": netns.path(c.netns) if c.netns else "",
             "Ports": ports.settings(c.ports, c.config.get("ExposedPorts") or {}) if running else {},
             "HairpinMode": False,
             "LinkLocalIPv6Address": "",

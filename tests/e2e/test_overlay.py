@@ -1,0 +1,303 @@
+"""Overlay networks across hosts, in a lab cluster of namespaces (tests/cluster.py):
+an underlay switch, a three-member etcd, three hosts with a daemon each.
+
+Every check is a real packet or a real DNS answer: pings and TCP between
+containers on different hosts, VXLAN frames seen on the underlay, the MTU by
+don't-fragment pings, names through the stub; and the store's keys and the
+kernel's FDB when hosts, daemons and etcd members die.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from minidock.client import Client
+from tests.cluster import Cluster
+from tests.sandbox import Sandbox, sh
+
+TTL = 3  # seconds a silent host counts as alive (discovery.ttl), short for the tests
+
+
+@pytest.fixture(scope="module")
+def cl() -> Iterator[Cluster]:
+    c = Cluster(daemon_flags=["--cluster-store-opt", f"discovery.ttl={TTL}"],
+                daemon_env={"MINIDOCK_FAULT_HOOK": "1"})
+    c.start()
+    try:
+        yield c
+    finally:
+        c.destroy()
+    assert not c.overlay_namespaces()
+    assert not [n for n in sh("ip", "netns", "list").out.split() if n.startswith(c.id)]
+
+
+@pytest.fixture(autouse=True)
+def no_residue(cl: Cluster) -> Iterator[None]:
+    """Every test leaves its cluster as it found it: hosts alive, no container, network,
+    overlay namespace nor etcd key of its own left."""
+    yield
+    for m in cl.members:
+        if m.proc is None:
+            cl.start_member(m)
+    cl.wait_healthy()
+    for sb in cl.hosts:
+        if sb.proc is None or sb.proc.poll() is not None:
+            sb.start()
+    wait_for(lambda: all(n["Alive"] for n in nodes(cl.hosts[0])), 10, "every host alive again")
+    cl.clean()
+    left = cl.residue()
+    assert not left, f"left behind after the test: {left}"
+
+
+def wait_for(cond: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def nodes(sb: Sandbox) -> list[dict[str, object]]:
+    return Client(f"unix://{sb.socket}").call("GET", "/minidock/nodes")
+
+
+def overlay(cl: Cluster, name: str, *args: str) -> dict[str, object]:
+    cl.hosts[0].cli("network", "create", "-d", "overlay", *args, name)
+    for sb in cl.hosts:
+        wait_for(lambda sb=sb: sb.cli("network", "ls", "-q", "--filter", f"name={name}").out.strip(), 5,
+                 f"{name} on {sb.name}")
+    return json.loads(cl.hosts[0].cli("network", "inspect", name).out)[0]
+
+
+def run(sb: Sandbox, name: str, net: str, *args: str, cmd: tuple[str, ...] = ("sleep", "600")) -> str:
+    sb.cli("run", "-d", "--name", name, "--network", net, *args, "busybox", *cmd)
+    return sb.inspect(name, "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}").split()[0]
+
+
+def fdb(cl: Cluster, sb: Sandbox, net: dict[str, object]) -> str:
+    vni = net["Options"]["com.docker.network.driver.overlay.vxlanid_list"]  # type: ignore[index]
+    ns = f"ov-{vni}-{cl.node_name(cl.host_of(sb))}"
+    return sb.in_ns(ns, "bridge", "fdb", "show", "dev", f"vxlan{vni}").out
+
+
+def resolves(sb: Sandbox, container: str, name: str) -> bool:
+    return sb.cli("exec", container, "nslookup", name, "127.0.0.11", check=False).code == 0
+
+
+# -- one network, every host -------------------------------------------------------------
+def test_overlay_is_global_with_its_vni_and_peers(cl: Cluster) -> None:
+    net = overlay(cl, "globe")
+    assert net["Scope"] == "global" and net["Driver"] == "overlay"
+    assert net["Options"]["com.docker.network.driver.overlay.vxlanid_list"] == "256"  # type: ignore[index]
+    assert net["IPAM"]["Config"][0]["Subnet"] == "10.0.0.0/24"  # type: ignore[index]
+    for sb in cl.hosts:  # listed on every host, SCOPE global
+        line = sb.cli("network", "ls", "--filter", "name=globe").out.splitlines()[1]
+        assert line.split()[1:] == ["globe", "overlay", "global"]
+    run(cl.hosts[1], "peer2", "globe")
+    peers = json.loads(cl.hosts[0].cli("network", "inspect", "globe").out)[0]["Peers"]
+    wait_for(lambda: {p["Name"] for p in json.loads(cl.hosts[0].cli("network", "inspect", "globe").out)[0]["Peers"]}
+             == {cl.node_name(1), cl.node_name(2)}, 3, f"peers of globe: {peers}")
+    assert cl.etcdctl("get", "--print-value-only", "/minidock/vni/256").strip() == net["Id"]
+    # one name cluster-wide: the second host is refused
+    r = cl.hosts[2].cli("network", "create", "-d", "overlay", "globe", check=False)
+    assert r.code != 0 and "network with name globe already exists" in r.err
+
+
+def test_ping_and_tcp_by_name_across_hosts(cl: Cluster) -> None:
+    overlay(cl, "multi")
+    h1, h2, h3 = cl.hosts
+    run(h1, "web1", "multi")
+    ip2 = run(h2, "web2", "multi", cmd=("nc", "-ll", "-p", "8080", "-e", "echo", "hello from web2"))
+    run(h3, "web3", "multi")
+    r = h1.cli("exec", "web1", "ping", "-c", "2", "-W", "2", "web2")
+    assert f"PING web2 ({ip2})" in r.out and " 0% packet loss" in r.out
+    assert h3.cli("exec", "web3", "ping", "-c", "1", "-W", "2", "web1").code == 0
+    out = h3.cli("exec", "web3", "sh", "-c", "nc -w 2 web2 8080 </dev/null").out
+    assert out.strip() == "hello from web2"
+
+
+def test_vxlan_on_the_underlay_carries_the_vni_and_the_mtu_is_1450(cl: Cluster) -> None:
+    net = overlay(cl, "wire")
+    h1, h2, _ = cl.hosts
+    run(h1, "wa", "wire")
+    ip_b = run(h2, "wb", "wire")
+    vni = net["Options"]["com.docker.network.driver.overlay.vxlanid_list"]  # type: ignore[index]
+    dump = subprocess.Popen(["nsenter", f"--net=/run/netns/{cl.lan}", "tcpdump", "-l", "-nn", "-i", "lan",
+                             "-c", "2", "udp", "port", "4789"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    try:
+        time.sleep(0.5)
+        h1.cli("exec", "wa", "ping", "-c", "3", "-W", "2", "wb")
+        out, _ = dump.communicate(timeout=10)
+    finally:
+        if dump.poll() is None:
+            dump.kill()
+            dump.wait()
+    assert re.search(rf"192\.0\.2\.1\.\d+ > 192\.0\.2\.2\.4789: VXLAN, flags \[I\] \(0x08\), vni {vni}", out), out
+    # 1422 bytes of ICMP payload + 8 + 20 = 1450, the overlay's MTU: passes with DF; one more does not
+    ok = h1.in_ns("md-wa", "ping", "-M", "do", "-s", "1422", "-c", "1", "-W", "2", ip_b, check=False)
+    too_big = h1.in_ns("md-wa", "ping", "-M", "do", "-s", "1423", "-c", "1", "-W", "2", ip_b, check=False)
+    assert ok.code == 0, ok
+    assert too_big.code != 0 and ("message too long" in too_big.err + too_big.out or "mtu" in too_big.out.lower())
+
+
+def test_thirty_starts_at_once_on_three_hosts_get_thirty_addresses(cl: Cluster) -> None:
+    overlay(cl, "crowd", "--subnet", "10.9.0.0/24")
+
+    def start(i: int) -> str:
+        sb = cl.hosts[i % 3]
+        return run(sb, f"crowd{i}", "crowd")
+
+    with concurrent.futures.ThreadPoolExecutor(30) as pool:
+        ips = list(pool.map(start, range(30)))
+    assert len(set(ips)) == 30, sorted(ips)
+    keys = [k for k in cl.keys() if k.startswith("/minidock/endpoints/")]
+    assert len(keys) == 30
+    # and they talk: the last one on host 3 reaches the first on host 1
+    assert cl.hosts[2].cli("exec", "crowd29", "ping", "-c", "1", "-W", "2", "crowd0").code == 0
+
+
+def test_rm_on_one_host_is_gone_from_the_others(cl: Cluster) -> None:
+    net = overlay(cl, "leave")
+    h1, h2, _ = cl.hosts
+    run(h1, "stay", "leave")
+    run(h2, "go", "leave")
+    mac = h2.inspect("go", "{{range .NetworkSettings.Networks}}{{.MacAddress}}{{end}}")
+    wait_for(lambda: mac in fdb(cl, h1, net), 2, "go's FDB entry on host 1")
+    assert resolves(h1, "stay", "go")
+    h2.cli("rm", "-f", "go")
+    wait_for(lambda: mac not in fdb(cl, h1, net) and not resolves(h1, "stay", "go"), 2,
+             "go's name and FDB entry gone from host 1")
+
+
+def test_published_port_on_an_overlay(cl: Cluster) -> None:
+    overlay(cl, "pub")
+    h2 = cl.hosts[1]
+    run(h2, "srv", "pub", "-p", "8088:80", cmd=("nc", "-ll", "-p", "80", "-e", "echo", "published"))
+    # from another namespace on the underlay, to host 2's own address
+    out = sh("ip", "netns", "exec", cl.hosts[0].name, "nc", "-w", "2", "192.0.2.2", "8088", check=False).out
+    assert out.strip() == "published"
+
+
+def test_no_cluster_store_refuses_overlay() -> None:
+    sb = Sandbox()
+    sb.start()
+    try:
+        r = sb.cli("network", "create", "-d", "overlay", "lonely", check=False)
+        assert r.code != 0 and "--cluster-store" in r.err and len(r.err.strip().splitlines()) == 1
+        assert "lonely" not in sb.cli("network", "ls").out
+    finally:
+        sb.destroy()
+
+
+# -- hosts and daemons come and go -------------------------------------------------------
+def test_daemon_restart_within_the_ttl_changes_nothing(cl: Cluster) -> None:
+    net = overlay(cl, "steady")
+    h1, h2, _ = cl.hosts
+    run(h1, "s1", "steady")
+    run(h2, "s2", "steady")
+    mac = h2.inspect("s2", "{{range .NetworkSettings.Networks}}{{.MacAddress}}{{end}}")
+    wait_for(lambda: mac in fdb(cl, h1, net), 2, "s2 in host 1's FDB")
+    keys = cl.keys()
+    h2.stop()
+    h2.start()
+    assert cl.keys() == keys
+    assert mac in fdb(cl, h1, net)
+    assert h1.cli("exec", "s1", "ping", "-c", "1", "-W", "2", "s2").code == 0
+
+
+def test_a_host_dead_past_its_ttl_is_dropped_then_comes_back(cl: Cluster) -> None:
+    net = overlay(cl, "mortal")
+    h1, _, h3 = cl.hosts
+    run(h1, "m1", "mortal")
+    run(h3, "m3", "mortal")
+    mac = h3.inspect("m3", "{{range .NetworkSettings.Networks}}{{.MacAddress}}{{end}}")
+    wait_for(lambda: mac in fdb(cl, h1, net), 2, "m3 in host 1's FDB")
+    h3.stop(signal.SIGKILL)
+    wait_for(lambda: mac not in fdb(cl, h1, net) and not resolves(h1, "m1", "m3"), TTL + 5,
+             "host 3's endpoint dropped by host 1")
+    assert not next(n for n in nodes(h1) if n["Name"] == cl.node_name(3))["Alive"]
+    h3.start()  # its container still runs: republished
+    wait_for(lambda: mac in fdb(cl, h1, net) and resolves(h1, "m1", "m3"), 5, "m3 back on host 1")
+    assert h1.cli("exec", "m1", "ping", "-c", "1", "-W", "2", "m3").code == 0
+
+
+def test_sigkill_mid_start_leaves_no_duplicate_and_no_stale_entry(cl: Cluster) -> None:
+    net = overlay(cl, "crash")
+    h1, h2, _ = cl.hosts
+    run(h1, "c1", "crash")
+    h2.cli("create", "--name", "cut", "--network", "crash", "busybox", "sleep", "600")
+    # steps of the start: namespace, loopback, cluster endpoint (the claim), veth pair: die after the veth
+    Client(f"unix://{h2.socket}").call("POST", "/minidock/fault", None, {"op": "start", "after": 4})
+    h2.cli("start", "cut", check=False)
+    h2.proc.wait(timeout=10)  # type: ignore[union-attr]
+    h2.proc = None
+    h2.start()
+    ep_keys = [k for k in cl.keys() if k.startswith(f"/minidock/endpoints/{net['Id']}/")]
+    assert len(ep_keys) == 1, ep_keys  # c1's only: the cut start's claim is gone
+    wait_for(lambda: fdb(cl, h1, net).count(" dst ") == 0, 2, "no FDB entry for the cut start on host 1")
+    ip = run(h2, "whole", "crash")
+    ips = [h1.inspect("c1", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"), ip]
+    assert len(set(ips)) == 2
+    assert h2.cli("exec", "whole", "ping", "-c", "1", "-W", "2", "c1").code == 0
+    h2.cli("rm", "-f", "cut")
+
+
+# -- etcd ---------------------------------------------------------------------------------
+def test_etcd_leader_killed_new_containers_still_placed(cl: Cluster) -> None:
+    overlay(cl, "quorum")
+    h1, h2, _ = cl.hosts
+    run(h1, "q1", "quorum")
+    cl.stop_member(cl.leader())
+    t0 = time.monotonic()
+    deadline = t0 + 5
+    while True:  # the first tries may meet the election; within 5 s one must be placed
+        r = h2.cli("run", "-d", "--name", "q2", "--network", "quorum", "busybox", "sleep", "600", check=False)
+        if r.code == 0 or time.monotonic() > deadline:
+            break
+        h2.cli("rm", "-f", "q2", check=False)
+        time.sleep(0.2)
+    assert r.code == 0, r
+    assert h2.cli("exec", "q2", "ping", "-c", "1", "-W", "2", "q1").code == 0
+    assert time.monotonic() - t0 < 8
+
+
+def test_etcd_down_refuses_clearly_and_traffic_flows(cl: Cluster) -> None:
+    overlay(cl, "outage")
+    h1, h2, _ = cl.hosts
+    run(h1, "o1", "outage")
+    run(h2, "o2", "outage")
+    for m in cl.members:
+        cl.stop_member(m)
+    for argv in (("network", "create", "-d", "overlay", "later"),
+                 ("run", "-d", "--name", "o3", "--network", "outage", "busybox", "sleep", "600")):
+        t0 = time.monotonic()
+        r = h1.cli(*argv, check=False)
+        took = time.monotonic() - t0
+        assert r.code != 0 and "cluster store unavailable" in r.err, r
+        assert took < 4, f"{argv[0]} took {took:.1f} s to fail"
+        assert len(r.err.strip().splitlines()) == 1
+    assert h1.cli("exec", "o1", "ping", "-c", "2", "-W", "2", "o2").code == 0  # the kernel's entries stay
+    # bridge networks are untouched
+    h1.cli("network", "create", "plain")
+    h1.cli("run", "-d", "--name", "p1", "--network", "plain", "busybox", "sleep", "600")
+    h1.cli("run", "-d", "--name", "p2", "--network", "plain", "busybox", "sleep", "600")
+    assert h1.cli("exec", "p1", "ping", "-c", "1", "-W", "2", "p2").code == 0
+    h1.cli("rm", "-f", "o3", check=False)
+    for m in cl.members:
+        cl.start_member(m)
+    cl.wait_healthy()
+    # back: a start on the overlay works again, and reaches the other host
+    wait_for(lambda: h1.cli("run", "-d", "--name", "o4", "--network", "outage", "busybox", "sleep", "600",
+                            check=False).code == 0 or bool(h1.cli("rm", "-f", "o4", check=False) and False), 10,
+             "a start on the overlay once etcd is back")
+    assert h2.cli("exec", "o2", "ping", "-c", "1", "-W", "2", "o4").code == 0
