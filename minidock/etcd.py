@@ -20,7 +20,6 @@ import base64
 import contextlib
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -294,7 +293,3 @@ async def _chunks(reader: asyncio.StreamReader, silence: float) -> AsyncIterator
             return
         data = await asyncio.wait_for(reader.readexactly(size + 2), silence)
         yield data[:-2]
-
-
-def monotonic() -> float:
-    return time.monotonic()

@@ -188,9 +188,54 @@ class OverlayDriver:
             return []
         return await (await self._inside(ns)).fdb_entries(self.vxlan(net))
 
+    # -- `system check` and `repair`
+    async def check(self, net: Network, remote: list[tuple[str, str, str]], veths: list[str]) -> list[str]:
+        """The network's namespace, bridge and VXLAN device on this host; an FDB entry for
+        each remote endpoint (ip, mac, vtep) and none other; each local veth on br0."""
+        ns, vx = self.namespace(net), self.vxlan(net)
+        if not netns.exists(ns):
+            return [f"network {net.name}: overlay namespace {ns} is missing"]
+        links = {link.name: link for link in await (await self._inside(ns)).links()}
+        br = links.get("br0")
+        if br is None:
+            return [f"network {net.name}: bridge br0 is missing from {ns}"]
+        problems = []
+        if vx not in links or links[vx].master != br.index:
+            problems.append(f"network {net.name}: {vx} is missing from {ns} or not on br0")
+        have, want = set(await self.peers(net)), {(mac, vtep) for _ip, mac, vtep in remote}
+        problems += [f"network {net.name}: no FDB entry for {mac} at {vtep}" for mac, vtep in sorted(want - have)]
+        problems += [f"network {net.name}: stale FDB entry {mac} at {vtep}" for mac, vtep in sorted(have - want)]
+        for veth in veths:
+            if veth not in links or links[veth].master != br.index:
+                problems.append(f"network {net.name}: veth {veth} is missing from br0 in {ns}")
+        return problems
+
+    async def has_port(self, net: Network, veth: str) -> bool:
+        ns = self.namespace(net)
+        return netns.exists(ns) and await (await self._inside(ns)).index(veth) is not None
+
+    async def repair(self, net: Network, remote: list[tuple[str, str, str]]) -> None:
+        """Namespace, bridge and device made again where missing; the FDB as the store says."""
+        async with Transaction(context=f"failed to repair overlay network {net.name}") as tx:
+            await self.create_network(net, tx)
+        want = {(mac, vtep) for _ip, mac, vtep in remote}
+        for ip, mac, vtep in remote:
+            await self.add_peer(net, ip, mac, vtep)
+        inside = await self._inside(self.namespace(net))
+        for mac, vtep in set(await self.peers(net)) - want:
+            await inside.fdb_delete(self.vxlan(net), mac, vtep)
+
     def namespaces(self) -> list[str]:
         """Every overlay namespace of this host, made by this driver or left by an earlier run."""
         return [n for n in netns.names() if n.startswith(OVERLAY_NS_PREFIX) and n.endswith(f"-{self.node}")]
+
+    async def delete_all(self) -> list[str]:
+        """Every overlay namespace of this host, deleted (`system reset`)."""
+        names = self.namespaces()
+        for ns in names:
+            record("overlay namespace", "reset: every overlay of this host goes", [f"ip netns del {ns}"])
+            await self._delete_ns(ns)
+        return names
 
     def close(self) -> None:
         for nl in self._ns.values():

@@ -405,6 +405,11 @@ class Cluster:
             await self.call(self.etcd.put(key, peer.to_json(), self.lease))
             self.peers[key] = peer
 
+    def remote(self, net_id: str) -> list[tuple[str, str, str]]:
+        """(ip, mac, host address) of the network's endpoints on other hosts, as the store has them."""
+        return sorted((p.ip, p.mac, p.vtep) for p in self.peers.values()
+                      if p.network == net_id and p.node != self.node)
+
     # -- views ---------------------------------------------------------------
     def node_list(self) -> list[dict[str, Any]]:
         names = sorted(set(self.nodes) | set(self.alive) | {self.node})
@@ -418,17 +423,29 @@ class Cluster:
 
     def info(self) -> dict[str, Any]:
         return {"ClusterStore": self.url, "ClusterAdvertise": f"{self.advertise}:0", "Node": self.node,
-                "StoreReachable": self.up, "Nodes": self.node_list()}
+                "StoreReachable": self.up, "StoreRoundTrips": self.etcd.round_trips, "Nodes": self.node_list()}
 
-    async def close(self, leave: bool = False) -> None:
+    async def close(self) -> None:
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self._tasks.clear()
-        if leave and self.lease:
-            with contextlib.suppress(etcd.EtcdError):
-                await self.etcd.revoke(self.lease)
         self.driver.close()
+
+    async def leave(self) -> list[str]:
+        """`system reset` on this host: its lease revoked (its endpoints and its alive key go
+        with it, on every host), its overlay namespaces deleted. The networks stay: they are
+        the cluster's, and this host sees them again when its daemon next starts."""
+        removed = []
+        if self.lease:
+            record("leave the cluster", "revoking the lease deletes every key on it",
+                   [f"etcdctl lease revoke {self.lease:x}"])
+            with contextlib.suppress(etcd.EtcdError):  # unreachable: the keys go with the TTL anyway
+                await self.etcd.revoke(self.lease)
+                removed.append(f"cluster lease {self.lease:x} and the endpoints on it")
+        with contextlib.suppress(OSError):
+            os.unlink(self._lease_file)
+        return removed + [f"overlay namespace {name}" for name in await self.driver.delete_all()]
 

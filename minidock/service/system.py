@@ -40,6 +40,12 @@ class System:
         """Running containers with a network namespace of their own (not host mode, not joined)."""
         return [c for c in self.core.store.containers.all() if c.running and c.netns and not c.joined]
 
+    def overlays(self) -> list[Network]:
+        """The cluster's networks, on a host that is in one."""
+        if self.core.cluster is None:
+            return []
+        return [n for n in self.core.store.networks.all() if n.driver == "overlay"]
+
     def known_objects(self) -> tuple[set[str], set[str]]:
         """The links and namespaces the records explain: what is ours and not an orphan."""
         core = self.core
@@ -66,6 +72,17 @@ class System:
                 for pid in netns.pids_inside(name):  # a process spawned by a start that never committed
                     await self.kill_and_reap(pid)
                 netns.delete(name)
+        for name in self.stale_overlays():
+            log.info("removing stale overlay namespace %s", name)
+            netns.delete(name)
+
+    def stale_overlays(self) -> list[str]:
+        """This host's overlay namespaces of networks the store no longer has."""
+        if self.core.cluster is None:
+            return []
+        driver = self.core.cluster.driver
+        known = {driver.namespace(n) for n in self.overlays()}
+        return [n for n in driver.namespaces() if n not in known]
 
     async def check(self) -> list[str]:
         """Every difference between what the store says and what the kernel holds."""
@@ -83,18 +100,32 @@ class System:
             gw, prefix = net.gateway, net.ipam[0].prefixlen
             if f"{gw}/{prefix}" not in await core.host.addresses(bridge.index):
                 problems.append(f"network {net.name}: gateway address {gw}/{prefix} is missing from {net.bridge}")
+        for net in self.overlays():
+            assert core.cluster is not None
+            veths = [ep.veth for c in self.wired() for ep in core.store.endpoints(container_id=c.id)
+                     if ep.network_id == net.id]
+            problems += await core.cluster.driver.check(net, core.cluster.remote(net.id), veths)
         for c in self.wired():
             if not netns.exists(c.netns):
-                problems.append(f"container {c.name}: namespace {c.netns} is missing from /run/netns")
+                problems.append(f"container {c.name}: namespace {c.netns} is missing from {netns.NETNS_DIR}")
             eps = core.store.endpoints(container_id=c.id)
+            plugged = []  # endpoints whose veth is there, so their inside can be looked at
             for ep in eps:
-                veth, br = links.get(ep.veth), bridges.get(ep.network_id)
+                if ep.network_id not in bridges:  # an overlay's veth: checked with its network above
+                    net = core.store.networks.get(ep.network_id)
+                    if net is not None and core.cluster is not None and await core.cluster.driver.has_port(
+                            net, ep.veth):
+                        plugged.append(ep)
+                    continue
+                veth, br = links.get(ep.veth), bridges[ep.network_id]
                 if veth is None:
                     problems.append(f"container {c.name}: veth {ep.veth} ({ep.ifname}) is missing")
-                elif br is not None and veth.master != br.index:
+                    continue
+                if br is not None and veth.master != br.index:
                     problems.append(f"container {c.name}: veth {ep.veth} is not on its bridge")
+                plugged.append(ep)
             if netns.exists(c.netns) and eps:
-                problems += await self._inside(c, eps, links)
+                problems += await self._inside(c, plugged, eps)
         known_links, known_ns = self.known_objects()  # as remove_orphans sees them
         for link in links.values():
             if (link.alias or "").startswith(ALIAS_PREFIX) and link.name not in known_links:
@@ -102,21 +133,23 @@ class System:
         for name in netns.names():
             if name.startswith(NETNS_PREFIX) and name not in known_ns:
                 problems.append(f"namespace {name} belongs to no running container")
+        problems += [f"overlay namespace {name} belongs to no network" for name in self.stale_overlays()]
         before = await iptables.save()
         changes = iptables.explain(before, core.firewall.ruleset(), iptables.jump_lines(before))
         if changes:
             problems.append(f"firewall: {len(changes)} rule changes needed, the first: {changes[0]}")
         return problems + core.firewall.differences()
 
-    async def _inside(self, c: Container, eps: list[Endpoint], links: dict[str, Link]) -> list[str]:
-        """A container's own addresses and default route, as its namespace has them."""
+    async def _inside(self, c: Container, plugged: list[Endpoint], eps: list[Endpoint]) -> list[str]:
+        """A container's own addresses (on the endpoints whose veth is there: a missing one is
+        reported already) and default route, as its namespace has them."""
         problems = []
         sb = SandboxHandle(c.name, c.netns)
         try:
             inside = await sb.inside()
-            for ep in eps:
-                if ep.veth not in links or not ep.ip:
-                    continue  # reported as a missing veth already
+            for ep in plugged:
+                if not ep.ip:
+                    continue
                 idx = await inside.index(ep.ifname)
                 if idx is None or ep.cidr not in await inside.addresses(idx):
                     problems.append(f"container {c.name}: {ep.ifname} lacks its address {ep.cidr}")
@@ -144,6 +177,9 @@ class System:
                 idx, gw, prefix = present[net.bridge].index, net.gateway, net.ipam[0].prefixlen
                 if f"{gw}/{prefix}" not in await core.host.addresses(idx):
                     await core.host.ensure_addr(idx, gw, prefix)
+        for net in self.overlays():
+            assert core.cluster is not None
+            await core.cluster.driver.repair(net, core.cluster.remote(net.id))
         links = {link.name: link for link in await core.host.links()}
         for c in self.wired():
             if not netns.exists(c.netns):
@@ -152,7 +188,7 @@ class System:
             try:
                 for ep in core.store.endpoints(container_id=c.id):
                     net = core.store.networks.get(ep.network_id)
-                    if net is not None and net.driver == "bridge":
+                    if net is not None and net.driver in ("bridge", "overlay"):
                         await self._repair_endpoint(net, ep, sb, links)
             finally:
                 sb.close()
@@ -163,11 +199,15 @@ class System:
     async def _repair_endpoint(self, net: Network, ep: Endpoint, sb: SandboxHandle, links: dict[str, Link]) -> None:
         bridge = links.get(net.bridge)  # there: made above if it was missing
         veth = links.get(ep.veth)
-        if veth is None:
+        if net.driver == "overlay" and self.core.cluster is not None:
+            there = await self.core.cluster.driver.has_port(net, ep.veth)
+        else:
+            there = veth is not None
+        if not there:
             async with Transaction(context="failed to repair container networking") as tx:
                 await self.core.driver(net).join(net, ep, sb, tx)
             return
-        if bridge is not None and veth.master != bridge.index:
+        if veth is not None and bridge is not None and veth.master != bridge.index:
             await self.core.host.attach_port(veth.index, bridge.index)
         inside = await sb.inside()  # an address or the default route removed inside
         await inside.configure_interface(ep.ifname, ep.mac, ep.ip, ep.prefixlen)
@@ -195,6 +235,9 @@ class System:
                 netns.delete(name)
                 removed.append(f"namespace {name}")
         removed += await core.firewall.remove_all()
+        if core.cluster is not None:
+            await core.cluster.close()
+            removed += await core.cluster.leave()
         core.store.wipe()
         for sub in ("containers", "images"):
             shutil.rmtree(os.path.join(core.root, sub), ignore_errors=True)

@@ -297,7 +297,96 @@ def test_etcd_down_refuses_clearly_and_traffic_flows(cl: Cluster) -> None:
         cl.start_member(m)
     cl.wait_healthy()
     # back: a start on the overlay works again, and reaches the other host
-    wait_for(lambda: h1.cli("run", "-d", "--name", "o4", "--network", "outage", "busybox", "sleep", "600",
-                            check=False).code == 0 or bool(h1.cli("rm", "-f", "o4", check=False) and False), 10,
-             "a start on the overlay once etcd is back")
+    def placed() -> bool:
+        if h1.cli("run", "-d", "--name", "o4", "--network", "outage", "busybox", "sleep", "600",
+                  check=False).code == 0:
+            return True
+        h1.cli("rm", "-f", "o4", check=False)  # a refused start leaves a created container
+        return False
+
+    wait_for(placed, 10, "a start on the overlay once etcd is back")
     assert h2.cli("exec", "o2", "ping", "-c", "1", "-W", "2", "o4").code == 0
+
+
+# -- the rest of a network's interface, across hosts ---------------------------------------
+def test_connect_disconnect_ip_and_aliases_across_hosts(cl: Cluster) -> None:
+    overlay(cl, "joint", "--subnet", "10.20.0.0/24", "--ip-range", "10.20.0.128/25", "--gateway", "10.20.0.1",
+            "--attachable")
+    h1, h2, _ = cl.hosts
+    run(h1, "j1", "joint", "--ip", "10.20.0.9", "--network-alias", "front")
+    h2.cli("network", "create", "local2")
+    ip2 = run(h2, "j2", "local2")
+    assert ip2.startswith("172.")
+    h2.cli("network", "connect", "--alias", "back", "joint", "j2")
+    ip_j2 = h2.inspect("j2", '{{(index .NetworkSettings.Networks "joint").IPAddress}}')
+    assert ip_j2.startswith("10.20.0.") and int(ip_j2.rsplit(".", 1)[1]) >= 128  # from the --ip-range
+    r = h2.cli("exec", "j2", "ping", "-c", "1", "-W", "2", "front")  # an alias of a container on host 1
+    assert "(10.20.0.9)" in r.out
+    assert h1.cli("exec", "j1", "ping", "-c", "1", "-W", "2", "back").code == 0
+    # --ip is claimed cluster-wide: the same address on another host is refused
+    r = cl.hosts[2].cli("run", "-d", "--name", "dup", "--network", "joint", "--ip", "10.20.0.9", "busybox",
+                        "sleep", "600", check=False)
+    assert r.code != 0 and "Address already in use" in r.err, r
+    h2.cli("network", "disconnect", "joint", "j2")
+    wait_for(lambda: not resolves(h1, "j1", "back"), 2, "back gone from host 1 after the disconnect")
+    assert h1.cli("exec", "j1", "ping", "-c", "1", "-W", "1", ip_j2, check=False).code != 0
+    cl.hosts[2].cli("rm", "-f", "dup", check=False)
+
+
+def test_internal_overlay_has_no_way_out_and_mtu_option(cl: Cluster) -> None:
+    net = overlay(cl, "inner", "--internal", "-o", "com.docker.network.driver.mtu=1400")
+    h1, h2, _ = cl.hosts
+    run(h1, "i1", "inner")
+    ip = run(h2, "i2", "inner")
+    assert h1.cli("exec", "i1", "ping", "-c", "1", "-W", "2", "i2").code == 0
+    # no second interface on minidock_gwbridge, no default route: only the overlay's own subnet
+    routes = h1.in_ns("md-i1", "ip", "route").out
+    assert "default" not in routes and routes.startswith(net["IPAM"]["Config"][0]["Subnet"]), routes  # type: ignore[index]
+    assert "eth1" not in h1.in_ns("md-i1", "ip", "link").out
+    mtu = h1.in_ns("md-i1", "cat", "/sys/class/net/eth0/mtu").out.strip()
+    assert mtu == "1400"
+    ok = h1.in_ns("md-i1", "ping", "-M", "do", "-s", "1372", "-c", "1", "-W", "2", ip, check=False)
+    too_big = h1.in_ns("md-i1", "ping", "-M", "do", "-s", "1373", "-c", "1", "-W", "2", ip, check=False)
+    assert ok.code == 0 and too_big.code != 0
+
+
+
+# -- system check, repair, reset on a cluster host -------------------------------------------
+def test_check_and_repair_see_the_overlay(cl: Cluster) -> None:
+    net = overlay(cl, "mend")
+    h1, h2, _ = cl.hosts
+    run(h1, "m1", "mend")
+    run(h2, "m2", "mend")
+    mac = h2.inspect("m2", "{{range .NetworkSettings.Networks}}{{.MacAddress}}{{end}}")
+    wait_for(lambda: mac in fdb(cl, h1, net), 2, "m2 in host 1's FDB")
+    assert h1.cli("system", "check").code == 0
+    vni = net["Options"]["com.docker.network.driver.overlay.vxlanid_list"]  # type: ignore[index]
+    ns = f"ov-{vni}-{cl.node_name(1)}"
+    # a student deletes the remote entry by hand: m2 is out of reach, and check says why
+    h1.in_ns(ns, "bridge", "fdb", "del", mac, "dev", f"vxlan{vni}", "dst", "192.0.2.2", "self")
+    h1.in_ns(ns, "ip", "neigh", "flush", "dev", f"vxlan{vni}")
+    assert h1.cli("exec", "m1", "ping", "-c", "1", "-W", "1", "m2", check=False).code != 0
+    r = h1.cli("system", "check", check=False)
+    assert r.code == 1 and f"no FDB entry for {mac} at 192.0.2.2" in r.out, r
+    assert "repaired:" in h1.cli("system", "repair").out
+    assert h1.cli("system", "check").code == 0
+    assert h1.cli("exec", "m1", "ping", "-c", "1", "-W", "2", "m2").code == 0
+
+
+def test_reset_on_one_host_withdraws_it_from_the_others(cl: Cluster) -> None:
+    net = overlay(cl, "bye")
+    h1, _, h3 = cl.hosts
+    run(h1, "b1", "bye")
+    run(h3, "b3", "bye")
+    mac = h3.inspect("b3", "{{range .NetworkSettings.Networks}}{{.MacAddress}}{{end}}")
+    wait_for(lambda: mac in fdb(cl, h1, net), 2, "b3 in host 1's FDB")
+    out = h3.cli("system", "reset", "--force").out
+    assert "overlay namespace ov-" in out
+    h3.proc.wait(timeout=10)  # type: ignore[union-attr]
+    h3.proc = None
+    wait_for(lambda: mac not in fdb(cl, h1, net) and not resolves(h1, "b1", "b3"), 2, "b3 gone from host 1")
+    assert not [n for n in cl.overlay_namespaces() if n.startswith("h3:")]
+    assert not [k for k in cl.keys() if k.startswith("/minidock/endpoints/") and "bye" in cl.etcdctl(
+        "get", "--print-value-only", k) and cl.node_name(3) in cl.etcdctl("get", "--print-value-only", k)]
+    h3.start()  # and the network is the cluster's still: back on host 3
+    wait_for(lambda: h3.cli("network", "ls", "-q", "--filter", "name=bye").out.strip(), 5, "bye on host 3 again")
