@@ -10,6 +10,10 @@ Graphviz DOT (`dot`). Pure: no kernel, no I/O.
     └── br-5c0ffee12345  network alpine-net  172.18.0.0/16  gateway 172.18.0.1
         └── veth5d6e7f8 ═ eth0 172.18.0.2/16  alpine1  [netns md-alpine1]
                           published 0.0.0.0:8080/tcp → 80/tcp
+
+On a host in a cluster, the hosts (each one's VTEP, its underlay address) and
+every overlay: its namespace, bridge and VXLAN device here, the local veths,
+and the remote endpoints its FDB sends to other hosts.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from typing import Any
 
 
 def build(networks: list[dict[str, Any]], containers: list[dict[str, Any]],
-          endpoints: list[dict[str, Any]]) -> dict[str, Any]:
-    """The topology from store records: networks, running containers with their interfaces, isolation."""
+          endpoints: list[dict[str, Any]], cluster: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The topology from store records: networks, running containers with their interfaces, isolation;
+    and the cluster's hosts and overlays (Cluster.topology) on a host that is in one."""
     by_id = {n["id"]: n for n in networks}
     names = {c["id"]: c["name"] for c in containers}
     bridges = sorted((n for n in networks if n["driver"] == "bridge"),
@@ -42,7 +47,8 @@ def build(networks: list[dict[str, Any]], containers: list[dict[str, Any]],
         ifaces = sorted(({"network": by_id[ep["network_id"]]["name"], "ifname": ep["ifname"], "veth": ep["veth"],
                           "ip": ep.get("ip", ""), "prefixlen": ep.get("prefixlen", 0), "mac": ep.get("mac", "")}
                          for ep in endpoints if ep["container_id"] == c["id"] and ep["network_id"] in by_id
-                         and by_id[ep["network_id"]]["driver"] == "bridge"), key=lambda i: i["ifname"])
+                         and by_id[ep["network_id"]]["driver"] in ("bridge", "overlay")),
+                        key=lambda i: i["ifname"])
         out_cs.append({
             "name": c["name"], "netns": c.get("netns") or "", "kind": kind,
             "shares": names.get(mode.partition(":")[2], mode.partition(":")[2]) if kind == "container" else "",
@@ -51,7 +57,10 @@ def build(networks: list[dict[str, Any]], containers: list[dict[str, Any]],
                        "container_port": p["container_port"]} for p in c.get("ports") or []],
         })
     isolated = [[a["name"], b["name"]] for a, b in combinations(out_nets, 2)]
-    return {"networks": out_nets, "containers": out_cs, "isolated": isolated}
+    topo = {"networks": out_nets, "containers": out_cs, "isolated": isolated}
+    if cluster is not None:
+        topo["cluster"] = cluster
+    return topo
 
 
 def _port(p: dict[str, Any]) -> str:
@@ -82,11 +91,30 @@ def text(topo: dict[str, Any]) -> str:
             items.append((f"network none (loopback only): {c['name']}  [netns {c['netns']}]", []))
         elif c["kind"] == "container":
             items.append((f"{c['name']} shares the network namespace of {c['shares']}  [netns {c['netns']}]", []))
+    items += _overlays(topo)
     lines += _tree(items)
     if topo["isolated"]:
         lines.append("isolation (MINIDOCK-ISOLATION-STAGE-1/2 drop traffic between these bridges):")
         lines += [f"  {a} ✕ {b}" for a, b in topo["isolated"]]
     return "\n".join(lines) + "\n"
+
+
+def _overlays(topo: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    cl = topo.get("cluster")
+    if cl is None:
+        return []
+    hosts = ", ".join(f"{h['Name']} {h['Address']}" + (" (this host)" if h["Self"] else "")
+                      + ("" if h["Alive"] else " DEAD") for h in cl["hosts"])
+    items = [(f"cluster {cl['store']}: hosts {hosts}; VXLAN endpoints on UDP 4789", [])]
+    for o in cl["overlays"]:
+        head = (f"{o['namespace']} (netns)  overlay {o['name']}  {o['subnet']}  VNI {o['vni']}  "
+                f"br0 {o['gateway']}  {o['vxlan']} ⇄ UDP 4789")
+        children = [(f"{i['veth']} ═ {i['ifname']} {i['ip']}/{i['prefixlen']}  {c['name']}  [netns {c['netns']}]", [])
+                    for c in topo["containers"] for i in c["interfaces"] if i["network"] == o["name"]]
+        children += [(f"remote {r['ip']} {r['name']} on {r['node']}  fdb {r['mac']} → {r['vtep']}", [])
+                     for r in o["remote"]]
+        items.append((head, _tree(children)))
+    return items
 
 
 def _tree(items: list[tuple[str, list[str]]]) -> list[str]:
@@ -114,6 +142,15 @@ def dot(topo: dict[str, Any]) -> str:
         out.append(f"    {_q(n['bridge'])} [shape=ellipse, label={_q(n['bridge'] + chr(10) + n['gateway'])}];")
         out.append("  }")
         out.append(f"  host -> {_q(n['bridge'])} [dir=none{', style=dotted' if n['internal'] else ''}];")
+    for o in (topo.get("cluster") or {}).get("overlays", []):
+        out.append(f"  subgraph {_q('cluster_' + o['namespace'])} {{")
+        out.append(f"    label={_q('overlay ' + o['name'] + chr(10) + o['subnet'] + ' VNI ' + str(o['vni']))};")
+        out.append(f"    {_q(o['namespace'])} [shape=ellipse, label={_q('br0 ' + o['gateway'] + chr(10) + o['vxlan'])}];")
+        for r in o["remote"]:
+            out.append(f"    {_q('remote:' + r['ip'])} [style=dashed, label={_q(r['name'] + chr(10) + r['ip'] + ' on ' + r['node'])}];")
+            out.append(f"    {_q(o['namespace'])} -> {_q('remote:' + r['ip'])} [dir=none, style=dashed, "
+                       f"label={_q('VXLAN → ' + r['vtep'])}];")
+        out.append("  }")
     for c in topo["containers"]:
         node = _q("ns:" + c["name"])
         if c["kind"] == "host":
@@ -124,7 +161,8 @@ def dot(topo: dict[str, Any]) -> str:
                            *[f"{i['ifname']} {i['ip']}/{i['prefixlen']}" for i in c["interfaces"]]])
         out.append(f"  {node} [label={_q(label)}];")
         for i in c["interfaces"]:
-            bridge = next(n["bridge"] for n in topo["networks"] if n["name"] == i["network"])
+            bridge = next((n["bridge"] for n in topo["networks"] if n["name"] == i["network"]), None) or next(
+                o["namespace"] for o in topo["cluster"]["overlays"] if o["name"] == i["network"])
             out.append(f"  {_q(bridge)} -> {node} [dir=none, label={_q(i['veth'] + ' ═ ' + i['ifname'])}];")
         if c["kind"] == "container":
             out.append(f"  {node} -> {_q('ns:' + c['shares'])} [style=dashed, label=\"same netns\"];")

@@ -421,6 +421,18 @@ class Cluster:
                        | {(self.node, self.advertise)})
         return [{"Name": n, "IP": a} for n, a in nodes]
 
+    def topology(self) -> dict[str, Any]:
+        """The hosts and, for each overlay, what this host holds of it and where the rest lives."""
+        overlays = []
+        for net in sorted(self.networks.values(), key=lambda n: n.name):
+            remote = sorted(({"ip": p.ip, "mac": p.mac, "name": p.name, "node": p.node, "vtep": p.vtep}
+                             for p in self.peers.values() if p.network == net.id and p.node != self.node),
+                            key=lambda r: (r["node"], r["ip"]))
+            overlays.append({"name": net.name, "vni": net.vni, "subnet": net.subnet, "gateway": net.gateway,
+                             "namespace": self.driver.namespace(net), "vxlan": self.driver.vxlan(net),
+                             "remote": remote})
+        return {"store": self.url, "node": self.node, "hosts": self.node_list(), "overlays": overlays}
+
     def info(self) -> dict[str, Any]:
         return {"ClusterStore": self.url, "ClusterAdvertise": f"{self.advertise}:0", "Node": self.node,
                 "StoreReachable": self.up, "StoreRoundTrips": self.etcd.round_trips, "Nodes": self.node_list()}

@@ -195,5 +195,6 @@ class Queries:
 
         store = self.core.store
         # topology is shared with the CLI, which draws it: it takes the records' JSON shapes
+        cluster = self.core.cluster.topology() if self.core.cluster is not None else None
         return build([n.to_json() for n in store.networks.all()], [c.to_json() for c in store.containers.all()],
-                     [ep.to_json() for ep in store.endpoints()])
+                     [ep.to_json() for ep in store.endpoints()], cluster)

@@ -390,3 +390,22 @@ def test_reset_on_one_host_withdraws_it_from_the_others(cl: Cluster) -> None:
         "get", "--print-value-only", k) and cl.node_name(3) in cl.etcdctl("get", "--print-value-only", k)]
     h3.start()  # and the network is the cluster's still: back on host 3
     wait_for(lambda: h3.cli("network", "ls", "-q", "--filter", "name=bye").out.strip(), 5, "bye on host 3 again")
+
+
+def test_topology_shows_hosts_vteps_and_the_overlay(cl: Cluster) -> None:
+    net = overlay(cl, "mapped")
+    h1, h2, _ = cl.hosts
+    ip1 = run(h1, "t1", "mapped")
+    ip2 = run(h2, "t2", "mapped")
+    mac2 = h2.inspect("t2", "{{range .NetworkSettings.Networks}}{{.MacAddress}}{{end}}")
+    wait_for(lambda: mac2 in fdb(cl, h1, net), 2, "t2 in host 1's FDB")
+    vni = net["Options"]["com.docker.network.driver.overlay.vxlanid_list"]  # type: ignore[index]
+    out = h1.cli("topology").out
+    assert f"{cl.node_name(1)} 192.0.2.1 (this host)" in out and f"{cl.node_name(2)} 192.0.2.2" in out, out
+    assert f"ov-{vni}-{cl.node_name(1)} (netns)  overlay mapped" in out and f"VNI {vni}" in out, out
+    assert f"eth0 {ip1}/24  t1" in out, out
+    assert f"remote {ip2} t2 on {cl.node_name(2)}  fdb {mac2} → 192.0.2.2" in out, out
+    # what it draws is what the kernel holds: that FDB entry is real
+    assert f"{mac2} dst 192.0.2.2" in fdb(cl, h1, net)
+    svg = sh("dot", "-Tsvg", input=h1.cli("topology", "--format", "dot").out).out
+    assert "VXLAN → 192.0.2.2" in svg
