@@ -1,5 +1,7 @@
 """`make demo` / `python -m minidock.demo`: the default-bridge walkthrough and
-a published port, replayed on a freshly started daemon inside a sandbox network namespace.
+a published port, replayed on a freshly started daemon inside a sandbox network namespace;
+then an overlay across three hosts (minidock.labnet: an underlay switch, a
+three-member etcd and three host namespaces, a daemon in each).
 
 Every command is printed as a student would type it, then its real output.
 Nothing touches the machine's real network: the daemon's "host" is a
@@ -16,6 +18,8 @@ import sys
 import tempfile
 import time
 
+from .labnet import UNDERLAY, Lab
+
 FLAG = "MINIDOCK_DEMO_SANDBOX"
 HOST_NS = "minidock-demo"
 SEED_COMPOSE = """\
@@ -30,6 +34,11 @@ services:
     entrypoint: ["nc", "-vz", "server_container", "11111"]
 """
 BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
+
+
+class DemoLab(Lab):
+    def node_name(self, i: int) -> str:
+        return f"node{i}"  # the demo has the machine's (private) namespaces to itself
 
 
 class Demo:
@@ -59,6 +68,19 @@ class Demo:
         return self.run("minidock " + " ".join(_quote(a) for a in args),
                         [sys.executable, "-m", "minidock.cli.main", *args], cwd=cwd)
 
+    def on(self, i: int, *args: str) -> str:
+        """minidock on host i of the multi-host part."""
+        return self.run(f"[node{i}] minidock " + " ".join(_quote(a) for a in args),
+                        [sys.executable, "-m", "minidock.cli.main", "-H", f"unix://{self.node_sock(i)}", *args])
+
+    def on_ns(self, i: int, shown: str, ns: str, *argv: str) -> str:
+        """A command on host i (its namespace `ns`, or the host's own)."""
+        where = os.path.join(self.lab.netns_dir(i), ns) if ns else f"/run/netns/{self.lab.host_ns(i)}"
+        return self.run(f"[node{i}] {shown}", ["nsenter", f"--net={where}", *argv])
+
+    def node_sock(self, i: int) -> str:
+        return os.path.join(self.root, f"node{i}.sock")
+
     def host(self, *args: str) -> str:
         return self.run(" ".join(_quote(a) for a in args) + f"   {DIM}# on the host{RESET}", list(args), host=True)
 
@@ -86,6 +108,72 @@ class Demo:
             self.daemon.wait(timeout=15)
         subprocess.run(["ip", "netns", "del", HOST_NS], capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def start_cluster(self, hosts: int = 3) -> None:
+        self.lab = DemoLab()
+        self.nodes: list[subprocess.Popen[bytes]] = []
+        self.lab.start_store()
+        for i in range(1, hosts + 1):
+            ns = self.lab.add_host_ns(i)
+            log = open(os.path.join(self.root, f"node{i}.log"), "ab")
+            self.nodes.append(subprocess.Popen(
+                ["nsenter", f"--net=/run/netns/{ns}", sys.executable, "-m", "minidock.cli.main", "daemon",
+                 "--root", os.path.join(self.root, f"node{i}"), "--socket", self.node_sock(i),
+                 *self.lab.cluster_flags(i)], stdout=log, stderr=log,
+                env={**os.environ, "MINIDOCK_NETNS_DIR": self.lab.netns_dir(i)}))
+        for i in range(1, hosts + 1):
+            for _ in range(200):
+                if os.path.exists(self.node_sock(i)):
+                    break
+                time.sleep(0.05)
+            else:
+                raise SystemExit(f"node{i}'s daemon did not start; see {self.root}/node{i}.log")
+
+    def stop_cluster(self) -> None:
+        for i in range(1, len(getattr(self, "nodes", [])) + 1):
+            cli = [sys.executable, "-m", "minidock.cli.main", "-H", f"unix://{self.node_sock(i)}"]
+            ids = subprocess.run([*cli, "ps", "-aq"], capture_output=True, text=True).stdout.split()
+            if ids:
+                subprocess.run([*cli, "rm", "-f", *ids], capture_output=True)
+        if getattr(self, "nodes", None):
+            cli = [sys.executable, "-m", "minidock.cli.main", "-H", f"unix://{self.node_sock(1)}"]
+            subprocess.run([*cli, "network", "rm", "multi"], capture_output=True)
+        for proc in getattr(self, "nodes", []):
+            proc.terminate()
+            proc.wait(timeout=15)
+        if hasattr(self, "lab"):
+            self.lab.remove()
+
+    def multihost(self) -> None:
+        self.say("More than one host (the overlay walkthrough): three hosts on one underlay switch\n"
+                 f"# ({UNDERLAY}.0/24, all in namespaces), a three-member etcd, a daemon on each host\n"
+                 "# started with --cluster-store etcd://… --cluster-advertise <its underlay address>")
+        self.start_cluster()
+        self.on(1, "node", "ls")
+        self.say("An overlay network is made once, in the store, and every host lists it (SCOPE global)")
+        self.on(1, "network", "create", "-d", "overlay", "multi")
+        time.sleep(0.3)
+        self.on(2, "network", "ls")
+        vni = self.on(1, "network", "inspect", "-f",
+                      '{{index .Options "com.docker.network.driver.overlay.vxlanid_list"}}', "multi").strip()
+        self.say("A container on each host; they find each other by name, across hosts")
+        for i in (1, 2, 3):
+            self.on(i, "run", "-d", "--name", f"web{i}", "--network", "multi", "busybox", "sleep", "600")
+        self.on(1, "exec", "web1", "ping", "-c", "2", "web2")
+        self.on(3, "exec", "web3", "ping", "-c", "1", "web1")
+        self.say(f"On node1 the overlay is a namespace with a bridge and a VXLAN device (VNI {vni}, UDP 4789);\n"
+                 "# each remote container is a permanent FDB entry pointing at its host's address")
+        ns = f"ov-{vni}-node1"
+        self.on_ns(1, f"ip -n {ns} -d link show vxlan{vni}", ns, "ip", "-d", "link", "show", f"vxlan{vni}")
+        self.on_ns(1, f"bridge -n {ns} fdb show dev vxlan{vni}", ns, "bridge", "fdb", "show", "dev", f"vxlan{vni}")
+        self.on_ns(1, f"ip -n {ns} neigh show", ns, "ip", "neigh", "show")
+        self.say("The cluster's state, in etcd: the network, its VNI, name and subnet, every endpoint")
+        m = self.lab.members[0]
+        self.run("etcdctl get --prefix --keys-only /minidock/",
+                 ["nsenter", f"--net=/run/netns/{m.ns}", "etcdctl", "--endpoints", m.client_url, "get", "--prefix",
+                  "--keys-only", "/minidock/"])
+        self.say("node1 at a glance: its VTEP, the overlay, its local and remote endpoints")
+        self.on(1, "topology")
 
     def walkthrough(self) -> None:
         self.say("A fresh daemon has three networks: bridge, host and none")
@@ -170,7 +258,9 @@ def main() -> None:
     try:
         demo.start()
         demo.walkthrough()
+        demo.multihost()
     finally:
+        demo.stop_cluster()
         demo.stop()
     print(f"\n{BOLD}# Done: the sandbox namespace, its bridge, veths and rules are gone.{RESET}")
 
