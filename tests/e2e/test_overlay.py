@@ -409,3 +409,18 @@ def test_topology_shows_hosts_vteps_and_the_overlay(cl: Cluster) -> None:
     assert f"{mac2} dst 192.0.2.2" in fdb(cl, h1, net)
     svg = sh("dot", "-Tsvg", input=h1.cli("topology", "--format", "dot").out).out
     assert "VXLAN → 192.0.2.2" in svg
+
+
+def test_explain_shows_vxlan_and_the_store_writes(cl: Cluster) -> None:
+    h1, h2, _ = cl.hosts
+    out = h1.cli("--explain", "network", "create", "-d", "overlay", "told").err
+    vni = json.loads(h1.cli("network", "inspect", "told").out)[0]["Options"][
+        "com.docker.network.driver.overlay.vxlanid_list"]
+    assert f'create("/minidock/vni/{vni}") = "0"' in out and "etcdctl txn" in out, out
+    assert f"type vxlan id {vni} dstport 4789" in out and f"ip link set vxlan{vni} netns ov-{vni}-" in out, out
+    for sb in cl.hosts:
+        wait_for(lambda sb=sb: sb.cli("network", "ls", "-q", "--filter", "name=told").out.strip(), 5, "told")
+    run(h1, "tell1", "told")
+    out = h2.cli("--explain", "run", "-d", "--name", "tell2", "--network", "told", "busybox", "sleep", "600").err
+    assert "etcdctl txn" in out and "put --lease=" in out and "/minidock/endpoints/" in out, out
+    assert "master br0" in out, out
