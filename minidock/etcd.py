@@ -26,7 +26,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 log = logging.getLogger("minidock.etcd")
-CALL_TIMEOUT = 1.0  # per member; with three members a call gives up within ~3 s
+CALL_TIMEOUT = 1.0  # per member
+CALL_BUDGET = 2.5  # per call, whatever the members: a refusal comes within the 3 s users are promised
 WATCH_SILENCE = 4.0  # no event nor progress notification for this long: the stream is dead
 
 
@@ -128,13 +129,16 @@ class Etcd:
     # -- transport
     async def _request(self, host: str, port: int, path: str, body: dict[str, Any],
                        timeout: float) -> dict[str, Any]:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        return await asyncio.wait_for(self._exchange(host, port, path, body), timeout)
+
+    async def _exchange(self, host: str, port: int, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        reader, writer = await asyncio.open_connection(host, port)
         try:
             data = json.dumps(body).encode()
             writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
                          f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data)
-            status, headers = await asyncio.wait_for(_read_head(reader), timeout)
-            raw = await asyncio.wait_for(_read_body(reader, headers), timeout)
+            status, headers = await _read_head(reader)
+            raw = await _read_body(reader, headers)
         finally:
             writer.close()
         reply = json.loads(raw or b"{}")
@@ -147,11 +151,15 @@ class Etcd:
         self.round_trips += 1
         last: Exception | None = None
         n = len(self.endpoints)
+        deadline = asyncio.get_running_loop().time() + CALL_BUDGET
         for i in range(n):
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
             k = (self._preferred + i) % n
             host, port = self.endpoints[k]
             try:
-                reply = await self._request(host, port, path, body, timeout)
+                reply = await self._request(host, port, path, body, min(timeout, left))
             except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as e:
                 last = e
                 continue

@@ -13,6 +13,11 @@ same run on this machine (only the ratios count; machines are noisy).
   plus the memory such a proxy costs per port.
 - cli: `minidock ps`, `network ls` and `inspect` against the docker CLI
   on the same socket (bench_cli.py).
+- overlay: in a two-host lab cluster on etcd (bench_overlay.py), create +
+  start on an overlay against the same on a bridge network of the same host,
+  with the etcd round trips per overlay start (target: at most 3) and per
+  removal; and iperf3 across the two hosts over VXLAN against the same
+  between two containers on a bridge network on one host.
 
 Everything runs in sandbox namespaces inside a private mount namespace;
 traffic stays on loopback and between namespaces made here.
@@ -30,7 +35,7 @@ import tempfile
 import time
 
 from minidock.client import Client
-from tests.bench import bench_cli, bench_more, bench_scale
+from tests.bench import bench_cli, bench_more, bench_overlay, bench_scale
 from tests.bench.ipscript import ip_script_attach
 from tests.bench.procfs import rss_kb
 from tests.sandbox import Sandbox, sh
@@ -159,7 +164,7 @@ def bench_ports(sb: Sandbox, workdir: str) -> dict[str, float]:
 
 SECTIONS = {"run": bench_run, "dns": bench_dns, "ports": bench_ports, "iperf": bench_more.bench_iperf,
             "docker": bench_more.bench_docker, "manyports": bench_more.bench_many_ports,
-            "scale": bench_scale.bench_scale, "cli": bench_cli.bench_cli}
+            "scale": bench_scale.bench_scale, "cli": bench_cli.bench_cli, "overlay": bench_overlay.bench_overlay}
 
 
 def in_private_mounts(module: str) -> None:
@@ -188,27 +193,33 @@ def main() -> None:
         print(json.dumps(results, indent=2))
         return
     rows = table(results)
-    print(f"\n{'what':44} {'minidock':>11} {'alternative':>12} {'ratio':>6}  target")
-    for r in rows:
-        verdict = "" if r["target"] is None else ("met" if r["met"] else "MISSED")
-        print(f"{r['what']:44} {r['minidock']:9.2f}{r['unit']:>2} {r['alternative']:10.2f}{r['unit']:>2} "
-              f"{r['ratio']:6.2f}  {r['target'] or ''} {verdict}")
+    print_table(rows)
     os.makedirs("bench", exist_ok=True)
     with open("bench/results.json", "w") as f:
         json.dump({"figures": results, "table": rows}, f, indent=2)
 
 
-def table(r: dict[str, float]) -> list[dict[str, object]]:
-    """Issue 9's rows: (what, minidock, alternative, unit, target) with the ratio and a verdict."""
-    def row(what: str, mine: float, alt: float, unit: str, target: str | None = None) -> dict[str, object]:
-        ratio = mine / alt if alt else float("nan")
-        met = None
-        if target is not None:
-            op, bound = target.split(" ")
-            met = ratio <= float(bound) if op == "<=" else ratio >= float(bound)
-        return {"what": what, "minidock": mine, "alternative": alt, "unit": unit, "ratio": ratio,
-                "target": target, "met": met}
+def print_table(rows: list[dict[str, object]]) -> None:
+    print(f"\n{'what':44} {'minidock':>11} {'alternative':>12} {'ratio':>6}  target")
+    for r in rows:
+        verdict = "" if r["target"] is None else ("met" if r["met"] else "MISSED")
+        print(f"{r['what']:44} {r['minidock']:9.2f}{r['unit']:>2} {r['alternative']:10.2f}{r['unit']:>2} "
+              f"{r['ratio']:6.2f}  {r['target'] or ''} {verdict}")
 
+
+def row(what: str, mine: float, alt: float, unit: str, target: str | None = None) -> dict[str, object]:
+    """One row: (what, minidock, alternative, unit, target) with the ratio and a verdict."""
+    ratio = mine / alt if alt else float("nan")
+    met = None
+    if target is not None:
+        op, bound = target.split(" ")
+        met = ratio <= float(bound) if op == "<=" else ratio >= float(bound)
+    return {"what": what, "minidock": mine, "alternative": alt, "unit": unit, "ratio": ratio,
+            "target": target, "met": met}
+
+
+def table(r: dict[str, float]) -> list[dict[str, object]]:
+    """Issue 9's rows, then the overlay's (bench_overlay.table)."""
     nan = float("nan")
     g = r.get
     docker = g("docker_run_p50_ms", nan)
@@ -253,6 +264,7 @@ def table(r: dict[str, float]) -> list[dict[str, object]]:
                         "<= 2.0" if f"docker_cli_{name}_p50_ms" in r else None))  # no docker: no verdict
     if "dockerd_rss_mb" in r:
         rows.append(row("memory: dockerd+containerd+shims, 15 containers", r["dockerd_rss_mb"], nan, "MB"))
+    rows += bench_overlay.table(r)
     return rows
 
 if __name__ == "__main__":
