@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 log = logging.getLogger("minidock.etcd")
 CALL_TIMEOUT = 1.0  # per member
-CALL_BUDGET = 2.5  # per call, whatever the members: a refusal comes within the 3 s users are promised
+CALL_BUDGET = 2.0  # per call, whatever the members: a refusal well within the 3 s users are promised
 WATCH_SILENCE = 4.0  # no event nor progress notification for this long: the stream is dead
 
 
