@@ -89,6 +89,17 @@ def fdb(cl: Cluster, sb: Sandbox, net: dict[str, object]) -> str:
     return sb.in_ns(ns, "bridge", "fdb", "show", "dev", f"vxlan{vni}").out
 
 
+def pair(cl: Cluster, name: str, first: str, second: str, on: int) -> tuple[dict[str, object], str]:
+    """Overlay `name`, `first` on host 1 and `second` on host `on`, once host 1's FDB has
+    `second`: the network and `second`'s MAC."""
+    net = overlay(cl, name)
+    run(cl.hosts[0], first, name)
+    run(cl.hosts[on - 1], second, name)
+    mac = cl.hosts[on - 1].inspect(second, "{{range .NetworkSettings.Networks}}{{.MacAddress}}{{end}}")
+    wait_for(lambda: mac in fdb(cl, cl.hosts[0], net), 2, f"{second} in host 1's FDB")
+    return net, mac
+
+
 def resolves(sb: Sandbox, container: str, name: str) -> bool:
     return sb.cli("exec", container, "nslookup", name, "127.0.0.11", check=False).code == 0
 
@@ -167,12 +178,8 @@ def test_thirty_starts_at_once_on_three_hosts_get_thirty_addresses(cl: Cluster) 
 
 
 def test_rm_on_one_host_is_gone_from_the_others(cl: Cluster) -> None:
-    net = overlay(cl, "leave")
+    net, mac = pair(cl, "leave", "stay", "go", on=2)
     h1, h2, _ = cl.hosts
-    run(h1, "stay", "leave")
-    run(h2, "go", "leave")
-    mac = h2.inspect("go", "{{range .NetworkSettings.Networks}}{{.MacAddress}}{{end}}")
-    wait_for(lambda: mac in fdb(cl, h1, net), 2, "go's FDB entry on host 1")
     assert resolves(h1, "stay", "go")
     h2.cli("rm", "-f", "go")
     wait_for(lambda: mac not in fdb(cl, h1, net) and not resolves(h1, "stay", "go"), 2,
@@ -201,12 +208,8 @@ def test_no_cluster_store_refuses_overlay() -> None:
 
 # -- hosts and daemons come and go -------------------------------------------------------
 def test_daemon_restart_within_the_ttl_changes_nothing(cl: Cluster) -> None:
-    net = overlay(cl, "steady")
+    net, mac = pair(cl, "steady", "s1", "s2", on=2)
     h1, h2, _ = cl.hosts
-    run(h1, "s1", "steady")
-    run(h2, "s2", "steady")
-    mac = h2.inspect("s2", "{{range .NetworkSettings.Networks}}{{.MacAddress}}{{end}}")
-    wait_for(lambda: mac in fdb(cl, h1, net), 2, "s2 in host 1's FDB")
     keys = cl.keys()
     h2.stop()
     h2.start()
@@ -216,12 +219,8 @@ def test_daemon_restart_within_the_ttl_changes_nothing(cl: Cluster) -> None:
 
 
 def test_a_host_dead_past_its_ttl_is_dropped_then_comes_back(cl: Cluster) -> None:
-    net = overlay(cl, "mortal")
+    net, mac = pair(cl, "mortal", "m1", "m3", on=3)
     h1, _, h3 = cl.hosts
-    run(h1, "m1", "mortal")
-    run(h3, "m3", "mortal")
-    mac = h3.inspect("m3", "{{range .NetworkSettings.Networks}}{{.MacAddress}}{{end}}")
-    wait_for(lambda: mac in fdb(cl, h1, net), 2, "m3 in host 1's FDB")
     h3.stop(signal.SIGKILL)
     wait_for(lambda: mac not in fdb(cl, h1, net) and not resolves(h1, "m1", "m3"), TTL + 5,
              "host 3's endpoint dropped by host 1")
@@ -353,12 +352,8 @@ def test_internal_overlay_has_no_way_out_and_mtu_option(cl: Cluster) -> None:
 
 # -- system check, repair, reset on a cluster host -------------------------------------------
 def test_check_and_repair_see_the_overlay(cl: Cluster) -> None:
-    net = overlay(cl, "mend")
+    net, mac = pair(cl, "mend", "m1", "m2", on=2)
     h1, h2, _ = cl.hosts
-    run(h1, "m1", "mend")
-    run(h2, "m2", "mend")
-    mac = h2.inspect("m2", "{{range .NetworkSettings.Networks}}{{.MacAddress}}{{end}}")
-    wait_for(lambda: mac in fdb(cl, h1, net), 2, "m2 in host 1's FDB")
     assert h1.cli("system", "check").code == 0
     vni = net["Options"]["com.docker.network.driver.overlay.vxlanid_list"]  # type: ignore[index]
     ns = f"ov-{vni}-{cl.node_name(1)}"
@@ -374,12 +369,8 @@ def test_check_and_repair_see_the_overlay(cl: Cluster) -> None:
 
 
 def test_reset_on_one_host_withdraws_it_from_the_others(cl: Cluster) -> None:
-    net = overlay(cl, "bye")
+    net, mac = pair(cl, "bye", "b1", "b3", on=3)
     h1, _, h3 = cl.hosts
-    run(h1, "b1", "bye")
-    run(h3, "b3", "bye")
-    mac = h3.inspect("b3", "{{range .NetworkSettings.Networks}}{{.MacAddress}}{{end}}")
-    wait_for(lambda: mac in fdb(cl, h1, net), 2, "b3 in host 1's FDB")
     out = h3.cli("system", "reset", "--force").out
     assert "overlay namespace ov-" in out
     h3.proc.wait(timeout=10)  # type: ignore[union-attr]
