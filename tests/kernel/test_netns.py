@@ -113,7 +113,8 @@ def test_process_readers(ns: str) -> None:
     proc = subprocess.Popen(["ip", "netns", "exec", ns, "sleep", "30"], env={"MDK_MARK": "1", "PATH": "/usr/bin:/bin"})
     try:
         state, started = process.stat(proc.pid) or ("?", 0)
-        assert state in "RS" and started == process.start_time(proc.pid) > 0
+        # D too: `ip netns exec` may be caught mid-mount (uninterruptible) just after the fork
+        assert state in "RSD" and started == process.start_time(proc.pid) > 0
         assert process.alive(proc.pid, started)
         assert not process.alive(proc.pid, started + 1)  # same PID, another process
         assert "MDK_MARK=1" in process.environ(proc.pid)
