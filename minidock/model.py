@@ -75,7 +75,9 @@ class Network:
     ipam_options: dict[str, str] | None = None
     options: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
-    bridge: str = ""  # the Linux bridge's name (bridge driver)
+    # the link the network owns: its Linux bridge (bridge driver), or the VLAN sub-interface or
+    # dummy a macvlan or ipvlan network made for its parent
+    bridge: str = ""
     predefined: bool = False
 
     @property
@@ -88,9 +90,10 @@ class Network:
 
     @property
     def user_defined(self) -> bool:
-        """A user-defined bridge or overlay: containers on it resolve names through the DNS stub
-        (not the gateway bridge, whose addresses are only a way out)."""
-        return self.driver in ("bridge", "overlay") and not self.predefined and self.name != GATEWAY_BRIDGE
+        """A user-defined network: containers on it resolve names through the DNS stub (not the
+        gateway bridge, whose addresses are only a way out)."""
+        return (self.driver in ("bridge", "overlay", "macvlan", "ipvlan") and not self.predefined
+                and self.name != GATEWAY_BRIDGE)
 
     @property
     def mtu(self) -> int:

@@ -21,6 +21,8 @@ from __future__ import annotations
 from itertools import combinations
 from typing import Any
 
+CHILD_LINKS = ("macvlan", "ipvlan")  # a container's link is a child of the parent interface
+
 
 def build(networks: list[dict[str, Any]], containers: list[dict[str, Any]],
           endpoints: list[dict[str, Any]], cluster: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -47,7 +49,7 @@ def build(networks: list[dict[str, Any]], containers: list[dict[str, Any]],
         ifaces = sorted(({"network": by_id[ep["network_id"]]["name"], "ifname": ep["ifname"], "veth": ep["veth"],
                           "ip": ep.get("ip", ""), "prefixlen": ep.get("prefixlen", 0), "mac": ep.get("mac", "")}
                          for ep in endpoints if ep["container_id"] == c["id"] and ep["network_id"] in by_id
-                         and by_id[ep["network_id"]]["driver"] in ("bridge", "overlay")),
+                         and by_id[ep["network_id"]]["driver"] in ("bridge", "overlay", *CHILD_LINKS)),
                         key=lambda i: i["ifname"])
         out_cs.append({
             "name": c["name"], "netns": c.get("netns") or "", "kind": kind,
@@ -57,7 +59,14 @@ def build(networks: list[dict[str, Any]], containers: list[dict[str, Any]],
                        "container_port": p["container_port"]} for p in c.get("ports") or []],
         })
     isolated = [[a["name"], b["name"]] for a, b in combinations(out_nets, 2)]
-    topo = {"networks": out_nets, "containers": out_cs, "isolated": isolated}
+    lans = []
+    for n in sorted((n for n in networks if n["driver"] in CHILD_LINKS), key=lambda n: n["name"]):
+        cfg = n["ipam"]["config"][0] if n["ipam"]["config"] else {}
+        opts = n.get("options") or {}
+        lans.append({"name": n["name"], "driver": n["driver"], "parent": opts.get("parent") or n["bridge"],
+                     "mode": opts.get(f"{n['driver']}_mode") or ("bridge" if n["driver"] == "macvlan" else "l2"),
+                     "subnet": cfg.get("subnet", ""), "gateway": cfg.get("gateway", "")})
+    topo = {"networks": out_nets, "containers": out_cs, "isolated": isolated, "lans": lans}
     if cluster is not None:
         topo["cluster"] = cluster
     return topo
@@ -91,6 +100,13 @@ def text(topo: dict[str, Any]) -> str:
             items.append((f"network none (loopback only): {c['name']}  [netns {c['netns']}]", []))
         elif c["kind"] == "container":
             items.append((f"{c['name']} shares the network namespace of {c['shares']}  [netns {c['netns']}]", []))
+    for n in topo.get("lans", []):
+        head = (f"{n['parent']} (parent)  network {n['name']}  {n['driver']} {n['mode']}  {n['subnet']}  "
+                f"gateway {n['gateway']} (the LAN's router; no bridge, no NAT)")
+        children = [(f"{i['ifname']} {i['ip']}/{i['prefixlen']}  {c['name']}  [netns {c['netns']}]"
+                     + (f"  MAC {i['mac']} on the wire" if n["driver"] == "macvlan" else "  the parent's MAC"), [])
+                    for c in cs for i in c["interfaces"] if i["network"] == n["name"]]
+        items.append((head, _tree(children)))
     items += _overlays(topo)
     lines += _tree(items)
     if topo["isolated"]:
@@ -142,6 +158,12 @@ def dot(topo: dict[str, Any]) -> str:
         out.append(f"    {_q(n['bridge'])} [shape=ellipse, label={_q(n['bridge'] + chr(10) + n['gateway'])}];")
         out.append("  }")
         out.append(f"  host -> {_q(n['bridge'])} [dir=none{', style=dotted' if n['internal'] else ''}];")
+    for n in topo.get("lans", []):
+        out.append(f"  subgraph {_q('cluster_lan_' + n['name'])} {{")
+        out.append(f"    label={_q(n['driver'] + ' ' + n['name'] + chr(10) + n['subnet'] + ' mode ' + n['mode'])};")
+        out.append(f"    {_q('lan:' + n['name'])} [shape=ellipse, label={_q(n['parent'] + ' (parent)')}];")
+        out.append("  }")
+        out.append(f"  host -> {_q('lan:' + n['name'])} [dir=none];")
     for o in (topo.get("cluster") or {}).get("overlays", []):
         out.append(f"  subgraph {_q('cluster_' + o['namespace'])} {{")
         out.append(f"    label={_q('overlay ' + o['name'] + chr(10) + o['subnet'] + ' VNI ' + str(o['vni']))};")
@@ -161,8 +183,9 @@ def dot(topo: dict[str, Any]) -> str:
                            *[f"{i['ifname']} {i['ip']}/{i['prefixlen']}" for i in c["interfaces"]]])
         out.append(f"  {node} [label={_q(label)}];")
         for i in c["interfaces"]:
-            bridge = next((n["bridge"] for n in topo["networks"] if n["name"] == i["network"]), None) or next(
-                o["namespace"] for o in topo["cluster"]["overlays"] if o["name"] == i["network"])
+            bridge = (next((n["bridge"] for n in topo["networks"] if n["name"] == i["network"]), None)
+                      or next((f"lan:{n['name']}" for n in topo.get("lans", []) if n["name"] == i["network"]), None)
+                      or next(o["namespace"] for o in topo["cluster"]["overlays"] if o["name"] == i["network"]))
             out.append(f"  {_q(bridge)} -> {node} [dir=none, label={_q(i['veth'] + ' ═ ' + i['ifname'])}];")
         if c["kind"] == "container":
             out.append(f"  {node} -> {_q('ns:' + c['shares'])} [style=dashed, label=\"same netns\"];")

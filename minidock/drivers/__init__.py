@@ -54,9 +54,9 @@ class Driver(Protocol):
     async def join(self, net: Network, ep: Endpoint, sb: Sandbox, tx: Transaction) -> None:
         """Plug endpoint `ep` of sandbox `sb` into the network."""
 
-    async def leave(self, net: Network, ep: Endpoint, delete_link: bool = True) -> None:
+    async def leave(self, net: Network, ep: Endpoint, delete_link: bool = True, netns_name: str = "") -> None:
         """Unplug it; `delete_link=False` when the sandbox's namespace goes next and takes
-        the endpoint's links with it."""
+        the endpoint's links with it. `netns_name`: the sandbox's, for a link that lives only there."""
 
     def firewall(self, net: Network) -> BridgeRules | None:
         """The network's share of the firewall, as data."""

@@ -145,7 +145,7 @@ class BridgeDriver:
                 why="everything not on a local subnet goes to the bridge, then the host's NAT",
             )
 
-    async def leave(self, net: Network, ep: Endpoint, delete_link: bool = True) -> None:
+    async def leave(self, net: Network, ep: Endpoint, delete_link: bool = True, netns_name: str = "") -> None:
         """Unplug an endpoint. Without `delete_link` the caller deletes the container's
         namespace next, which takes the veth pair with it."""
         if delete_link:

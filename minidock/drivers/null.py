@@ -25,7 +25,7 @@ class NullDriver:
     async def join(self, net: Network, ep: Endpoint, sb: Sandbox, tx: Transaction) -> None:
         return None
 
-    async def leave(self, net: Network, ep: Endpoint, delete_link: bool = True) -> None:
+    async def leave(self, net: Network, ep: Endpoint, delete_link: bool = True, netns_name: str = "") -> None:
         return None
 
     def firewall(self, net: Network) -> BridgeRules | None:

@@ -148,7 +148,7 @@ class OverlayDriver:
                       f"ip -n {sb.netns} link set {ep.ifname} up"],
             why="the container's address on the overlay, unique across the cluster (claimed in the store)")
 
-    async def leave(self, net: Network, ep: Endpoint, delete_link: bool = True) -> None:
+    async def leave(self, net: Network, ep: Endpoint, delete_link: bool = True, netns_name: str = "") -> None:
         if delete_link:
             ns = self.namespace(net)
             record(f"leave {net.name}", "deleting one end of a veth pair deletes both",

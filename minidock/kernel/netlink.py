@@ -27,6 +27,8 @@ NUD_PERMANENT = 0x80
 NTF_SELF = 0x02
 GONE = frozenset({errno.ENODEV, errno.ENOENT, errno.EADDRNOTAVAIL, errno.ESRCH})
 EXISTS = frozenset({errno.EEXIST})
+IPVLAN_MODES = {"l2": 0, "l3": 1, "l3s": 2}
+_KINDS: dict[str, bool] = {}  # link types this kernel has, as probed (the answer cannot change)
 
 
 @dataclass
@@ -180,6 +182,67 @@ class Netlink:
         except FileNotFoundError:
             pass  # a kernel without IPv6
 
+    # -- links on a parent (the macvlan and ipvlan drivers) -------------------
+    async def supports(self, kind: str) -> bool:
+        """Whether this kernel has link type `kind` (the module built in or loaded): asks it
+        to make one; "Unknown device type" (EOPNOTSUPP) is a no, anything else a yes."""
+        cached = _KINDS.get(kind)
+        if cached is not None:
+            return cached
+        ipr = await self._query()
+        probe = "mdprobe0"
+        try:
+            await ipr.link("add", ifname=probe, kind=kind)
+        except NetlinkError as e:
+            _KINDS[kind] = e.code != errno.EOPNOTSUPP  # EINVAL and the like: the type exists, wants more
+        else:
+            _KINDS[kind] = True
+            await self.delete_link(probe)
+        return _KINDS[kind]
+
+    async def add_child(self, name: str, kind: str, parent: int, mode: str, netns_fd: int, mtu: int,
+                        mac: str | None = None) -> None:
+        """`ip link add NAME link PARENT [address MAC] mtu MTU type macvlan|ipvlan mode MODE`, born
+        inside the namespace `netns_fd` (the parent stays here). Idempotent: one of that name
+        already inside counts as made."""
+        ipr = await self._query()
+        spec: dict[str, object] = {"ifname": name, "kind": kind, "link": parent, "net_ns_fd": netns_fd, "mtu": mtu}
+        if kind == "macvlan":
+            spec["macvlan_mode"] = mode
+            if mac:
+                spec["address"] = mac
+        else:
+            spec["ipvlan_mode"] = IPVLAN_MODES[mode]
+        try:
+            await ipr.link("add", **spec)
+        except NetlinkError as e:
+            if e.code not in EXISTS:
+                raise
+
+    async def ensure_vlan(self, name: str, parent: int, vid: int, alias: str) -> int:
+        """`ip link add link PARENT name NAME type vlan id VID; ip link set NAME up`."""
+        ipr = await self._query()
+        try:
+            await ipr.link("add", ifname=name, kind="vlan", link=parent, vlan_id=vid, ifalias=alias)
+        except NetlinkError as e:
+            if e.code not in EXISTS:
+                raise
+        idx = await self._must(name)
+        await self.set_up(idx)
+        return idx
+
+    async def ensure_dummy(self, name: str, alias: str) -> int:
+        """`ip link add NAME type dummy; ip link set NAME up`."""
+        ipr = await self._query()
+        try:
+            await ipr.link("add", ifname=name, kind="dummy", ifalias=alias)
+        except NetlinkError as e:
+            if e.code not in EXISTS:
+                raise
+        idx = await self._must(name)
+        await self.set_up(idx)
+        return idx
+
     # -- VXLAN and its tables (the overlay driver) ---------------------------
     async def ensure_vxlan(self, name: str, vni: int, local: str, port: int, mtu: int, alias: str,
                            into: int) -> None:
@@ -270,6 +333,9 @@ class Netlink:
     async def ensure_default_route(self, gateway: str) -> None:
         # proto boot (3), as `ip route add` and Docker make it
         self._do(rtnl.default_route(gateway), ok=EXISTS)
+
+    async def ensure_device_route(self, name: str) -> None:
+        self._do(rtnl.device_default_route(await self._must(name)), ok=EXISTS)
 
     async def loopback_up(self) -> None:
         await self.set_up(1)

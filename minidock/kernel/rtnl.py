@@ -35,8 +35,9 @@ IFLA_BRPORT_MODE = 4  # hairpin
 IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 8, 1
 HAS_IPV6 = os.path.exists("/proc/sys/net/ipv6")
 IFA_ADDRESS, IFA_LOCAL = 1, 2
-RTA_GATEWAY = 5
+RTA_OIF, RTA_GATEWAY = 4, 5
 RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
+RT_SCOPE_LINK = 253
 SIOCGIFINDEX = 0x8933
 
 _HDR = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
@@ -133,6 +134,13 @@ def default_route(gateway: str) -> Message:
     body = struct.pack("=BBBBBBBBI", socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE,
                        RTN_UNICAST, 0)
     return Message(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body + _attr(RTA_GATEWAY, socket.inet_aton(gateway)))
+
+
+def device_default_route(index: int) -> Message:
+    """`ip route add default dev DEV` (no gateway: ipvlan l3 routes everything out of the link)."""
+    body = struct.pack("=BBBBBBBBI", socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_LINK,
+                       RTN_UNICAST, 0)
+    return Message(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body + _u32(RTA_OIF, index))
 
 
 class Rtnl:

@@ -94,7 +94,7 @@ class Connector:
             for ep in core.store.endpoints(container_id=c.id, network_id=net.id):
                 if core.cluster is not None and net.driver == "overlay" and ep.ip:
                     await core.cluster.withdraw(net.id, ep.ip)
-                await core.driver(net).leave(net, ep)
+                await core.driver(net).leave(net, ep, netns_name=c.netns)
                 faults.step_done("leave")
                 core.store.release(net.id, c.id)
                 faults.step_done("release")

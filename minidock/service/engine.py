@@ -35,6 +35,7 @@ from typing import Any
 from .. import dnsstub
 from ..drivers.bridge import BridgeDriver
 from ..drivers.host import HostDriver
+from ..drivers.macvlan import ParentDriver
 from ..drivers.null import NullDriver
 from ..kernel import netns
 from ..kernel.netlink import Netlink
@@ -91,7 +92,8 @@ class Engine:
     async def open(self) -> None:
         netns.ensure_dir()
         host = self.core.host = await Netlink.open()
-        self.core.drivers.update({"bridge": BridgeDriver(host), "host": HostDriver(), "null": NullDriver()})
+        self.core.drivers.update({"bridge": BridgeDriver(host), "host": HostDriver(), "null": NullDriver(),
+                                  "macvlan": ParentDriver(host, "macvlan"), "ipvlan": ParentDriver(host, "ipvlan")})
         os.makedirs(os.path.join(self.core.root, "containers"), mode=0o700, exist_ok=True)
         cluster = None
         if self.cluster_config is not None:

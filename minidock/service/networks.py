@@ -16,6 +16,7 @@ from typing import Any
 from netaddr import IPNetwork
 
 from .. import ipam
+from ..drivers.macvlan import check_options
 from ..errors import Conflict, Forbidden, InvalidParameter, MinidockError
 from ..model import (
     GATEWAY_BRIDGE,
@@ -96,7 +97,7 @@ def validate_create(req: dict[str, Any], existing: list[Network], clustered: boo
         raise Forbidden(f"only one instance of \"{driver}\" network is allowed")
     if driver == "overlay" and not clustered:
         raise Forbidden(NO_STORE)
-    if driver not in ("bridge", "overlay"):
+    if driver not in ("bridge", "overlay", "macvlan", "ipvlan"):
         raise NotImplementedDriver(driver)
     options = {k: str(v) for k, v in (req.get("Options") or {}).items()}
     for key, value in options.items():
@@ -145,6 +146,10 @@ def validate_create(req: dict[str, Any], existing: list[Network], clustered: boo
     labels = {str(k): str(v) for k, v in (req.get("Labels") or {}).items()}
     if driver == "overlay" and (bridge or OPT_VNI in options):
         raise InvalidParameter(f"option {OPT_NAME if bridge else OPT_VNI} is not for overlay networks")
+    if driver in ("macvlan", "ipvlan"):
+        if bridge:
+            raise InvalidParameter(f"option {OPT_NAME} is not for {driver} networks")
+        check_options(driver, options, existing)
     return Network(id=new_id(), name=name, driver=driver, created=time.time(), internal=bool(req.get("Internal")),
                    attachable=bool(req.get("Attachable")), ipam=[IPAMConfig(**config)] if config else [],
                    options=options, labels=labels, bridge=bridge)
@@ -161,7 +166,7 @@ def finish_subnet(net: Network, in_use: list[IPNetwork], routes: list[IPNetwork]
     if not net.ipam:
         subnet = pick(in_use, routes)
         net.ipam = [IPAMConfig(str(subnet), str(ipam.default_gateway(subnet)))]
-    else:
+    elif net.driver in ("bridge", "overlay"):  # a macvlan's subnet is its LAN's: routed on the host, rightly
         subnet = IPNetwork(net.subnet)
         for r in routes:
             if r.prefixlen > 0 and ipam.overlaps(subnet, r):
@@ -266,7 +271,10 @@ class Networks:
             async with journaled(core.store, "network rm", network=net.id):
                 if core.cluster is not None and net.driver == "overlay":
                     await core.cluster.delete_network(net)  # refused while any host has endpoints on it
-                await core.driver(net).delete_network(net)
+                shared = any(n.id != net.id and net.bridge and n.bridge == net.bridge
+                             for n in core.store.networks.all())  # a VLAN sub-interface: the last one removes it
+                if not shared:
+                    await core.driver(net).delete_network(net)
                 faults.step_done("bridge")
                 with core.store.transaction():
                     core.store.release_network(net.id)

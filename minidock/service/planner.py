@@ -11,6 +11,7 @@ it writes the store once, at the end.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from .. import dnsstub, ipam
@@ -22,6 +23,8 @@ from .core import Core
 from .dnsrecords import uses_dns
 from .publish import Choice, bindings_of
 from .sandbox import namespace_of
+
+log = logging.getLogger("minidock.planner")
 
 
 @dataclass
@@ -102,6 +105,8 @@ def _plan(core: Core, cid: str) -> StartPlan | None:
     bindings = bindings_of(c)
     if bindings and primary is not None and core.driver(primary).publishes_ports and not primary.internal:
         plan.ports = core.holds.choose(bindings, c.name, core.firewall.published(exclude=c.id), owner=c.id)
+    elif bindings and primary is not None and not core.driver(primary).publishes_ports:
+        log.warning("%s driver does not support port mappings", primary.driver)  # Docker's words, and it goes on
     _files(core, plan)
     return plan
 

@@ -93,7 +93,7 @@ async def teardown(core: Core, c: Container, withdraw: Callable[[], Awaitable[No
         if net is not None and net.driver == "overlay" and core.cluster is not None and ep.ip:
             steps.append(("cluster endpoint", deferred(core.cluster.withdraw, net.id, ep.ip)))
         if net is not None:
-            steps.append((f"leave {net.name}", _leave(core, net, ep, not own_ns)))
+            steps.append((f"leave {net.name}", _leave(core, net, ep, not own_ns, c.netns)))
             if own_ns and ep.veth:
                 core.dying_links[ep.veth] = time.monotonic() + DYING_GRACE
         steps.append(("release", deferred(core.store.release, ep.network_id, c.id)))
@@ -106,7 +106,8 @@ async def teardown(core: Core, c: Container, withdraw: Callable[[], Awaitable[No
     return await undo_all(steps)
 
 
-def _leave(core: Core, net: Network, ep: Endpoint, delete_link: bool) -> Callable[[], Awaitable[None]]:
+def _leave(core: Core, net: Network, ep: Endpoint, delete_link: bool,
+           netns_name: str) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
-        await core.driver(net).leave(net, ep, delete_link)
+        await core.driver(net).leave(net, ep, delete_link, netns_name)
     return run

@@ -28,6 +28,7 @@ from ..steps import Transaction
 from .core import Core
 from .sandbox import SandboxHandle
 
+CHILD_LINKS = ("macvlan", "ipvlan")  # drivers whose endpoint is a link inside the container only
 log = logging.getLogger("minidock.system")
 
 
@@ -100,6 +101,11 @@ class System:
             gw, prefix = net.gateway, net.ipam[0].prefixlen
             if f"{gw}/{prefix}" not in await core.host.addresses(bridge.index):
                 problems.append(f"network {net.name}: gateway address {gw}/{prefix} is missing from {net.bridge}")
+        for net in core.store.networks.all():
+            if net.driver in CHILD_LINKS:
+                parent = net.options.get("parent") or net.bridge
+                if parent not in links:
+                    problems.append(f"network {net.name}: its parent interface {parent} is missing")
         for net in self.overlays():
             assert core.cluster is not None
             veths = [ep.veth for c in self.wired() for ep in core.store.endpoints(container_id=c.id)
@@ -111,10 +117,12 @@ class System:
             eps = core.store.endpoints(container_id=c.id)
             plugged = []  # endpoints whose veth is there, so their inside can be looked at
             for ep in eps:
-                if ep.network_id not in bridges:  # an overlay's veth: checked with its network above
+                if ep.network_id not in bridges:
                     net = core.store.networks.get(ep.network_id)
-                    if net is not None and core.cluster is not None and await core.cluster.driver.has_port(
-                            net, ep.veth):
+                    if net is not None and net.driver in CHILD_LINKS:  # a link inside only: looked at there
+                        plugged.append(ep)
+                    elif net is not None and core.cluster is not None and await core.cluster.driver.has_port(
+                            net, ep.veth):  # an overlay's veth: checked with its network above
                         plugged.append(ep)
                     continue
                 veth, br = links.get(ep.veth), bridges[ep.network_id]
@@ -151,7 +159,9 @@ class System:
                 if not ep.ip:
                     continue
                 idx = await inside.index(ep.ifname)
-                if idx is None or ep.cidr not in await inside.addresses(idx):
+                if idx is None:
+                    problems.append(f"container {c.name}: {ep.ifname} is missing from {c.netns}")
+                elif ep.cidr not in await inside.addresses(idx):
                     problems.append(f"container {c.name}: {ep.ifname} lacks its address {ep.cidr}")
             gw = next((ep for ep in eps if ep.gateway_endpoint and ep.gateway), None)
             if gw is not None and await inside.default_gateway() != gw.gateway:
@@ -188,7 +198,7 @@ class System:
             try:
                 for ep in core.store.endpoints(container_id=c.id):
                     net = core.store.networks.get(ep.network_id)
-                    if net is not None and net.driver in ("bridge", "overlay"):
+                    if net is not None and net.driver in ("bridge", "overlay", *CHILD_LINKS):
                         await self._repair_endpoint(net, ep, sb, links)
             finally:
                 sb.close()
@@ -201,6 +211,8 @@ class System:
         veth = links.get(ep.veth)
         if net.driver == "overlay" and self.core.cluster is not None:
             there = await self.core.cluster.driver.has_port(net, ep.veth)
+        elif net.driver in CHILD_LINKS:
+            there = await (await sb.inside()).index(ep.ifname) is not None
         else:
             there = veth is not None
         if not there:
@@ -210,7 +222,7 @@ class System:
         if veth is not None and bridge is not None and veth.master != bridge.index:
             await self.core.host.attach_port(veth.index, bridge.index)
         inside = await sb.inside()  # an address or the default route removed inside
-        await inside.configure_interface(ep.ifname, ep.mac, ep.ip, ep.prefixlen)
+        await inside.configure_interface(ep.ifname, ep.mac if net.driver != "ipvlan" else None, ep.ip, ep.prefixlen)
         if ep.gateway_endpoint and ep.gateway and not net.internal:
             await inside.ensure_default_route(ep.gateway)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -104,8 +105,31 @@ def test_ip_range_or_gateway_without_subnet() -> None:
 
 
 def test_unknown_driver() -> None:
-    with pytest.raises(InvalidParameter, match='plugin "macvlan" not found'):
-        create(Driver="macvlan")
+    with pytest.raises(InvalidParameter, match='plugin "weave" not found'):
+        create(Driver="weave")
+
+
+@pytest.mark.parametrize(("options", "says"), [
+    ({"macvlan_mode": "hub"}, "requested macvlan mode 'hub' is not valid, 'bridge' mode is the macvlan driver"),
+    ({"parent": "lo"}, "loopback interface is not a valid macvlan parent link"),
+    ({"parent": "eth0.x"}, "required interface name format is: name.vlan_id"),
+    ({"parent": "eth0.5000"}, "vlan id must be between 1-4094, received: 5000"),
+])
+def test_macvlan_options_are_checked_as_docker_does(options: dict[str, str], says: str) -> None:
+    with pytest.raises(InvalidParameter, match=re.escape(says)):
+        create(Driver="macvlan", Options=options)
+
+
+def test_passthru_takes_its_parent_whole() -> None:
+    first = Network.from_json(create(Driver="macvlan", Name="a", Options={"parent": "eth0", "macvlan_mode": "passthru"}))
+    with pytest.raises(Forbidden, match="is already using parent interface eth0 in mode passthru"):
+        validate_create({"Name": "b", "Driver": "macvlan", "Options": {"parent": "eth0"}}, [first])
+    with pytest.raises(Forbidden, match="cannot use mode passthru, macvlan network .* is already using parent"):
+        validate_create({"Name": "b", "Driver": "macvlan", "Options": {"parent": "eth1", "macvlan_mode": "passthru"}},
+                        [Network.from_json(create(Driver="macvlan", Name="c", Options={"parent": "eth1"}))])
+    # two bridge-mode networks may share a parent (moby since 23)
+    shared = Network.from_json(create(Driver="macvlan", Name="c", Options={"parent": "eth1"}))
+    assert validate_create({"Name": "d", "Driver": "macvlan", "Options": {"parent": "eth1"}}, [shared]).name == "d"
 
 
 @pytest.mark.parametrize("driver", ["host", "null"])
