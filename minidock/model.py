@@ -47,6 +47,8 @@ class IPAMConfig:
     subnet: str
     gateway: str
     ip_range: str = ""
+    # --aux-address NAME=IP: addresses of the subnet no container gets (a host's own macvlan, a router)
+    aux: dict[str, str] = field(default_factory=dict)
 
     @property
     def prefixlen(self) -> int:
@@ -56,11 +58,13 @@ class IPAMConfig:
         out = {"subnet": self.subnet, "gateway": self.gateway}
         if self.ip_range:
             out["ip_range"] = self.ip_range
+        if self.aux:
+            out["aux"] = dict(self.aux)
         return out
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> IPAMConfig:
-        return IPAMConfig(d["subnet"], d["gateway"], d.get("ip_range", ""))
+        return IPAMConfig(d["subnet"], d["gateway"], d.get("ip_range", ""), dict(d.get("aux") or {}))
 
 
 @dataclass

@@ -69,6 +69,7 @@ def network_inspect(c: Ctx, fmt: str | None, networks: tuple[str, ...]) -> None:
 @click.option("--subnet", default="")
 @click.option("--ip-range", default="")
 @click.option("--gateway", default="")
+@click.option("--aux-address", "aux", multiple=True, help="NAME=IP: an address of the subnet no container gets")
 @click.option("--internal", is_flag=True)
 @click.option("--attachable", is_flag=True)
 @click.option("--label", "labels", multiple=True)
@@ -76,11 +77,14 @@ def network_inspect(c: Ctx, fmt: str | None, networks: tuple[str, ...]) -> None:
 @click.option("--ipam-driver", default="default")
 @click.argument("name")
 @pass_ctx
-def network_create(c: Ctx, driver: str, subnet: str, ip_range: str, gateway: str, internal: bool,
-                   attachable: bool, labels: tuple[str, ...], opts: tuple[str, ...], ipam_driver: str,
-                   name: str) -> None:
-    """Create a bridge network."""
-    config = {k: v for k, v in (("Subnet", subnet), ("IPRange", ip_range), ("Gateway", gateway)) if v}
+def network_create(c: Ctx, driver: str, subnet: str, ip_range: str, gateway: str, aux: tuple[str, ...],
+                   internal: bool, attachable: bool, labels: tuple[str, ...], opts: tuple[str, ...],
+                   ipam_driver: str, name: str) -> None:
+    """Create a network (bridge, overlay, macvlan, ipvlan)."""
+    config: dict[str, object] = {k: v for k, v in (("Subnet", subnet), ("IPRange", ip_range),
+                                                    ("Gateway", gateway)) if v}
+    if aux:
+        config["AuxiliaryAddresses"] = dict(a.partition("=")[::2] for a in aux)
     body = {"Name": name, "Driver": driver, "Internal": internal, "Attachable": attachable,
             "Labels": dict(lbl.partition("=")[::2] for lbl in labels),
             "Options": dict(o.partition("=")[::2] for o in opts),

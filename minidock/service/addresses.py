@@ -40,6 +40,8 @@ class Addresses:
             raise InvalidParameter(f"no configured subnet or ip-range contain the IP address {ip}")
         if str(addr) == net.gateway:
             raise Conflict(f"Address already in use: {ip} is the gateway of network {net.name}")
+        if str(addr) in net.ipam[0].aux.values():
+            raise Conflict(f"Address already in use: {ip} is an auxiliary address of network {net.name}")
         holder = self.store.leases(net.id).get(str(addr))
         pinned_by = [c.name for c in self.store.containers.indexed("pinned", net.name)
                      if c.networks[net.name].ipv4 == str(addr)]
@@ -61,6 +63,7 @@ class Addresses:
         rng = IPNetwork(cfg.ip_range) if cfg.ip_range else None
         ip = ipam.lowest_free(IPNetwork(cfg.subnet), self.store.lease_numbers(net.id),
                               {ipam.number(cfg.gateway), *pinned, *map(ipam.number, pending),
+                               *map(ipam.number, cfg.aux.values()),
                                *self.elsewhere(net.id)}, rng)
         if ip is None:
             raise Forbidden(f"no available IPv4 addresses on network {net.name}")

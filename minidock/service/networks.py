@@ -62,6 +62,8 @@ def network_json(net: Network, endpoints: list[Endpoint], names: dict[str, str],
         if c.ip_range:
             entry["IPRange"] = c.ip_range
         entry["Gateway"] = c.gateway
+        if c.aux:
+            entry["AuxiliaryAddresses"] = dict(c.aux)
         config.append(entry)
     return {
         "Name": net.name,
@@ -118,7 +120,7 @@ def validate_create(req: dict[str, Any], existing: list[Network], clustered: boo
     configs = ipam_req.get("Config") or []
     if len(configs) > 1:
         raise InvalidParameter("only one IPv4 subnet per network is supported")
-    config: dict[str, str] = {}
+    config: dict[str, Any] = {}
     if configs:
         c = configs[0]
         if c.get("Subnet"):
@@ -141,8 +143,16 @@ def validate_create(req: dict[str, Any], existing: list[Network], clustered: boo
                 config["gateway"] = str(gw)
             else:
                 config["gateway"] = str(ipam.default_gateway(subnet))
-        elif c.get("IPRange") or c.get("Gateway"):
-            raise InvalidParameter("ip-range and gateway need a subnet (--subnet)")
+            aux = {}
+            for aux_name, value in (c.get("AuxiliaryAddresses") or {}).items():
+                addr = ipam.parse_address(str(value), "auxiliary address")
+                if addr not in subnet:
+                    raise InvalidParameter(f"invalid auxiliary address {aux_name}={value}: it must be in subnet "
+                                           f"{subnet}")
+                aux[str(aux_name)] = str(addr)
+            config["aux"] = aux
+        elif c.get("IPRange") or c.get("Gateway") or c.get("AuxiliaryAddresses"):
+            raise InvalidParameter("ip-range, gateway and aux-address need a subnet (--subnet)")
     labels = {str(k): str(v) for k, v in (req.get("Labels") or {}).items()}
     if driver == "overlay" and (bridge or OPT_VNI in options):
         raise InvalidParameter(f"option {OPT_NAME if bridge else OPT_VNI} is not for overlay networks")

@@ -229,3 +229,26 @@ def test_ipvlan_l2_shares_the_parents_mac(md: Sandbox, lan: dict[str, str]) -> N
     finally:
         md.cli("rm", "-f", "i1", check=False)
         md.cli("network", "rm", "ipv")
+
+
+def test_an_aux_address_is_never_handed_out(md: Sandbox, lan: dict[str, str]) -> None:
+    """Docker's way to keep the host's own macvlan address out of the containers' pool."""
+    md.cli("network", "create", "-d", "macvlan", "--subnet", SUBNET, "--gateway", GATEWAY,
+           "--aux-address", "host=192.168.77.2", "-o", "parent=lan0", "aux")
+    try:
+        cfg = json.loads(md.cli("network", "inspect", "aux").out)[0]["IPAM"]["Config"][0]
+        assert cfg["AuxiliaryAddresses"] == {"host": "192.168.77.2"}
+        md.cli("run", "-d", "--name", "x1", "--network", "aux", "busybox", "sleep", "600")
+        assert md.inspect("x1", IP) == "192.168.77.3"
+        r = md.cli("run", "-d", "--name", "x2", "--network", "aux", "--ip", "192.168.77.2", "busybox", "sleep", "600",
+                   check=False)
+        assert r.code != 0 and "Address already in use" in r.err
+        # the host takes it: a macvlan of its own, and it reaches x1
+        md.host("ip", "link", "add", "mv-host", "link", "lan0", "type", "macvlan", "mode", "bridge")
+        md.host("ip", "addr", "add", "192.168.77.2/24", "dev", "mv-host")
+        md.host("ip", "link", "set", "mv-host", "up")
+        assert md.host("ping", "-c", "1", "-W", "2", "192.168.77.3").code == 0
+    finally:
+        md.host("ip", "link", "del", "mv-host", check=False)
+        md.cli("rm", "-f", "x1", "x2", check=False)
+        md.cli("network", "rm", "aux")
