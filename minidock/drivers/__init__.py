@@ -37,6 +37,19 @@ class Sandbox(Protocol):
     async def inside(self) -> Any: ...  # a Netlink bound to the namespace
 
 
+async def address(sb: Sandbox, ep: Endpoint, tx: Transaction, why: str) -> Any:
+    """The container's address on its interface `ep.ifname`, up: every driver's last step of a
+    join but the default route. Returns the Netlink bound to the container's namespace."""
+    inside = await sb.inside()
+    await tx.step(
+        "container address", inside.configure_interface(ep.ifname, None, ep.ip, ep.prefixlen),
+        commands=[f"ip -n {sb.netns} link set {ep.ifname} addrgenmode none",
+                  f"ip -n {sb.netns} addr add {ep.cidr} dev {ep.ifname}",
+                  f"ip -n {sb.netns} link set {ep.ifname} up"],
+        why=why)
+    return inside
+
+
 class Driver(Protocol):
     name: str
     scope: str

@@ -26,7 +26,7 @@ from ..kernel.iptables import BridgeRules
 from ..kernel.netlink import Netlink
 from ..model import OPT_ICC, OPT_MASQ, OPT_MTU, OPT_NAME, Endpoint, Network
 from ..steps import Transaction, explained, record
-from . import ALIAS_PREFIX, Sandbox
+from . import ALIAS_PREFIX, Sandbox, address
 
 __all__ = ["ALIAS_PREFIX", "OPT_ICC", "OPT_MASQ", "OPT_MTU", "OPT_NAME", "BridgeDriver", "random_mac"]
 
@@ -125,18 +125,9 @@ class BridgeDriver:
             )
         finally:
             os.close(fd)
-        inside = await sb.inside()
-        await tx.step(
-            "container address",
-            inside.configure_interface(ifname, None, ep.ip, ep.prefixlen),
-            commands=[
-                f"ip -n {sb.netns} link set {ifname} addrgenmode none",
-                f"ip -n {sb.netns} addr add {ep.cidr} dev {ifname}",
-                f"ip -n {sb.netns} link set {ifname} up",
-            ],
-            why="the container's address on the network (IPv4 only, as the network: no IPv6 link-local "
-                "address, whose neighbour and router solicitations the bridge would flood to every port)",
-        )
+        inside = await address(sb, ep, tx, "the container's address on the network (IPv4 only, as the network: "
+                               "no IPv6 link-local address, whose neighbour and router solicitations the bridge "
+                               "would flood to every port)")
         if ep.gateway_endpoint and ep.gateway:
             await tx.step(
                 "default route",

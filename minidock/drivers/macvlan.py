@@ -27,7 +27,7 @@ from ..kernel import netns
 from ..kernel.netlink import Netlink
 from ..model import Endpoint, Network
 from ..steps import Transaction, explained, record
-from . import ALIAS_PREFIX, Sandbox
+from . import ALIAS_PREFIX, Sandbox, address
 
 OPT_PARENT = "parent"
 MODE_OPTION = {"macvlan": "macvlan_mode", "ipvlan": "ipvlan_mode"}
@@ -156,12 +156,7 @@ class ParentDriver:
                     + f" (mode {mode})")
         finally:
             os.close(fd)
-        inside = await sb.inside()
-        await tx.step(
-            "container address", inside.configure_interface(ep.ifname, None, ep.ip, ep.prefixlen),
-            commands=[f"ip -n {sb.netns} addr add {ep.cidr} dev {ep.ifname}",
-                      f"ip -n {sb.netns} link set {ep.ifname} up"],
-            why="an address of the LAN's subnet: the LAN sees the container itself")
+        inside = await address(sb, ep, tx, "an address of the LAN's subnet: the LAN sees the container itself")
         if ep.gateway_endpoint and not net.internal and net.options.get(OPT_PARENT):  # a dummy leads nowhere
             if kind == "ipvlan" and mode != "l2":
                 await tx.step(

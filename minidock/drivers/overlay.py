@@ -32,7 +32,7 @@ from ..kernel import netns
 from ..kernel.netlink import Netlink
 from ..model import Endpoint, Network
 from ..steps import Transaction, explained, record
-from . import ALIAS_PREFIX, Sandbox
+from . import ALIAS_PREFIX, Sandbox, address
 from .bridge import random_mac
 
 VXLAN_PORT = 4789  # IANA's
@@ -140,13 +140,8 @@ class OverlayDriver:
                 why="a virtual cable from the container to the overlay's bridge, in the overlay's namespace")
         finally:
             os.close(fd)
-        inside = await sb.inside()
-        await tx.step(
-            "container address", inside.configure_interface(ep.ifname, None, ep.ip, ep.prefixlen),
-            commands=[f"ip -n {sb.netns} link set {ep.ifname} addrgenmode none",
-                      f"ip -n {sb.netns} addr add {ep.cidr} dev {ep.ifname}",
-                      f"ip -n {sb.netns} link set {ep.ifname} up"],
-            why="the container's address on the overlay, unique across the cluster (claimed in the store)")
+        await address(sb, ep, tx, "the container's address on the overlay, unique across the cluster (claimed in "
+                      "the store)")
 
     async def leave(self, net: Network, ep: Endpoint, delete_link: bool = True, netns_name: str = "") -> None:
         if delete_link:

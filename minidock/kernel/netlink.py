@@ -205,7 +205,6 @@ class Netlink:
         """`ip link add NAME link PARENT [address MAC] mtu MTU type macvlan|ipvlan mode MODE`, born
         inside the namespace `netns_fd` (the parent stays here). Idempotent: one of that name
         already inside counts as made."""
-        ipr = await self._query()
         spec: dict[str, object] = {"ifname": name, "kind": kind, "link": parent, "net_ns_fd": netns_fd, "mtu": mtu}
         if kind == "macvlan":
             spec["macvlan_mode"] = mode
@@ -213,51 +212,40 @@ class Netlink:
                 spec["address"] = mac
         else:
             spec["ipvlan_mode"] = IPVLAN_MODES[mode]
+        await self._add(**spec)
+
+    async def _add(self, **spec: object) -> None:
+        """`ip link add …` through pyroute2; one already there counts as made."""
         try:
-            await ipr.link("add", **spec)
+            await (await self._query()).link("add", **spec)
         except NetlinkError as e:
             if e.code not in EXISTS:
                 raise
+
+    async def _add_up(self, name: str, **spec: object) -> int:
+        await self._add(ifname=name, **spec)
+        idx = await self._must(name)
+        await self.set_up(idx)
+        return idx
 
     async def ensure_vlan(self, name: str, parent: int, vid: int, alias: str) -> int:
         """`ip link add link PARENT name NAME type vlan id VID; ip link set NAME up`."""
-        ipr = await self._query()
-        try:
-            await ipr.link("add", ifname=name, kind="vlan", link=parent, vlan_id=vid, ifalias=alias)
-        except NetlinkError as e:
-            if e.code not in EXISTS:
-                raise
-        idx = await self._must(name)
-        await self.set_up(idx)
-        return idx
+        return await self._add_up(name, kind="vlan", link=parent, vlan_id=vid, ifalias=alias)
 
     async def ensure_dummy(self, name: str, alias: str) -> int:
         """`ip link add NAME type dummy; ip link set NAME up`."""
-        ipr = await self._query()
-        try:
-            await ipr.link("add", ifname=name, kind="dummy", ifalias=alias)
-        except NetlinkError as e:
-            if e.code not in EXISTS:
-                raise
-        idx = await self._must(name)
-        await self.set_up(idx)
-        return idx
+        return await self._add_up(name, kind="dummy", ifalias=alias)
 
     # -- VXLAN and its tables (the overlay driver) ---------------------------
     async def ensure_vxlan(self, name: str, vni: int, local: str, port: int, mtu: int, alias: str,
                            into: int) -> None:
         """A VXLAN device made here, in this Netlink's namespace, so that its UDP socket
         lives here (on the underlay), then moved into the namespace `into` (an fd)."""
-        ipr = await self._query()
-        try:
-            await ipr.link("add", ifname=name, kind="vxlan", vxlan_id=vni, vxlan_port=port,
-                           vxlan_local=local, vxlan_learning=0, vxlan_proxy=1, mtu=mtu, ifalias=alias)
-        except NetlinkError as e:
-            if e.code not in EXISTS:
-                raise
+        await self._add(ifname=name, kind="vxlan", vxlan_id=vni, vxlan_port=port, vxlan_local=local,
+                        vxlan_learning=0, vxlan_proxy=1, mtu=mtu, ifalias=alias)
         idx = await self.index(name)
         if idx is not None:  # absent here: an earlier attempt moved it already
-            await ipr.link("set", index=idx, net_ns_fd=into)
+            await (await self._query()).link("set", index=idx, net_ns_fd=into)
 
     async def ensure_port(self, name: str, master: int) -> int:
         """Link `name` (of this namespace) a port of bridge `master`, up."""
