@@ -101,7 +101,8 @@ def container_json(c: Container, eps: list[Endpoint], nets: dict[str, Network], 
             "Bridge": "",
             "SandboxID": c.id if c.netns else "",
             "SandboxKey": netns.path(c.netns) if c.netns else "",
-            "Ports": ports.settings(c.ports, c.config.get("ExposedPorts") or {}) if running else {},
+            "Ports": ports.settings(c.ports, c.config.get("ExposedPorts") or {})
+            if running and not _on_a_lan(c, nets) else {},
             "HairpinMode": False,
             "LinkLocalIPv6Address": "",
             "LinkLocalIPv6PrefixLen": 0,
@@ -131,7 +132,7 @@ def container_summary(c: Container, eps: list[Endpoint], nets: dict[str, Network
         "Created": int(c.created),
         "Ports": [{"IP": p.host_ip, "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto}
                   for p in c.ports]
-        + [{"PrivatePort": port, "Type": proto} for port, proto in _unpublished(c)],
+        + [{"PrivatePort": port, "Type": proto} for port, proto in _unpublished(c) if not _on_a_lan(c, nets)],
         "Labels": c.config["Labels"],
         "State": c.state.status,
         "Status": status_text(c),
@@ -151,6 +152,13 @@ def status_text(c: Container, now: float | None = None) -> str:
     if st.status == "exited":
         return f"Exited ({st.exit_code}) {human_duration(now - st.finished_at)} ago"
     return "Created"
+
+
+def _on_a_lan(c: Container, nets: dict[str, Network]) -> bool:
+    """On a macvlan or ipvlan network first: Docker shows no ports at all (its driver takes none)."""
+    first = next(iter(c.networks.values()), None)
+    net = nets.get(first.network_id) if first is not None else None
+    return net is not None and net.driver in ("macvlan", "ipvlan")
 
 
 def _unpublished(c: Container) -> list[tuple[int, str]]:

@@ -152,6 +152,10 @@ def test_published_ports_are_ignored_as_docker_does(md: Sandbox, mv: str) -> Non
     md.cli("run", "-d", "--name", "pub", "--network", mv, "-p", "8089:80", "busybox", "sleep", "600")
     assert "8089" not in md.host("iptables-save").out
     assert "macvlan driver does not support port mappings" in md.daemon_log()
+    # as Docker 20.10 shows it: no ports at all, in inspect, port and ps
+    assert md.inspect("pub", "{{json .NetworkSettings.Ports}}") == "{}"
+    assert md.cli("port", "pub").out == ""
+    assert md.cli("ps", "--filter", "name=pub", "--format", "{{.Ports}}").out.strip() == ""
 
 
 def test_check_and_repair_know_a_macvlan_link(md: Sandbox, mv: str) -> None:
