@@ -83,6 +83,7 @@ class Network:
     # dummy a macvlan or ipvlan network made for its parent
     bridge: str = ""
     predefined: bool = False
+    enable_ipv6: bool = False  # dual stack: ipam holds the IPv4 config first, then the IPv6 one
 
     @property
     def subnet(self) -> str:
@@ -91,6 +92,13 @@ class Network:
     @property
     def gateway(self) -> str:
         return self.ipam[0].gateway if self.ipam else ""
+
+    @property
+    def ipam6(self) -> IPAMConfig | None:
+        """The IPv6 config, on a network with IPv6 enabled."""
+        if not self.enable_ipv6:
+            return None
+        return next((c for c in self.ipam if ":" in c.subnet), None)
 
     @property
     def user_defined(self) -> bool:
@@ -123,7 +131,7 @@ class Network:
             "ipam": {"driver": "default", "options": self.ipam_options,
                      "config": [c.to_json() for c in self.ipam]},
             "options": dict(self.options), "labels": dict(self.labels), "bridge": self.bridge,
-            "predefined": self.predefined,
+            "predefined": self.predefined, "enable_ipv6": self.enable_ipv6,
         }
 
     @staticmethod
@@ -135,7 +143,7 @@ class Network:
             ipam=[IPAMConfig.from_json(c) for c in ipam.get("config") or []],
             ipam_options=ipam.get("options"), options=dict(d.get("options") or {}),
             labels=dict(d.get("labels") or {}), bridge=d.get("bridge", ""),
-            predefined=bool(d.get("predefined")),
+            predefined=bool(d.get("predefined")), enable_ipv6=bool(d.get("enable_ipv6")),
         )
 
 
@@ -154,10 +162,17 @@ class Endpoint:
     prefixlen: int = 0
     mac: str = ""
     gateway: str = ""
+    ip6: str = ""  # on a network with IPv6 enabled
+    prefixlen6: int = 0
+    gateway6: str = ""
 
     @property
     def cidr(self) -> str:
         return f"{self.ip}/{self.prefixlen}" if self.ip else ""
+
+    @property
+    def cidr6(self) -> str:
+        return f"{self.ip6}/{self.prefixlen6}" if self.ip6 else ""
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -233,13 +248,17 @@ class Attachment:
     network_id: str
     aliases: list[str] = field(default_factory=list)
     ipv4: str = ""  # pinned with --ip
+    ipv6: str = ""  # pinned with --ip6
 
     def to_json(self) -> dict[str, Any]:
-        return {"network_id": self.network_id, "aliases": list(self.aliases), "ipv4": self.ipv4}
+        out = {"network_id": self.network_id, "aliases": list(self.aliases), "ipv4": self.ipv4}
+        if self.ipv6:
+            out["ipv6"] = self.ipv6
+        return out
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> Attachment:
-        return Attachment(d["network_id"], list(d.get("aliases") or []), d.get("ipv4") or "")
+        return Attachment(d["network_id"], list(d.get("aliases") or []), d.get("ipv4") or "", d.get("ipv6") or "")
 
 
 @dataclass
@@ -277,8 +296,8 @@ class Container:
 
     @property
     def pinned(self) -> dict[str, str]:
-        """network name -> the address asked for with --ip."""
-        return {name: a.ipv4 for name, a in self.networks.items() if a.ipv4}
+        """network name -> the address asked for with --ip (or --ip6)."""
+        return {name: a.ipv4 or a.ipv6 for name, a in self.networks.items() if a.ipv4 or a.ipv6}
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -28,6 +28,7 @@ def container_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--network", "--net", "network", default="", help="bridge (default), host, none or NAME"),
         click.option("--network-alias", "--net-alias", "aliases", multiple=True),
         click.option("--ip", default=""),
+        click.option("--ip6", default=""),
         click.option("-h", "--hostname", default=""),
         click.option("--add-host", "add_hosts", multiple=True, help="NAME:IP or NAME:host-gateway"),
         click.option("--dns", multiple=True),
@@ -63,8 +64,8 @@ def create_body(o: dict[str, Any]) -> dict[str, Any]:
             e = f"{e}={val}"
         env.append(e)
     endpoint: dict[str, Any] = {}
-    if o["ip"]:
-        endpoint["IPAMConfig"] = {"IPv4Address": o["ip"]}
+    if o["ip"] or o["ip6"]:
+        endpoint["IPAMConfig"] = {k: v for k, v in (("IPv4Address", o["ip"]), ("IPv6Address", o["ip6"])) if v}
     if o["aliases"]:
         endpoint["Aliases"] = list(o["aliases"])
     netkey = "bridge" if network == "default" else network

@@ -64,12 +64,33 @@ def network_inspect(c: Ctx, fmt: str | None, networks: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
+def ipam_configs(subnets: tuple[str, ...], ranges: tuple[str, ...], gateways: tuple[str, ...],
+                 aux: tuple[str, ...]) -> list[dict[str, object]]:
+    """Docker's pairing: each --ip-range, --gateway and --aux-address goes with the --subnet of
+    its family (an address with ':' is IPv6)."""
+    configs: dict[int, dict[str, object]] = {}
+    for s in subnets:
+        configs[6 if ":" in s else 4] = {"Subnet": s}
+
+    def of(value: str) -> dict[str, object]:
+        return configs.setdefault(6 if ":" in value else 4, {})
+    for r in ranges:
+        of(r)["IPRange"] = r
+    for g in gateways:
+        of(g)["Gateway"] = g
+    for a in aux:
+        key, _, value = a.partition("=")
+        of(value).setdefault("AuxiliaryAddresses", {})[key] = value  # type: ignore[union-attr]
+    return [configs[v] for v in (4, 6) if v in configs]
+
+
 @network.command("create", context_settings=CONTEXT)
 @click.option("-d", "--driver", default="bridge")
-@click.option("--subnet", default="")
-@click.option("--ip-range", default="")
-@click.option("--gateway", default="")
+@click.option("--subnet", multiple=True, help="one per family: --subnet 10.1.0.0/24 --subnet fd00:1::/64")
+@click.option("--ip-range", multiple=True)
+@click.option("--gateway", multiple=True)
 @click.option("--aux-address", "aux", multiple=True, help="NAME=IP: an address of the subnet no container gets")
+@click.option("--ipv6", is_flag=True, help="dual stack: an IPv6 subnet too (a ULA /64 unless --subnet gives one)")
 @click.option("--internal", is_flag=True)
 @click.option("--attachable", is_flag=True)
 @click.option("--label", "labels", multiple=True)
@@ -77,18 +98,15 @@ def network_inspect(c: Ctx, fmt: str | None, networks: tuple[str, ...]) -> None:
 @click.option("--ipam-driver", default="default")
 @click.argument("name")
 @pass_ctx
-def network_create(c: Ctx, driver: str, subnet: str, ip_range: str, gateway: str, aux: tuple[str, ...],
-                   internal: bool, attachable: bool, labels: tuple[str, ...], opts: tuple[str, ...],
-                   ipam_driver: str, name: str) -> None:
+def network_create(c: Ctx, driver: str, subnet: tuple[str, ...], ip_range: tuple[str, ...],
+                   gateway: tuple[str, ...], aux: tuple[str, ...], ipv6: bool, internal: bool, attachable: bool,
+                   labels: tuple[str, ...], opts: tuple[str, ...], ipam_driver: str, name: str) -> None:
     """Create a network (bridge, overlay, macvlan, ipvlan)."""
-    config: dict[str, object] = {k: v for k, v in (("Subnet", subnet), ("IPRange", ip_range),
-                                                    ("Gateway", gateway)) if v}
-    if aux:
-        config["AuxiliaryAddresses"] = dict(a.partition("=")[::2] for a in aux)
-    body = {"Name": name, "Driver": driver, "Internal": internal, "Attachable": attachable,
+    configs = ipam_configs(subnet, ip_range, gateway, aux)
+    body = {"Name": name, "Driver": driver, "Internal": internal, "Attachable": attachable, "EnableIPv6": ipv6,
             "Labels": dict(lbl.partition("=")[::2] for lbl in labels),
             "Options": dict(o.partition("=")[::2] for o in opts),
-            "IPAM": {"Driver": ipam_driver, "Config": [config] if config else []}}
+            "IPAM": {"Driver": ipam_driver, "Config": configs}}
     res = c.call("POST", "/networks/create", body=body)
     click.echo(res["Id"])
 
@@ -103,15 +121,16 @@ def network_rm(c: Ctx, networks: tuple[str, ...]) -> None:
 
 @network.command("connect", context_settings=CONTEXT)
 @click.option("--ip", default="")
+@click.option("--ip6", default="")
 @click.option("--alias", "aliases", multiple=True)
 @click.argument("network_name", metavar="NETWORK")
 @click.argument("container")
 @pass_ctx
-def network_connect(c: Ctx, ip: str, aliases: tuple[str, ...], network_name: str, container: str) -> None:
+def network_connect(c: Ctx, ip: str, ip6: str, aliases: tuple[str, ...], network_name: str, container: str) -> None:
     """Connect a container to a network (live: a new ethN appears)."""
     ep: dict[str, Any] = {"Aliases": list(aliases)}
-    if ip:
-        ep["IPAMConfig"] = {"IPv4Address": ip}
+    if ip or ip6:
+        ep["IPAMConfig"] = {k: v for k, v in (("IPv4Address", ip), ("IPv6Address", ip6)) if v}
     c.call("POST", f"/networks/{q(network_name)}/connect", body={"Container": container, "EndpointConfig": ep})
 
 

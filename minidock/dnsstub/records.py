@@ -78,20 +78,24 @@ class Records:
         if r.names and ptr.get(r.ip) == r.names[0]:
             del ptr[r.ip]
 
-    def lookup(self, container_id: str, name: str, rotate: bool = False) -> list[str] | None:
-        """Addresses of `name` as container `container_id` sees it; None if unknown.
+    def lookup(self, container_id: str, name: str, rotate: bool = False, family: int = 4) -> list[str] | None:
+        """Addresses of `family` of `name` as container `container_id` sees it; None if the name
+        is unknown, [] if it has addresses of the other family only (an empty answer, not NXDOMAIN).
 
         With `rotate`, successive answers start at the next address (round robin
         over the containers sharing an alias, as Docker does)."""
         key = name.lower().rstrip(".")
         found: list[str] = []
+        known = False
+        six = family == 6
         with self._lock:
             for net in self.networks_of.get(container_id, []):
                 for ip in self.by_network.get(net, {}).get(key, []):
-                    if ip not in found:
+                    known = True
+                    if (":" in ip) == six and ip not in found:
                         found.append(ip)
             if not found:
-                return None
+                return [] if known else None
             if rotate and len(found) > 1:
                 k = self._turn[key] = (self._turn.get(key, -1) + 1) % len(found)
                 found = found[k:] + found[:k]

@@ -144,13 +144,17 @@ class DnsServer:
                     r.flags |= dns.flags.AA | dns.flags.RA
                     r.answer.append(dns.rrset.from_text(question.name, TTL, "IN", "PTR", ptr + "."))
                     return r.to_wire()
-            ips = self.records.lookup(container_id, qname, rotate=question.rdtype == dns.rdatatype.A)
+            six = question.rdtype == dns.rdatatype.AAAA
+            ips = self.records.lookup(container_id, qname, rotate=question.rdtype in (dns.rdatatype.A,
+                                                                                    dns.rdatatype.AAAA),
+                                      family=6 if six else 4)
             if ips is not None:
                 r = dns.message.make_response(q)
                 r.flags |= dns.flags.AA | dns.flags.RA
-                if question.rdtype == dns.rdatatype.A:
-                    r.answer.append(dns.rrset.from_text(question.name, TTL, "IN", "A", *ips))
-                # AAAA and other types of our names: an empty, authoritative answer
+                if question.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA) and ips:
+                    r.answer.append(dns.rrset.from_text(question.name, TTL, "IN", "AAAA" if six else "A", *ips))
+                # a name of ours with no address of that family, or another type: an empty,
+                # authoritative answer (Docker's NOERROR), never NXDOMAIN nor a forward
                 return r.to_wire()
         return await self.forward(container_id, q, wire, tcp)
 

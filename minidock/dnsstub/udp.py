@@ -160,7 +160,7 @@ class UdpThread:
         ips = None
         if fast is not None:
             ips = self.records.lookup(stub.container_id, fast[1], rotate=True)
-        if fast is None or ips is None:
+        if fast is None or not ips:  # unknown, or IPv6 only: the general path answers
             self._hand_over(stub, query, peer)
             return None
         qid, _, qend = fast

@@ -71,6 +71,18 @@ class BridgeDriver:
             commands=[f"ip addr add {cfg.gateway}/{prefix} dev {br}"],
             why="the host's address on the bridge is the containers' default gateway",
         )
+        six = net.ipam6
+        if six is not None:
+            p6 = int(six.subnet.rsplit("/", 1)[1])
+            await tx.step(
+                "IPv6 gateway address", self.host.ensure_addr6(idx, six.gateway, p6),
+                commands=[f"ip -6 addr add {six.gateway}/{p6} dev {br} nodad"],
+                why="the containers' IPv6 default gateway; nodad: usable at once, no 2 s of duplicate "
+                    "address detection on a subnet only we hand out")
+            await tx.step(
+                "IPv6 forwarding", _async(sysctl.ensure, "net.ipv6.conf.all.forwarding", "1"),
+                commands=["sysctl -w net.ipv6.conf.all.forwarding=1"],
+                why="let the host route IPv6 between the bridge and its other interfaces")
         await tx.step("bridge up", self.host.set_up(idx), commands=[f"ip link set {br} up"])
         if not net.internal:
             await tx.step(
@@ -128,6 +140,17 @@ class BridgeDriver:
         inside = await address(sb, ep, tx, "the container's address on the network (IPv4 only, as the network: "
                                "no IPv6 link-local address, whose neighbour and router solicitations the bridge "
                                "would flood to every port)")
+        if ep.ip6:
+            idx = await inside.index(ep.ifname)
+            await tx.step(
+                "container IPv6 address", inside.ensure_addr6(idx, ep.ip6, ep.prefixlen6),
+                commands=[f"ip -n {sb.netns} -6 addr add {ep.cidr6} dev {ep.ifname} nodad"],
+                why="dual stack: the container's IPv6 address, usable at once (no duplicate address detection)")
+            if ep.gateway_endpoint and ep.gateway6:
+                await tx.step(
+                    "IPv6 default route", inside.ensure_default_route6(ep.gateway6),
+                    commands=[f"ip -n {sb.netns} -6 route add default via {ep.gateway6}"],
+                    why="IPv6 not on the subnet goes to the bridge, then the host's NAT66")
         if ep.gateway_endpoint and ep.gateway:
             await tx.step(
                 "default route",
@@ -150,8 +173,9 @@ class BridgeDriver:
             await conntrack.forget(ep.ip)
 
     def firewall(self, net: Network) -> BridgeRules | None:
+        six = net.ipam6
         return BridgeRules(network=net.name, bridge=net.bridge, subnet=net.subnet, icc=net.icc,
-                           masquerade=net.masquerade, internal=net.internal)
+                           masquerade=net.masquerade, internal=net.internal, subnet6=six.subnet if six else "")
 
 
 async def _async(fn: Any, *args: Any) -> Any:

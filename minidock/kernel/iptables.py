@@ -14,6 +14,10 @@ our chains:
     nat OUTPUT (to a local address)               ─▶ MINIDOCK
     nat POSTROUTING ─▶ MINIDOCK-POSTROUTING   (MASQUERADE out, hairpin, host loopback)
 
+IPv6 (a network with --ipv6) gets the same layout from ip6tables, with the
+network's IPv6 subnet: isolation, icc, internal, direct access dropped, NAT66
+out. `family=6` selects it throughout.
+
 Docker puts its MASQUERADE rules straight into POSTROUTING; we keep them in a
 chain of our own so that the built-in chains only ever hold our jumps.
 
@@ -41,7 +45,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..ports import Published
 
@@ -64,6 +68,12 @@ JUMPS: list[tuple[str, str, str]] = [
     ("nat", "OUTPUT", "-m addrtype --dst-type LOCAL -j MINIDOCK"),
     ("nat", "POSTROUTING", "-j MINIDOCK-POSTROUTING"),
 ]
+JUMPS6 = [(t, c, s.replace("127.0.0.0/8", "::1/128")) for t, c, s in JUMPS]
+TOOL = {4: "iptables", 6: "ip6tables"}
+
+
+def jumps(family: int) -> list[tuple[str, str, str]]:
+    return JUMPS6 if family == 6 else JUMPS
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,7 @@ class BridgeRules:
     icc: bool = True
     masquerade: bool = True
     internal: bool = False
+    subnet6: str = ""  # with --ipv6
 
 
 @dataclass
@@ -99,14 +110,19 @@ def _comment(text: str) -> str:
     return f'-m comment --comment "{text}"'
 
 
-def ruleset(networks: list[BridgeRules], published: Iterable[Published] = (), maps: bool = False) -> Ruleset:
+def ruleset(networks: list[BridgeRules], published: Iterable[Published] = (), maps: bool = False,
+            family: int = 4) -> Ruleset:
     """Every rule of ours for these networks and published ports, in order.
 
     With `maps` (daemon --port-maps) the ports themselves are nftables map elements
     (kernel/nftables.py): no rule per port here, but per network one ACCEPT and one
-    hairpin MASQUERADE for whatever was DNATed to it."""
+    hairpin MASQUERADE for whatever was DNATed to it. `family=6`: the ip6tables rules
+    of the networks with IPv6 (published ports stay IPv4 for now)."""
     rs = Ruleset()
     f, n = rs.filter, rs.nat
+    if family == 6:
+        networks = [replace(net, subnet=net.subnet6) for net in networks if net.subnet6]
+        published, maps = (), False
     ports = [] if maps else sorted(published, key=lambda p: (p.host_port, p.proto, p.host_ip, p.container))
     f.append("-A MINIDOCK-USER -j RETURN")
     f.append("-A MINIDOCK-FORWARD -j MINIDOCK-CT")
@@ -142,7 +158,7 @@ def ruleset(networks: list[BridgeRules], published: Iterable[Published] = (), ma
             f.append(f"-A MINIDOCK-FORWARD -i {br} -o {br} {tag} -j DROP")
         if net.masquerade and not net.internal:
             n.append(f"-A MINIDOCK-POSTROUTING -s {net.subnet} ! -o {br} {tag} -j MASQUERADE")
-        if not net.internal:
+        if not net.internal and family == 4:  # IPv6 has no route_localnet: ::1 never leaves the host
             n.append(f"-A MINIDOCK-POSTROUTING -s 127.0.0.0/8 -o {br} {tag} -j MASQUERADE")
             if maps:
                 n.append(f"-A MINIDOCK-POSTROUTING -s {net.subnet} -o {br} -m conntrack --ctstate DNAT "
@@ -162,7 +178,7 @@ def _match(p: Published, port: int, dst: str = "") -> str:
     return f"{where} -p {p.proto} -m {p.proto} --dport {port}"
 
 
-def jump_lines(existing: str) -> tuple[list[str], list[str]]:
+def jump_lines(existing: str, family: int = 4) -> tuple[list[str], list[str]]:
     """Lines that put our jumps at the top of each built-in chain, per table.
 
     A chain whose jumps are all present, in order, is left alone; otherwise
@@ -170,7 +186,7 @@ def jump_lines(existing: str) -> tuple[list[str], list[str]]:
     """
     out: dict[str, list[str]] = {"filter": [], "nat": []}
     groups: dict[tuple[str, str], list[str]] = {}
-    for table, chain, spec in JUMPS:
+    for table, chain, spec in jumps(family):
         groups.setdefault((table, chain), []).append(spec)
     for (table, chain), specs in groups.items():
         rules = _chain_rules(existing, table, chain)
@@ -214,22 +230,22 @@ async def _run(*argv: str, stdin: str | None = None) -> str:
     return out.decode()
 
 
-async def save() -> str:
-    return await _run("iptables-save")
+async def save(family: int = 4) -> str:
+    return await _run(f"{TOOL[family]}-save")
 
 
-async def apply(rs: Ruleset) -> list[str]:
+async def apply(rs: Ruleset, family: int = 4) -> list[str]:
     """Refill our chains (and add any missing jump) in one atomic batch.
 
-    Returns what changed as `iptables` commands, for --explain.
+    Returns what changed as `iptables` (`ip6tables`) commands, for --explain.
     """
-    before = await save()
-    jumps = jump_lines(before)
-    await _run("iptables-restore", "-w", "--noflush", stdin=rs.restore_text(jumps))
-    return explain(before, rs, jumps)
+    before = await save(family)
+    lines = jump_lines(before, family)
+    await _run(f"{TOOL[family]}-restore", "-w", "--noflush", stdin=rs.restore_text(lines))
+    return explain(before, rs, lines, TOOL[family])
 
 
-def explain(before: str, rs: Ruleset, jumps: tuple[list[str], list[str]]) -> list[str]:
+def explain(before: str, rs: Ruleset, jumps: tuple[list[str], list[str]], tool: str = "iptables") -> list[str]:
     """The batch as the `iptables` commands that take `before` to the new state.
 
     We refill whole chains, but a student wants to see what changed: rules
@@ -245,35 +261,35 @@ def explain(before: str, rs: Ruleset, jumps: tuple[list[str], list[str]]) -> lis
         section = _table_section(before, table)
         for chain in chains:
             if f":{chain} " not in section:
-                made.append(f"iptables -t {table} -N {chain}")
+                made.append(f"{tool} -t {table} -N {chain}")
             old = _chain_rules(before, table, chain)
             new = [ln[len(f"-A {chain} "):] for ln in lines if ln.startswith(f"-A {chain} ")]
             same = difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_matching_blocks()
             old_kept = {b.a + k for b in same for k in range(b.size)}
             new_kept = {b.b + k for b in same for k in range(b.size)}
-            changes += [f"iptables -t {table} -D {chain} {r}" for i, r in enumerate(old) if i not in old_kept]
+            changes += [f"{tool} -t {table} -D {chain} {r}" for i, r in enumerate(old) if i not in old_kept]
             kept = [new[j] for j in sorted(new_kept)]
             for pos, rule in enumerate(new):
                 if pos in new_kept:
                     continue
-                changes.append(f"iptables -t {table} -A {chain} {rule}" if pos == len(kept)
-                               else f"iptables -t {table} -I {chain} {pos + 1} {rule}")
+                changes.append(f"{tool} -t {table} -A {chain} {rule}" if pos == len(kept)
+                               else f"{tool} -t {table} -I {chain} {pos + 1} {rule}")
                 kept.insert(pos, rule)
-        changes += [f"iptables -t {table} {line}" for line in jump]
+        changes += [f"{tool} -t {table} {line}" for line in jump]
     return made + changes
 
 
 def _our_jumps(save: str, table: str) -> list[str]:
     """Delete lines for every jump of ours in the built-in chains of `table`."""
-    builtin = dict.fromkeys(c for t, c, _ in JUMPS if t == table)
+    builtin = dict.fromkeys(c for t, c, _ in JUMPS if t == table)  # the same chains for IPv6
     out = [f"-D {chain} {rule}" for chain in builtin for rule in _chain_rules(save, table, chain)
            if _is_our_jump(rule)]
     return list(dict.fromkeys(out))
 
 
-async def remove_all() -> None:
+async def remove_all(family: int = 4) -> None:
     """Delete every jump and chain of ours (`minidock system reset`)."""
-    current = await save()
+    current = await save(family)
     lines = ["*filter"]
     lines += _our_jumps(current, "filter")
     lines += [f"-F {c}" for c in FILTER_CHAINS if f":{c} " in _table_section(current, "filter")]
@@ -283,4 +299,4 @@ async def remove_all() -> None:
     lines += [f"-F {c}" for c in NAT_CHAINS if f":{c} " in _table_section(current, "nat")]
     lines += [f"-X {c}" for c in NAT_CHAINS if f":{c} " in _table_section(current, "nat")]
     lines += ["COMMIT", ""]
-    await _run("iptables-restore", "-w", "--noflush", stdin="\n".join(lines))
+    await _run(f"{TOOL[family]}-restore", "-w", "--noflush", stdin="\n".join(lines))

@@ -318,6 +318,14 @@ class Netlink:
         self._do(*batch, ok=EXISTS)
         return idx
 
+    async def ensure_addr6(self, index: int, address: str, prefixlen: int) -> None:
+        """An IPv6 address without duplicate address detection (the link keeps no link-local
+        address: addrgenmode none, as configure_interface leaves it)."""
+        self._do(rtnl.addr6_add(index, address, prefixlen), ok=EXISTS)
+
+    async def ensure_default_route6(self, gateway: str) -> None:
+        self._do(rtnl.default_route6(gateway), ok=EXISTS)
+
     async def ensure_default_route(self, gateway: str) -> None:
         # proto boot (3), as `ip route add` and Docker make it
         self._do(rtnl.default_route(gateway), ok=EXISTS)

@@ -34,7 +34,8 @@ VETH_INFO_PEER = 1
 IFLA_BRPORT_MODE = 4  # hairpin
 IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 8, 1
 HAS_IPV6 = os.path.exists("/proc/sys/net/ipv6")
-IFA_ADDRESS, IFA_LOCAL = 1, 2
+IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS = 1, 2, 8
+IFA_F_NODAD = 0x02
 RTA_OIF, RTA_GATEWAY = 4, 5
 RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
 RT_SCOPE_LINK = 253
@@ -127,6 +128,23 @@ def addr_add(index: int, address: str, prefixlen: int) -> Message:
     packed = socket.inet_aton(address)
     body = struct.pack("=BBBBI", socket.AF_INET, prefixlen, 0, RT_SCOPE_UNIVERSE, index)
     return Message(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body + _attr(IFA_LOCAL, packed) + _attr(IFA_ADDRESS, packed))
+
+
+def addr6_add(index: int, address: str, prefixlen: int) -> Message:
+    """`ip -6 addr add ADDRESS/PREFIXLEN dev INDEX nodad`: usable at once, not after the ~2 s of
+    duplicate address detection (the network's own IPAM hands each address out once)."""
+    packed = socket.inet_pton(socket.AF_INET6, address)
+    body = struct.pack("=BBBBI", socket.AF_INET6, prefixlen, IFA_F_NODAD, RT_SCOPE_UNIVERSE, index)
+    return Message(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL,
+                   body + _attr(IFA_ADDRESS, packed) + _u32(IFA_FLAGS, IFA_F_NODAD))
+
+
+def default_route6(gateway: str) -> Message:
+    """`ip -6 route add default via GATEWAY` (proto boot)."""
+    body = struct.pack("=BBBBBBBBI", socket.AF_INET6, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE,
+                       RTN_UNICAST, 0)
+    return Message(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL,
+                   body + _attr(RTA_GATEWAY, socket.inet_pton(socket.AF_INET6, gateway)))
 
 
 def default_route(gateway: str) -> Message:

@@ -15,7 +15,7 @@ from netaddr import IPAddress, IPNetwork
 
 from .. import ipam
 from ..errors import Conflict, Forbidden, InvalidParameter
-from ..model import Container, Network
+from ..model import Container, IPAMConfig, Network
 from ..store import Store
 
 
@@ -33,23 +33,28 @@ class Addresses:
         self.elsewhere: Callable[[str], set[int]] = lambda net_id: set()
         store.containers.add_index("pinned", pinned_networks)
 
-    def check_pinned(self, net: Network, ip: str) -> None:
-        """A --ip must be in the subnet, not the gateway, and nobody else's."""
-        addr = ipam.parse_address(ip, "IPv4 address")
-        if not net.ipam or addr not in IPNetwork(net.subnet):
+    @staticmethod
+    def config(net: Network, family: int) -> IPAMConfig | None:
+        return net.ipam6 if family == 6 else (net.ipam[0] if net.ipam else None)
+
+    def check_pinned(self, net: Network, ip: str, family: int = 4) -> None:
+        """A --ip (--ip6) must be in the subnet, not the gateway, and nobody else's."""
+        addr = ipam.parse_address(ip, f"IPv{family} address", family)
+        cfg = self.config(net, family)
+        if cfg is None or addr not in IPNetwork(cfg.subnet):
             raise InvalidParameter(f"no configured subnet or ip-range contain the IP address {ip}")
-        if str(addr) == net.gateway:
+        if str(addr) == cfg.gateway:
             raise Conflict(f"Address already in use: {ip} is the gateway of network {net.name}")
-        if str(addr) in net.ipam[0].aux.values():
+        if str(addr) in cfg.aux.values():
             raise Conflict(f"Address already in use: {ip} is an auxiliary address of network {net.name}")
         holder = self.store.leases(net.id).get(str(addr))
         pinned_by = [c.name for c in self.store.containers.indexed("pinned", net.name)
-                     if c.networks[net.name].ipv4 == str(addr)]
+                     if str(addr) in (c.networks[net.name].ipv4, c.networks[net.name].ipv6)]
         if holder or pinned_by or int(addr) in self.elsewhere(net.id):
             raise Conflict(f"Address already in use: {ip} on network {net.name}")
 
-    def choose(self, net: Network, owner: str, wanted: str) -> IPAddress:
-        """The address `owner` gets on `net`, pending until `settle` or `release`."""
+    def choose(self, net: Network, owner: str, wanted: str, family: int = 4) -> IPAddress:
+        """The address (of `family`) `owner` gets on `net`, pending until `settle` or `release`."""
         pending = self.pending.setdefault(net.id, {})
         if wanted:
             holder = self.store.leases(net.id).get(wanted) or pending.get(wanted)
@@ -57,16 +62,17 @@ class Addresses:
                 raise Conflict(f"Address already in use: {wanted} on network {net.name}")
             pending[wanted] = owner
             return IPAddress(wanted)
-        cfg = net.ipam[0]
-        pinned = {ipam.number(c.networks[net.name].ipv4)
-                  for c in self.store.containers.indexed("pinned", net.name) if c.id != owner}
+        cfg = self.config(net, family)
+        assert cfg is not None
+        pinned = {ipam.number(a) for c in self.store.containers.indexed("pinned", net.name) if c.id != owner
+                  for a in (c.networks[net.name].ipv4, c.networks[net.name].ipv6) if a}
         rng = IPNetwork(cfg.ip_range) if cfg.ip_range else None
         ip = ipam.lowest_free(IPNetwork(cfg.subnet), self.store.lease_numbers(net.id),
                               {ipam.number(cfg.gateway), *pinned, *map(ipam.number, pending),
                                *map(ipam.number, cfg.aux.values()),
                                *self.elsewhere(net.id)}, rng)
         if ip is None:
-            raise Forbidden(f"no available IPv4 addresses on network {net.name}")
+            raise Forbidden(f"no available IPv{family} addresses on network {net.name}")
         pending[str(ip)] = owner
         return ip
 

@@ -21,7 +21,8 @@ class Connector:
     def __init__(self, core: Core, life: Lifecycle) -> None:
         self.core, self.life = core, life
 
-    async def connect(self, netref: str, cref: str, ip: str = "", aliases: list[str] | None = None) -> None:
+    async def connect(self, netref: str, cref: str, ip: str = "", aliases: list[str] | None = None,
+                      ip6: str = "") -> None:
         core = self.core
         net, c = core.network(netref), core.container(cref)
         aliases = list(aliases or [])
@@ -36,14 +37,16 @@ class Connector:
                             "in private (none) mode")
         if net.name in c.networks:
             raise Forbidden(f"endpoint with name {c.name} already exists in network {net.name}")
-        check_user_defined(net.name, ip, aliases)
+        check_user_defined(net.name, ip or ip6, aliases)
         if ip:
             core.addresses.check_pinned(net, ip)
+        if ip6:
+            core.addresses.check_pinned(net, ip6, 6)
         async with core.locks.hold(c.id, net.id), journaled(core.store, "connect", id=c.id, network=net.id):
             c = core.container(c.id)
             if net.name in c.networks:  # a racing connect got here first
                 raise Forbidden(f"endpoint with name {c.name} already exists in network {net.name}")
-            attachment = Attachment(net.id, aliases, ip)
+            attachment = Attachment(net.id, aliases, ip, ip6)
             ep = None
             if c.running and c.netns:
                 used = {e.ifname for e in core.store.endpoints(container_id=c.id)}
@@ -56,6 +59,10 @@ class Connector:
                         addr = core.addresses.choose(net, c.id, ip)
                         ep.ip, ep.prefixlen, ep.mac = str(addr), net.ipam[0].prefixlen, ipam.mac_for(addr)
                         ep.gateway = net.gateway
+                        if net.ipam6 is not None:
+                            addr6 = core.addresses.choose(net, c.id, ip6, 6)
+                            ep.ip6, ep.prefixlen6 = str(addr6), int(net.ipam6.subnet.rsplit("/", 1)[1])
+                            ep.gateway6 = net.ipam6.gateway
                     async with Transaction() as tx:
                         await join(core, net, c, ep, sb, tx)
                         if net.user_defined:
@@ -72,8 +79,9 @@ class Connector:
         store = self.core.store
         with store.transaction():
             if ep is not None:
-                if ep.ip and not store.lease(ep.network_id, ep.ip, c.id):
-                    raise Conflict(f"Address already in use: {ep.ip} on network {name}")
+                for ip in (ep.ip, ep.ip6):
+                    if ip and not store.lease(ep.network_id, ip, c.id):
+                        raise Conflict(f"Address already in use: {ip} on network {name}")
                 store.put_endpoint(ep)
             c.networks[name] = attachment
             store.containers.put(c)

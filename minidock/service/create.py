@@ -121,13 +121,16 @@ def _attachments(core: Core, mode: str, mode_net: str, body: dict[str, Any]) -> 
         n = core.network(netref)
         cfg = cfg or {}
         ip = ((cfg.get("IPAMConfig") or {}).get("IPv4Address")) or ""
+        ip6 = ((cfg.get("IPAMConfig") or {}).get("IPv6Address")) or ""
         aliases = list(cfg.get("Aliases") or [])
-        check_user_defined(n.name, ip, aliases)
+        check_user_defined(n.name, ip or ip6, aliases)
         if n.driver in ("host", "null") and len(want) > 0:
             raise InvalidParameter(f"container cannot be connected to {n.name} network and others")
         if ip:
             core.addresses.check_pinned(n, ip)
-        want[n.name] = Attachment(n.id, aliases, ip)
+        if ip6:
+            core.addresses.check_pinned(n, ip6, 6)
+        want[n.name] = Attachment(n.id, aliases, ip, ip6)
     return want
 
 

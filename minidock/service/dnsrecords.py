@@ -26,6 +26,8 @@ def records_of(c: Container, endpoints: Iterable[Endpoint], nets: Mapping[str, N
         if net is None or not net.user_defined or not ep.ip:
             continue
         records.append(Record(c.id, ep.network_id, ep.ip, names_of(c, ep)))
+        if ep.ip6:  # the same names, for AAAA (and its PTR)
+            records.append(Record(c.id, ep.network_id, ep.ip6, names_of(c, ep)))
     return records
 
 

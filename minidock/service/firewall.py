@@ -33,7 +33,8 @@ class Firewall(Protocol):
     def set_network(self, network_id: str, rules: BridgeRules | None) -> None: ...
     def drop_network(self, network_id: str) -> None: ...
     def published(self, exclude: str = "") -> list[PortBinding]: ...
-    def ruleset(self) -> iptables.Ruleset: ...
+    def ruleset(self, family: int = 4) -> iptables.Ruleset: ...
+    async def ipv6(self) -> bool: ...
     async def apply(self, why: str = "") -> None: ...
     async def publish(self, container_id: str, bindings: list[PortBinding], why: str) -> None: ...
     async def withdraw(self, container_id: str, why: str) -> None: ...
@@ -51,6 +52,7 @@ class IptablesFirewall:
         self._networks: dict[str, BridgeRules] = {}
         self._ports: dict[str, list[PortBinding]] = {}
         self._lock = asyncio.Lock()
+        self._six: bool | None = None  # ip6tables in use: a network has IPv6, or had (chains to empty)
 
     def load(self, networks: Iterable[tuple[str, BridgeRules | None]],
              ports: Iterable[tuple[str, list[PortBinding]]]) -> None:
@@ -69,14 +71,31 @@ class IptablesFirewall:
     def published(self, exclude: str = "") -> list[PortBinding]:
         return [p for cid, held in self._ports.items() if cid != exclude for p in held]
 
-    def ruleset(self) -> iptables.Ruleset:
+    def ruleset(self, family: int = 4) -> iptables.Ruleset:
         """Every rule of ours, as the daemon wants it."""
-        return iptables.ruleset(list(self._networks.values()), self.published(), maps=self.maps)
+        return iptables.ruleset(list(self._networks.values()), self.published(), maps=self.maps, family=family)
+
+    async def ipv6(self) -> bool:
+        """Whether ip6tables needs our chains: a network has IPv6, or an earlier run left ours there."""
+        if any(n.subnet6 for n in self._networks.values()):
+            self._six = True
+        elif self._six is None:
+            try:
+                self._six = ":MINIDOCK-FORWARD " in await iptables.save(6)
+            except (OSError, RuntimeError):
+                self._six = False  # no ip6tables: no IPv6 network can be made either
+        return self._six
+
+    async def _apply(self) -> list[str]:
+        changed = await iptables.apply(self.ruleset())
+        if await self.ipv6():
+            changed += await iptables.apply(self.ruleset(6), 6)
+        return changed
 
     async def apply(self, why: str = "") -> None:
         """Rebuild our chains; --explain shows the rules that changed."""
         async with self._lock:
-            changed = await iptables.apply(self.ruleset())
+            changed = await self._apply()
         record("firewall", why, changed)
         faults.step_done("firewall")
 
@@ -93,9 +112,13 @@ class IptablesFirewall:
 
     async def remove_all(self) -> list[str]:
         await iptables.remove_all()
+        removed = ["firewall chains MINIDOCK* and their jumps"]
+        if await self.ipv6():
+            await iptables.remove_all(6)
+            removed.append("ip6tables chains MINIDOCK* and their jumps")
         self._networks.clear()
         self._ports.clear()
-        return ["firewall chains MINIDOCK* and their jumps"]
+        return removed
 
     def close(self) -> None:
         return None
@@ -112,7 +135,7 @@ class NftMapsFirewall(IptablesFirewall):
 
     async def apply(self, why: str = "") -> None:
         async with self._lock:
-            changed = await iptables.apply(self.ruleset())
+            changed = await self._apply()
             table = nftables.table_text(self.published())
             self.nft.run(table)
             changed.append(f"nft -f - <<'EOF'\n{table}EOF")

@@ -195,8 +195,9 @@ class Lifecycle:
         c.state = State("running", pid, process.start_time(pid), started_at=time.time())
         with store.transaction():
             for ep in plan.endpoints:
-                if ep.ip and not store.lease(ep.network_id, ep.ip, c.id):
-                    raise Conflict(f"Address already in use: {ep.ip} on network {plan.nets[ep.network_id].name}")
+                for ip in (ep.ip, ep.ip6):
+                    if ip and not store.lease(ep.network_id, ip, c.id):
+                        raise Conflict(f"Address already in use: {ip} on network {plan.nets[ep.network_id].name}")
                 store.put_endpoint(ep)
             store.containers.put(c)
         self.core.holds.settle(c.id)

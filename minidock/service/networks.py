@@ -9,6 +9,7 @@ the kernel work in reverse.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -54,7 +55,7 @@ def network_json(net: Network, endpoints: list[Endpoint], names: dict[str, str],
             "EndpointID": ep.id,
             "MacAddress": ep.mac,
             "IPv4Address": ep.cidr,
-            "IPv6Address": "",
+            "IPv6Address": ep.cidr6,
         }
     config = []
     for c in net.ipam:
@@ -71,7 +72,7 @@ def network_json(net: Network, endpoints: list[Endpoint], names: dict[str, str],
         "Created": rfc3339(net.created),
         "Scope": scope,
         "Driver": net.driver,
-        "EnableIPv6": False,
+        "EnableIPv6": net.enable_ipv6,
         "IPAM": {"Driver": "default", "Options": net.ipam_options or None, "Config": config},
         "Internal": net.internal,
         "Attachable": net.attachable,
@@ -117,42 +118,16 @@ def validate_create(req: dict[str, Any], existing: list[Network], clustered: boo
     ipam_req = req.get("IPAM") or {}
     if (ipam_req.get("Driver") or "default") != "default":
         raise InvalidParameter(f"IPAM driver \"{ipam_req['Driver']}\" is not supported: use default")
-    configs = ipam_req.get("Config") or []
-    if len(configs) > 1:
-        raise InvalidParameter("only one IPv4 subnet per network is supported")
-    config: dict[str, Any] = {}
-    if configs:
-        c = configs[0]
-        if c.get("Subnet"):
-            subnet = ipam.parse_subnet(c["Subnet"])
-            for other in existing:
-                for oc in other.ipam:
-                    if ipam.overlaps(subnet, IPNetwork(oc.subnet)):
-                        raise Forbidden("Pool overlaps with other one on this address space")
-            config["subnet"] = str(subnet)
-            if c.get("IPRange"):
-                rng = ipam.parse_subnet(c["IPRange"])
-                if rng.first < subnet.first or rng.last > subnet.last:
-                    raise InvalidParameter(f"invalid ip-range {c['IPRange']}: it must be inside subnet {subnet}")
-                config["ip_range"] = str(rng)
-            if c.get("Gateway"):
-                gw = ipam.parse_address(c["Gateway"], "gateway")
-                if gw not in subnet or int(gw) in (subnet.first, subnet.last):
-                    raise InvalidParameter(
-                        f"invalid gateway {gw}: it must be a host address in subnet {subnet}")
-                config["gateway"] = str(gw)
-            else:
-                config["gateway"] = str(ipam.default_gateway(subnet))
-            aux = {}
-            for aux_name, value in (c.get("AuxiliaryAddresses") or {}).items():
-                addr = ipam.parse_address(str(value), "auxiliary address")
-                if addr not in subnet:
-                    raise InvalidParameter(f"invalid auxiliary address {aux_name}={value}: it must be in subnet "
-                                           f"{subnet}")
-                aux[str(aux_name)] = str(addr)
-            config["aux"] = aux
-        elif c.get("IPRange") or c.get("Gateway") or c.get("AuxiliaryAddresses"):
-            raise InvalidParameter("ip-range, gateway and aux-address need a subnet (--subnet)")
+    by_family: dict[int, dict[str, Any]] = {}
+    for c in ipam_req.get("Config") or []:
+        family = ipam.version_of(c.get("Subnet") or c.get("Gateway") or c.get("IPRange") or "")
+        if family in by_family:
+            raise InvalidParameter(f"only one IPv{family} subnet per network is supported")
+        by_family[family] = c
+    configs = [config_of(by_family[v], v, existing) for v in (4, 6) if v in by_family]
+    enable_ipv6 = bool(req.get("EnableIPv6"))
+    if enable_ipv6 and driver not in ("bridge",):
+        raise InvalidParameter(f"IPv6 is not supported on {driver} networks here: only on bridge networks")
     labels = {str(k): str(v) for k, v in (req.get("Labels") or {}).items()}
     if driver == "overlay" and (bridge or OPT_VNI in options):
         raise InvalidParameter(f"option {OPT_NAME if bridge else OPT_VNI} is not for overlay networks")
@@ -161,8 +136,43 @@ def validate_create(req: dict[str, Any], existing: list[Network], clustered: boo
             raise InvalidParameter(f"option {OPT_NAME} is not for {driver} networks")
         check_options(driver, options, existing)
     return Network(id=new_id(), name=name, driver=driver, created=time.time(), internal=bool(req.get("Internal")),
-                   attachable=bool(req.get("Attachable")), ipam=[IPAMConfig(**config)] if config else [],
-                   options=options, labels=labels, bridge=bridge)
+                   attachable=bool(req.get("Attachable")), ipam=[IPAMConfig(**c) for c in configs if c],
+                   options=options, labels=labels, bridge=bridge, enable_ipv6=enable_ipv6)
+
+
+def config_of(c: dict[str, Any], version: int, existing: list[Network]) -> dict[str, Any]:
+    """One IPAM config of a create request, checked: subnet (no overlap with another network's
+    of its family), ip-range and gateway inside it, auxiliary addresses."""
+    if not c.get("Subnet"):
+        if c.get("IPRange") or c.get("Gateway") or c.get("AuxiliaryAddresses"):
+            raise InvalidParameter("ip-range, gateway and aux-address need a subnet (--subnet)")
+        return {}
+    subnet = ipam.parse_subnet(c["Subnet"], version)
+    for other in existing:
+        for oc in other.ipam:
+            if ipam.version_of(oc.subnet) == version and ipam.overlaps(subnet, IPNetwork(oc.subnet)):
+                raise Forbidden("Pool overlaps with other one on this address space")
+    config: dict[str, Any] = {"subnet": str(subnet)}
+    if c.get("IPRange"):
+        rng = ipam.parse_subnet(c["IPRange"], version)
+        if rng.first < subnet.first or rng.last > subnet.last:
+            raise InvalidParameter(f"invalid ip-range {c['IPRange']}: it must be inside subnet {subnet}")
+        config["ip_range"] = str(rng)
+    if c.get("Gateway"):
+        gw = ipam.parse_address(c["Gateway"], "gateway", version)
+        if gw not in subnet or int(gw) in (subnet.first, subnet.last if version == 4 else -1):
+            raise InvalidParameter(f"invalid gateway {gw}: it must be a host address in subnet {subnet}")
+        config["gateway"] = str(gw)
+    else:
+        config["gateway"] = str(ipam.default_gateway(subnet))
+    aux = {}
+    for aux_name, value in (c.get("AuxiliaryAddresses") or {}).items():
+        addr = ipam.parse_address(str(value), "auxiliary address", version)
+        if addr not in subnet:
+            raise InvalidParameter(f"invalid auxiliary address {aux_name}={value}: it must be in subnet {subnet}")
+        aux[str(aux_name)] = str(addr)
+    config["aux"] = aux
+    return config
 
 
 class NotImplementedDriver(InvalidParameter):
@@ -171,11 +181,16 @@ class NotImplementedDriver(InvalidParameter):
 
 
 def finish_subnet(net: Network, in_use: list[IPNetwork], routes: list[IPNetwork],
-                  pick: Callable[[list[IPNetwork], list[IPNetwork]], IPNetwork] = ipam.pick_subnet) -> None:
-    """Give `net` a subnet from the default pools (`pick`'s) if it has none, and a bridge name."""
-    if not net.ipam:
+                  pick: Callable[[list[IPNetwork], list[IPNetwork]], IPNetwork] = ipam.pick_subnet,
+                  seed: str = "") -> None:
+    """Give `net` a subnet from the default pools (`pick`'s) if it has none (and an IPv6 one
+    from the ULA pool of `seed` if it has IPv6 and none), and a bridge name."""
+    if net.enable_ipv6 and net.ipam6 is None:
+        six = ipam.pick_subnet6(in_use, seed)
+        net.ipam.append(IPAMConfig(str(six), str(ipam.default_gateway(six))))
+    if not net.ipam or ":" in net.ipam[0].subnet:  # IPv4 first, always
         subnet = pick(in_use, routes)
-        net.ipam = [IPAMConfig(str(subnet), str(ipam.default_gateway(subnet)))]
+        net.ipam.insert(0, IPAMConfig(str(subnet), str(ipam.default_gateway(subnet))))
     elif net.driver in ("bridge", "overlay"):  # a macvlan's subnet is its LAN's: routed on the host, rightly
         subnet = IPNetwork(net.subnet)
         for r in routes:
@@ -183,6 +198,15 @@ def finish_subnet(net: Network, in_use: list[IPNetwork], routes: list[IPNetwork]
                 raise Forbidden("Pool overlaps with other one on this address space")
     if not net.bridge and net.driver == "bridge":
         net.bridge = "br-" + net.id[:12]
+
+
+def ula_seed() -> str:
+    """What makes this host's IPv6 default pool its own (RFC 4193 wants it random per site)."""
+    try:
+        with open("/etc/machine-id") as f:
+            return f.read().strip() or socket.gethostname()
+    except OSError:
+        return socket.gethostname()
 
 
 def default_bridge_record() -> Network:
@@ -238,7 +262,7 @@ class Networks:
                 in_use += [IPNetwork(n.subnet) for n in cluster.networks.values()]
                 finish_subnet(net, in_use, await core.host.routes(), cluster.pick_subnet)
             else:
-                finish_subnet(net, in_use, await core.host.routes())
+                finish_subnet(net, in_use, await core.host.routes(), seed=ula_seed())
             async with journaled(core.store, "network create", network=net.id, bridge=net.bridge), \
                     Transaction(context="failed to create network") as tx:
                 if cluster is not None and net.driver == "overlay":

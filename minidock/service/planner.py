@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from netaddr import IPNetwork
+
 from .. import dnsstub, ipam
 from ..errors import Conflict
 from ..model import GATEWAY_BRIDGE, Container, Endpoint, Network
@@ -94,10 +96,11 @@ def _plan(core: Core, cid: str) -> StartPlan | None:
             if gw is None:
                 raise NeedsGatewayBridge()
             # an overlay has no way out of its own: a second interface, on the gateway bridge, is it
-            plan.endpoints.append(_endpoint(core, c, gw, len(c.networks), "", [], True))
+            plan.endpoints.append(_endpoint(core, c, gw, len(c.networks), "", [], True))  # IPv4 only
             plan.nets[gw.id] = gw
             way_out = False
-        plan.endpoints.append(_endpoint(core, c, net, index, attachment.ipv4, attachment.aliases, way_out))
+        plan.endpoints.append(_endpoint(core, c, net, index, attachment.ipv4, attachment.aliases, way_out,
+                                        attachment.ipv6))
         plan.nets[net.id] = net
     plan.endpoints.sort(key=lambda ep: int(ep.ifname[3:]))
     plan.dns = uses_dns(c, plan.nets)
@@ -116,13 +119,17 @@ class NeedsGatewayBridge(Exception):
 
 
 def _endpoint(core: Core, c: Container, net: Network, index: int, wanted: str, aliases: list[str],
-              way_out: bool) -> Endpoint:
+              way_out: bool, wanted6: str = "") -> Endpoint:
     ep = Endpoint(container_id=c.id, network_id=net.id, id=new_id(), ifname=f"eth{index}",
                   veth="veth" + new_id()[:7], aliases=list(aliases), gateway_endpoint=way_out)
     if core.driver(net).leases_addresses:
         ip = core.addresses.choose(net, c.id, wanted)
         ep.ip, ep.prefixlen, ep.mac = str(ip), net.ipam[0].prefixlen, ipam.mac_for(ip)
         ep.gateway = net.gateway if not core.driver(net).needs_gateway_bridge else ""
+        six = net.ipam6
+        if six is not None:
+            ip6 = core.addresses.choose(net, c.id, wanted6, 6)
+            ep.ip6, ep.prefixlen6, ep.gateway6 = str(ip6), IPNetwork(six.subnet).prefixlen, six.gateway
     return ep
 
 

@@ -144,6 +144,9 @@ class System:
         problems += [f"overlay namespace {name} belongs to no network" for name in self.stale_overlays()]
         before = await iptables.save()
         changes = iptables.explain(before, core.firewall.ruleset(), iptables.jump_lines(before))
+        if await core.firewall.ipv6():
+            before6 = await iptables.save(6)
+            changes += iptables.explain(before6, core.firewall.ruleset(6), iptables.jump_lines(before6, 6), "ip6tables")
         if changes:
             problems.append(f"firewall: {len(changes)} rule changes needed, the first: {changes[0]}")
         return problems + core.firewall.differences()

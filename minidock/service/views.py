@@ -18,7 +18,8 @@ from .core import Core
 
 def _network_entry(net: Network, ep: Endpoint | None, cfg: Attachment) -> dict[str, Any]:
     return {
-        "IPAMConfig": {"IPv4Address": cfg.ipv4} if cfg.ipv4 else None,
+        "IPAMConfig": ({k: v for k, v in (("IPv4Address", cfg.ipv4), ("IPv6Address", cfg.ipv6)) if v}
+                       if cfg.ipv4 or cfg.ipv6 else None),
         "Links": None,
         "Aliases": cfg.aliases or None,
         "MacAddress": ep.mac if ep else "",
@@ -27,9 +28,9 @@ def _network_entry(net: Network, ep: Endpoint | None, cfg: Attachment) -> dict[s
         "Gateway": ep.gateway if ep else "",
         "IPAddress": ep.ip if ep else "",
         "IPPrefixLen": ep.prefixlen if ep else 0,
-        "IPv6Gateway": "",
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
+        "IPv6Gateway": ep.gateway6 if ep else "",
+        "GlobalIPv6Address": ep.ip6 if ep else "",
+        "GlobalIPv6PrefixLen": ep.prefixlen6 if ep else 0,
         "DriverOpts": None,
         "DNSNames": None,
     }
@@ -110,11 +111,11 @@ def container_json(c: Container, eps: list[Endpoint], nets: dict[str, Network], 
             "SecondaryIPv6Addresses": None,
             "EndpointID": primary["EndpointID"] if primary else "",
             "Gateway": primary["Gateway"] if primary else "",
-            "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0,
+            "GlobalIPv6Address": primary["GlobalIPv6Address"] if primary else "",
+            "GlobalIPv6PrefixLen": primary["GlobalIPv6PrefixLen"] if primary else 0,
             "IPAddress": primary["IPAddress"] if primary else "",
             "IPPrefixLen": primary["IPPrefixLen"] if primary else 0,
-            "IPv6Gateway": "",
+            "IPv6Gateway": primary["IPv6Gateway"] if primary else "",
             "MacAddress": primary["MacAddress"] if primary else "",
             "Networks": networks,
         },

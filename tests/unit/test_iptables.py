@@ -72,6 +72,27 @@ def test_restore_text_matches_golden(name: str) -> None:
     assert_golden(name, ruleset(CASES[name]).restore_text())
 
 
+DUAL = BridgeRules(network="six", bridge="br-000000000006", subnet="172.21.0.0/16", subnet6="fd00:6::/64")
+SIX_CASES: dict[str, list[BridgeRules]] = {
+    # the IPv4-only default bridge has no IPv6 rules; the dual-stack networks have the IPv4
+    # layout again, with their IPv6 subnet, and no ::1 MASQUERADE (there is no route_localnet)
+    "ipv6.rules6": [DEFAULT, DUAL, BridgeRules(network="inner6", bridge="br-00000000006b", subnet="172.22.0.0/16",
+                                               subnet6="fd00:7::/64", internal=True)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SIX_CASES))
+def test_ip6tables_restore_text_matches_golden(name: str) -> None:
+    assert_golden(name, ruleset(SIX_CASES[name], family=6).restore_text())
+    four = ruleset(SIX_CASES[name]).restore_text()
+    assert "fd00:" not in four and "172.21.0.0/16" in four  # IPv4's rules stay IPv4's
+
+
+def test_ipv6_jumps_skip_loopback_as_ipv6_writes_it() -> None:
+    lines = jump_lines("", 6)
+    assert "-I PREROUTING 1 ! -d ::1/128 -m addrtype --dst-type LOCAL -j MINIDOCK" in lines[1]
+
+
 def test_restore_text_declares_every_chain_of_ours_in_both_tables() -> None:
     text = ruleset([]).restore_text()
     filter_part, nat_part = text.split("*nat\n")

@@ -70,10 +70,37 @@ def test_bad_names(name: str) -> None:
         create(Name=name)
 
 
-@pytest.mark.parametrize("subnet", ["10.0.0.0", "not-a-net", "fd00::/64"])
+@pytest.mark.parametrize("subnet", ["10.0.0.0", "not-a-net", "fd00::", "fd00::1/64", "fd00:zz::/64"])
 def test_bad_subnet(subnet: str) -> None:
-    with pytest.raises(InvalidParameter, match=f"invalid subnet {subnet}"):
+    with pytest.raises(InvalidParameter, match=re.escape(f"invalid subnet {subnet}")):
         create(IPAM=ipam_req(Subnet=subnet))
+
+
+def test_dual_stack_configs_one_per_family() -> None:
+    rec = create(EnableIPv6=True, IPAM={"Driver": "default", "Config": [
+        {"Subnet": "fd00:1::/64", "Gateway": "fd00:1::fe"}, {"Subnet": "10.7.0.0/24"}]})
+    assert rec["enable_ipv6"] and [c["subnet"] for c in rec["ipam"]["config"]] == ["10.7.0.0/24", "fd00:1::/64"]
+    assert rec["ipam"]["config"][1]["gateway"] == "fd00:1::fe"
+    with pytest.raises(InvalidParameter, match="only one IPv6 subnet per network"):
+        create(EnableIPv6=True, IPAM={"Driver": "default", "Config": [{"Subnet": "fd00:1::/64"},
+                                                                     {"Subnet": "fd00:2::/64"}]})
+    with pytest.raises(InvalidParameter, match="invalid gateway fd00:9::1: it must be a host address"):
+        create(EnableIPv6=True, IPAM=ipam_req(Subnet="fd00:1::/64", Gateway="fd00:9::1"))
+    taken = Network.from_json(create(Name="six", EnableIPv6=True, IPAM=ipam_req(Subnet="fd00:1::/64")))
+    with pytest.raises(Forbidden, match="Pool overlaps"):
+        create([taken], EnableIPv6=True, IPAM=ipam_req(Subnet="fd00:1::/48"))
+
+
+def test_ipv6_default_pool_is_a_ula_64() -> None:
+    net = Network.from_json(create(EnableIPv6=True))
+    finish_subnet(net, [], [], seed="host-a")
+    six = net.ipam6
+    assert net.ipam[0].subnet.startswith("172.17.") and six is not None
+    assert six.subnet.startswith("fd") and six.subnet.endswith("::/64")
+    assert six.gateway == str(IPNetwork(six.subnet).network + 1)
+    other = Network.from_json(create(Name="b", EnableIPv6=True))
+    finish_subnet(other, [IPNetwork(net.ipam[0].subnet), IPNetwork(six.subnet)], [], seed="host-a")
+    assert other.ipam6 is not None and other.ipam6.subnet != six.subnet
 
 
 def test_overlapping_subnet_is_forbidden() -> None:

@@ -26,8 +26,9 @@ async def network_rm(engine: Engine, req: Request) -> Response:
 async def network_connect(engine: Engine, req: Request) -> Response:
     body = req.json()
     ep = body.get("EndpointConfig") or {}
-    await engine.connector.connect(req.params["id"], body.get("Container") or "",
-                                   (ep.get("IPAMConfig") or {}).get("IPv4Address") or "", ep.get("Aliases") or [])
+    ipam_cfg = ep.get("IPAMConfig") or {}
+    await engine.connector.connect(req.params["id"], body.get("Container") or "", ipam_cfg.get("IPv4Address") or "",
+                                   ep.get("Aliases") or [], ipam_cfg.get("IPv6Address") or "")
     return Response(200)
 
 
