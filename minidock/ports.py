@@ -19,7 +19,8 @@ from typing import Any
 from .errors import InvalidParameter
 
 PROTOCOLS = ("tcp", "udp", "sctp")
-EPHEMERAL = (32768, 60999)  # Linux's default ip_local_port_range, where Docker picks
+EPHEMERAL = (32768, 60999)
+WILDCARDS = ("0.0.0.0", "::")  # Linux's default ip_local_port_range, where Docker picks
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,14 @@ class Published:
         return Published(**d)  # type: ignore[arg-type]
 
     def overlaps(self, proto: str, host_ip: str, port: int) -> bool:
-        wild = "0.0.0.0" in (self.host_ip, host_ip)
+        if (":" in self.host_ip) != (":" in host_ip):
+            return False  # IPv4 and IPv6 ports are apart (our IPv6 sockets are v6-only)
+        wild = bool({"0.0.0.0", "::"} & {self.host_ip, host_ip})
         return self.proto == proto and self.host_port == port and (wild or self.host_ip == host_ip)
+
+    @property
+    def six(self) -> bool:
+        return ":" in self.host_ip
 
 
 def _port_range(text: str, what: str) -> tuple[int, int]:
@@ -70,7 +77,7 @@ def _host_ip(text: str) -> str:
         addr = IPAddress(ip)
     except (AddrFormatError, ValueError):
         raise InvalidParameter(f"invalid IP address: {text}") from None
-    if addr.version != 4 or ip.count(".") != 3:
+    if addr.version == 4 and ip.count(".") != 3:
         raise InvalidParameter(f"invalid IP address: {text}")
     return str(addr)
 
@@ -200,14 +207,15 @@ def choose(want: list[tuple[str, str, int, int, int]], taken: Iterable[Published
     """
     # sets, not a scan: with thousands of ports published a check stays O(1)
     exact = {(p.proto, p.host_ip, p.host_port) for p in taken}
-    any_ip = {(proto, port) for proto, _, port in exact}
+    any_ip = {(proto, port, ":" in ip) for proto, ip, port in exact}  # per family: v4 and v6 are apart
     out: list[tuple[str, str, int, int]] = []
 
     def available(proto: str, ip: str, port: int) -> bool:
-        if ip == "0.0.0.0":
-            clash = (proto, port) in any_ip
+        six = ":" in ip
+        if ip in WILDCARDS:
+            clash = (proto, port, six) in any_ip
         else:
-            clash = (proto, ip, port) in exact or (proto, "0.0.0.0", port) in exact
+            clash = (proto, ip, port) in exact or (proto, "::" if six else "0.0.0.0", port) in exact
         return not clash and free(proto, ip, port)
 
     for proto, ip, lo, hi, cport in want:
@@ -221,7 +229,7 @@ def choose(want: list[tuple[str, str, int, int, int]], taken: Iterable[Published
             if not port:
                 raise PortAllocated(ip, first, last)
         exact.add((proto, ip, port))
-        any_ip.add((proto, port))
+        any_ip.add((proto, port, ":" in ip))
         out.append((proto, ip, port, cport))
     return out
 

@@ -35,8 +35,10 @@ def build(networks: list[dict[str, Any]], containers: list[dict[str, Any]],
     out_nets = []
     for n in bridges:
         cfg = n["ipam"]["config"][0] if n["ipam"]["config"] else {}
+        six = next((c for c in n["ipam"]["config"] if ":" in c["subnet"]), None) if n.get("enable_ipv6") else None
         out_nets.append({"name": n["name"], "driver": "bridge", "bridge": n["bridge"],
                          "subnet": cfg.get("subnet", ""), "gateway": cfg.get("gateway", ""),
+                         "subnet6": six["subnet"] if six else "", "gateway6": six["gateway"] if six else "",
                          "internal": bool(n.get("internal"))})
     out_cs = []
     for c in sorted(containers, key=lambda c: c["name"]):
@@ -47,7 +49,8 @@ def build(networks: list[dict[str, Any]], containers: list[dict[str, Any]],
         kind = ("container" if mode.startswith("container:")
                 else first["driver"] if first is not None else "none")
         ifaces = sorted(({"network": by_id[ep["network_id"]]["name"], "ifname": ep["ifname"], "veth": ep["veth"],
-                          "ip": ep.get("ip", ""), "prefixlen": ep.get("prefixlen", 0), "mac": ep.get("mac", "")}
+                          "ip": ep.get("ip", ""), "prefixlen": ep.get("prefixlen", 0), "mac": ep.get("mac", ""),
+                          "ip6": ep.get("ip6", ""), "prefixlen6": ep.get("prefixlen6", 0)}
                          for ep in endpoints if ep["container_id"] == c["id"] and ep["network_id"] in by_id
                          and by_id[ep["network_id"]]["driver"] in ("bridge", "overlay", *CHILD_LINKS)),
                         key=lambda i: i["ifname"])
@@ -83,12 +86,14 @@ def text(topo: dict[str, Any]) -> str:
     items: list[tuple[str, list[str]]] = []
     for n in topo["networks"]:
         head = (f"{n['bridge']}  network {n['name']}  {n['subnet']}  gateway {n['gateway']}"
+                + (f"  {n['subnet6']}  gateway {n['gateway6']}" if n.get("subnet6") else "")
                 + ("  [internal: no way out]" if n["internal"] else ""))
         children = []
         for c in cs:
             for i in c["interfaces"]:
                 if i["network"] == n["name"]:
-                    children.append((f"{i['veth']} ═ {i['ifname']} {i['ip']}/{i['prefixlen']}  {c['name']}  "
+                    six = f" {i['ip6']}/{i['prefixlen6']}" if i.get("ip6") else ""
+                    children.append((f"{i['veth']} ═ {i['ifname']} {i['ip']}/{i['prefixlen']}{six}  {c['name']}  "
                                      f"[netns {c['netns']}]",
                                      [f"published {_port(p)}" for p in c["ports"] if i["ifname"] == "eth0"]))
         items.append((head, _tree(children)))

@@ -67,6 +67,7 @@ def displayable(api_ports: list[dict[str, object]]) -> str:
     mappings: list[str] = []
     for p in sorted(api_ports, key=key):
         private, ip, public, proto = key(p)
+        ip = f"[{ip}]" if ":" in ip else ip
         group_key = proto
         if ip:
             if public != private:

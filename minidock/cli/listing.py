@@ -77,11 +77,11 @@ def port(c: Ctx, container: str, private: str | None) -> None:
         if not bindings:
             fail(f"Error: No public port '{private}' published for {container}")
         for b in bindings:
-            click.echo(f"{b['HostIp']}:{b['HostPort']}")
+            click.echo(f"{_bracket(b['HostIp'])}:{b['HostPort']}")
         return
     for key in sorted(published, key=parse_key):
         for b in published[key] or []:
-            click.echo(f"{key} -> {b['HostIp']}:{b['HostPort']}")
+            click.echo(f"{key} -> {_bracket(b['HostIp'])}:{b['HostPort']}")
 
 
 @click.command(context_settings=CONTEXT)
@@ -152,3 +152,7 @@ def inspect(c: Ctx, fmt: str | None, kind: str | None, names: tuple[str, ...]) -
         click.echo(e, err=True)
     if errors:
         sys.exit(1)
+
+
+def _bracket(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip else ip

@@ -75,10 +75,20 @@ class BridgeDriver:
         if six is not None:
             p6 = int(six.subnet.rsplit("/", 1)[1])
             await tx.step(
+                "no DAD on the bridge", _async(sysctl.ensure, f"net/ipv6/conf/{br}/accept_dad", "0"),
+                commands=[f"sysctl -w net.ipv6.conf.{br}.accept_dad=0"],
+                why="the host asks for a container's MAC from the bridge's link-local address, and would "
+                    "wait the ~2 s of that address's duplicate detection first")
+            await tx.step(
                 "IPv6 gateway address", self.host.ensure_addr6(idx, six.gateway, p6),
                 commands=[f"ip -6 addr add {six.gateway}/{p6} dev {br} nodad"],
                 why="the containers' IPv6 default gateway; nodad: usable at once, no 2 s of duplicate "
                     "address detection on a subnet only we hand out")
+            await tx.step(
+                "no multicast snooping", self.host.no_snooping(idx),
+                commands=[f"ip link set {br} type bridge mcast_snooping 0"],
+                why="neighbour discovery asks by multicast; a container has no link-local address to "
+                    "announce its groups from, so a snooping bridge may not pass the host's questions on")
             await tx.step(
                 "IPv6 forwarding", _async(sysctl.ensure, "net.ipv6.conf.all.forwarding", "1"),
                 commands=["sysctl -w net.ipv6.conf.all.forwarding=1"],

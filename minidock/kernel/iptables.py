@@ -117,13 +117,17 @@ def ruleset(networks: list[BridgeRules], published: Iterable[Published] = (), ma
     With `maps` (daemon --port-maps) the ports themselves are nftables map elements
     (kernel/nftables.py): no rule per port here, but per network one ACCEPT and one
     hairpin MASQUERADE for whatever was DNATed to it. `family=6`: the ip6tables rules
-    of the networks with IPv6 (published ports stay IPv4 for now)."""
+    of the networks with IPv6, and the ports published on IPv6 addresses (always as
+    rules: the maps are IPv4's)."""
     rs = Ruleset()
     f, n = rs.filter, rs.nat
-    if family == 6:
+    six = family == 6
+    if six:
         networks = [replace(net, subnet=net.subnet6) for net in networks if net.subnet6]
-        published, maps = (), False
-    ports = [] if maps else sorted(published, key=lambda p: (p.host_port, p.proto, p.host_ip, p.container))
+        maps = False
+    ports = [] if maps else sorted((p for p in published if (":" in p.host_ip) == six),
+                                   key=lambda p: (p.host_port, p.proto, p.host_ip, p.container))
+    host = "/128" if six else "/32"
     f.append("-A MINIDOCK-USER -j RETURN")
     f.append("-A MINIDOCK-FORWARD -j MINIDOCK-CT")
     f.append("-A MINIDOCK-FORWARD -j MINIDOCK-ISOLATION-STAGE-1")
@@ -132,15 +136,16 @@ def ruleset(networks: list[BridgeRules], published: Iterable[Published] = (), ma
         f.append('-A MINIDOCK-ISOLATION-STAGE-1 -m conntrack --ctstate DNAT '
                  f'{_comment("published ports cross bridges")} -j RETURN')
     for p in ports:
+        to = f"[{p.container_ip}]" if six else p.container_ip
         n.append(f"-A MINIDOCK{_match(p, p.host_port, dst=p.host_ip)} {_comment('container ' + p.container)}"
-                 f" -j DNAT --to-destination {p.container_ip}:{p.container_port}")
+                 f" -j DNAT --to-destination {to}:{p.container_port}")
     for net in networks:
         br, tag = net.bridge, _comment(f"network {net.network}")
         f.append(f"-A MINIDOCK-CT -o {br} -m conntrack --ctstate RELATED,ESTABLISHED {tag} -j ACCEPT")
         f.append(f"-A MINIDOCK-BRIDGE -o {br} {tag} -j MINIDOCK")
         for p in ports:
             if p.bridge == br:
-                f.append(f"-A MINIDOCK -d {p.container_ip}/32 ! -i {br} -o {br}"
+                f.append(f"-A MINIDOCK -d {p.container_ip}{host} ! -i {br} -o {br}"
                          f"{_match(p, p.container_port)} {_comment('container ' + p.container)} -j ACCEPT")
         if maps and not net.internal:
             f.append(f"-A MINIDOCK ! -i {br} -o {br} -m conntrack --ctstate DNAT {tag} -j ACCEPT")
@@ -165,7 +170,7 @@ def ruleset(networks: list[BridgeRules], published: Iterable[Published] = (), ma
                          f"{_comment('network ' + net.network + ' hairpin')} -j MASQUERADE")
         for p in ports:
             if p.bridge == br:
-                n.append(f"-A MINIDOCK-POSTROUTING -s {net.subnet} -d {p.container_ip}/32 -o {br}"
+                n.append(f"-A MINIDOCK-POSTROUTING -s {net.subnet} -d {p.container_ip}{host} -o {br}"
                          f"{_match(p, p.container_port)} {_comment('container ' + p.container + ' hairpin')}"
                          " -j MASQUERADE")
     # two host ports for one container port need its ACCEPT and hairpin once
@@ -174,7 +179,7 @@ def ruleset(networks: list[BridgeRules], published: Iterable[Published] = (), ma
 
 
 def _match(p: Published, port: int, dst: str = "") -> str:
-    where = f" -d {dst}/32" if dst and dst != "0.0.0.0" else ""
+    where = f" -d {dst}{'/128' if ':' in dst else '/32'}" if dst and dst not in ("0.0.0.0", "::") else ""
     return f"{where} -p {p.proto} -m {p.proto} --dport {port}"
 
 

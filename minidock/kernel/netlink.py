@@ -146,6 +146,10 @@ class Netlink:
         self._do(rtnl.link_set(index=idx, alias=alias))
         return idx
 
+    async def no_snooping(self, index: int) -> None:
+        """`ip link set BRIDGE type bridge mcast_snooping 0`: flood multicast to every port."""
+        await (await self._query()).link("set", index=index, kind="bridge", br_mcast_snooping=0)
+
     async def attach_port(self, index: int, master: int) -> None:
         """Put an existing veth back on its bridge, up, with hairpin (as add_veth leaves it)."""
         self._do(rtnl.link_set(index=index, master=master, up=True), rtnl.link_set(index=index, hairpin=True))

@@ -22,14 +22,19 @@ class PortInUse(OSError):
 def reserve(proto: str, ip: str, port: int) -> socket.socket:
     """A socket bound to ip:port, or PortInUse if something holds it."""
     kind = _TYPES[proto]
-    sock = socket.socket(socket.AF_INET, kind, socket.IPPROTO_SCTP if proto == "sctp" else 0)
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    sock = socket.socket(family, kind, socket.IPPROTO_SCTP if proto == "sctp" else 0)
     try:
         sock.set_inheritable(False)
+        if family == socket.AF_INET6:  # [::]:8080 and 0.0.0.0:8080 are held apart, as Docker holds them
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind((ip, port))
     except OSError as e:
         sock.close()
         if e.errno == errno.EADDRINUSE:
             raise PortInUse(e.errno, f"{ip}:{port}/{proto} is in use") from None
+        if e.errno == errno.EADDRNOTAVAIL and family == socket.AF_INET6:
+            raise PortInUse(e.errno, f"[{ip}]:{port}/{proto}: no such address here") from None
         raise
     return sock
 

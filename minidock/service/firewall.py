@@ -136,7 +136,7 @@ class NftMapsFirewall(IptablesFirewall):
     async def apply(self, why: str = "") -> None:
         async with self._lock:
             changed = await self._apply()
-            table = nftables.table_text(self.published())
+            table = nftables.table_text(self.published4())
             self.nft.run(table)
             changed.append(f"nft -f - <<'EOF'\n{table}EOF")
         record("firewall", why, changed)
@@ -148,17 +148,25 @@ class NftMapsFirewall(IptablesFirewall):
         record("port maps", why, [f"nft {c}" for c in commands])
         faults.step_done("firewall")
 
+    def published4(self) -> list[PortBinding]:
+        """The maps are IPv4's: a port published on an IPv6 address is an ip6tables rule."""
+        return [p for p in self.published() if not p.six]
+
     async def publish(self, container_id: str, bindings: list[PortBinding], why: str) -> None:
         self._ports[container_id] = list(bindings)
-        await self._change(nftables.add_commands(bindings), why)
+        await self._change(nftables.add_commands([b for b in bindings if not b.six]), why)
+        if any(b.six for b in bindings):
+            await IptablesFirewall.apply(self, why)
 
     async def withdraw(self, container_id: str, why: str) -> None:
         gone = self._ports.pop(container_id, None)
         if gone:
-            await self._change(nftables.delete_commands(gone), why)
+            await self._change(nftables.delete_commands([b for b in gone if not b.six]), why)
+            if any(b.six for b in gone):
+                await IptablesFirewall.apply(self, why)
 
     def differences(self) -> list[str]:
-        return [f"port maps: {w}" for w in nftables.differences(self.nft, self.published())]
+        return [f"port maps: {w}" for w in nftables.differences(self.nft, self.published4())]
 
     async def remove_all(self) -> list[str]:
         removed = await super().remove_all()

@@ -144,8 +144,15 @@ class Lifecycle:
         c, ep = plan.c, plan.way_out
         net = plan.nets[ep.network_id]
         tx.on_undo("ports", lambda: self.withdraw(c))
+        six = net.ipam6
+        if not ep.ip6:  # an IPv6 host address for a container without IPv6: nothing to forward to
+            dropped = [f"[{ip}]:{hp}" for _, ip, hp, _ in plan.ports if ":" in ip]
+            if dropped:
+                log.warning("%s has no IPv6 address: %s not published", c.name, ", ".join(dropped))
+            plan.ports = [p for p in plan.ports if ":" not in p[1]]
         self.core.holds.hold(c.id, c.name, plan.ports)
-        c.ports = [PortBinding(proto, ip, hp, cp, ep.ip, net.bridge, net.subnet, c.name)
+        c.ports = [PortBinding(proto, ip, hp, cp, ep.ip6 if ":" in ip else ep.ip, net.bridge,
+                               six.subnet if ":" in ip and six else net.subnet, c.name)
                    for proto, ip, hp, cp in plan.ports]
         record("hold the host ports", "bound, never listening: no host program can take them (no command)",
                [f"# {p.host_ip}:{p.host_port}/{p.proto}" for p in c.ports])

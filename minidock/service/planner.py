@@ -107,7 +107,8 @@ def _plan(core: Core, cid: str) -> StartPlan | None:
     primary = plan.nets.get(plan.endpoints[0].network_id) if plan.endpoints else None
     bindings = bindings_of(c)
     if bindings and primary is not None and core.driver(primary).publishes_ports and not primary.internal:
-        plan.ports = core.holds.choose(bindings, c.name, core.firewall.published(exclude=c.id), owner=c.id)
+        plan.ports = core.holds.choose(bindings, c.name, core.firewall.published(exclude=c.id), owner=c.id,
+                                       ipv6=primary.ipam6 is not None)
     elif bindings and primary is not None and not core.driver(primary).publishes_ports:
         log.warning("%s driver does not support port mappings", primary.driver)  # Docker's words, and it goes on
     _files(core, plan)

@@ -42,14 +42,24 @@ class PortHolds:
         self.pending: dict[str, list[PortBinding]] = {}  # chosen by a plan, not yet published
 
     def choose(self, bindings: dict[str, list[dict[str, str]]], who: str, published: list[PortBinding],
-               owner: str = "") -> list[Choice]:
+               owner: str = "", ipv6: bool = False) -> list[Choice]:
         """Host ports for `bindings`, none of them `published` by others or pending; with an
-        `owner`, they are pending for it until `hold` or `release`."""
+        `owner`, they are pending for it until `hold` or `release`. With `ipv6` (the container's
+        network has it), each port on every IPv4 address is published on [::] too, as Docker does."""
         taken = [*published, *(p for cid, held in self.pending.items() if cid != owner for p in held)]
         try:
             chosen = ports.choose(ports.wanted(bindings), taken, portbind.is_free)
         except ports.PortAllocated as e:
             raise not_published(who, e) from None
+        if ipv6:
+            taken += [PortBinding(proto, ip, hp, cp, "", "", "", who) for proto, ip, hp, cp in chosen]
+            for proto, ip, hp, cp in list(chosen):
+                if ip != "0.0.0.0":
+                    continue
+                try:
+                    chosen += ports.choose([(proto, "::", hp, hp, cp)], taken, portbind.is_free)
+                except ports.PortAllocated:  # another holds [::]:hp: IPv4 only, as Docker's proxy would fall back
+                    log.warning("%s: [::]:%d/%s is taken; published on IPv4 only", who, hp, proto)
         if owner:
             self.pending[owner] = [PortBinding(proto, ip, hp, cp, "", "", "", who) for proto, ip, hp, cp in chosen]
         return chosen

@@ -88,6 +88,10 @@ def outside6(md: Sandbox) -> Iterator[str]:
     sh("ip", "-n", ns, "-6", "addr", "add", "fd99::2/64", "dev", "wan0", "nodad")
     sh("ip", "-n", ns, "link", "set", "wan0", "up")
     sh("ip", "-n", ns, "link", "set", "lo", "up")
+    for _ in range(50):  # the new link's neighbour discovery settles within some ms
+        if sh("ip", "netns", "exec", ns, "ping", "-6", "-c", "1", "-W", "1", "fd99::1", check=False).code == 0:
+            break
+        time.sleep(0.1)
     try:
         yield ns
     finally:
@@ -147,3 +151,28 @@ def test_default_pool_is_a_ula_64_and_explain_shows_ip6(md: Sandbox) -> None:
         assert "ip6tables -t nat -A MINIDOCK-POSTROUTING -s " + sub in err, err
     finally:
         md.cli("network", "rm", "auto6")
+
+
+def test_a_published_port_answers_on_ipv6_too(md: Sandbox, six: str, outside6: str) -> None:
+    md.cli("run", "-d", "--name", "web6", "--network", six, "-p", "8086:80", "busybox", "nc", "-ll", "-p", "80",
+           "-e", "echo", "web over v6")
+    # Docker's two lines: the port on every IPv4 address and on every IPv6 address
+    assert md.cli("port", "web6").out.splitlines() == ["80/tcp -> 0.0.0.0:8086", "80/tcp -> [::]:8086"]
+    assert md.cli("ps", "--filter", "name=web6", "--format", "{{.Ports}}").out.strip() == \
+        "0.0.0.0:8086->80/tcp, [::]:8086->80/tcp"
+    # from the outside namespace, to the host's IPv6 address: DNAT in ip6tables, no proxy
+    out = sh("ip", "netns", "exec", outside6, "nc", "-6", "-w", "2", "fd99::1", "8086", check=False).out
+    assert out.strip() == "web over v6"
+    assert "--to-destination [fd00:61::2]:80" in md.host("ip6tables-save", "-t", "nat").out
+    # held, as IPv4's: a host program cannot take [::]:8086
+    r = md.host("python3", "-c", "import socket; s=socket.socket(socket.AF_INET6); "
+                "s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1); s.bind(('::', 8086))", check=False)
+    assert r.code != 0 and "Address already in use" in r.err
+    md.cli("rm", "-f", "web6")
+    assert "8086" not in md.host("ip6tables-save").out
+
+
+def test_topology_shows_the_ipv6_addresses(md: Sandbox, six: str) -> None:
+    run(md, "t6", six)
+    out = md.cli("topology").out
+    assert "fd00:61::/64  gateway fd00:61::1" in out and "fd00:61::2/64  t6" in out, out

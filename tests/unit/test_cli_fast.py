@@ -175,7 +175,7 @@ def test_format_ports_column_groups_ranges_as_docker() -> None:
             for p, t, ip, pub in ((5000, "tcp", "", 0), (9000, "tcp", "0.0.0.0", 9000), (9002, "tcp", "0.0.0.0", 9002),
                                   (9001, "tcp", "0.0.0.0", 9001), (53, "udp", "::", 53), (80, "tcp", "0.0.0.0", 8080),
                                   (7, "sctp", "", 0), (8, "sctp", "", 0), (10, "sctp", "", 0))]
-    assert format.displayable(many) == ("7-8/sctp, 10/sctp, :::53->53/udp, 5000/tcp, "
+    assert format.displayable(many) == ("7-8/sctp, 10/sctp, [::]:53->53/udp, 5000/tcp, "
                                         "0.0.0.0:9000-9002->9000-9002/tcp, 0.0.0.0:8080->80/tcp")
 
 
