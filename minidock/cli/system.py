@@ -26,11 +26,13 @@ from .common import CONTEXT, Ctx, fail, pass_ctx
 @click.option("--cluster-store-opt", multiple=True, metavar="KEY=VALUE",
               help="discovery.ttl=SECONDS: how long a silent host counts as alive (default 20)")
 @click.option("--node-name", default="", help="This host's name in the cluster (default: the hostname)")
+@click.option("--ipv6", is_flag=True, help="IPv6 on the default bridge too (dual stack)")
+@click.option("--fixed-cidr-v6", default="", metavar="CIDR", help="The default bridge's IPv6 subnet (default: a ULA /64)")
 @click.option("--debug", is_flag=True)
 @pass_ctx
 def daemon(c: Ctx, root: str, socket_path: str, dns_upstream: tuple[str, ...], port_maps: bool,
            cluster_store: str, cluster_advertise: str, cluster_store_opt: tuple[str, ...], node_name: str,
-           debug: bool) -> None:
+           ipv6: bool, fixed_cidr_v6: str, debug: bool) -> None:
     """Run the daemon in the foreground, in the current network namespace.
 
     With --explain, what start-up does to the kernel is printed on stdout."""
@@ -40,7 +42,18 @@ def daemon(c: Ctx, root: str, socket_path: str, dns_upstream: tuple[str, ...], p
         cluster = cluster_config(cluster_store, cluster_advertise, cluster_store_opt, node_name)
     except ValueError as e:
         fail(str(e))
-    run(root, socket_path, list(dns_upstream), debug, c.explain, port_maps, cluster)
+    if fixed_cidr_v6 and not ipv6:
+        fail("--fixed-cidr-v6 needs --ipv6")
+    if fixed_cidr_v6:
+        from ..errors import InvalidParameter
+        from ..ipam import parse_subnet
+
+        try:
+            fixed_cidr_v6 = str(parse_subnet(fixed_cidr_v6, 6))
+        except InvalidParameter as e:
+            fail(f"--fixed-cidr-v6: {e}")
+    run(root, socket_path, list(dns_upstream), debug, c.explain, port_maps, cluster,
+        fixed_cidr_v6 if ipv6 else None)
 
 
 @click.group(context_settings=CONTEXT)

@@ -40,7 +40,7 @@ def upstreams_from_host(path: str = "/etc/resolv.conf") -> list[str]:
 
 
 async def serve(root: str, socket_path: str, dns_upstream: list[str], explain: bool = False,
-                port_maps: bool = False, cluster: ClusterConfig | None = None) -> None:
+                port_maps: bool = False, cluster: ClusterConfig | None = None, ipv6: str | None = None) -> None:
     os.makedirs(root, mode=0o700, exist_ok=True)
     os.chmod(root, 0o700)
     libc.set_child_subreaper()
@@ -48,7 +48,7 @@ async def serve(root: str, socket_path: str, dns_upstream: list[str], explain: b
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    engine = Engine(root, dns_upstream or upstreams_from_host(), port_maps, cluster)
+    engine = Engine(root, dns_upstream or upstreams_from_host(), port_maps, cluster, ipv6)
     recording = Recording() if explain else None
     steps.use_recording(recording)  # start-up: the default bridge, the chains and their jumps
     await engine.open()
@@ -91,9 +91,10 @@ async def serve(root: str, socket_path: str, dns_upstream: list[str], explain: b
 
 
 def run(root: str, socket_path: str, dns_upstream: list[str], debug: bool = False, explain: bool = False,
-        port_maps: bool = False, cluster: ClusterConfig | None = None) -> None:
+        port_maps: bool = False, cluster: ClusterConfig | None = None, ipv6: str | None = None) -> None:
+    """`ipv6`: the default bridge's IPv6 subnet ("" a ULA /64), or None for IPv4 only."""
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if os.geteuid() != 0:
         raise SystemExit("minidock daemon must run as root")
-    asyncio.run(serve(root, socket_path, dns_upstream, explain, port_maps, cluster))
+    asyncio.run(serve(root, socket_path, dns_upstream, explain, port_maps, cluster, ipv6))

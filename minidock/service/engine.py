@@ -58,7 +58,7 @@ __all__ = ["WAIT_CONDITIONS", "Engine"]
 
 class Engine:
     def __init__(self, root: str, upstreams: list[str], port_maps: bool = False,
-                 cluster: ClusterConfig | None = None) -> None:
+                 cluster: ClusterConfig | None = None, ipv6: str | None = None) -> None:
         store = Store(os.path.join(root, "minidock.db"))
         records = dnsstub.Records()
         self.core = Core(root=root, store=store, firewall=firewall.make(port_maps), images=Images(root),
@@ -66,6 +66,7 @@ class Engine:
                          addresses=Addresses(store))
         self.core.dns = dnsstub.DnsServer(records, self.core.upstreams_for)
         self.networks = Networks(self.core)
+        self.networks.default_ipv6 = ipv6
         self.life = Lifecycle(self.core)
         self.life.gateway_bridge = self.networks.ensure_gateway_bridge
         self.cluster_config = cluster

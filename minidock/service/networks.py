@@ -9,6 +9,7 @@ the kernel work in reverse.
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ PREDEFINED = ("bridge", "host", "none")
 GATEWAY_BRIDGE_DEVICE = "minidock_gwbr"  # "minidock_gwbridge" is longer than a link name may be
 NO_STORE = ("overlay networks need a cluster store: start the daemon with "
             "--cluster-store etcd://HOST:2379 --cluster-advertise ADDRESS")
+log = logging.getLogger("minidock.networks")
 DEFAULT_BRIDGE = "minidock0"
 KNOWN_OPTIONS = {OPT_NAME, OPT_MTU, OPT_ICC, OPT_MASQ, "com.docker.network.bridge.host_binding_ipv4",
                  "com.docker.network.bridge.default_bridge"}
@@ -225,6 +227,7 @@ class Networks:
 
     def __init__(self, core: Core) -> None:
         self.core = core
+        self.default_ipv6: str | None = None  # daemon --ipv6: the default bridge's IPv6 subnet ("" a ULA)
 
     def subnets_in_use(self) -> list[IPNetwork]:
         return [IPNetwork(c.subnet) for n in self.core.store.networks.view() for c in n.ipam]
@@ -241,13 +244,29 @@ class Networks:
         return [self.view(n) for n in self.core.store.networks.all()]
 
     async def ensure_predefined(self) -> None:
-        """The default bridge (its subnet picked now), host and none: made on the first start."""
+        """The default bridge (its subnet picked now), host and none: made on the first start.
+        The daemon's --ipv6 [--fixed-cidr-v6] turns the default bridge's IPv6 on (or changes
+        it) while no container is on it; without --ipv6 it is IPv4 only again."""
         store = self.core.store
         names = {n.name for n in store.networks.all()}
-        if "bridge" not in names:
+        rec = store.networks.find("bridge")
+        if rec is None:
             rec = default_bridge_record()
             finish_subnet(rec, self.subnets_in_use(), await self.core.host.routes())
-            store.networks.put(rec)
+        want = self.default_ipv6
+        six = rec.ipam6
+        if (want is None) != (six is None) or (want and six is not None and six.subnet != want):
+            if store.endpoints(network_id=rec.id):
+                log.warning("the default bridge keeps its IPv6 setting: containers are on it")
+            else:
+                rec.ipam = [c for c in rec.ipam if ":" not in c.subnet]
+                rec.enable_ipv6 = want is not None
+                if want:
+                    subnet = ipam.parse_subnet(want, 6)
+                    rec.ipam.append(IPAMConfig(str(subnet), str(ipam.default_gateway(subnet))))
+                elif want is not None:
+                    finish_subnet(rec, self.subnets_in_use(), [], seed=ula_seed())
+        store.networks.put(rec)
         for name, driver in (("host", "host"), ("none", "null")):
             if name not in names:
                 store.networks.put(simple_record(name, driver))

@@ -4,13 +4,14 @@ the stub, ip6tables isolation and NAT66 seen from an "outside" namespace made he
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.sandbox import Sandbox, sh
+from tests.sandbox import MINIDOCK, Sandbox, sh
 
 IP6 = "{{range .NetworkSettings.Networks}}{{.GlobalIPv6Address}}{{end}}"
 
@@ -176,3 +177,29 @@ def test_topology_shows_the_ipv6_addresses(md: Sandbox, six: str) -> None:
     run(md, "t6", six)
     out = md.cli("topology").out
     assert "fd00:61::/64  gateway fd00:61::1" in out and "fd00:61::2/64  t6" in out, out
+
+
+def test_daemon_ipv6_puts_the_default_bridge_on_ipv6() -> None:
+    sb = Sandbox(daemon_flags=["--ipv6", "--fixed-cidr-v6", "fd00:d0::/64"])
+    sb.start()
+    try:
+        net = json.loads(sb.cli("network", "inspect", "bridge").out)[0]
+        assert net["EnableIPv6"] and net["IPAM"]["Config"][1]["Subnet"] == "fd00:d0::/64"
+        sb.cli("run", "-d", "--name", "d1", "busybox", "sleep", "600")
+        sb.cli("run", "-d", "--name", "d2", "busybox", "sleep", "600")
+        ip6 = sb.inspect("d2", "{{.NetworkSettings.GlobalIPv6Address}}")
+        assert ip6 == "fd00:d0::3"
+        assert sb.cli("exec", "d1", "ping", "-6", "-c", "1", "-W", "2", ip6).code == 0
+        assert "fd00:d0::1/64" in sb.host("ip", "-6", "addr", "show", "minidock0").out
+    finally:
+        sb.destroy()
+    # a bad subnet: one line, and no daemon (started in a namespace of its own all the same)
+    bad = Sandbox()
+    bad.create_host()
+    try:
+        r = bad.host(*MINIDOCK, "daemon", "--root", bad.root, "--socket", bad.socket, "--ipv6",
+                     "--fixed-cidr-v6", "fd00:zz::/64", check=False, timeout=20)
+        assert r.code != 0 and "--fixed-cidr-v6: invalid subnet fd00:zz::/64" in r.err, r
+        assert not os.path.exists(bad.socket)
+    finally:
+        bad.destroy()
