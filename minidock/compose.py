@@ -25,7 +25,8 @@ P = "com.docker.compose."
 SERVICE_KEYS = {"image", "build", "container_name", "entrypoint", "command", "networks", "network_mode",
                 "ports", "expose", "extra_hosts", "dns", "hostname", "depends_on", "environment",
                 "working_dir", "labels", "tty", "stdin_open", "restart"}
-NETWORK_KEYS = {"driver", "ipam", "internal", "external", "name", "labels", "attachable", "driver_opts"}
+NETWORK_KEYS = {"driver", "ipam", "internal", "external", "name", "labels", "attachable", "driver_opts",
+                "enable_ipv6"}
 
 
 class ComposeError(MinidockError):
@@ -194,7 +195,7 @@ def _network_request(project: str, key: str, spec: _Map, full: str) -> dict[str,
     labels.update({P + "network": key, P + "project": project, P + "version": COMPOSE_VERSION})
     req: dict[str, Any] = {"Name": full, "Driver": spec.get("driver") or "bridge",
                            "Internal": bool(spec.get("internal")), "Labels": labels,
-                           "Attachable": bool(spec.get("attachable")),
+                           "Attachable": bool(spec.get("attachable")), "EnableIPv6": bool(spec.get("enable_ipv6")),
                            "Options": {str(k): str(v) for k, v in (spec.get("driver_opts") or {}).items()},
                            "CheckDuplicate": True}
     ipam = spec.get("ipam") or {}
@@ -308,8 +309,10 @@ def _service(services: _Map, sname: str, svc: Any, pj: Project, used: set[str]) 
             cfg = cfg or {}
             aliases = [sname, *_list_of_str(svc, "networks", cfg.get("aliases") or [], f"{where}.networks")]
             ep: dict[str, Any] = {"Aliases": list(dict.fromkeys(aliases))}
-            if cfg.get("ipv4_address"):
-                ep["IPAMConfig"] = {"IPv4Address": str(cfg["ipv4_address"])}
+            pinned = {k: str(cfg[a]) for k, a in (("IPv4Address", "ipv4_address"), ("IPv6Address", "ipv6_address"))
+                      if cfg.get(a)}
+            if pinned:
+                ep["IPAMConfig"] = pinned
             full = pj.networks[key].get("external") or pj.networks[key]["Name"] if key in pj.networks \
                 else f"{pj.name}_default"
             nets[full] = ep

@@ -191,6 +191,35 @@ networks:
     p.down()
 
 
+def test_compose_dual_stack_network_and_a_pinned_ipv6_address(md: Sandbox, project: list[Project]) -> None:
+    text = """\
+services:
+  server:
+    container_name: server6
+    entrypoint: ["sleep", "300"]
+    networks:
+      v6net:
+        ipv6_address: fd00:c6::66
+  client:
+    container_name: client6
+    entrypoint: ["sleep", "300"]
+    networks: [v6net]
+networks:
+  v6net:
+    enable_ipv6: true
+    ipam:
+      config:
+        - subnet: 172.26.0.0/16
+        - subnet: fd00:c6::/64
+"""
+    p = new(md, project, "six", text)
+    p("up", "-d")
+    assert md.inspect("server6", "{{range .NetworkSettings.Networks}}{{.GlobalIPv6Address}}{{end}}") == "fd00:c6::66"
+    r = md.cli("exec", "client6", "ping", "-6", "-c", "1", "-W", "2", "server")  # the service name, over IPv6
+    assert "(fd00:c6::66)" in r.out
+    p.down()
+
+
 def test_e6_ports_reach_the_server_from_the_host(md: Sandbox, project: list[Project]) -> None:
     text = """\
 services:
