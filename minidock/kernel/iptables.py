@@ -68,7 +68,10 @@ JUMPS: list[tuple[str, str, str]] = [
     ("nat", "OUTPUT", "-m addrtype --dst-type LOCAL -j MINIDOCK"),
     ("nat", "POSTROUTING", "-j MINIDOCK-POSTROUTING"),
 ]
-JUMPS6 = [(t, c, s.replace("127.0.0.0/8", "::1/128")) for t, c, s in JUMPS]
+# IPv6: ::1 is never DNATed (a packet from it may not leave the host): a published TCP port
+# on [::1] or [::] is relayed by the daemon instead (service/publish.py)
+JUMPS6 = [(t, c, "! -d ::1/128 " + s if c == "OUTPUT" else s.replace("127.0.0.0/8", "::1/128"))
+          for t, c, s in JUMPS]
 TOOL = {4: "iptables", 6: "ip6tables"}
 
 

@@ -158,6 +158,7 @@ class Lifecycle:
                [f"# {p.host_ip}:{p.host_port}/{p.proto}" for p in c.ports])
         why = "the host forwards its ports to the container in the kernel (DNAT), no proxy process"
         await tx.step("published ports", self.core.firewall.publish(c.id, c.ports, why))
+        await self.core.holds.relay_loopback(c.id, c.ports)
 
     async def withdraw(self, c: Container) -> None:
         """Drop the forwarding first, then let go of the host ports."""

@@ -8,8 +8,11 @@ lets go), holds them while it applies, and the firewall forwards them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .. import ports
@@ -36,8 +39,40 @@ def bindings_of(c: Container) -> dict[str, list[dict[str, str]]]:
     return bindings
 
 
+LOOPBACK_RELAY = ("::", "::1")  # TCP ports the host's own ::1 reaches only through a relay
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            writer.close()
+
+
+def _relay_to(ip: str, port: int) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(ip, port), 5)
+        except (OSError, TimeoutError):
+            writer.close()
+            return
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+    return relay
+
+
 class PortHolds:
+    """Host ports held by bound sockets. One exception to "no proxy": IPv6's loopback. A packet
+    from ::1 may not leave the host (there is no route_localnet for IPv6), so DNAT cannot take
+    [::1]:PORT to a container; a TCP port published on [::] or [::1] listens, and the daemon
+    relays what the host's own ::1 sends it (docker-proxy's job, for that one case)."""
+
     def __init__(self) -> None:
+        self.relays: dict[str, list[asyncio.Server]] = {}
         self.holds: dict[str, list[socket.socket]] = {}  # container id -> sockets keeping its ports
         self.pending: dict[str, list[PortBinding]] = {}  # chosen by a plan, not yet published
 
@@ -74,8 +109,24 @@ class PortHolds:
 
     def release(self, owner: str) -> None:
         self.pending.pop(owner, None)
+        for server in self.relays.pop(owner, []):
+            server.close()
         for sock in self.holds.pop(owner, []):
             sock.close()
+
+    async def relay_loopback(self, owner: str, published: list[PortBinding]) -> None:
+        """Relay [::1]:PORT to the container, for the TCP ports on [::] or [::1]."""
+        for p in published:
+            if p.proto != "tcp" or p.host_ip not in LOOPBACK_RELAY:
+                continue
+            sock = next((s for s in self.holds.get(owner, []) if s.family == socket.AF_INET6
+                         and s.type == socket.SOCK_STREAM and s.getsockname()[1] == p.host_port), None)
+            if sock is None:
+                continue
+            sock.listen(64)
+            sock.setblocking(False)
+            server = await asyncio.start_server(_relay_to(p.container_ip, p.container_port), sock=sock)
+            self.relays.setdefault(owner, []).append(server)
 
     def settle(self, owner: str) -> None:
         """The start is recorded: its ports are published, no longer pending."""

@@ -41,6 +41,7 @@ class Reconciler:
             if c.running and process.alive(c.state.pid, c.state.start_time):
                 self.life.procs.adopt(c.id, c.state.pid)
                 core.holds.rehold(c)
+                await core.holds.relay_loopback(c.id, c.ports)
             elif c.running:
                 log.info("container %s died while the daemon was away", c.name)
                 await self.life.teardown(c)

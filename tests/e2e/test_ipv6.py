@@ -203,3 +203,16 @@ def test_daemon_ipv6_puts_the_default_bridge_on_ipv6() -> None:
         assert not os.path.exists(bad.socket)
     finally:
         bad.destroy()
+
+
+def test_the_hosts_own_ipv6_loopback_reaches_a_published_port(md: Sandbox, six: str) -> None:
+    md.cli("run", "-d", "--name", "lo6", "--network", six, "-p", "8087:80", "busybox", "nc", "-ll", "-p", "80",
+           "-e", "echo", "via ::1")
+    md.cli("run", "-d", "--name", "lo6b", "--network", six, "-p", "[::1]:8088:80", "busybox", "nc", "-ll", "-p",
+           "80", "-e", "echo", "only ::1")
+    md.host("ip", "link", "set", "lo", "up")
+    assert md.host("nc", "-6", "-w", "2", "::1", "8087").out.strip() == "via ::1"
+    assert md.host("nc", "-6", "-w", "2", "::1", "8088").out.strip() == "only ::1"
+    assert md.host("nc", "-w", "2", "127.0.0.1", "8087").out.strip() == "via ::1"  # and IPv4's loopback, by DNAT
+    md.cli("rm", "-f", "lo6", "lo6b")
+    assert md.host("nc", "-6", "-w", "1", "::1", "8087", check=False).out.strip() == ""
