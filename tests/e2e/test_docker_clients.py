@@ -149,6 +149,34 @@ def test_docker_py_drives_networks_containers_exec_and_ports(md: Sandbox, net_cl
     client.close()
 
 
+def test_docker_py_ipv6_networks_as_its_integration_tests(md: Sandbox, net_cleanup: None) -> None:
+    """The calls of docker-py's api_network_test IPv6 cases (test_create_network_ipv6_enabled,
+    test_create_with_ipv6_address, test_connect_with_ipv6_address; their suite cannot run here:
+    its set-up pulls alpine:3.10), and a ping between the two addresses they pin."""
+    docker_py = pytest.importorskip("docker", reason="docker-py is not installed (pip install 'docker>=7')")
+    c = docker_py.APIClient(base_url=f"unix://{md.socket}", version="auto")
+    ipam = docker_py.types.IPAMConfig(driver="default", pool_configs=[docker_py.types.IPAMPool(subnet="2001:389::/64")])
+    net = c.create_network("pynet6", enable_ipv6=True, ipam=ipam)
+    assert c.inspect_network(net["Id"])["EnableIPv6"] is True
+    one = c.create_container("busybox", "top", host_config=c.create_host_config(network_mode="pynet6"),
+                             networking_config=c.create_networking_config(
+                                 {"pynet6": c.create_endpoint_config(ipv6_address="2001:389::f00d")}))
+    c.start(one)
+    settings = c.inspect_container(one)["NetworkSettings"]["Networks"]["pynet6"]
+    assert settings["IPAMConfig"]["IPv6Address"] == "2001:389::f00d" == settings["GlobalIPv6Address"]
+    two = c.create_container("busybox", "top")
+    c.start(two)
+    c.connect_container_to_network(two, "pynet6", ipv6_address="2001:389::f00e")
+    assert c.inspect_container(two)["NetworkSettings"]["Networks"]["pynet6"]["IPAMConfig"]["IPv6Address"] \
+        == "2001:389::f00e"
+    ex = c.exec_create(two, ["ping", "-6", "-c", "1", "-W", "2", "2001:389::f00d"])
+    assert b" 0% packet loss" in c.exec_start(ex) and c.exec_inspect(ex)["ExitCode"] == 0
+    for ct in (one, two):
+        c.remove_container(ct, force=True)
+    c.remove_network(net["Id"])
+    c.close()
+
+
 @needs_cli
 def test_logs_follow_top_images_and_prune_with_docker(md: Sandbox, net_cleanup: None) -> None:
     docker(md, "run", "-d", "--name", "ticker", "busybox", "sh", "-c",
