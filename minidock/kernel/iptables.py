@@ -120,14 +120,12 @@ def ruleset(networks: list[BridgeRules], published: Iterable[Published] = (), ma
     With `maps` (daemon --port-maps) the ports themselves are nftables map elements
     (kernel/nftables.py): no rule per port here, but per network one ACCEPT and one
     hairpin MASQUERADE for whatever was DNATed to it. `family=6`: the ip6tables rules
-    of the networks with IPv6, and the ports published on IPv6 addresses (always as
-    rules: the maps are IPv4's)."""
+    of the networks with IPv6, and the ports published on IPv6 addresses."""
     rs = Ruleset()
     f, n = rs.filter, rs.nat
     six = family == 6
     if six:
         networks = [replace(net, subnet=net.subnet6) for net in networks if net.subnet6]
-        maps = False
     ports = [] if maps else sorted((p for p in published if (":" in p.host_ip) == six),
                                    key=lambda p: (p.host_port, p.proto, p.host_ip, p.container))
     host = "/128" if six else "/32"

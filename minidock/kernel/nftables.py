@@ -15,7 +15,9 @@ none or 5000 published:
 
 The ACCEPT into the bridge and the hairpin MASQUERADE stay in iptables, as one
 rule per network matching `--ctstate DNAT` (see iptables.ruleset). Look with
-`nft list table ip minidock`.
+`nft list table ip minidock`. Ports on IPv6 addresses are the same maps in
+`table ip6 minidock` (ipv6_addr keys and values; ::1 is never DNATed: the daemon
+relays it, see service/publish.py).
 
 We talk to the kernel through libnftables (nft's own library, in-process via
 ctypes) with one context kept for the daemon's life: spawning `nft` costs a
@@ -36,57 +38,77 @@ TABLE = "minidock"
 NFT_CTX_OUTPUT_HANDLE = 1 << 1
 
 
+WILD = ("", "0.0.0.0", "::")
+
+
+def _family(p: Published) -> str:
+    return "ip6" if p.six else "ip"
+
+
 def _key(p: Published) -> str:
-    if p.host_ip and p.host_ip != "0.0.0.0":
+    if p.host_ip not in WILD:
         return f"{p.host_ip} . {p.proto} . {p.host_port}"
     return f"{p.proto} . {p.host_port}"
 
 
 def _map(p: Published) -> str:
-    return "hostports" if p.host_ip and p.host_ip != "0.0.0.0" else "ports"
+    return "hostports" if p.host_ip not in WILD else "ports"
 
 
 def element(p: Published) -> str:
     return f"{_key(p)} : {p.container_ip} . {p.container_port}"
 
 
-def table_text(published: list[Published]) -> str:
-    """The whole table, as `nft -f` input: what start-up and repair load. Priority -101
-    is iptables' nat (dstnat, -100) minus one: a port is DNATed here, before it."""
-    ports = ", ".join(element(p) for p in published if _map(p) == "ports")
-    hostports = ", ".join(element(p) for p in published if _map(p) == "hostports")
-    dnat = ("fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @hostports\n"
-            "    fib daddr type local dnat ip to meta l4proto . th dport map @ports")
-    return f"""table ip {TABLE}
-delete table ip {TABLE}
-table ip {TABLE} {{
-  map hostports {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service;{
+def add_commands(published: list[Published]) -> list[str]:
+    return [f"add element {_family(p)} {TABLE} {_map(p)} {{ {element(p)} }}" for p in published]
+
+
+def delete_commands(published: list[Published]) -> list[str]:
+    return [f"delete element {_family(p)} {TABLE} {_map(p)} {{ {_key(p)} }}" for p in published]
+
+
+def table_text(published: list[Published], family: str = "ip") -> str:
+    """The whole table (of family ip or ip6), as `nft -f` input: what start-up and repair
+    load. Priority -101 is iptables' nat (dstnat, -100) minus one: a port is DNATed here,
+    before it."""
+    mine = [p for p in published if _family(p) == family]
+    ports = ", ".join(element(p) for p in mine if _map(p) == "ports")
+    hostports = ", ".join(element(p) for p in mine if _map(p) == "hostports")
+    addr = "ipv6_addr" if family == "ip6" else "ipv4_addr"
+    dnat = (f"fib daddr type local dnat {family} to {family} daddr . meta l4proto . th dport map @hostports\n"
+            f"    fib daddr type local dnat {family} to meta l4proto . th dport map @ports")
+    loopback = "ip6 daddr ::1 return" if family == "ip6" else "ip daddr 127.0.0.0/8 return"
+    return f"""table {family} {TABLE}
+delete table {family} {TABLE}
+table {family} {TABLE} {{
+  map hostports {{ type {addr} . inet_proto . inet_service : {addr} . inet_service;{
       f" elements = {{ {hostports} }};" if hostports else ""} }}
-  map ports {{ type inet_proto . inet_service : ipv4_addr . inet_service;{
+  map ports {{ type inet_proto . inet_service : {addr} . inet_service;{
       f" elements = {{ {ports} }};" if ports else ""} }}
   chain prerouting {{
     type nat hook prerouting priority -101; policy accept;
-    ip daddr 127.0.0.0/8 return
+    {loopback}
     {dnat}
   }}
   chain output {{
-    type nat hook output priority -101; policy accept;
+    type nat hook output priority -101; policy accept;{chr(10) + "    " + loopback if family == "ip6" else ""}
     {dnat}
   }}
 }}
 """
 
 
-def remove_text() -> str:
-    return f"table ip {TABLE}\ndelete table ip {TABLE}\n"
+def remove_text(family: str = "ip") -> str:
+    return f"table {family} {TABLE}\ndelete table {family} {TABLE}\n"
 
 
-def differences(nft: Nft, published: list[Published]) -> list[str]:
+def differences(nft: Nft, published: list[Published], family: str = "ip") -> list[str]:
     """What the kernel's maps lack or hold beyond `published` (for `system check`)."""
+    published = [p for p in published if _family(p) == family]
     try:
-        listing = nft.run(f"list table ip {TABLE}")
+        listing = nft.run(f"list table {family} {TABLE}")
     except RuntimeError:
-        return [f"table ip {TABLE} is missing"]
+        return [f"table {family} {TABLE} is missing"]
     have = {e.strip() for block in re.findall(r"elements = \{([^}]*)\}", listing)
             for e in block.replace("\n", " ").split(",") if e.strip()}
     want = {element(p) for p in published}
@@ -94,12 +116,6 @@ def differences(nft: Nft, published: list[Published]) -> list[str]:
             + [f"{e} is not ours" for e in sorted(have - want)])
 
 
-def add_commands(published: list[Published]) -> list[str]:
-    return [f"add element ip {TABLE} {_map(p)} {{ {element(p)} }}" for p in published]
-
-
-def delete_commands(published: list[Published]) -> list[str]:
-    return [f"delete element ip {TABLE} {_map(p)} {{ {_key(p)} }}" for p in published]
 
 
 class Nft:

@@ -136,9 +136,10 @@ class NftMapsFirewall(IptablesFirewall):
     async def apply(self, why: str = "") -> None:
         async with self._lock:
             changed = await self._apply()
-            table = nftables.table_text(self.published4())
-            self.nft.run(table)
-            changed.append(f"nft -f - <<'EOF'\n{table}EOF")
+            for family in ("ip", "ip6") if await self.ipv6() else ("ip",):
+                table = nftables.table_text(self.published(), family)
+                self.nft.run(table)
+                changed.append(f"nft -f - <<'EOF'\n{table}EOF")
         record("firewall", why, changed)
         faults.step_done("firewall")
 
@@ -148,30 +149,34 @@ class NftMapsFirewall(IptablesFirewall):
         record("port maps", why, [f"nft {c}" for c in commands])
         faults.step_done("firewall")
 
-    def published4(self) -> list[PortBinding]:
-        """The maps are IPv4's: a port published on an IPv6 address is an ip6tables rule."""
-        return [p for p in self.published() if not p.six]
-
     async def publish(self, container_id: str, bindings: list[PortBinding], why: str) -> None:
         self._ports[container_id] = list(bindings)
-        await self._change(nftables.add_commands([b for b in bindings if not b.six]), why)
-        if any(b.six for b in bindings):
-            await IptablesFirewall.apply(self, why)
+        if any(b.six for b in bindings) and not self._six:  # the first IPv6 port: table ip6 first
+            self._six = True
+            await self.apply(why)
+            return
+        await self._change(nftables.add_commands(bindings), why)
 
     async def withdraw(self, container_id: str, why: str) -> None:
         gone = self._ports.pop(container_id, None)
         if gone:
-            await self._change(nftables.delete_commands([b for b in gone if not b.six]), why)
-            if any(b.six for b in gone):
-                await IptablesFirewall.apply(self, why)
+            await self._change(nftables.delete_commands(gone), why)
 
     def differences(self) -> list[str]:
-        return [f"port maps: {w}" for w in nftables.differences(self.nft, self.published4())]
+        out = nftables.differences(self.nft, self.published())
+        if self._six:
+            out += nftables.differences(self.nft, self.published(), "ip6")
+        return [f"port maps: {w}" for w in out]
 
     async def remove_all(self) -> list[str]:
+        six = await self.ipv6()
         removed = await super().remove_all()
         self.nft.run(nftables.remove_text())
-        return [*removed, f"nftables table ip {nftables.TABLE}"]
+        removed.append(f"nftables table ip {nftables.TABLE}")
+        if six:
+            self.nft.run(nftables.remove_text("ip6"))
+            removed.append(f"nftables table ip6 {nftables.TABLE}")
+        return removed
 
     def close(self) -> None:
         self.nft.close()

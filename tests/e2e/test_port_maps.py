@@ -81,3 +81,24 @@ def test_system_reset_removes_the_table(md: Sandbox) -> None:
     assert sh("nsenter", f"--net=/run/netns/{md.name}", "nft", "list", "table", "ip", "minidock",
               check=False).code != 0
     md.start()
+
+
+def test_ipv6_ports_are_elements_of_the_ip6_table(md: Sandbox) -> None:
+    md.cli("network", "create", "--ipv6", "--subnet", "fd00:6a::/64", "mapped6")
+    try:
+        md.cli("run", "-d", "--name", "m6", "--network", "mapped6", "-p", "8093:80", "busybox", "nc", "-ll", "-p",
+               "80", "-e", "echo", "mapped v6")
+        table = md.host("nft", "list", "table", "ip6", "minidock").out
+        assert "tcp . 8093 : fd00:6a::2 . 80" in table, table
+        assert "8093" not in md.host("ip6tables-save").out  # an element, not a rule
+        md.host("ip", "link", "set", "lo", "up")
+        md.host("ip", "-6", "addr", "add", "fd98::1/128", "dev", "lo")
+        assert md.host("nc", "-6", "-w", "2", "fd98::1", "8093").out.strip() == "mapped v6"  # DNAT by the map
+        assert md.host("nc", "-6", "-w", "2", "::1", "8093").out.strip() == "mapped v6"  # the loopback relay
+        assert md.cli("system", "check").code == 0
+        md.cli("rm", "-f", "m6")
+        assert "8093" not in md.host("nft", "list", "table", "ip6", "minidock").out
+    finally:
+        md.host("ip", "-6", "addr", "del", "fd98::1/128", "dev", "lo", check=False)
+        md.cli("rm", "-f", "m6", check=False)
+        md.cli("network", "rm", "mapped6")
