@@ -34,9 +34,10 @@ def answer(wire: bytes, table: dict[str, str]) -> bytes:
 def main() -> None:
     address, lifetime = sys.argv[1], float(sys.argv[2])
     table = dict(arg.split("=", 1) for arg in sys.argv[3:])
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    udp = socket.socket(family, socket.SOCK_DGRAM)
     udp.bind((address, 53))
-    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp = socket.socket(family, socket.SOCK_STREAM)
     tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     tcp.bind((address, 53))
     tcp.listen(8)

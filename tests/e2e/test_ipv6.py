@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -216,3 +217,31 @@ def test_the_hosts_own_ipv6_loopback_reaches_a_published_port(md: Sandbox, six: 
     assert md.host("nc", "-w", "2", "127.0.0.1", "8087").out.strip() == "via ::1"  # and IPv4's loopback, by DNAT
     md.cli("rm", "-f", "lo6", "lo6b")
     assert md.host("nc", "-6", "-w", "1", "::1", "8087", check=False).out.strip() == ""
+
+
+def test_an_ipv6_upstream_resolver_answers_through_the_stub() -> None:
+    """The daemon's --dns-upstream may be IPv6: a resolver at fd99::53 in an outside namespace."""
+    sb = Sandbox(dns_upstream=["fd99::53"])
+    sb.create_host()
+    ns = sb.name + "-dns6"
+    sh("ip", "netns", "add", ns)
+    sb.extra_ns.append(ns)
+    sb.host("ip", "link", "add", "uplink6", "type", "veth", "peer", "name", "wan0", "netns", ns)
+    sb.host("ip", "-6", "addr", "add", "fd99::1/64", "dev", "uplink6", "nodad")
+    sb.host("ip", "link", "set", "uplink6", "up")
+    sh("ip", "-n", ns, "-6", "addr", "add", "fd99::53/64", "dev", "wan0", "nodad")
+    sh("ip", "-n", ns, "link", "set", "wan0", "up")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.Popen(["nsenter", f"--net=/run/netns/{ns}", sys.executable, "-m", "tests.upstream_dns", "fd99::53",
+                             "60", "far.test=198.51.100.99"], stdout=subprocess.PIPE, text=True, cwd=repo)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        sb.start()
+        sb.cli("network", "create", "--ipv6", "up6")
+        sb.cli("run", "-d", "--name", "asker", "--network", "up6", "busybox", "sleep", "600")
+        r = sb.cli("exec", "asker", "nslookup", "far.test", "127.0.0.11", check=False)
+        assert "198.51.100.99" in r.out, r
+    finally:
+        proc.kill()
+        proc.wait()
+        sb.destroy()
