@@ -245,3 +245,17 @@ def test_an_ipv6_upstream_resolver_answers_through_the_stub() -> None:
         proc.kill()
         proc.wait()
         sb.destroy()
+
+
+def test_direct_access_from_outside_is_dropped_and_icc_false_holds(md: Sandbox, six: str, outside6: str) -> None:
+    target = run(md, "direct6", six)
+    # the outside knows the way (a route to the subnet via the host), and is dropped all the same
+    sh("ip", "-n", outside6, "-6", "route", "add", "fd00:61::/64", "via", "fd99::1")
+    assert sh("ip", "netns", "exec", outside6, "ping", "-6", "-c", "1", "-W", "1", target, check=False).code != 0
+    assert '! -i br-' in md.host("ip6tables-save").out
+    md.cli("network", "create", "--ipv6", "--subnet", "fd00:64::/64", "-o", "com.docker.network.bridge.enable_icc=false",
+           "six2")
+    a, b = run(md, "q1", "six2"), run(md, "q2", "six2")
+    assert md.cli("exec", "q1", "ping", "-6", "-c", "1", "-W", "1", b, check=False).code != 0
+    assert md.cli("exec", "q2", "ping", "-6", "-c", "1", "-W", "1", a, check=False).code != 0
+    assert md.cli("exec", "q1", "ping", "-6", "-c", "1", "-W", "2", "fd00:64::1").code == 0  # the gateway, yes
