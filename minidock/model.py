@@ -24,7 +24,8 @@ from typing import Any
 from .ports import Published as PortBinding
 
 __all__ = ["IPAMConfig", "Network", "Endpoint", "State", "HostConfig", "Attachment", "Container",
-           "PortBinding", "OPT_NAME", "OPT_MTU", "OPT_ICC", "OPT_MASQ", "OPT_VNI", "GATEWAY_BRIDGE", "truthy"]
+           "PortBinding", "OPT_NAME", "OPT_MTU", "OPT_ICC", "OPT_MASQ", "OPT_VNI", "GATEWAY_BRIDGE",
+           "CHILD_LINK_DRIVERS", "truthy"]
 
 OPT_NAME = "com.docker.network.bridge.name"
 OPT_MTU = "com.docker.network.driver.mtu"
@@ -32,6 +33,7 @@ OPT_ICC = "com.docker.network.bridge.enable_icc"
 OPT_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
 OPT_VNI = "com.docker.network.driver.overlay.vxlanid_list"  # Docker's own key for an overlay's VNI
 GATEWAY_BRIDGE = "minidock_gwbridge"  # the way out of overlay networks, as docker_gwbridge
+CHILD_LINK_DRIVERS = ("macvlan", "ipvlan")  # a container's link is a child of a host interface (the parent)
 VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
 
 
@@ -104,7 +106,7 @@ class Network:
     def user_defined(self) -> bool:
         """A user-defined network: containers on it resolve names through the DNS stub (not the
         gateway bridge, whose addresses are only a way out)."""
-        return (self.driver in ("bridge", "overlay", "macvlan", "ipvlan") and not self.predefined
+        return (self.driver in ("bridge", "overlay", *CHILD_LINK_DRIVERS) and not self.predefined
                 and self.name != GATEWAY_BRIDGE)
 
     @property

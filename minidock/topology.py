@@ -21,7 +21,7 @@ from __future__ import annotations
 from itertools import combinations
 from typing import Any
 
-CHILD_LINKS = ("macvlan", "ipvlan")  # a container's link is a child of the parent interface
+from .model import CHILD_LINK_DRIVERS
 
 
 def build(networks: list[dict[str, Any]], containers: list[dict[str, Any]],
@@ -52,7 +52,7 @@ def build(networks: list[dict[str, Any]], containers: list[dict[str, Any]],
                           "ip": ep.get("ip", ""), "prefixlen": ep.get("prefixlen", 0), "mac": ep.get("mac", ""),
                           "ip6": ep.get("ip6", ""), "prefixlen6": ep.get("prefixlen6", 0)}
                          for ep in endpoints if ep["container_id"] == c["id"] and ep["network_id"] in by_id
-                         and by_id[ep["network_id"]]["driver"] in ("bridge", "overlay", *CHILD_LINKS)),
+                         and by_id[ep["network_id"]]["driver"] in ("bridge", "overlay", *CHILD_LINK_DRIVERS)),
                         key=lambda i: i["ifname"])
         out_cs.append({
             "name": c["name"], "netns": c.get("netns") or "", "kind": kind,
@@ -63,7 +63,7 @@ def build(networks: list[dict[str, Any]], containers: list[dict[str, Any]],
         })
     isolated = [[a["name"], b["name"]] for a, b in combinations(out_nets, 2)]
     lans = []
-    for n in sorted((n for n in networks if n["driver"] in CHILD_LINKS), key=lambda n: n["name"]):
+    for n in sorted((n for n in networks if n["driver"] in CHILD_LINK_DRIVERS), key=lambda n: n["name"]):
         cfg = n["ipam"]["config"][0] if n["ipam"]["config"] else {}
         opts = n.get("options") or {}
         lans.append({"name": n["name"], "driver": n["driver"], "parent": opts.get("parent") or n["bridge"],

@@ -73,7 +73,7 @@ class BridgeDriver:
         )
         six = net.ipam6
         if six is not None:
-            p6 = int(six.subnet.rsplit("/", 1)[1])
+            p6 = six.prefixlen
             await tx.step(
                 "no DAD on the bridge", _async(sysctl.ensure, f"net/ipv6/conf/{br}/accept_dad", "0"),
                 commands=[f"sysctl -w net.ipv6.conf.{br}.accept_dad=0"],

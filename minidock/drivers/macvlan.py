@@ -42,6 +42,11 @@ def mode_of(net: Network) -> str:
     return net.options.get(MODE_OPTION[net.driver]) or MODES[net.driver][0]
 
 
+def parent_of(net: Network) -> str:
+    """The network's parent interface: the one it names, or the dummy it made."""
+    return net.options.get(OPT_PARENT) or net.bridge
+
+
 def dummy_name(net_id: str) -> str:
     return DUMMY_PREFIX + net_id[:12]
 
@@ -136,11 +141,8 @@ class ParentDriver:
                    [f"ip link del {net.bridge}"])
             await self.host.delete_link(net.bridge)
 
-    def parent(self, net: Network) -> str:
-        return net.options.get(OPT_PARENT) or net.bridge
-
     async def join(self, net: Network, ep: Endpoint, sb: Sandbox, tx: Transaction) -> None:
-        parent, mode, kind = self.parent(net), mode_of(net), self.name
+        parent, mode, kind = parent_of(net), mode_of(net), self.name
         idx = await self.host.index(parent)
         if idx is None:
             raise InvalidParameter(f"the requested parent interface {parent} was not found on the Docker host")

@@ -164,7 +164,7 @@ def ruleset(networks: list[BridgeRules], published: Iterable[Published] = (), ma
             f.append(f"-A MINIDOCK-FORWARD -i {br} -o {br} {tag} -j DROP")
         if net.masquerade and not net.internal:
             n.append(f"-A MINIDOCK-POSTROUTING -s {net.subnet} ! -o {br} {tag} -j MASQUERADE")
-        if not net.internal and family == 4:  # IPv6 has no route_localnet: ::1 never leaves the host
+        if not net.internal and not six:  # IPv6 has no route_localnet: ::1 never leaves the host
             n.append(f"-A MINIDOCK-POSTROUTING -s 127.0.0.0/8 -o {br} {tag} -j MASQUERADE")
             if maps:
                 n.append(f"-A MINIDOCK-POSTROUTING -s {net.subnet} -o {br} -m conntrack --ctstate DNAT "

@@ -139,26 +139,26 @@ def addr6_add(index: int, address: str, prefixlen: int) -> Message:
                    body + _attr(IFA_ADDRESS, packed) + _u32(IFA_FLAGS, IFA_F_NODAD))
 
 
+def _default_route(family: int, scope: int, attrs: bytes) -> Message:
+    """A default route of the main table, proto boot (as `ip route add` makes it)."""
+    body = struct.pack("=BBBBBBBBI", family, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, scope, RTN_UNICAST, 0)
+    return Message(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body + attrs)
+
+
 def default_route6(gateway: str) -> Message:
-    """`ip -6 route add default via GATEWAY` (proto boot)."""
-    body = struct.pack("=BBBBBBBBI", socket.AF_INET6, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE,
-                       RTN_UNICAST, 0)
-    return Message(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL,
-                   body + _attr(RTA_GATEWAY, socket.inet_pton(socket.AF_INET6, gateway)))
+    """`ip -6 route add default via GATEWAY`"""
+    return _default_route(socket.AF_INET6, RT_SCOPE_UNIVERSE,
+                          _attr(RTA_GATEWAY, socket.inet_pton(socket.AF_INET6, gateway)))
 
 
 def default_route(gateway: str) -> Message:
-    """`ip route add default via GATEWAY` (proto boot, as `ip` makes it)."""
-    body = struct.pack("=BBBBBBBBI", socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE,
-                       RTN_UNICAST, 0)
-    return Message(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body + _attr(RTA_GATEWAY, socket.inet_aton(gateway)))
+    """`ip route add default via GATEWAY`"""
+    return _default_route(socket.AF_INET, RT_SCOPE_UNIVERSE, _attr(RTA_GATEWAY, socket.inet_aton(gateway)))
 
 
 def device_default_route(index: int) -> Message:
     """`ip route add default dev DEV` (no gateway: ipvlan l3 routes everything out of the link)."""
-    body = struct.pack("=BBBBBBBBI", socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_LINK,
-                       RTN_UNICAST, 0)
-    return Message(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body + _u32(RTA_OIF, index))
+    return _default_route(socket.AF_INET, RT_SCOPE_LINK, _u32(RTA_OIF, index))
 
 
 class Rtnl:

@@ -405,10 +405,13 @@ class Cluster:
             await self.call(self.etcd.put(key, peer.to_json(), self.lease))
             self.peers[key] = peer
 
+    def _remote_peers(self, net_id: str) -> list[Peer]:
+        """The network's endpoints on other hosts, as the store has them."""
+        return [p for p in self.peers.values() if p.network == net_id and p.node != self.node]
+
     def remote(self, net_id: str) -> list[tuple[str, str, str]]:
-        """(ip, mac, host address) of the network's endpoints on other hosts, as the store has them."""
-        return sorted((p.ip, p.mac, p.vtep) for p in self.peers.values()
-                      if p.network == net_id and p.node != self.node)
+        """(ip, mac, host address) of the network's endpoints on other hosts."""
+        return sorted((p.ip, p.mac, p.vtep) for p in self._remote_peers(net_id))
 
     # -- views ---------------------------------------------------------------
     def node_list(self) -> list[dict[str, Any]]:
@@ -425,9 +428,8 @@ class Cluster:
         """The hosts and, for each overlay, what this host holds of it and where the rest lives."""
         overlays = []
         for net in sorted(self.networks.values(), key=lambda n: n.name):
-            remote = sorted(({"ip": p.ip, "mac": p.mac, "name": p.name, "node": p.node, "vtep": p.vtep}
-                             for p in self.peers.values() if p.network == net.id and p.node != self.node),
-                            key=lambda r: (r["node"], r["ip"]))
+            remote = [{"ip": p.ip, "mac": p.mac, "name": p.name, "node": p.node, "vtep": p.vtep}
+                      for p in sorted(self._remote_peers(net.id), key=lambda p: (p.node, p.ip))]
             overlays.append({"name": net.name, "vni": net.vni, "subnet": net.subnet, "gateway": net.gateway,
                              "namespace": self.driver.namespace(net), "vxlan": self.driver.vxlan(net),
                              "remote": remote})

@@ -4,7 +4,6 @@ container's sandbox (or only in its record, when it is stopped), or one less.
 
 from __future__ import annotations
 
-from .. import ipam
 from ..errors import Conflict, Forbidden
 from ..model import Attachment, Container, Endpoint
 from ..steps import Transaction, deferred, faults
@@ -12,6 +11,7 @@ from .common import journaled, new_id
 from .core import Core
 from .create import check_user_defined
 from .lifecycle import Lifecycle
+from .planner import assign_addresses
 from .sandbox import SandboxHandle, join
 
 HOST_NETWORK = "container cannot be disconnected from host network or connected to host network"
@@ -56,13 +56,8 @@ class Connector:
                 sb = SandboxHandle(c.name, c.netns)
                 try:
                     if core.driver(net).leases_addresses:
-                        addr = core.addresses.choose(net, c.id, ip)
-                        ep.ip, ep.prefixlen, ep.mac = str(addr), net.ipam[0].prefixlen, ipam.mac_for(addr)
+                        assign_addresses(core, c, net, ep, ip, ip6)
                         ep.gateway = net.gateway
-                        if net.ipam6 is not None:
-                            addr6 = core.addresses.choose(net, c.id, ip6, 6)
-                            ep.ip6, ep.prefixlen6 = str(addr6), int(net.ipam6.subnet.rsplit("/", 1)[1])
-                            ep.gateway6 = net.ipam6.gateway
                     async with Transaction() as tx:
                         await join(core, net, c, ep, sb, tx)
                         if net.user_defined:

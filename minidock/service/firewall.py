@@ -151,10 +151,7 @@ class NftMapsFirewall(IptablesFirewall):
 
     async def publish(self, container_id: str, bindings: list[PortBinding], why: str) -> None:
         self._ports[container_id] = list(bindings)
-        if any(b.six for b in bindings) and not self._six:  # the first IPv6 port: table ip6 first
-            self._six = True
-            await self.apply(why)
-            return
+        # an IPv6 port is on a network with IPv6, whose creation made table ip6 already
         await self._change(nftables.add_commands(bindings), why)
 
     async def withdraw(self, container_id: str, why: str) -> None:

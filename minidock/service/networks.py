@@ -21,6 +21,7 @@ from .. import ipam
 from ..drivers.macvlan import check_options
 from ..errors import Conflict, Forbidden, InvalidParameter, MinidockError
 from ..model import (
+    CHILD_LINK_DRIVERS,
     GATEWAY_BRIDGE,
     OPT_ICC,
     OPT_MASQ,
@@ -102,7 +103,7 @@ def validate_create(req: dict[str, Any], existing: list[Network], clustered: boo
         raise Forbidden(f"only one instance of \"{driver}\" network is allowed")
     if driver == "overlay" and not clustered:
         raise Forbidden(NO_STORE)
-    if driver not in ("bridge", "overlay", "macvlan", "ipvlan"):
+    if driver not in ("bridge", "overlay", *CHILD_LINK_DRIVERS):
         raise NotImplementedDriver(driver)
     options = {k: str(v) for k, v in (req.get("Options") or {}).items()}
     for key, value in options.items():
@@ -133,7 +134,7 @@ def validate_create(req: dict[str, Any], existing: list[Network], clustered: boo
     labels = {str(k): str(v) for k, v in (req.get("Labels") or {}).items()}
     if driver == "overlay" and (bridge or OPT_VNI in options):
         raise InvalidParameter(f"option {OPT_NAME if bridge else OPT_VNI} is not for overlay networks")
-    if driver in ("macvlan", "ipvlan"):
+    if driver in CHILD_LINK_DRIVERS:
         if bridge:
             raise InvalidParameter(f"option {OPT_NAME} is not for {driver} networks")
         check_options(driver, options, existing)

@@ -14,8 +14,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from netaddr import IPNetwork
-
 from .. import dnsstub, ipam
 from ..errors import Conflict
 from ..model import GATEWAY_BRIDGE, Container, Endpoint, Network
@@ -124,14 +122,20 @@ def _endpoint(core: Core, c: Container, net: Network, index: int, wanted: str, a
     ep = Endpoint(container_id=c.id, network_id=net.id, id=new_id(), ifname=f"eth{index}",
                   veth="veth" + new_id()[:7], aliases=list(aliases), gateway_endpoint=way_out)
     if core.driver(net).leases_addresses:
-        ip = core.addresses.choose(net, c.id, wanted)
-        ep.ip, ep.prefixlen, ep.mac = str(ip), net.ipam[0].prefixlen, ipam.mac_for(ip)
+        assign_addresses(core, c, net, ep, wanted, wanted6)
         ep.gateway = net.gateway if not core.driver(net).needs_gateway_bridge else ""
-        six = net.ipam6
-        if six is not None:
-            ip6 = core.addresses.choose(net, c.id, wanted6, 6)
-            ep.ip6, ep.prefixlen6, ep.gateway6 = str(ip6), IPNetwork(six.subnet).prefixlen, six.gateway
     return ep
+
+
+def assign_addresses(core: Core, c: Container, net: Network, ep: Endpoint, wanted: str, wanted6: str) -> None:
+    """The endpoint's IPv4 address and MAC, and its IPv6 address on a network with IPv6: chosen,
+    pending until the start or connect settles (its gateway is the caller's to decide)."""
+    ip = core.addresses.choose(net, c.id, wanted)
+    ep.ip, ep.prefixlen, ep.mac = str(ip), net.ipam[0].prefixlen, ipam.mac_for(ip)
+    six = net.ipam6
+    if six is not None:
+        ep.ip6 = str(core.addresses.choose(net, c.id, wanted6, 6))
+        ep.prefixlen6, ep.gateway6 = six.prefixlen, six.gateway
 
 
 def _files(core: Core, plan: StartPlan) -> None:

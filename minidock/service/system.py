@@ -20,15 +20,15 @@ import time
 from collections.abc import Awaitable, Callable
 
 from ..drivers import ALIAS_PREFIX
+from ..drivers.macvlan import parent_of
 from ..kernel import iptables, netns, process
 from ..kernel.netlink import Link
 from ..kernel.netns import NETNS_PREFIX
-from ..model import Container, Endpoint, Network
+from ..model import CHILD_LINK_DRIVERS, Container, Endpoint, Network
 from ..steps import Transaction
 from .core import Core
 from .sandbox import SandboxHandle
 
-CHILD_LINKS = ("macvlan", "ipvlan")  # drivers whose endpoint is a link inside the container only
 log = logging.getLogger("minidock.system")
 
 
@@ -102,8 +102,8 @@ class System:
             if f"{gw}/{prefix}" not in await core.host.addresses(bridge.index):
                 problems.append(f"network {net.name}: gateway address {gw}/{prefix} is missing from {net.bridge}")
         for net in core.store.networks.all():
-            if net.driver in CHILD_LINKS:
-                parent = net.options.get("parent") or net.bridge
+            if net.driver in CHILD_LINK_DRIVERS:
+                parent = parent_of(net)
                 if parent not in links:
                     problems.append(f"network {net.name}: its parent interface {parent} is missing")
         for net in self.overlays():
@@ -119,7 +119,7 @@ class System:
             for ep in eps:
                 if ep.network_id not in bridges:
                     net = core.store.networks.get(ep.network_id)
-                    if net is not None and net.driver in CHILD_LINKS:  # a link inside only: looked at there
+                    if net is not None and net.driver in CHILD_LINK_DRIVERS:  # a link inside only: looked at there
                         plugged.append(ep)
                     elif net is not None and core.cluster is not None and await core.cluster.driver.has_port(
                             net, ep.veth):  # an overlay's veth: checked with its network above
@@ -201,7 +201,7 @@ class System:
             try:
                 for ep in core.store.endpoints(container_id=c.id):
                     net = core.store.networks.get(ep.network_id)
-                    if net is not None and net.driver in ("bridge", "overlay", *CHILD_LINKS):
+                    if net is not None and net.driver in ("bridge", "overlay", *CHILD_LINK_DRIVERS):
                         await self._repair_endpoint(net, ep, sb, links)
             finally:
                 sb.close()
@@ -214,7 +214,7 @@ class System:
         veth = links.get(ep.veth)
         if net.driver == "overlay" and self.core.cluster is not None:
             there = await self.core.cluster.driver.has_port(net, ep.veth)
-        elif net.driver in CHILD_LINKS:
+        elif net.driver in CHILD_LINK_DRIVERS:
             there = await (await sb.inside()).index(ep.ifname) is not None
         else:
             there = veth is not None

@@ -11,7 +11,7 @@ from typing import Any
 from .. import ports
 from ..cli.format import human_duration
 from ..kernel import netns
-from ..model import Attachment, Container, Endpoint, Network
+from ..model import CHILD_LINK_DRIVERS, Attachment, Container, Endpoint, Network
 from .common import ZERO_TIME, rfc3339
 from .core import Core
 
@@ -159,7 +159,7 @@ def _on_a_lan(c: Container, nets: dict[str, Network]) -> bool:
     """On a macvlan or ipvlan network first: Docker shows no ports at all (its driver takes none)."""
     first = next(iter(c.networks.values()), None)
     net = nets.get(first.network_id) if first is not None else None
-    return net is not None and net.driver in ("macvlan", "ipvlan")
+    return net is not None and net.driver in CHILD_LINK_DRIVERS
 
 
 def _unpublished(c: Container) -> list[tuple[int, str]]:
