@@ -14,6 +14,16 @@ few milliseconds. It
      hostname, and execs the command;
   4. reports the child's PID (or why it failed) as JSON on REPORT_FD and exits.
 
+Without a terminal, the container's stdout and stderr are pipes to a log copier
+forked first (outside the container's namespaces): it appends each line to the
+log on fd 1 as Docker's json-file driver does ({"log", "stream", "time"}), so
+`logs` can tell the streams apart, cut by time and frame line by line, and it
+outlives a daemon restart as the container does.
+
+Before exec, the command takes the container's user (Docker's `User`: a name or
+uid from the container's /etc/passwd, with `:group`) and groups (its groups in
+the container's /etc/group plus HostConfig.GroupAdd), for a container and an exec alike.
+
 The container is then an orphan adopted by the daemon, which is a child
 subreaper, so the daemon reaps it and learns its exit code; if the daemon is
 gone it is adopted by init and keeps running.
@@ -23,8 +33,10 @@ import ctypes
 import fcntl
 import json
 import os
+import select
 import socket
 import sys
+import time
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = (
     0x00020000, 0x04000000, 0x08000000, 0x20000000, 0x40000000)
@@ -138,24 +150,159 @@ def child(spec):
         console(spec)
     if spec.get("hostname") and not spec.get("share_uts"):
         check(libc.sethostname(b(spec["hostname"]), len(spec["hostname"])), "sethostname")
-    env = dict(kv.split("=", 1) for kv in spec["env"])
+    env = environment(spec["env"])
+    user = lookup_user(spec.get("user") or "", spec.get("group_add") or [])
+    env.setdefault("HOME", user[3])
     try:
         os.chdir(spec.get("cwd") or "/")
     except OSError:
         os.makedirs(spec["cwd"], exist_ok=True)
         os.chdir(spec["cwd"])
     path = resolve(spec["argv"][0], env)
+    become(user)
     os.execve(path, spec["argv"], env)
+
+
+def environment(entries):
+    """KEY=VALUE entries as a dict; an entry without `=` (Docker keeps `FOO` as given) sets nothing."""
+    return dict(kv.split("=", 1) for kv in entries if "=" in kv)
+
+
+def _entries(path):
+    try:
+        with open(path) as f:
+            return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+    except OSError:
+        return []
+
+
+def lookup_user(user, group_add):
+    """(uid, gid, supplementary gids, home) of Docker's `User` inside the container's root,
+    as runc's GetExecUser and Docker's GroupAdd resolve them."""
+    passwd = [e for e in _entries("/etc/passwd") if len(e) >= 7]
+    groups = [e for e in _entries("/etc/group") if len(e) >= 4]
+    name, _, group = user.partition(":")
+    uid, gid, home, login = 0, 0, "/", "root" if not name else None
+    if name.isdigit():
+        uid = int(name)
+        entry = next((e for e in passwd if e[2] == name), None)
+    else:
+        entry = next((e for e in passwd if e[0] == (name or "root")), None)
+        if entry is None and name:
+            raise OSError(f"unable to find user {name}: no matching entries in passwd file")
+    if entry is not None:
+        login, uid, gid, home = entry[0], int(entry[2]), int(entry[3]), entry[5] or "/"
+    if group:
+        gid = _group_id(group, groups)
+        extra = []
+    else:
+        extra = [int(e[2]) for e in groups if login and login in e[3].split(",") and e[2].isdigit()]
+    extra += [_group_id(str(g), groups) for g in group_add]
+    return uid, gid, list(dict.fromkeys(extra)), home
+
+
+def _group_id(group, groups):
+    if group.isdigit():
+        return int(group)
+    entry = next((e for e in groups if e[0] == group), None)
+    if entry is None:
+        raise OSError(f"unable to find group {group}: no matching entries in group file")
+    return int(entry[2])
+
+
+def become(user):
+    uid, gid, extra, _home = user
+    os.setgroups(extra)
+    os.setgid(gid)
+    os.setuid(uid)
+
+
+def stamp(ns):
+    """RFC 3339 with nanoseconds, in UTC, as Docker's log lines carry it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}Z"
+
+
+def log_entry(data, stream, ns):
+    """One json-file line; bytes that are not UTF-8 survive as escaped surrogates."""
+    text = data.decode("utf-8", "surrogateescape")
+    return (json.dumps({"log": text, "stream": stream, "time": stamp(ns)}) + "\n").encode("utf-8", "surrogatepass")
+
+
+LINE_MAX = 16384  # a longer line goes out in pieces, as Docker's copier does
+IDLE_FLUSH_MS = 100  # a line still unfinished after this long goes out as it is (a prompt)
+
+
+def copy_logs(streams, log_fd):
+    """Append what each pipe in `streams` ({fd: "stdout"|"stderr"}) carries to `log_fd`,
+    one entry per line, until every writer has closed."""
+    pending = {fd: b"" for fd in streams}
+    poller = select.poll()
+    for fd in streams:
+        poller.register(fd, select.POLLIN)
+    live = set(streams)
+    while live:
+        events = poller.poll(IDLE_FLUSH_MS if any(pending.values()) else None)
+        now = time.time_ns()
+        out = []
+        if not events:
+            for fd, rest in pending.items():
+                if rest:
+                    out.append(log_entry(rest, streams[fd], now))
+                    pending[fd] = b""
+        for fd, _ev in events:
+            data = os.read(fd, 65536)
+            if not data:
+                poller.unregister(fd)
+                live.discard(fd)
+                if pending[fd]:
+                    out.append(log_entry(pending[fd], streams[fd], now))
+                    pending[fd] = b""
+                continue
+            *lines, rest = (pending[fd] + data).split(b"\n")
+            out += [log_entry(line + b"\n", streams[fd], now) for line in lines]
+            while len(rest) >= LINE_MAX:
+                out.append(log_entry(rest[:LINE_MAX], streams[fd], now))
+                rest = rest[LINE_MAX:]
+            pending[fd] = rest
+        if out:
+            os.write(log_fd, b"".join(out))
+
+
+def start_log_copier(report_fd):
+    """Fork the log copier; our stdout and stderr become the pipes it reads. Its PID."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            os.close(out_w)
+            os.close(err_w)
+            os.close(report_fd)
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, 0)
+            os.dup2(null, 2)
+            copy_logs({out_r: "stdout", err_r: "stderr"}, 1)
+        finally:
+            os._exit(0)
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    for fd in (out_r, out_w, err_r, err_w):
+        os.close(fd)
+    return pid
 
 
 def main():
     spec = json.loads(sys.argv[1])
     report = os.fdopen(int(sys.argv[2]), "w")
+    logger = start_log_copier(report.fileno()) if spec.get("log_copier") else 0
     if spec.get("netns"):
         fd = os.open(spec["netns"], os.O_RDONLY)
         check(libc.setns(fd, CLONE_NEWNET), "setns net")
         os.close(fd)
-    flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWPID
+    flags = CLONE_NEWNS | CLONE_NEWIPC
+    if not spec.get("share_pid"):
+        flags |= CLONE_NEWPID
     if not spec.get("share_uts"):
         flags |= CLONE_NEWUTS
     check(libc.unshare(flags), "unshare")
@@ -180,7 +327,7 @@ def main():
     err = b"".join(chunks).decode(errors="replace")
     if err:
         os.waitpid(pid, 0)
-    report.write(json.dumps({"pid": pid, "error": err}))
+    report.write(json.dumps({"pid": pid, "error": err, "logger": logger}))
     report.close()
 
 
@@ -204,9 +351,13 @@ def enter(spec):
             if spec.get("tty"):
                 os.setsid()
                 console(spec)
-            os.chdir(spec.get("cwd") or "/")
             env = dict(os.environ)
-            os.execve(resolve(spec["argv"][0], env), spec["argv"], env)
+            user = lookup_user(spec.get("user") or "", spec.get("group_add") or [])
+            env.setdefault("HOME", user[3])
+            os.chdir(spec.get("cwd") or "/")
+            path = resolve(spec["argv"][0], env)
+            become(user)
+            os.execve(path, spec["argv"], env)
         except BaseException as e:  # noqa: BLE001
             msg = e.strerror if isinstance(e, OSError) and e.strerror and not e.filename else str(e)
             os.write(2, f"OCI runtime exec failed: {msg}\n".encode())

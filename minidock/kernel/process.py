@@ -51,8 +51,9 @@ class Console:
 
 
 async def spawn(spec: dict[str, Any], stdin: int, stdout: int, stderr: int,
-                console: Console | None = None) -> int:
-    """Start a container process from `spec`; returns its PID (as the daemon sees it)."""
+                console: Console | None = None, report_out: dict[str, Any] | None = None) -> int:
+    """Start a container process from `spec`; returns its PID (as the daemon sees it).
+    `report_out` receives the launcher's whole report (the log copier's PID: "logger")."""
     r, w = os.pipe2(os.O_CLOEXEC)
     extra: tuple[int, ...] = ()
     if console is not None:
@@ -75,6 +76,8 @@ async def spawn(spec: dict[str, Any], stdin: int, stdout: int, stderr: int,
         report = {}
     if report.get("error") or not report.get("pid"):
         raise SpawnError(report.get("error") or f"launcher exited with {proc.returncode}")
+    if report_out is not None:
+        report_out.update(report)
     return int(report["pid"])
 
 
@@ -144,10 +147,12 @@ def kill(pid: int, sig: int = signal.SIGTERM) -> None:
         pass
 
 
-def exec_argv(pid: int, argv: list[str], *, workdir: str = "", console: Console | None = None) -> list[str]:
+def exec_argv(pid: int, argv: list[str], *, workdir: str = "", console: Console | None = None,
+              user: str = "", group_add: list[str] | None = None) -> list[str]:
     """The command that runs `argv` inside every namespace of container PID 1
-    (with `console`, on a pty of the container's own)."""
-    spec: dict[str, Any] = {"pid": pid, "argv": argv, "cwd": workdir, "tty": console is not None}
+    (with `console`, on a pty of the container's own), as `user` with `group_add`."""
+    spec: dict[str, Any] = {"pid": pid, "argv": argv, "cwd": workdir, "tty": console is not None,
+                            "user": user, "group_add": list(group_add or [])}
     if console is not None:
         spec["pty_socket"] = console.theirs.fileno()
     return [sys.executable, "-I", "-S", LAUNCHER, "--exec", json.dumps(spec)]

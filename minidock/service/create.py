@@ -6,13 +6,14 @@ another container holds is refused now, so that `run` leaves nothing behind.
 from __future__ import annotations
 
 import os
+import re
 import time
 from typing import Any
 
 from .. import ipam, ports
 from ..errors import CONTAINER_MODE_CONFLICTS, HOST_MODE_PORTS, Conflict, InvalidParameter
 from ..model import Attachment, Container, HostConfig
-from . import files
+from . import files, settings
 from .common import check_name, new_id, random_name
 from .core import Core
 
@@ -59,8 +60,10 @@ async def create_container(core: Core, name: str | None, body: dict[str, Any]) -
     for ns in hc.get("Dns") or []:
         ipam.parse_address(ns, "IP address for --dns") if ":" not in ns else None
     for kv in body.get("Env") or []:
-        if "=" not in kv:
+        # Docker keeps `FOO` (no `=`) as given: the variable is unset in the process
+        if not kv or kv.startswith("="):
             raise InvalidParameter(f"invalid environment variable: {kv}")
+    given = settings.given_host_config(hc, HostConfig.modelled_keys())
     hostname = body.get("Hostname") or ""
     if hostname and not all(ch.isalnum() or ch in "-." for ch in hostname):
         raise InvalidParameter(f"invalid hostname format: {hostname}")
@@ -86,11 +89,12 @@ async def create_container(core: Core, name: str | None, body: dict[str, Any]) -
             "Entrypoint": entrypoint or None,
             "Labels": body.get("Labels") or {},
             "ExposedPorts": {key: {} for key in exposed} or None,
+            **_optional_config(body),
         },
         host_config=HostConfig(network_mode=mode, dns=list(hc.get("Dns") or []),
                                extra_hosts=list(hc.get("ExtraHosts") or []), auto_remove=bool(hc.get("AutoRemove")),
                                port_bindings=declared, publish_all_ports=bool(hc.get("PublishAllPorts")),
-                               links=list(hc.get("Links") or [])),
+                               links=list(hc.get("Links") or []), given=given),
         networks=want,
     )
     async with core.locks.hold("names"):
@@ -104,6 +108,19 @@ async def create_container(core: Core, name: str | None, body: dict[str, Any]) -
         core.store.containers.put(c)
     warnings = [note] if note and _announce(core, image_name) else []
     return {"Id": cid, "Warnings": warnings}
+
+
+def _optional_config(body: dict[str, Any]) -> dict[str, Any]:
+    """Config keys Docker shows only when given (StopTimeout, MacAddress, …)."""
+    out = {key: body[key] for key in ("StopSignal", "StopTimeout", "MacAddress", "Healthcheck", "Shell",
+                                      "OnBuild", "ArgsEscaped", "NetworkDisabled")
+           if body.get(key) is not None}
+    mac = str(out.get("MacAddress") or "")
+    if mac and not re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}", mac):
+        raise InvalidParameter(f"invalid MAC address: {mac}")
+    if out.get("StopTimeout") is not None and int(out["StopTimeout"]) < -1:
+        raise InvalidParameter(f"invalid stop timeout: {out['StopTimeout']}")
+    return out
 
 
 def _argv(value: Any) -> list[str]:

@@ -18,18 +18,15 @@ from typing import Any
 from ..errors import Conflict, InvalidParameter
 from ..kernel import process
 from ..model import Container
+from . import escape, logs
 from .common import new_id, watch_fd
 from .core import Core
 
 
-def _frame(stream: int, data: bytes) -> bytes:
-    return struct.pack(">BxxxL", stream, len(data)) + data
-
-
 def _env(c: Container, ex: dict[str, Any]) -> dict[str, str]:
-    env = dict(kv.split("=", 1) for kv in c.config["Env"])
+    # an entry without `=` sets nothing; HOME, unless given, is the user's (the launcher's)
+    env = dict(kv.split("=", 1) for kv in c.config["Env"] if "=" in kv)
     env.setdefault("HOSTNAME", c.hostname)
-    env.setdefault("HOME", "/root")
     if ex["tty"]:
         env.setdefault("TERM", "xterm")
     env.update(kv.split("=", 1) for kv in ex["env"] if "=" in kv)
@@ -48,37 +45,52 @@ def create(core: Core, execs: dict[str, dict[str, Any]], ref: str, body: dict[st
     cmd = body.get("Cmd") or []
     if not cmd:
         raise InvalidParameter("No exec command specified")
+    for kv in body.get("Env") or []:
+        if not kv or kv.startswith("="):
+            raise InvalidParameter(f"invalid environment variable: {kv}")
+    keys = body.get("DetachKeys") or body.get("detachKeys") or ""
+    escape.parse_keys(keys)
     eid = new_id()
     execs[eid] = {"id": eid, "container_id": c.id, "cmd": list(cmd), "tty": bool(body.get("Tty")),
                   "stdin": bool(body.get("AttachStdin")), "env": list(body.get("Env") or []),
-                  "workdir": body.get("WorkingDir") or "", "running": False, "exit_code": None, "pid": 0}
+                  # as Docker: the container's user, working directory and extra groups unless the exec says
+                  "workdir": body.get("WorkingDir") or c.config.get("WorkingDir") or "",
+                  "user": body.get("User") or c.config.get("User") or "",
+                  "group_add": list(c.host_config.setting("GroupAdd", [])), "detach_keys": keys,
+                  "privileged": bool(body.get("Privileged")), "running": False, "exit_code": None, "pid": 0}
     return eid
 
 
 async def start(core: Core, ex: dict[str, Any], reader: asyncio.StreamReader | None,
-                writer: asyncio.StreamWriter | None) -> None:
+                writer: asyncio.StreamWriter | None, framed: bool | None = None) -> None:
+    """Run the exec; its output is framed (stdcopy) unless the *start* request asked for a Tty,
+    whatever the exec's own Tty (which only decides whether it runs on a terminal)."""
     c = core.container(ex["container_id"])
     pid = c.state.pid
     env = _env(c, ex)
+    framed = not ex["tty"] if framed is None else framed
     ex["running"] = True
     try:
         if ex["tty"]:
-            await _run_tty(ex, pid, env, reader, writer)
+            await _run_tty(ex, pid, env, reader, writer, framed)
         else:
-            argv = process.exec_argv(pid, ex["cmd"], workdir=ex["workdir"])
-            await _run_pipes(ex, argv, env, reader, writer)
+            argv = process.exec_argv(pid, ex["cmd"], workdir=ex["workdir"], user=ex["user"],
+                                     group_add=ex["group_add"])
+            await _run_pipes(ex, argv, env, reader, writer, framed)
     finally:
-        ex["running"] = False
+        if not ex.get("detached"):
+            ex["running"] = False
         if writer is not None and writer.can_write_eof():
             with contextlib.suppress(OSError):
                 writer.write_eof()
 
 
 async def _run_tty(ex: dict[str, Any], pid: int, env: dict[str, str],
-                   reader: asyncio.StreamReader | None, writer: asyncio.StreamWriter | None) -> None:
+                   reader: asyncio.StreamReader | None, writer: asyncio.StreamWriter | None, framed: bool) -> None:
     console = process.Console()
     try:
-        argv = process.exec_argv(pid, ex["cmd"], workdir=ex["workdir"], console=console)
+        argv = process.exec_argv(pid, ex["cmd"], workdir=ex["workdir"], console=console, user=ex["user"],
+                                 group_add=ex["group_add"])
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL, env=env, pass_fds=(console.theirs.fileno(),))
@@ -90,23 +102,45 @@ async def _run_tty(ex: dict[str, Any], pid: int, env: dict[str, str],
     loop = asyncio.get_running_loop()
     out: asyncio.Queue[bytes | None] = asyncio.Queue()
     watch_fd(master, out.put_nowait)
-    pump = asyncio.create_task(_pump_in(reader, lambda d: os.write(master, d), None)) if reader else None
+    esc = escape.Escape(escape.parse_keys(ex.get("detach_keys", "")))
+    pump = asyncio.create_task(_pump_in(reader, lambda d: os.write(master, d), lambda: out.put_nowait(None), esc)) \
+        if reader else None
     try:
         while (data := await out.get()) is not None:
             if writer is not None:
-                writer.write(data)
+                writer.write(logs.frame(1, data) if framed else data)
                 await writer.drain()
+        if esc.detached:  # the client detached: the process goes on, its output to nobody
+            ex["detached"] = True
+            asyncio.get_running_loop().create_task(_drain_detached(ex, proc, master, out))
+            master = -1
+            return
         ex["exit_code"] = await proc.wait()
     finally:
-        loop.remove_reader(master)
         if pump:
             pump.cancel()
+        if master >= 0:
+            loop.remove_reader(master)
+            os.close(master)
+            ex["master"] = None
+
+
+async def _drain_detached(ex: dict[str, Any], proc: Any, master: int,
+                          out: asyncio.Queue[bytes | None]) -> None:
+    """After a detach: keep reading the terminal (so the process never blocks on it) until it exits."""
+    try:
+        while await out.get() is not None:
+            pass
+        ex["exit_code"] = await proc.wait()
+    finally:
+        asyncio.get_running_loop().remove_reader(master)
         os.close(master)
         ex["master"] = None
+        ex["running"] = False
 
 
 async def _run_pipes(ex: dict[str, Any], argv: list[str], env: dict[str, str],
-                     reader: asyncio.StreamReader | None, writer: asyncio.StreamWriter | None) -> None:
+                     reader: asyncio.StreamReader | None, writer: asyncio.StreamWriter | None, framed: bool) -> None:
     proc = await asyncio.create_subprocess_exec(
         *argv, env=env,
         stdin=asyncio.subprocess.PIPE if ex["stdin"] else asyncio.subprocess.DEVNULL,
@@ -118,7 +152,7 @@ async def _run_pipes(ex: dict[str, Any], argv: list[str], env: dict[str, str],
         if stream is None or writer is None:
             return
         while data := await stream.read(65536):
-            writer.write(_frame(kind, data))
+            writer.write(logs.frame(kind, data) if framed else data)
             await writer.drain()
 
     pump = None
@@ -137,16 +171,24 @@ async def _run_pipes(ex: dict[str, Any], argv: list[str], env: dict[str, str],
         pump.cancel()
 
 
-async def _pump_in(reader: asyncio.StreamReader | None, write: Any, on_eof: Any) -> None:
+async def _pump_in(reader: asyncio.StreamReader | None, write: Any, on_eof: Any,
+                   esc: escape.Escape | None = None) -> None:
+    """The client's input to the process; with `esc`, the detach keys end it (and call `on_eof`)."""
     if reader is None:
         return
     while True:
         data = await reader.read(65536)
         if not data:
-            if on_eof:
+            if on_eof and esc is None:
                 on_eof()
             return
+        if esc is not None:
+            data = esc.feed(data)
         try:
-            write(data)
+            if data:
+                write(data)
         except OSError:
+            return
+        if esc is not None and esc.detached:
+            on_eof()
             return

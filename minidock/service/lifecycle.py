@@ -43,6 +43,8 @@ from .supervisor import Runtime, Supervisor
 
 log = logging.getLogger("minidock.lifecycle")
 STOP_GRACE = 10
+LOG_DRAIN = 2  # the longest an exit waits for the log copier's last lines
+KILL_WAIT = 10  # moby's daemon.Kill waits this long for the exit of a SIGKILL
 TIMINGS = bool(os.environ.get("MINIDOCK_TIMINGS"))  # log the network part of each start (make bench)
 WAIT_CONDITIONS = ("not-running", "next-exit", "removed", "")
 
@@ -182,7 +184,7 @@ class Lifecycle:
             # the last step: nothing after it can fail and need it undone
             where = "ip netns exec " + spec["netns"].rsplit("/", 1)[1] + " " if spec["netns"] else ""
             pid = await tx.step("process", self.procs.spawn(spec, stdio, console,
-                                                            os.path.join(self.core.dir(c.id), "pid")),
+                                                            os.path.join(self.core.dir(c.id), "pid"), rt),
                                 undo=lambda: self.kill_and_reap(pid),
                                 commands=[f"# {where}{shlex.join(c.argv)}"],
                                 why="the container's process starts inside (minidock's launcher also "
@@ -222,16 +224,20 @@ class Lifecycle:
         for sub in ("upper", "work", "merged"):
             os.makedirs(os.path.join(d, sub), exist_ok=True)
         env = list(c.config["Env"])
-        for key, value in (("HOSTNAME", c.hostname), ("HOME", "/root"), ("TERM", "xterm" if c.tty else "")):
+        # HOME, unless given, is the user's home in the container's /etc/passwd (the launcher's)
+        for key, value in (("HOSTNAME", c.hostname), ("TERM", "xterm" if c.tty else "")):
             if value and not any(e.startswith(key + "=") for e in env):
                 env.append(f"{key}={value}")
         return {
-            "netns": None if host_mode else netns.path(c.netns), "share_uts": host_mode, "lower": c.lower,
+            "netns": None if host_mode else netns.path(c.netns),
+            "share_uts": host_mode or c.host_config.setting("UTSMode") == "host",
+            "share_pid": c.host_config.setting("PidMode") == "host", "lower": c.lower,
             "upper": os.path.join(d, "upper"), "work": os.path.join(d, "work"),
             "merged": os.path.join(d, "merged"),
             "files": {n: os.path.join(files_dir, n) for n in ("hosts", "resolv.conf", "hostname")},
             "hostname": c.hostname, "env": env, "cwd": c.config["WorkingDir"] or "/", "argv": c.argv,
-            "tty": c.tty,
+            "tty": c.tty, "log_copier": not c.tty,
+            "user": c.config.get("User") or "", "group_add": c.host_config.setting("GroupAdd", []),
         }
 
     def log_path(self, c: Container) -> str:
@@ -246,6 +252,10 @@ class Lifecycle:
             rt = self.procs.runtime.pop(cid, None)
             if rt is not None and rt.master is not None:
                 await asyncio.sleep(0.05)  # let the relay drain the pty's last output
+            if rt is not None and rt.log_done is not None:
+                # as moby waits for its log copier: `logs` after `wait` has every line
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(rt.log_done.wait(), LOG_DRAIN)
             if c is None or not c.running:
                 if rt:
                     rt.close()
@@ -292,14 +302,16 @@ class Lifecycle:
         rt = self.procs.runtime.get(c.id)
         if not c.running or rt is None:
             return
-        grace = STOP_GRACE if timeout is None else timeout
+        if timeout is None and c.config.get("StopTimeout") is not None:
+            timeout = int(c.config["StopTimeout"])  # the container's own, given at create
+        grace: float | None = STOP_GRACE if timeout is None else None if timeout < 0 else timeout
         async with journaled(self.core.store, "stop", id=c.id):
             self._explain_exit(c.id)
             c.state.stopping_signal = signal.SIGKILL
             self.core.store.containers.put(c)
             process.kill(c.state.pid, sig)
             try:
-                await asyncio.wait_for(rt.exited.wait(), timeout=max(grace, 0))
+                await asyncio.wait_for(rt.exited.wait(), timeout=grace)
             except TimeoutError:
                 process.kill(c.state.pid, signal.SIGKILL)
                 await rt.exited.wait()
@@ -308,7 +320,13 @@ class Lifecycle:
         c = self.core.container(ref)
         if not c.running:
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
+        rt = self.procs.runtime.get(c.id)
         process.kill(c.state.pid, sig)
+        if sig == signal.SIGKILL and rt is not None:
+            # as moby's daemon.Kill: answer once the exit is recorded, so that an inspect or a
+            # remove right after the kill sees the container exited
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(rt.exited.wait(), KILL_WAIT)
 
     async def restart(self, ref: str, timeout: int | None) -> None:
         c = self.core.container(ref)

@@ -101,6 +101,8 @@ def _plan(core: Core, cid: str) -> StartPlan | None:
                                         attachment.ipv6))
         plan.nets[net.id] = net
     plan.endpoints.sort(key=lambda ep: int(ep.ifname[3:]))
+    if c.config.get("MacAddress") and plan.endpoints and plan.endpoints[0].mac:
+        plan.endpoints[0].mac = c.config["MacAddress"]  # Config.MacAddress: the first network's interface
     plan.dns = uses_dns(c, plan.nets)
     primary = plan.nets.get(plan.endpoints[0].network_id) if plan.endpoints else None
     bindings = bindings_of(c)

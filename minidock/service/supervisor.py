@@ -18,6 +18,7 @@ from typing import Any
 
 from ..kernel import process
 from ..model import Container
+from . import logs
 from .common import watch_fd
 
 
@@ -30,6 +31,8 @@ class Runtime:
     stdin_w: int | None = None  # write end of stdin (OpenStdin without Tty)
     subscribers: set[asyncio.Queue[bytes | None]] = field(default_factory=set)
     log_fd: int | None = None
+    # set when the log copier has written the last of the output (no terminal)
+    log_done: asyncio.Event | None = None
 
     def close(self) -> None:
         for attr in ("master", "stdin_w", "log_fd"):
@@ -81,10 +84,14 @@ class Supervisor:
         return null, out, out
 
     async def spawn(self, spec: dict[str, Any], stdio: tuple[int, int, int], console: process.Console | None,
-                    pidfile: str) -> int:
+                    pidfile: str, rt: Runtime | None = None) -> int:
         """Spawn, and note the PID at once: a restart after a crash before the store knows it
         finds the process by its pidfile and stops it (the start is undone)."""
-        pid = await process.spawn(spec, *stdio, console)
+        report: dict[str, Any] = {}
+        pid = await process.spawn(spec, *stdio, console, report)
+        if report.get("logger") and rt is not None:
+            done = rt.log_done = asyncio.Event()
+            process.watch(int(report["logger"]), lambda _code: done.set())
         with open(pidfile, "w") as f:
             f.write(f"{pid} {process.start_time(pid)}\n")
         return pid
@@ -117,7 +124,7 @@ class Supervisor:
 
         def deliver(data: bytes | None) -> None:
             if data is not None and rt.log_fd is not None:
-                os.write(rt.log_fd, data)
+                os.write(rt.log_fd, logs.encode(data, "stdout"))
             for q in list(rt.subscribers):
                 q.put_nowait(data)
 

@@ -12,6 +12,7 @@ from .. import ports
 from ..cli.format import human_duration
 from ..kernel import netns
 from ..model import CHILD_LINK_DRIVERS, Attachment, Container, Endpoint, Network
+from . import settings
 from .common import ZERO_TIME, rfc3339
 from .core import Core
 
@@ -79,7 +80,8 @@ def container_json(c: Container, eps: list[Endpoint], nets: dict[str, Network], 
         "RestartCount": c.restart_count,
         "Driver": "overlay",
         "Platform": "linux",
-        "HostConfig": {
+        "HostConfig": settings.inspect_host_config({
+            **hc.given,
             "NetworkMode": hc.network_mode,
             "PortBindings": hc.port_bindings,
             "PublishAllPorts": hc.publish_all_ports,
@@ -87,10 +89,7 @@ def container_json(c: Container, eps: list[Endpoint], nets: dict[str, Network], 
             "Dns": hc.dns,
             "ExtraHosts": hc.extra_hosts or None,
             "Links": hc.links or None,
-            # the one log minidock keeps; docker-py's run() reads it to know that logs work
-            "LogConfig": {"Type": "json-file", "Config": {}},
-            "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
-        },
+        }),
         "GraphDriver": {
             "Data": {"LowerDir": c.lower, "UpperDir": os.path.join(container_dir, "upper"),
                      "WorkDir": os.path.join(container_dir, "work"),

@@ -130,7 +130,7 @@ def _lab(core: Core) -> Network:
 def _started(core: Core, monkeypatch: pytest.MonkeyPatch, names: list[str]) -> list[Container]:
     life = lifecycle.Lifecycle(core)
 
-    async def spawn(spec: dict[str, Any], stdio: Any, console: Any, pidfile: str) -> int:
+    async def spawn(spec: dict[str, Any], stdio: Any, console: Any, pidfile: str, rt: Any = None) -> int:
         return os.getpid()
 
     monkeypatch.setattr(life.procs, "spawn", spawn)

@@ -6,22 +6,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
-import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ...errors import InvalidParameter, NotFound
+from ...errors import InvalidParameter, MinidockError, NotFound
+from ...service import escape, logs, settings
 from ...service.engine import WAIT_CONDITIONS, Engine
 from ..http import Hijack, Request, Response, Stream
 
 STDOUT = 1
 
 
-def frame(stream: int, data: bytes) -> bytes:
-    """Docker's multiplexed stream header (stdcopy) for non-Tty output."""
-    return struct.pack(">BxxxL", stream, len(data)) + data
+frame = logs.frame
 
 
 def parse_signal(value: str) -> int:
@@ -118,66 +115,65 @@ def open_log(path: str) -> Any:
         raise NotFound("the container's log is gone") from None
 
 
-async def follow_file(f: Any, offset: int, done: asyncio.Event | None, tty: bool, follow: bool) -> AsyncIterator[bytes]:
-    """The container's log from `offset`, until it exits (when following).
+class LogsNotReadable(MinidockError):
+    """moby's ErrReadLogsNotSupported (a NotImplemented error)."""
 
-    Takes an open file: a --rm container's directory may be gone before we read.
-    """
-    with f:
-        f.seek(offset)
-        while True:
-            data = f.read(65536)
-            if data:
-                yield data if tty else frame(STDOUT, data)
-                continue
-            if not follow or done is None or done.is_set():
-                data = f.read()
-                if data:
-                    yield data if tty else frame(STDOUT, data)
-                return
-            try:
-                await asyncio.wait_for(done.wait(), 0.05)
-            except TimeoutError:
-                pass
+    status = 501
+
+
+def _selection(req: Request, default_both: bool) -> logs.Selection:
+    asked = {name for name in ("stdout", "stderr") if req.flag(name)}
+    if not asked and default_both and not any(name in req.query for name in ("stdout", "stderr")):
+        asked = {"stdout", "stderr"}
+    tail = req.query.get("tail", "all")
+    try:
+        lines = None if tail in ("", "all") else int(tail)
+    except ValueError:
+        raise InvalidParameter(f"invalid value for tail: {tail}") from None
+    return logs.Selection(frozenset(asked), logs.parse_time(req.query.get("since"), "since"),
+                          logs.parse_time(req.query.get("until"), "until"), req.flag("timestamps"),
+                          None if lines is None or lines < 0 else lines)
 
 
 async def container_logs(engine: Engine, req: Request) -> Stream:
     c = engine.core.container(req.params["id"])
-    tail = req.query.get("tail", "all")
-    path = engine.life.log_path(c)
-    offset = _tail_offset(path, int(tail)) if tail not in ("", "all") else 0
-    return Stream(follow_file(open_log(path), offset, engine.procs.exited_event(c.id), c.tty, req.flag("follow")))
+    if not settings.readable_logs(c.host_config.given):
+        raise LogsNotReadable("configured logging driver does not support reading")
+    sel = _selection(req, default_both=False)
+    if not sel.streams:
+        raise InvalidParameter("Bad parameters: you must choose at least one stream")
+    return Stream(logs.read(open_log(engine.life.log_path(c)), sel, c.tty, req.flag("follow"),
+                            engine.procs.exited_event(c.id)))
 
 
 async def container_attach(engine: Engine, req: Request) -> Hijack:
     c = engine.core.container(req.params["id"])
     cid, tty, procs = c.id, c.tty, engine.procs
+    sel = _selection(req, default_both=True)
+    sel.tail = None
+    keys = escape.parse_keys(req.query.get("detachKeys", ""))
     log = open_log(engine.life.log_path(c))
-    offset = os.fstat(log.fileno()).st_size
-    want_stdin = req.flag("stdin")
-    started = procs.start_attempt(cid) if engine.queries.status(cid) != "running" else None
+    # the log so far, read now: `logs=1` sends it first, and streaming goes on from its end
+    before = logs.history(log, sel)
+    want_logs, want_stream, want_stdin = req.flag("logs"), req.flag("stream"), req.flag("stdin")
+    started = procs.start_attempt(cid) if want_stream and engine.queries.status(cid) != "running" else None
 
     async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        pump = asyncio.create_task(_pump_stdin(engine, cid, reader, bool(c.config.get("StdinOnce")), started)) \
-            if want_stdin else None
+        detached = asyncio.Event()
+        pump = asyncio.create_task(_pump_stdin(engine, cid, reader, bool(c.config.get("StdinOnce")), started,
+                                               escape.Escape(keys) if tty else None, detached)) \
+            if want_stdin and want_stream else None
+        output = asyncio.create_task(_attach_output(engine, cid, tty, sel, log, before if want_logs else [],
+                                                    want_stream, started, writer))
         try:
-            if tty:
-                if engine.queries.status(cid) != "running" or procs.exited_event(cid) is not None:
-                    q = procs.subscribe(cid)
-                    try:
-                        while (data := await q.get()) is not None:
-                            writer.write(data)
-                            await writer.drain()
-                    finally:
-                        procs.unsubscribe(cid, q)
-            else:
-                if started is not None:  # docker run attaches first, then starts
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(started.wait(), 60)
-                async for chunk in follow_file(log, offset, procs.exited_event(cid), False, True):
-                    writer.write(chunk)
-                    await writer.drain()
+            waiting = {output, asyncio.create_task(detached.wait())}
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            for task in waiting - done:
+                task.cancel()
+            if output in done:
+                output.result()
         finally:
+            log.close()
             if pump:
                 pump.cancel()
             if writer.can_write_eof():
@@ -186,26 +182,36 @@ async def container_attach(engine: Engine, req: Request) -> Hijack:
     return Hijack(run)
 
 
-def _tail_offset(path: str, lines: int) -> int:
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return 0
-    if lines <= 0:
-        return len(data)
-    pos = len(data)
-    if data.endswith(b"\n"):
-        pos -= 1
-    for _ in range(lines):
-        pos = data.rfind(b"\n", 0, pos)
-        if pos < 0:
-            return 0
-    return pos + 1
+async def _attach_output(engine: Engine, cid: str, tty: bool, sel: logs.Selection, log: Any,
+                         before: list[logs.Entry], want_stream: bool, started: asyncio.Event | None,
+                         writer: asyncio.StreamWriter) -> None:
+    procs = engine.procs
+    for e in before:
+        writer.write(sel.render(e, tty))
+    await writer.drain()
+    if not want_stream:
+        return
+    if tty:
+        if engine.queries.status(cid) != "running" or procs.exited_event(cid) is not None:
+            q = procs.subscribe(cid)
+            try:
+                while (data := await q.get()) is not None:
+                    writer.write(data)
+                    await writer.drain()
+            finally:
+                procs.unsubscribe(cid, q)
+        return
+    if started is not None:  # docker run attaches first, then starts
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(started.wait(), 60)
+    async for chunk in logs.follow_from(log, sel, False, procs.exited_event(cid)):
+        writer.write(chunk)
+        await writer.drain()
 
 
 async def _pump_stdin(engine: Engine, cid: str, reader: asyncio.StreamReader, once: bool,
-                      started: asyncio.Event | None = None) -> None:
+                      started: asyncio.Event | None = None, esc: escape.Escape | None = None,
+                      detached: asyncio.Event | None = None) -> None:
     if started is not None:
         # `docker run -i` attaches, then starts: what it sends (or its EOF, when stdin is a
         # short pipe) must wait in the socket until the process has a stdin to take it
@@ -217,7 +223,13 @@ async def _pump_stdin(engine: Engine, cid: str, reader: asyncio.StreamReader, on
             if once:
                 engine.procs.close_stdin(cid)
             return
-        await engine.procs.write_stdin(cid, data)
+        if esc is not None:
+            data = esc.feed(data)
+        if data:
+            await engine.procs.write_stdin(cid, data)
+        if esc is not None and esc.detached and detached is not None:
+            detached.set()  # the detach keys: the attach ends, the container goes on
+            return
 
 
 ROUTES = [

@@ -35,8 +35,10 @@ async def exec_start(engine: Engine, req: Request) -> Response | Hijack:
             raise task.exception()  # type: ignore[misc]
         return Response(200)
 
+    framed = not body.get("Tty")  # the start request's Tty, not the exec's, decides the framing
+
     async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await execs.start(engine.core, ex, reader, writer)
+        await execs.start(engine.core, ex, reader, writer, framed)
 
     return Hijack(run)
 
@@ -44,9 +46,11 @@ async def exec_start(engine: Engine, req: Request) -> Response | Hijack:
 async def exec_inspect(engine: Engine, req: Request) -> Response:
     ex = _exec(engine, req.params["id"])
     return Response(200, {"ID": ex["id"], "Running": ex["running"], "ExitCode": ex["exit_code"],
-                          "ContainerID": ex["container_id"], "Pid": ex["pid"],
                           "ProcessConfig": {"tty": ex["tty"], "entrypoint": ex["cmd"][0],
-                                            "arguments": ex["cmd"][1:]}})
+                                            "arguments": ex["cmd"][1:], "privileged": ex["privileged"],
+                                            "user": ex["user"]},
+                          "OpenStdin": ex["stdin"], "OpenStderr": True, "OpenStdout": True, "CanRemove": False,
+                          "ContainerID": ex["container_id"], "DetachKeys": ex["detach_keys"], "Pid": ex["pid"]})
 
 
 async def exec_resize(engine: Engine, req: Request) -> Response:
