@@ -354,7 +354,10 @@ def enter(spec):
             env = dict(os.environ)
             user = lookup_user(spec.get("user") or "", spec.get("group_add") or [])
             env.setdefault("HOME", user[3])
-            os.chdir(spec.get("cwd") or "/")
+            cwd = spec.get("cwd") or "/"
+            if not os.path.isdir(cwd):
+                os.makedirs(cwd, exist_ok=True)  # as runc: a working directory that is missing is made
+            os.chdir(cwd)
             path = resolve(spec["argv"][0], env)
             become(user)
             os.execve(path, spec["argv"], env)

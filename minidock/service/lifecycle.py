@@ -35,7 +35,7 @@ from ..steps import (
     set_operation,
     use_recording,
 )
-from . import planner, sandbox
+from . import links, planner, sandbox
 from .common import journaled
 from .core import Core
 from .planner import StartPlan
@@ -223,7 +223,7 @@ class Lifecycle:
         d = self.core.dir(c.id)
         for sub in ("upper", "work", "merged"):
             os.makedirs(os.path.join(d, sub), exist_ok=True)
-        env = list(c.config["Env"])
+        env = [*links.link_env(self.core, c), *c.config["Env"]]
         # HOME, unless given, is the user's home in the container's /etc/passwd (the launcher's)
         for key, value in (("HOSTNAME", c.hostname), ("TERM", "xterm" if c.tty else "")):
             if value and not any(e.startswith(key + "=") for e in env):

@@ -12,7 +12,7 @@ from .. import ports
 from ..cli.format import human_duration
 from ..kernel import netns
 from ..model import CHILD_LINK_DRIVERS, Attachment, Container, Endpoint, Network
-from . import settings
+from . import listing, settings
 from .common import ZERO_TIME, rfc3339
 from .core import Core
 
@@ -167,16 +167,38 @@ def _unpublished(c: Container) -> list[tuple[int, str]]:
     return [pp for pp in exposed if pp not in bound]
 
 
+def _du(path: str) -> int:
+    total = 0
+    for top, _dirs, names in os.walk(path):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(top, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
 class Queries:
     """The API's reads: what the routes show, so that no route opens the store."""
 
     def __init__(self, core: Core) -> None:
         self.core = core
 
-    def containers(self, show_all: bool) -> list[dict[str, Any]]:
+    def containers(self, show_all: bool, query: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """/containers/json: newest first, as the query's filters, limit, since and before select."""
         store, nets = self.core.store, self.core.nets_by_id()
-        return [container_summary(c, store.endpoints(container_id=c.id), nets)
-                for c in reversed(store.containers.all()) if show_all or c.running]
+        sel = listing.Selector({**(query or {}), **({"all": "1"} if show_all else {})}, store.containers.find,
+                               {n.id: n.name for n in nets.values()})
+        chosen = sel.select(sorted(store.containers.all(), key=lambda c: c.created, reverse=True))
+        size = (query or {}).get("size", "").lower() in ("1", "true")
+        return [{**container_summary(c, store.endpoints(container_id=c.id), nets),
+                 **(self._sizes(c) if size else {})} for c in chosen]
+
+    def _sizes(self, c: Container) -> dict[str, int]:
+        """SizeRw: what the container wrote (its overlay's upper directory); SizeRootFs: that
+        and the image's root."""
+        rw = _du(os.path.join(self.core.dir(c.id), "upper"))
+        return {"SizeRw": rw, "SizeRootFs": rw + _du(c.lower) if c.lower != "/" else rw}
 
     def container(self, ref: str) -> dict[str, Any]:
         c = self.core.container(ref)

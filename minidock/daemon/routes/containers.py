@@ -40,7 +40,7 @@ def _timeout(req: Request) -> int | None:
 
 
 async def containers_list(engine: Engine, req: Request) -> Response:
-    return Response(200, engine.queries.containers(req.flag("all")))
+    return Response(200, engine.queries.containers(req.flag("all"), req.query))
 
 
 async def container_create(engine: Engine, req: Request) -> Response:

@@ -4,12 +4,11 @@ topology, and the fault-injection test hook."""
 from __future__ import annotations
 
 import asyncio
-import os
 
-from ... import API_VERSION, __version__
 from ...errors import NotFound, Unavailable
 from ...service.engine import Engine
 from ...steps import faults
+from .. import dockerinfo
 from ..http import Request, Response
 
 
@@ -18,22 +17,13 @@ async def ping(engine: Engine, req: Request) -> Response:
 
 
 async def version(engine: Engine, req: Request) -> Response:
-    u = os.uname()
-    return Response(200, {"Version": __version__, "ApiVersion": API_VERSION, "MinAPIVersion": "1.24",
-                          "Os": "linux", "Arch": "amd64" if u.machine == "x86_64" else u.machine,
-                          "KernelVersion": u.release, "Platform": {"Name": f"minidock {__version__}"},
-                          "Components": [{"Name": "Engine", "Version": __version__,
-                                          "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": "1.24",
-                                                      "Os": "linux", "KernelVersion": u.release}}]})
+    return Response(200, dockerinfo.version())
 
 
 async def info(engine: Engine, req: Request) -> Response:
     total, running = engine.queries.counts()
-    return Response(200, {"ID": "minidock", "Containers": total, "ContainersRunning": running,
-                          "ContainersStopped": total - running, "Images": len(engine.images.list()),
-                          "Driver": "overlay", "Name": os.uname().nodename, "ServerVersion": __version__,
-                          "OperatingSystem": "minidock", "OSType": "linux", "DockerRootDir": engine.root,
-                          **cluster_info(engine)})
+    body = dockerinfo.info(containers=total, running=running, images=len(engine.images.list()), root=engine.root)
+    return Response(200, {**body, **cluster_info(engine)})
 
 
 def cluster_info(engine: Engine) -> dict[str, object]:
