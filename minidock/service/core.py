@@ -47,6 +47,8 @@ class Core:
     dying_links: dict[str, float] = field(default_factory=dict)
     # joined its networks, process not yet running: its name resolves and it may ask already
     starting: set[str] = field(default_factory=set)
+    # exited, to be started again by its restart policy after a back-off (Docker's "restarting")
+    restarting: set[str] = field(default_factory=set)
     cluster: Cluster | None = None  # this host in a cluster (daemon --cluster-store), if it is in one
 
     def network(self, ref: str) -> Network:

@@ -35,7 +35,7 @@ from ..steps import (
     set_operation,
     use_recording,
 )
-from . import links, planner, sandbox
+from . import links, planner, sandbox, settings
 from .common import journaled
 from .core import Core
 from .planner import StartPlan
@@ -43,6 +43,7 @@ from .supervisor import Runtime, Supervisor
 
 log = logging.getLogger("minidock.lifecycle")
 STOP_GRACE = 10
+RESTART_FIRST, RESTART_MAX, RESTART_RESET = 0.1, 60.0, 10.0  # moby's restartmanager back-off
 LOG_DRAIN = 2  # the longest an exit waits for the log copier's last lines
 KILL_WAIT = 10  # moby's daemon.Kill waits this long for the exit of a SIGKILL
 TIMINGS = bool(os.environ.get("MINIDOCK_TIMINGS"))  # log the network part of each start (make bench)
@@ -62,6 +63,10 @@ class Lifecycle:
         # --explain of a stop or wait: the teardown runs in the exit handler's task, not the request's
         self.exit_recordings: dict[str, Any] = {}
         self.exit_operations: dict[str, str] = {}
+        # restart policies: containers a stop or kill ended (not restarted), pending restarts, back-offs
+        self.stopped_by_user: set[str] = set()
+        self.restarts: dict[str, asyncio.Task[None]] = {}
+        self.backoff: dict[str, float] = {}
 
     # -- start
     async def start(self, cid: str) -> None:
@@ -272,7 +277,43 @@ class Lifecycle:
                 log.warning("teardown of %s: %s", c.name, err)
             if c.host_config.auto_remove:
                 self.remove_record(c)
+            elif settings.restart_wanted(c.host_config.setting("RestartPolicy", {}), c.state.exit_code,
+                                         c.restart_count, cid in self.stopped_by_user):
+                self._schedule_restart(c)
+            self.stopped_by_user.discard(cid)
             self.core.refresh_dns(cid)
+
+    def _schedule_restart(self, c: Container) -> None:
+        """Start it again after Docker's back-off (100 ms, doubling while it keeps dying within
+        10 s of its start); meanwhile it is "restarting" and refuses a plain remove."""
+        quick = c.state.finished_at - c.state.started_at < RESTART_RESET
+        delay = self.backoff.get(c.id, RESTART_FIRST / 2) * 2 if quick else RESTART_FIRST
+        self.backoff[c.id] = delay = min(delay, RESTART_MAX)
+        c.restart_count += 1
+        self.core.store.containers.put(c)
+        self.core.restarting.add(c.id)
+
+        async def again() -> None:
+            try:
+                await asyncio.sleep(delay)
+                if c.id in self.core.restarting:
+                    await self.start(c.id)
+            except Exception as e:  # noqa: BLE001 - a failed restart is logged, as Docker does
+                log.warning("restart of %s failed: %s", c.name, e)
+            finally:
+                self.core.restarting.discard(c.id)
+                self.restarts.pop(c.id, None)
+
+        self.restarts[c.id] = asyncio.get_running_loop().create_task(again())
+
+    def cancel_restart(self, cid: str) -> bool:
+        """Stop a pending restart (stop, kill, rm -f); True if there was one."""
+        task = self.restarts.pop(cid, None)
+        self.core.restarting.discard(cid)
+        self.backoff.pop(cid, None)
+        if task is not None:
+            task.cancel()
+        return task is not None
 
     async def teardown(self, c: Container) -> list[Exception]:
         return await sandbox.teardown(self.core, c, lambda: self.withdraw(c))
@@ -300,8 +341,10 @@ class Lifecycle:
     async def stop(self, ref: str, timeout: int | None = None, sig: int = signal.SIGTERM) -> None:
         c = self.core.container(ref)
         rt = self.procs.runtime.get(c.id)
+        self.cancel_restart(c.id)
         if not c.running or rt is None:
             return
+        self.stopped_by_user.add(c.id)
         if timeout is None and c.config.get("StopTimeout") is not None:
             timeout = int(c.config["StopTimeout"])  # the container's own, given at create
         grace: float | None = STOP_GRACE if timeout is None else None if timeout < 0 else timeout
@@ -318,8 +361,11 @@ class Lifecycle:
 
     async def kill(self, ref: str, sig: int) -> None:
         c = self.core.container(ref)
+        if not c.running and self.cancel_restart(c.id):
+            return  # a kill of a restarting container ends its restarts
         if not c.running:
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
+        self.stopped_by_user.add(c.id)
         rt = self.procs.runtime.get(c.id)
         process.kill(c.state.pid, sig)
         if sig == signal.SIGKILL and rt is not None:
@@ -363,9 +409,13 @@ class Lifecycle:
 
     async def remove(self, ref: str, force: bool) -> None:
         c = self.core.container(ref)
+        if c.id in self.core.restarting and not force:
+            raise Conflict(f"You cannot remove a restarting container {c.id}. "
+                           "Stop the container before attempting removal or force remove")
         if c.running and not force:
             raise Conflict(f"You cannot remove a running container {c.id}. "
                            "Stop the container before attempting removal or force remove")
+        self.cancel_restart(c.id)
         async with journaled(self.core.store, "rm", id=c.id):
             if c.running:
                 await self.stop(c.id, timeout=0, sig=signal.SIGKILL)

@@ -81,15 +81,37 @@ def given_host_config(hc: dict[str, Any], modelled: set[str]) -> dict[str, Any]:
         value = given.get(key) or ""
         if not valid(value):
             raise InvalidParameter(f"invalid {_MODE_NAMES[key]}: {value}")
-    policy = given.get("RestartPolicy") or {}
-    if policy.get("Name", "") not in ("", "no", "always", "unless-stopped", "on-failure"):
-        raise InvalidParameter(f"invalid restart policy: unknown policy '{policy['Name']}'; use one of "
-                               "'no', 'always', 'on-failure', or 'unless-stopped'")
+    _check_restart_policy(given.get("RestartPolicy") or {}, bool(hc.get("AutoRemove")))
     for group in given.get("GroupAdd") or []:
         if not str(group):
             raise InvalidParameter("invalid group: empty")
     given["GroupAdd"] = [str(g) for g in given["GroupAdd"]] if given.get("GroupAdd") else None
     return given
+
+
+def _check_restart_policy(policy: dict[str, Any], auto_remove: bool) -> None:
+    """moby's ValidateRestartPolicy, and AutoRemove's conflict with a policy."""
+    name, retries = policy.get("Name") or "", int(policy.get("MaximumRetryCount") or 0)
+    if name not in ("", "no", "always", "unless-stopped", "on-failure"):
+        raise InvalidParameter(f"invalid restart policy: unknown policy '{name}'; use one of "
+                               "'no', 'always', 'on-failure', or 'unless-stopped'")
+    if retries < 0:
+        raise InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
+    if retries and name != "on-failure":
+        raise InvalidParameter("invalid restart policy: maximum retry count can only be used with 'on-failure'")
+    if auto_remove and name not in ("", "no"):
+        raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
+
+
+def restart_wanted(policy: dict[str, Any], code: int, restarts: int, stopped_by_user: bool) -> bool:
+    """Whether an exit with `code` starts the container again (moby's restartmanager)."""
+    name = policy.get("Name") or "no"
+    if stopped_by_user or name == "no":
+        return False
+    if name == "on-failure":
+        retries = int(policy.get("MaximumRetryCount") or 0)
+        return code != 0 and (retries == 0 or restarts < retries)
+    return True
 
 
 _MODE_NAMES = {"PidMode": "PID mode", "UTSMode": "UTS mode", "IpcMode": "IPC mode",

@@ -47,7 +47,8 @@ def _networks(c: Container, eps: list[Endpoint], nets: dict[str, Network]) -> di
     return out
 
 
-def container_json(c: Container, eps: list[Endpoint], nets: dict[str, Network], container_dir: str) -> dict[str, Any]:
+def container_json(c: Container, eps: list[Endpoint], nets: dict[str, Network], container_dir: str,
+                   restarting: bool = False) -> dict[str, Any]:
     st, hc = c.state, c.host_config
     networks = _networks(c, eps, nets)
     primary = next((n for n in networks.values() if n["IPAddress"]), None) \
@@ -59,10 +60,11 @@ def container_json(c: Container, eps: list[Endpoint], nets: dict[str, Network], 
         "Path": c.argv[0],
         "Args": c.argv[1:],
         "State": {
-            "Status": st.status,
-            "Running": running,
+            # between an exit and the restart its policy makes: Docker's "restarting"
+            "Status": "restarting" if restarting else st.status,
+            "Running": running or restarting,
             "Paused": False,
-            "Restarting": False,
+            "Restarting": restarting,
             "OOMKilled": False,
             "Dead": False,
             "Pid": st.pid if running else 0,
@@ -203,7 +205,7 @@ class Queries:
     def container(self, ref: str) -> dict[str, Any]:
         c = self.core.container(ref)
         return container_json(c, self.core.store.endpoints(container_id=c.id), self.core.nets_by_id(),
-                              self.core.dir(c.id))
+                              self.core.dir(c.id), c.id in self.core.restarting)
 
     def status(self, cid: str) -> str:
         c = self.core.store.containers.get(cid)
