@@ -82,6 +82,9 @@ def given_host_config(hc: dict[str, Any], modelled: set[str]) -> dict[str, Any]:
         if not valid(value):
             raise InvalidParameter(f"invalid {_MODE_NAMES[key]}: {value}")
     _check_restart_policy(given.get("RestartPolicy") or {}, bool(hc.get("AutoRemove")))
+    if (given.get("Runtime") or "runc") != "runc":
+        raise InvalidParameter(f"unknown or invalid runtime name: {given['Runtime']}")
+    given["Runtime"] = "runc"  # the name Docker shows; minidock's launcher plays its part
     for group in given.get("GroupAdd") or []:
         if not str(group):
             raise InvalidParameter("invalid group: empty")

@@ -16,6 +16,7 @@ from ...service.engine import WAIT_CONDITIONS, Engine
 from ..http import Hijack, Request, Response, Stream
 
 STDOUT = 1
+UPGRADE_SETTLE = 0.05
 
 
 frame = logs.frame
@@ -186,6 +187,10 @@ async def _attach_output(engine: Engine, cid: str, tty: bool, sel: logs.Selectio
                          before: list[logs.Entry], want_stream: bool, started: asyncio.Event | None,
                          writer: asyncio.StreamWriter) -> None:
     procs = engine.procs
+    if before:
+        # the client reads the 101's headers through a buffered reader, then takes the raw
+        # socket: bytes already there when it reads the headers would be lost in its buffer
+        await asyncio.sleep(UPGRADE_SETTLE)
     for e in before:
         writer.write(sel.render(e, tty))
     await writer.drain()
