@@ -115,6 +115,9 @@ def _optional_config(body: dict[str, Any]) -> dict[str, Any]:
     out = {key: body[key] for key in ("StopSignal", "StopTimeout", "MacAddress", "Healthcheck", "Shell",
                                       "OnBuild", "ArgsEscaped", "NetworkDisabled")
            if body.get(key) is not None}
+    if out.get("StopTimeout") is not None and (not isinstance(out["StopTimeout"], int)
+                                               or isinstance(out["StopTimeout"], bool)):
+        raise InvalidParameter("json: cannot unmarshal value into Go struct field Config.StopTimeout of type int")
     mac = str(out.get("MacAddress") or "")
     if mac and not re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}", mac):
         raise InvalidParameter(f"invalid MAC address: {mac}")

@@ -45,8 +45,11 @@ def create(core: Core, execs: dict[str, dict[str, Any]], ref: str, body: dict[st
     cmd = body.get("Cmd") or []
     if not cmd:
         raise InvalidParameter("No exec command specified")
+    for key in ("User", "WorkingDir", "DetachKeys", "detachKeys"):
+        if not isinstance(body.get(key) or "", str):
+            raise InvalidParameter(f"json: cannot unmarshal value into Go struct field ExecConfig.{key} of type string")
     for kv in body.get("Env") or []:
-        if not kv or kv.startswith("="):
+        if not isinstance(kv, str) or not kv or kv.startswith("="):
             raise InvalidParameter(f"invalid environment variable: {kv}")
     keys = body.get("DetachKeys") or body.get("detachKeys") or ""
     escape.parse_keys(keys)

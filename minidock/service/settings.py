@@ -48,11 +48,45 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def _typed(hc: dict[str, Any], key: str, kind: type | tuple[type, ...], go: str) -> Any:
+    """hc[key] if it has Go's type; Docker's JSON decoding error otherwise."""
+    value = hc.get(key)
+    if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+        raise InvalidParameter(f"json: cannot unmarshal {type(value).__name__} into Go struct field "
+                               f"HostConfig.{key} of type {go}")
+    return value
+
+
+_INTS = ("Memory", "MemorySwap", "MemoryReservation", "ShmSize", "CpuShares", "CpuPeriod", "CpuQuota",
+         "NanoCpus", "CpuRealtimePeriod", "CpuRealtimeRuntime", "BlkioWeight", "OomScoreAdj", "PidsLimit")
+_STRS = ("PidMode", "UTSMode", "IpcMode", "CgroupnsMode", "Runtime", "Isolation", "CpusetCpus", "CpusetMems",
+         "CgroupParent", "UsernsMode", "VolumeDriver")
+_LISTS = ("GroupAdd", "CapAdd", "CapDrop", "SecurityOpt", "DeviceCgroupRules", "Devices", "Ulimits", "DnsOptions",
+          "DnsSearch", "Binds", "Mounts", "VolumesFrom")
+_DICTS = ("LogConfig", "RestartPolicy", "Sysctls", "Tmpfs", "StorageOpt")
+
+
+def check_types(hc: dict[str, Any]) -> None:
+    for key in _INTS:
+        _typed(hc, key, int, "int64")
+    for key in _STRS:
+        _typed(hc, key, str, "string")
+    for key in _LISTS:
+        _typed(hc, key, list, "[]string")
+    for key in _DICTS:
+        _typed(hc, key, dict, "map[string]string")
+    for key in ("LogConfig", "RestartPolicy"):
+        inner = hc.get(key) or {}
+        _typed(inner, "Type" if key == "LogConfig" else "Name", str, "string")
+        _typed(inner, "Config" if key == "LogConfig" else "MaximumRetryCount",
+               dict if key == "LogConfig" else int, "map[string]string" if key == "LogConfig" else "int")
+
+
 def log_config(hc: dict[str, Any]) -> dict[str, Any]:
     """The LogConfig a create asked for, checked as moby's ValidateLogOpts does."""
     given = hc.get("LogConfig") or {}
     kind = given.get("Type") or DEFAULT_LOG_DRIVER
-    opts = dict(given.get("Config") or {})
+    opts = {str(k): str(v) for k, v in (given.get("Config") or {}).items()}
     if kind not in LOG_DRIVERS:
         raise InvalidParameter(f"logger: no log driver named '{kind}' is registered")
     if opts.get("mode", "") not in LOG_MODES:
@@ -67,6 +101,7 @@ def log_config(hc: dict[str, Any]) -> dict[str, Any]:
 def given_host_config(hc: dict[str, Any], modelled: set[str]) -> dict[str, Any]:
     """The HostConfig keys minidock has no field for, checked, with moby's create-time
     adjustments (adaptContainerSettings): MemorySwap twice Memory, the default ShmSize."""
+    check_types(hc)
     given = {k: copy.deepcopy(v) for k, v in hc.items() if k not in modelled and v is not None}
     given["LogConfig"] = log_config(hc)
     memory = int(given.get("Memory") or 0)
