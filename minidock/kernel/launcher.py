@@ -34,6 +34,7 @@ import fcntl
 import json
 import os
 import select
+import signal
 import socket
 import sys
 import time
@@ -159,8 +160,63 @@ def child(spec):
         os.makedirs(spec["cwd"], exist_ok=True)
         os.chdir(spec["cwd"])
     path = resolve(spec["argv"][0], env)
+    if spec.get("init"):
+        run_init(path, spec["argv"], env, user, bool(spec.get("tty")), spec.get("error_fd"))
     become(user)
     os.execve(path, spec["argv"], env)
+
+
+PR_SET_NAME = 15
+INIT_NAME = "/sbin/docker-init"
+FORWARDED = [s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD)]
+
+
+def run_init(path, argv, env, user, tty, error_fd):
+    """Docker's --init (tini's part): this process stays PID 1, runs the command as its child,
+    forwards it every signal, reaps every orphan, and exits as the command did."""
+    child = os.fork()
+    if child == 0:
+        for sig in FORWARDED:
+            signal.signal(sig, signal.SIG_DFL)
+        os.setpgid(0, 0)
+        if tty:
+            signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+            os.tcsetpgrp(0, os.getpgrp())
+            signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+        become(user)
+        os.execve(path, argv, env)
+    if error_fd is not None:
+        os.close(error_fd)  # the command's copy tells the launcher whether its exec worked
+    _rename([INIT_NAME, "--", *argv])
+    for sig in FORWARDED:
+        try:
+            signal.signal(sig, lambda signum, _frame: os.kill(child, signum))
+        except (OSError, ValueError):
+            continue
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(0)
+        if pid == child:
+            os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+
+
+def _rename(args):
+    """Show as docker-init in `ps`, not as this launcher (best effort): the name (comm), and
+    the command line written over our own arguments' memory, padded with NULs (moving it
+    elsewhere with PR_SET_MM needs CAP_SYS_RESOURCE, which a container host may not give)."""
+    zero = ctypes.c_ulong(0)
+    libc.prctl(PR_SET_NAME, ctypes.c_char_p(b"docker-init"), zero, zero, zero)
+    try:
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (fields 48, 49)
+    except (OSError, ValueError, IndexError):
+        return
+    data = (b"\0".join(a.encode() for a in args) + b"\0")[:max(end - start - 1, 0)]
+    ctypes.memmove(start, data, len(data))
+    ctypes.memset(start + len(data), 0, end - start - len(data))
 
 
 def environment(entries):
@@ -211,6 +267,10 @@ def _group_id(group, groups):
 
 
 def become(user):
+    """Take the user's ids; also give the command the signal dispositions Python changed
+    (it ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across exec)."""
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
     uid, gid, extra, _home = user
     os.setgroups(extra)
     os.setgid(gid)
@@ -311,6 +371,7 @@ def main():
     if pid == 0:
         os.close(r)
         report.close()
+        spec["error_fd"] = w
         try:
             child(spec)
         except BaseException as e:  # noqa: BLE001 - everything must reach the daemon

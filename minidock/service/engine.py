@@ -22,7 +22,7 @@ Per container, at run time:
     <root>/containers/<id>/
         hosts resolv.conf hostname   bound over /etc/… inside the container
         upper/ work/ merged/         the overlay over the image's root
-        container.log                everything the container printed
+        container.log                everything the container printed, as Docker's json-file lines
 """
 
 from __future__ import annotations

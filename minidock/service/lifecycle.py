@@ -241,7 +241,7 @@ class Lifecycle:
             "merged": os.path.join(d, "merged"),
             "files": {n: os.path.join(files_dir, n) for n in ("hosts", "resolv.conf", "hostname")},
             "hostname": c.hostname, "env": env, "cwd": c.config["WorkingDir"] or "/", "argv": c.argv,
-            "tty": c.tty, "log_copier": not c.tty,
+            "tty": c.tty, "log_copier": not c.tty, "init": bool(c.host_config.setting("Init")),
             "user": c.config.get("User") or "", "group_add": c.host_config.setting("GroupAdd", []),
         }
 

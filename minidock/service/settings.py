@@ -3,9 +3,11 @@ the HostConfig keys it has no field for (checked where Docker checks them,
 with Docker's defaults filled in at create as moby's daemon does), the log
 driver and its options, and Docker's full HostConfig shape for inspect.
 
-What minidock enforces of them: LogConfig (json-file keeps the log, none
-keeps none for `logs`), GroupAdd, PidMode/UTSMode `host` (the launcher shares
-the host's namespace). Cgroup limits (Memory, MemorySwap, CpuShares,
+What minidock enforces of them: LogConfig (json-file keeps the log; with
+none, `logs` is refused as Docker refuses it, though the file is still written
+because minidock's non-Tty attach reads it), GroupAdd, PidMode/UTSMode `host`
+(the launcher shares the host's namespace), Init (the launcher stays PID 1 as
+docker-init: it forwards signals and reaps), RestartPolicy (lifecycle). Cgroup limits (Memory, MemorySwap, CpuShares,
 CpusetCpus, CpuPeriod, DeviceCgroupRules, …), Privileged, CapAdd/CapDrop,
 SecurityOpt, Sysctls, Runtime and Isolation are stored and shown, never
 applied: minidock makes no cgroups and keeps the root's capabilities.

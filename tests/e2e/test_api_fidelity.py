@@ -206,3 +206,16 @@ def test_ps_filters_and_links_environment(md: Sandbox, client: Any) -> None:
     assert r.code != 0 and "invalid filter 'bogus'" in r.err
     server.remove(force=True)
     done.remove()
+
+
+@needs_cli
+def test_init_runs_the_command_under_a_pid_1_that_forwards_signals(md: Sandbox) -> None:
+    docker(md, "run", "-d", "--init", "--name", "inited", "--network", "none", "alpine", "sleep", "300")
+    assert docker(md, "inspect", "-f", "{{.HostConfig.Init}}", "inited").out.strip() == "true"
+    ps = docker(md, "exec", "inited", "ps", "-o", "pid,args").out
+    assert re.search(r"^\s*1 /sbin/docker-init -- sleep 300\s*$", ps, re.M), ps
+    t0 = time.monotonic()
+    docker(md, "stop", "-t", "8", "inited")  # sleep as PID 1 would ignore the SIGTERM: the init forwards it
+    assert time.monotonic() - t0 < 4
+    assert docker(md, "inspect", "-f", "{{.State.ExitCode}}", "inited").out.strip() == "143"
+    docker(md, "rm", "inited")
