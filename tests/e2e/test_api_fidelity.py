@@ -219,3 +219,17 @@ def test_init_runs_the_command_under_a_pid_1_that_forwards_signals(md: Sandbox) 
     assert time.monotonic() - t0 < 4
     assert docker(md, "inspect", "-f", "{{.State.ExitCode}}", "inited").out.strip() == "143"
     docker(md, "rm", "inited")
+
+
+def test_config_mac_address_is_the_interface_address(md: Sandbox, client: Any) -> None:
+    mac = "02:42:ac:11:00:0a"
+    c = client.containers.run("alpine", ["sleep", "300"], detach=True, mac_address=mac)
+    c.reload()
+    assert c.attrs["Config"]["MacAddress"] == mac
+    assert c.attrs["NetworkSettings"]["MacAddress"] == mac
+    code, out = c.exec_run(["cat", "/sys/class/net/eth0/address"])  # the kernel's, inside the container
+    assert (code, out.decode().strip()) == (0, mac)
+    with pytest.raises(docker_py.errors.APIError) as e:
+        client.api.create_container("alpine", "true", mac_address="02:42:zz")
+    assert e.value.response.status_code == 400 and "invalid MAC address" in e.value.explanation
+    c.remove(force=True)
