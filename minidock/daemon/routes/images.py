@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ...errors import NotFound
 from ...service.engine import Engine
+from ...service.images import split_ref
 from ..http import Request, Response
 
 
@@ -18,12 +19,18 @@ async def images_list(engine: Engine, req: Request) -> Response:
 async def image_import(engine: Engine, req: Request) -> Response:
     meta = engine.images.import_(req.query.get("repo") or req.query.get("name", ""),
                                  req.query.get("fromSrc") or req.query.get("source", ""))
+    engine.core.events.image(meta["id"], meta["id"], "import")
+    engine.core.events.image(meta["id"], f"{meta['name']}:latest", "tag")
     return Response(200, {"status": meta["id"]})
 
 
 async def image_rm(engine: Engine, req: Request) -> Response:
     name = req.params["name"]
+    meta = engine.images.local(split_ref(name)[0]) or {}
     engine.images.remove(name, engine.queries.image_in_use(name))
+    image_id = meta.get("id", name)
+    engine.core.events.image(image_id, image_id, "untag")
+    engine.core.events.image(image_id, image_id, "delete")
     return Response(200, [{"Deleted": name}])
 
 
