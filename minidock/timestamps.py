@@ -11,6 +11,7 @@ What `docker events --since/--until` and prune's `until` filter take
 from __future__ import annotations
 
 import calendar
+import datetime
 import re
 import time
 
@@ -55,6 +56,10 @@ def _parse_date(value: str) -> int | None:
         return None
     y, mo, d, h, mi, s, frac, zone = m.groups()
     fields = (int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0))
+    try:
+        datetime.datetime(*fields)
+    except ValueError as e:
+        raise TimeError(f'parsing time "{value}": {e}') from None
     nanos = int((frac or "")[:9].ljust(9, "0"))
     if zone is None:  # Docker: the local time zone when none is given
         secs = int(time.mktime((*fields, 0, 0, -1)))
