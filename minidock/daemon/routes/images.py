@@ -31,7 +31,8 @@ def _labels(rec: dict[str, Any]) -> dict[str, str]:
 
 def summary(engine: Engine, rec: dict[str, Any]) -> dict[str, Any]:
     """One element of /images/json."""
-    return {"Id": rec["id"], "ParentId": "", "RepoTags": engine.images.tags_of(rec), "RepoDigests": [],
+    return {"Id": rec["id"], "ParentId": "", "RepoTags": engine.images.tags_of(rec),
+            "RepoDigests": engine.images.digests_of(rec),
             "Created": rec.get("created", 0), "Size": rec.get("size", 0), "SharedSize": -1,
             "Labels": _labels(rec), "Containers": -1}
 
@@ -40,7 +41,8 @@ def inspect(engine: Engine, rec: dict[str, Any]) -> dict[str, Any]:
     """Docker's image inspect shape, for a root filesystem with no layers of its own."""
     u = os.uname()
     return {
-        "Id": rec["id"], "RepoTags": engine.images.tags_of(rec), "RepoDigests": [], "Parent": "",
+        "Id": rec["id"], "RepoTags": engine.images.tags_of(rec), "RepoDigests": engine.images.digests_of(rec),
+        "Parent": "",
         "Comment": f"minidock {'built-in' if rec.get('builtin') else 'imported'} root filesystem",
         "Created": _rfc3339(rec.get("created", 0)), "DockerVersion": __version__, "Author": "",
         "Config": {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
@@ -116,6 +118,15 @@ async def image_rm(engine: Engine, req: Request) -> Response:
     return Response(200, engine.images.remove(req.params["name"], engine.queries.image_in_use(rec)))
 
 
+async def images_prune(engine: Engine, req: Request) -> Response:
+    filters = json.loads(req.query.get("filters") or "{}")
+    dangling = filters.get("dangling") or {}
+    dangling_only = not any(str(k).lower() in ("false", "0") or v is False for k, v in
+                            (dangling.items() if isinstance(dangling, dict) else ((d, True) for d in dangling)))
+    deleted = engine.images.prune(dangling_only, engine.queries.image_in_use)
+    return Response(200, {"ImagesDeleted": deleted or None, "SpaceReclaimed": 0})
+
+
 async def image_create(engine: Engine, req: Request) -> Response:
     """`docker pull` (fromImage) and `docker import` (fromSrc=- with the tarball as the body)."""
     if req.query.get("fromSrc") == "-":
@@ -127,14 +138,15 @@ async def image_create(engine: Engine, req: Request) -> Response:
     if req.query.get("fromSrc"):
         return await image_import(engine, req)
     ref = req.query.get("fromImage", "")
-    if req.query.get("tag"):
-        ref = f"{ref}:{req.query['tag']}"
+    if req.query.get("tag"):  # a tag, or a digest (sha256:…), which names no tag here: latest
+        ref = f"{ref}{'@' if ':' in req.query['tag'] else ':'}{req.query['tag']}"
     rec, note = engine.images.pull(ref, req.flag("minidock-any-name"))
     name, tag = split_ref(ref)
+    shown = ref if "@" in ref else f"{name}:{tag}"
     lines = [{"status": f"Pulling from {name}", "id": tag},
-             {"status": note or f"{name}:{tag} is the local image {rec['id'][:19]}"},
+             {"status": note or f"{shown} is the local image {rec['id'][:19]}"},
              {"status": f"Digest: {rec['id']}"},
-             {"status": f"Status: {'Downloaded newer image' if note else 'Image is up to date'} for {name}:{tag}"}]
+             {"status": f"Status: {'Downloaded newer image' if note else 'Image is up to date'} for {shown}"}]
     return Stream(_each(json.dumps(line).encode() + b"\r\n" for line in lines), "application/json", chunked=True)
 
 
@@ -145,7 +157,7 @@ async def _each(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
 
 ROUTES = [
     ("GET", "/images/json", images_list), ("POST", "/images/import", image_import),
-    ("POST", "/images/create", image_create),
+    ("POST", "/images/create", image_create), ("POST", "/images/prune", images_prune),
     ("GET", "/images/{name*}/json", image_inspect), ("GET", "/images/{name*}/history", image_history),
     ("POST", "/images/{name*}/tag", image_tag), ("DELETE", "/images/{name*}", image_rm),
 ]
