@@ -74,8 +74,9 @@ class Response:
 class Stream:
     chunks: AsyncIterator[bytes]
     content_type: str = "application/vnd.docker.raw-stream"
-    # Transfer-Encoding: chunked (docker-py reads a stream chunk by chunk only so), and the
-    # iterator is closed as soon as the client hangs up, even while it waits for its next chunk
+    # HTTP chunks, as Go's server sends a body of unknown length: docker-py decodes a
+    # JSON stream (pull, events) chunk by chunk, and a body without them as one document.
+    # A chunked stream also ends when the client hangs up, even while it waits for a chunk.
     chunked: bool = False
 
 
@@ -93,7 +94,9 @@ class Router:
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
-        regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
+        # {name*} takes slashes too, as an image's repository does (nicolaka/netshoot)
+        regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)",
+                                        re.sub(r"\{(\w+)\*\}", r"(?P<\1>.+)", pattern)) + "$")
         self.routes.append((method, regex, handler))
 
     def match(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], bool]:
@@ -205,16 +208,17 @@ async def serve_connection(router: Router, reader: asyncio.StreamReader, writer:
                 await writer.drain()
                 continue
             if isinstance(result, Stream):
+                framing = {"Transfer-Encoding": "chunked"} if result.chunked else {}
                 writer.write(_head(200, {**BASE_HEADERS, "Content-Type": result.content_type,
-                                         **({"Transfer-Encoding": "chunked"} if result.chunked else {}),
-                                         "Connection": "close"}))
+                                         "Connection": "close", **framing}))
                 await writer.drain()
                 if result.chunked:
                     await _send_chunked(result.chunks, reader, writer)
                     return
                 async for chunk in result.chunks:
-                    writer.write(chunk)
-                    await writer.drain()
+                    if chunk:
+                        writer.write(chunk)
+                        await writer.drain()
                 return
             writer.write(_head(101, {**BASE_HEADERS, "Content-Type": result.content_type,
                                      "Connection": "Upgrade", "Upgrade": "tcp"}))
