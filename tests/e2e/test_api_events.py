@@ -172,9 +172,15 @@ def test_docker_py_cancels_an_events_stream(md: Sandbox, client: Any) -> None:
     start = datetime.now()
     events = client.events(until=start + timedelta(seconds=5))
     threading.Timer(1, events.close).start()
+    assert client.info()["NEventsListener"] == 1
     for _ in events:
         pass
     assert datetime.now() - start < timedelta(seconds=3)
+    # the daemon saw the hang-up at once, not at `until` nor at the next event
+    deadline = time.monotonic() + 2
+    while client.info()["NEventsListener"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.info()["NEventsListener"] == 0
 
 
 def test_exec_events_carry_the_command_and_its_exit_code(md: Sandbox, client: Any, clean: None) -> None:
@@ -271,6 +277,11 @@ def test_prune_removes_only_what_does_not_run(md: Sandbox, client: Any, clean: N
     assert out == f"Deleted Containers:\n{created['Id']}\n\nTotal reclaimed space: 0B\n"
     assert md.cli("ps", "-a", "--format", "{{.Names}}").out.split() == ["alive"]
     assert md.cli("container", "prune", "-f").out == "Total reclaimed space: 0B\n"
+    if DOCKER:  # the docker CLI's own lines, from the same answer
+        md.cli("run", "--name", "wrote", "busybox", "sh", "-c", "head -c 1500 /dev/zero > /f")
+        wrote = md.inspect("wrote", "{{.Id}}")
+        assert docker(md, "container", "prune", "-f").out == \
+            f"Deleted Containers:\n{wrote}\n\nTotal reclaimed space: 1.5kB\n"
     # the running one was not touched: it still answers on its network
     md.cli("run", "--rm", "--network", "prunenet", "busybox", "ping", "-c", "1", "-W", "2", "alive")
     with pytest.raises(Exception, match="invalid filter 'name'"):
