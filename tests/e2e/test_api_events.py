@@ -146,7 +146,7 @@ def test_since_until_replay_filters_and_the_docker_cli_prints_the_same_lines(
 
 @needs_cli
 def test_docker_events_streams_live_until_its_until(md: Sandbox, clean: None) -> None:
-    since, until = time.time(), time.time() + 4  # `until` alone would replay the whole ring too, as Docker
+    since, until = time.time(), time.time() + 6  # `until` alone would replay the whole ring too, as Docker
     proc = subprocess.Popen([DOCKER or "docker", "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}",
                              "--filter", "type=container",
                              "--format", "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}"],
@@ -154,7 +154,7 @@ def test_docker_events_streams_live_until_its_until(md: Sandbox, clean: None) ->
     try:
         time.sleep(0.5)
         md.cli("run", "-d", "--name", "live", "busybox", "sh", "-c", "sleep 0.2; exit 9")
-        out, _ = proc.communicate(timeout=10)  # returns once `until` has passed
+        out, _ = proc.communicate(timeout=15)  # returns once `until` has passed
     finally:
         if proc.poll() is None:
             proc.kill()
