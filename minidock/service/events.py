@@ -131,10 +131,10 @@ class Events:
         """Record one event and hand it to every listener whose filters it passes."""
         now = time.time_ns()
         ev: dict[str, Any] = {}
-        if kind in ("container", "image"):  # Docker's legacy fields, first in its JSON
-            ev["status"], ev["id"] = action, actor_id
-            if kind == "container" and attributes and attributes.get("image"):
-                ev["from"] = attributes["image"]
+        if kind in ("container", "image"):  # Docker's legacy fields, first in its JSON (omitted when empty)
+            legacy = {"status": action, "id": actor_id,
+                      "from": (attributes or {}).get("image", "") if kind == "container" else ""}
+            ev.update((k, v) for k, v in legacy.items() if v)
         ev.update({"Type": kind, "Action": action,
                    "Actor": {"ID": actor_id, "Attributes": {k: str(v) for k, v in (attributes or {}).items()}},
                    "scope": "local", "time": now // 10**9, "timeNano": now})
