@@ -33,6 +33,11 @@ def _env(c: Container, ex: dict[str, Any]) -> dict[str, str]:
     return env
 
 
+def _action(verb: str, cmd: list[str]) -> str:
+    """Docker's exec event action: the verb, then entrypoint and arguments ("exec_start: ls ")."""
+    return f"{verb}: {cmd[0]} {' '.join(cmd[1:])}"
+
+
 def resize(ex: dict[str, Any], rows: int, cols: int) -> None:
     if ex.get("master") is not None:
         fcntl.ioctl(ex["master"], termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
@@ -61,6 +66,7 @@ def create(core: Core, execs: dict[str, dict[str, Any]], ref: str, body: dict[st
                   "user": body.get("User") or c.config.get("User") or "",
                   "group_add": list(c.host_config.setting("GroupAdd", [])), "detach_keys": keys,
                   "privileged": bool(body.get("Privileged")), "running": False, "exit_code": None, "pid": 0}
+    core.events.container(c, _action("exec_create", cmd), execID=eid)
     return eid
 
 
@@ -73,6 +79,7 @@ async def start(core: Core, ex: dict[str, Any], reader: asyncio.StreamReader | N
     env = _env(c, ex)
     framed = not ex["tty"] if framed is None else framed
     ex["running"] = True
+    core.events.container(c, _action("exec_start", ex["cmd"]), execID=ex["id"])
     try:
         if ex["tty"]:
             await _run_tty(ex, pid, env, reader, writer, framed)
@@ -83,6 +90,8 @@ async def start(core: Core, ex: dict[str, Any], reader: asyncio.StreamReader | N
     finally:
         if not ex.get("detached"):
             ex["running"] = False
+        if ex["exit_code"] is not None:
+            core.events.container(c, "exec_die", execID=ex["id"], exitCode=ex["exit_code"])
         if writer is not None and writer.can_write_eof():
             with contextlib.suppress(OSError):
                 writer.write_eof()

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ...errors import InvalidParameter, MinidockError, NotFound
-from ...service import escape, logs, settings
+from ...service import escape, logs, rename, settings
 from ...service.engine import WAIT_CONDITIONS, Engine
 from ..http import Hijack, Request, Response, Stream
 
@@ -79,6 +79,9 @@ async def container_kill(engine: Engine, req: Request) -> Response:
 
 
 async def container_rm(engine: Engine, req: Request) -> Response:
+    if req.flag("link"):  # a link's name has a slash: this one names a container, not a link
+        await rename.remove_link(engine.core, req.params["id"])
+        return Response(204)
     await engine.life.remove(req.params["id"], req.flag("force"))
     return Response(204)
 
@@ -149,6 +152,7 @@ async def container_logs(engine: Engine, req: Request) -> Stream:
 
 async def container_attach(engine: Engine, req: Request) -> Hijack:
     c = engine.core.container(req.params["id"])
+    engine.core.events.container(c, "attach")
     cid, tty, procs = c.id, c.tty, engine.procs
     sel = _selection(req, default_both=True)
     sel.tail = None

@@ -23,7 +23,7 @@ async def version(engine: Engine, req: Request) -> Response:
 async def info(engine: Engine, req: Request) -> Response:
     total, running = engine.queries.counts()
     body = dockerinfo.info(containers=total, running=running, images=len(engine.images.list()), root=engine.root)
-    return Response(200, {**body, **cluster_info(engine)})
+    return Response(200, {**body, "NEventsListener": len(engine.core.events.listeners), **cluster_info(engine)})
 
 
 def cluster_info(engine: Engine) -> dict[str, object]:
