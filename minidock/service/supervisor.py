@@ -62,6 +62,9 @@ class Supervisor:
         # attach requests that arrived before the start they wait for (docker run attaches first)
         self.pending_subscribers: dict[str, set[asyncio.Queue[bytes | None]]] = {}
         self.start_attempts: dict[str, asyncio.Event] = {}
+        # the exit event of each container's latest run, kept after the exit (until it is removed):
+        # a reader that follows its log knows that run ended even if it asks a moment late
+        self.last_run: dict[str, asyncio.Event] = {}
 
     # -- starting
     def stdio(self, c: Container, log_path: str, rt: Runtime, opened: list[int]) -> tuple[int, int, int]:
@@ -99,6 +102,7 @@ class Supervisor:
     def started(self, cid: str, pid: int, rt: Runtime) -> None:
         """The start is recorded: relay its terminal, watch for its exit."""
         self.runtime[cid] = rt
+        self.last_run[cid] = rt.exited
         if rt.master is not None:
             rt.subscribers |= self.pending_subscribers.pop(cid, set())
             self.relay(rt)
@@ -138,12 +142,17 @@ class Supervisor:
 
     def adopt(self, cid: str, pid: int) -> None:
         """A container that outlived a daemon restart."""
-        self.runtime[cid] = Runtime()
+        self.runtime[cid] = rt = Runtime()
+        self.last_run[cid] = rt.exited
         self.watch(cid, pid)
 
     def exited_event(self, cid: str) -> asyncio.Event | None:
         rt = self.runtime.get(cid)
         return rt.exited if rt else None
+
+    def run_over(self, cid: str) -> asyncio.Event | None:
+        """Set once the latest run of `cid` has exited (and its log is complete); None if it never ran."""
+        return self.last_run.get(cid)
 
     async def write_stdin(self, cid: str, data: bytes) -> None:
         rt = self.runtime.get(cid)
@@ -198,6 +207,8 @@ class Supervisor:
     def wake(self, cid: str, event: str, code: int) -> None:
         """Resolve the waits that `event` ("exit" or "removed") ends."""
         keep = []
+        if event == "removed":
+            self.last_run.pop(cid, None)
         for condition, future in self.exit_waiters.pop(cid, []):
             if future.done():
                 continue

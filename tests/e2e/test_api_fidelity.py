@@ -22,6 +22,7 @@ docker_py = pytest.importorskip("docker", reason="docker-py is not installed (pi
 @pytest.fixture
 def client(md: Sandbox) -> Any:
     c = docker_py.DockerClient(base_url=f"unix://{md.socket}", version="auto")
+    c.images.pull("alpine")  # the built-in root filesystem, tagged alpine (minidock has no registry)
     yield c
     c.close()
 
@@ -233,3 +234,17 @@ def test_config_mac_address_is_the_interface_address(md: Sandbox, client: Any) -
         client.api.create_container("alpine", "true", mac_address="02:42:zz")
     assert e.value.response.status_code == 400 and "invalid MAC address" in e.value.explanation
     c.remove(force=True)
+
+
+def test_attach_before_start_gets_an_unfinished_line_of_a_quick_process(md: Sandbox, client: Any) -> None:
+    from docker.utils.socket import next_frame_header, read_exactly
+
+    api = client.api
+    for _ in range(3):  # the process may be gone before the attach reads: every try must see its line
+        cid = api.create_container("alpine", ["printf", "no newline"])["Id"]
+        sock = api.attach_socket(cid, {"stdout": 1, "stream": 1, "logs": 1})
+        api.start(cid)
+        stream, size = next_frame_header(sock)
+        assert (stream, read_exactly(sock, size)) == (1, b"no newline")
+        sock.close()
+        api.remove_container(cid)

@@ -147,7 +147,7 @@ async def container_logs(engine: Engine, req: Request) -> Stream:
     if not sel.streams:
         raise InvalidParameter("Bad parameters: you must choose at least one stream")
     return Stream(logs.read(open_log(engine.life.log_path(c)), sel, c.tty, req.flag("follow"),
-                            engine.procs.exited_event(c.id)))
+                            engine.procs.run_over(c.id)))
 
 
 async def container_attach(engine: Engine, req: Request) -> Hijack:
@@ -213,7 +213,7 @@ async def _attach_output(engine: Engine, cid: str, tty: bool, sel: logs.Selectio
     if started is not None:  # docker run attaches first, then starts
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(started.wait(), 60)
-    async for chunk in logs.follow_from(log, sel, False, procs.exited_event(cid)):
+    async for chunk in logs.follow_from(log, sel, False, procs.run_over(cid)):
         writer.write(chunk)
         await writer.drain()
 
