@@ -84,17 +84,47 @@ def port(c: Ctx, container: str, private: str | None) -> None:
             click.echo(f"{key} -> {_bracket(b['HostIp'])}:{b['HostPort']}")
 
 
+def log_time(value: str) -> str:
+    """A --since/--until value as the API takes it (Unix seconds), read as Docker's CLI reads
+    it: Unix seconds, a duration before now (10s, 5m, 1h30m) or an RFC 3339 date."""
+    import datetime
+    import re
+    import time
+
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return value
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)", value)
+    if parts and "".join(n + u for n, u in parts) == value:
+        scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+        return f"{time.time() - sum(float(n) * scale[u] for n, u in parts):.9f}"
+    try:
+        when = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"invalid time: {value}") from None
+    if when.tzinfo is None:
+        when = when.astimezone()
+    return f"{when.timestamp():.9f}"
+
+
 @click.command(context_settings=CONTEXT)
 @click.option("-f", "--follow", is_flag=True)
 @click.option("-n", "--tail", default="all")
+@click.option("-t", "--timestamps", is_flag=True, help="Show each line's time")
+@click.option("--since", default="", help="Lines since this time (Unix seconds, 10m, or RFC 3339)")
+@click.option("--until", default="", help="Lines until this time (Unix seconds, 10m, or RFC 3339)")
 @click.argument("container")
 @pass_ctx
-def logs(c: Ctx, follow: bool, tail: str, container: str) -> None:
+def logs(c: Ctx, follow: bool, tail: str, timestamps: bool, since: str, until: str, container: str) -> None:
     """Print a container's output."""
     info = c.call("GET", f"/containers/{q(container)}/json")
+    query: dict[str, object] = {"follow": follow, "stdout": 1, "stderr": 1, "tail": tail}
+    if timestamps:
+        query["timestamps"] = 1
+    for key, value in (("since", since), ("until", until)):
+        if value:
+            query[key] = log_time(value)
     try:
-        resp = c.api.stream("GET", f"/containers/{q(container)}/logs",
-                            {"follow": follow, "stdout": 1, "stderr": 1, "tail": tail})
+        resp = c.api.stream("GET", f"/containers/{q(container)}/logs", query)
     except DaemonError as e:
         fail(daemon_error(e))
     tty = info["Config"]["Tty"]

@@ -248,3 +248,16 @@ def test_attach_before_start_gets_an_unfinished_line_of_a_quick_process(md: Sand
         assert (stream, read_exactly(sock, size)) == (1, b"no newline")
         sock.close()
         api.remove_container(cid)
+
+
+def test_minidock_logs_since_until_timestamps(md: Sandbox) -> None:
+    md.cli("run", "-d", "--name", "timed", "--network", "none", "alpine", "sh", "-c",
+           "echo early; echo warn >&2; sleep 3; echo late")
+    assert md.cli("wait", "timed").out.strip() == "0"
+    r = md.cli("logs", "--since", "2s", "timed")  # `late` was written moments ago, the rest 3 s before
+    assert (r.out, r.err) == ("late\n", "")
+    r = md.cli("logs", "--until", "2s", "timed")
+    assert (r.out, r.err) == ("early\n", "warn\n")  # stderr's line back on stderr
+    stamped = md.cli("logs", "-t", "-n", "1", "timed").out
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z late\n", stamped), stamped
+    md.cli("rm", "timed")
