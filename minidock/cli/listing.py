@@ -87,23 +87,12 @@ def port(c: Ctx, container: str, private: str | None) -> None:
 def log_time(value: str) -> str:
     """A --since/--until value as the API takes it (Unix seconds), read as Docker's CLI reads
     it: Unix seconds, a duration before now (10s, 5m, 1h30m) or an RFC 3339 date."""
-    import datetime
-    import re
-    import time
+    from .. import timestamps
 
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        return value
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)", value)
-    if parts and "".join(n + u for n, u in parts) == value:
-        scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-        return f"{time.time() - sum(float(n) * scale[u] for n, u in parts):.9f}"
     try:
-        when = datetime.datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"invalid time: {value}") from None
-    if when.tzinfo is None:
-        when = when.astimezone()
-    return f"{when.timestamp():.9f}"
+        return timestamps.unix_text(timestamps.parse(value))
+    except timestamps.TimeError as e:
+        raise click.BadParameter(str(e)) from None
 
 
 @click.command(context_settings=CONTEXT)

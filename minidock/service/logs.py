@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import IO
 
+from .. import timestamps
 from ..errors import InvalidParameter
 
 STREAMS = {"stdin": 0, "stdout": 1, "stderr": 2}
@@ -73,11 +74,10 @@ def parse_time(value: str | None, name: str) -> int | None:
     if value in (None, "", "0"):
         return None
     assert value is not None
-    secs, _, frac = value.partition(".")
     try:
-        return int(secs) * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
-    except ValueError:
-        raise InvalidParameter(f"invalid value for {name}: {value}") from None
+        return timestamps.parse_unix(value)
+    except timestamps.TimeError as e:
+        raise InvalidParameter(f"invalid value for {name}: {e}") from None
 
 
 @dataclass
