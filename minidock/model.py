@@ -86,6 +86,8 @@ class Network:
     bridge: str = ""
     predefined: bool = False
     enable_ipv6: bool = False  # dual stack: ipam holds the IPv4 config first, then the IPv6 one
+    scope: str = ""  # as asked at create ("local", "global"); "" is the driver's
+    ingress: bool = False
 
     @property
     def subnet(self) -> str:
@@ -134,6 +136,7 @@ class Network:
                      "config": [c.to_json() for c in self.ipam]},
             "options": dict(self.options), "labels": dict(self.labels), "bridge": self.bridge,
             "predefined": self.predefined, "enable_ipv6": self.enable_ipv6,
+            **({"scope": self.scope} if self.scope else {}), **({"ingress": True} if self.ingress else {}),
         }
 
     @staticmethod
@@ -146,6 +149,7 @@ class Network:
             ipam_options=ipam.get("options"), options=dict(d.get("options") or {}),
             labels=dict(d.get("labels") or {}), bridge=d.get("bridge", ""),
             predefined=bool(d.get("predefined")), enable_ipv6=bool(d.get("enable_ipv6")),
+            scope=d.get("scope") or "", ingress=bool(d.get("ingress")),
         )
 
 
@@ -251,16 +255,29 @@ class Attachment:
     aliases: list[str] = field(default_factory=list)
     ipv4: str = ""  # pinned with --ip
     ipv6: str = ""  # pinned with --ip6
+    # the rest of Docker's EndpointSettings: per-network links ("name:alias", names the DNS stub
+    # answers for this container only), the MAC its interface gets, link-local addresses added
+    # to it (IPAMConfig.LinkLocalIPs), and the driver options, kept as given
+    links: list[str] = field(default_factory=list)
+    mac: str = ""
+    link_local: list[str] = field(default_factory=list)
+    driver_opts: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        out = {"network_id": self.network_id, "aliases": list(self.aliases), "ipv4": self.ipv4}
+        out: dict[str, Any] = {"network_id": self.network_id, "aliases": list(self.aliases), "ipv4": self.ipv4}
         if self.ipv6:
             out["ipv6"] = self.ipv6
+        for key in ("links", "mac", "link_local", "driver_opts"):
+            value = getattr(self, key)
+            if value:
+                out[key] = value.copy() if not isinstance(value, str) else value
         return out
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> Attachment:
-        return Attachment(d["network_id"], list(d.get("aliases") or []), d.get("ipv4") or "", d.get("ipv6") or "")
+        return Attachment(d["network_id"], list(d.get("aliases") or []), d.get("ipv4") or "", d.get("ipv6") or "",
+                          list(d.get("links") or []), d.get("mac") or "", list(d.get("link_local") or []),
+                          dict(d.get("driver_opts") or {}))
 
 
 @dataclass

@@ -92,6 +92,15 @@ class Router:
         self.routes.append((method, regex, handler))
 
     def match(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], bool]:
+        """The handler of `method` on `path`, its path parameters, and whether the path is known
+        (for 405). A path with trailing slashes that matches nothing is tried without them, as
+        Docker's `GET /networks/` is its `GET /networks`."""
+        found = self._match(method, path)
+        if found[0] is None and not found[2] and len(path) > 1 and path.endswith("/"):
+            return self._match(method, path.rstrip("/") or "/")
+        return found
+
+    def _match(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], bool]:
         path_known = False
         for m, regex, handler in self.routes:
             found = regex.match(path)

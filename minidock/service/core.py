@@ -77,10 +77,12 @@ class Core:
     def refresh_dns(self, cid: str | None = None) -> None:
         """Rebuild the name records from the live endpoints of user networks: of every
         container (start-up), or of the one container `cid` that started, stopped or moved."""
-        from .dnsrecords import records_of
+        from .dnsrecords import link_aliases, records_of
 
         nets = self.nets_by_id()
         if cid is None:
+            for c in self.store.containers.view():
+                self.records.set_links(c.id, link_aliases(c, nets))
             self.records.rebuild([r for c in self.store.containers.view()
                                   for r in records_of(c, self.store.endpoints(container_id=c.id), nets,
                                                       c.running or c.id in self.starting)]
@@ -89,6 +91,7 @@ class Core:
         c = self.store.containers.get(cid)
         self.records.update(cid, records_of(c, self.store.endpoints(container_id=cid), nets,
                                             c.running or cid in self.starting) if c is not None else [])
+        self.records.set_links(cid, link_aliases(c, nets) if c is not None else {})
 
     def upstreams_for(self, cid: str) -> list[str]:
         c = self.store.containers.get(cid)

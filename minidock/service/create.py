@@ -15,6 +15,7 @@ from ..model import Attachment, Container, HostConfig
 from . import files
 from .common import check_name, new_id, random_name
 from .core import Core
+from .epconfig import endpoint_extras
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -130,7 +131,7 @@ def _attachments(core: Core, mode: str, mode_net: str, body: dict[str, Any]) -> 
             core.addresses.check_pinned(n, ip)
         if ip6:
             core.addresses.check_pinned(n, ip6, 6)
-        want[n.name] = Attachment(n.id, aliases, ip, ip6)
+        want[n.name] = Attachment(n.id, aliases, ip, ip6, **endpoint_extras(n, cfg))
     return want
 
 

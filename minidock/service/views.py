@@ -16,13 +16,16 @@ from .common import ZERO_TIME, rfc3339
 from .core import Core
 
 
-def _network_entry(net: Network, ep: Endpoint | None, cfg: Attachment) -> dict[str, Any]:
+def _network_entry(net: Network, ep: Endpoint | None, cfg: Attachment, c: Container) -> dict[str, Any]:
+    ipam_cfg: dict[str, Any] = {k: v for k, v in (("IPv4Address", cfg.ipv4), ("IPv6Address", cfg.ipv6)) if v}
+    if cfg.link_local:
+        ipam_cfg["LinkLocalIPs"] = list(cfg.link_local)
     return {
-        "IPAMConfig": ({k: v for k, v in (("IPv4Address", cfg.ipv4), ("IPv6Address", cfg.ipv6)) if v}
-                       if cfg.ipv4 or cfg.ipv6 else None),
-        "Links": None,
+        "IPAMConfig": ipam_cfg or None,
+        "Links": list(cfg.links) or None,
         "Aliases": cfg.aliases or None,
-        "MacAddress": ep.mac if ep else "",
+        # the MAC asked for until the endpoint exists, then the interface's
+        "MacAddress": ep.mac if ep else cfg.mac,
         "NetworkID": net.id,
         "EndpointID": ep.id if ep else "",
         "Gateway": ep.gateway if ep else "",
@@ -31,8 +34,10 @@ def _network_entry(net: Network, ep: Endpoint | None, cfg: Attachment) -> dict[s
         "IPv6Gateway": ep.gateway6 if ep else "",
         "GlobalIPv6Address": ep.ip6 if ep else "",
         "GlobalIPv6PrefixLen": ep.prefixlen6 if ep else 0,
-        "DriverOpts": None,
-        "DNSNames": None,
+        "DriverOpts": dict(cfg.driver_opts) or None,
+        # Docker's buildEndpointDNSNames, on networks with name resolution
+        "DNSNames": list(dict.fromkeys([c.name, *cfg.aliases, c.id[:12], *([c.hostname] if c.hostname else [])]))
+        if net.user_defined else None,
     }
 
 
@@ -42,7 +47,7 @@ def _networks(c: Container, eps: list[Endpoint], nets: dict[str, Network]) -> di
     for cfg in c.networks.values():
         net = nets.get(cfg.network_id)
         if net is not None:
-            out[net.name] = _network_entry(net, by_net.get(net.id), cfg)
+            out[net.name] = _network_entry(net, by_net.get(net.id), cfg, c)
     return out
 
 
