@@ -133,9 +133,10 @@ class Lifecycle:
         self.procs.started(cid, pid, rt)
 
     def _records(self, plan: StartPlan) -> None:
-        from .dnsrecords import records_of
+        from .dnsrecords import link_aliases, records_of
 
         self.core.records.update(plan.c.id, records_of(plan.c, plan.endpoints, plan.nets, True))
+        self.core.records.set_links(plan.c.id, link_aliases(plan.c, plan.nets))
 
     async def _publish(self, plan: StartPlan, tx: Transaction) -> None:
         """Hold the host ports and forward them to the container where its default route is."""
