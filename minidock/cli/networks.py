@@ -123,14 +123,22 @@ def network_rm(c: Ctx, networks: tuple[str, ...]) -> None:
 @click.option("--ip", default="")
 @click.option("--ip6", default="")
 @click.option("--alias", "aliases", multiple=True)
+@click.option("--link", "links", multiple=True, help="NAME[:ALIAS]: ALIAS resolves to container NAME, for this one")
+@click.option("--link-local-ip", "link_local", multiple=True, help="an address added to the interface (169.254.x.y)")
+@click.option("--driver-opt", "driver_opts", multiple=True, help="KEY=VALUE, kept in the endpoint's DriverOpts")
 @click.argument("network_name", metavar="NETWORK")
 @click.argument("container")
 @pass_ctx
-def network_connect(c: Ctx, ip: str, ip6: str, aliases: tuple[str, ...], network_name: str, container: str) -> None:
+def network_connect(c: Ctx, ip: str, ip6: str, aliases: tuple[str, ...], links: tuple[str, ...],
+                    link_local: tuple[str, ...], driver_opts: tuple[str, ...], network_name: str,
+                    container: str) -> None:
     """Connect a container to a network (live: a new ethN appears)."""
-    ep: dict[str, Any] = {"Aliases": list(aliases)}
-    if ip or ip6:
+    ep: dict[str, Any] = {"Aliases": list(aliases), "Links": list(links),
+                          "DriverOpts": dict(o.partition("=")[::2] for o in driver_opts)}
+    if ip or ip6 or link_local:
         ep["IPAMConfig"] = {k: v for k, v in (("IPv4Address", ip), ("IPv6Address", ip6)) if v}
+        if link_local:
+            ep["IPAMConfig"]["LinkLocalIPs"] = list(link_local)
     c.call("POST", f"/networks/{q(network_name)}/connect", body={"Container": container, "EndpointConfig": ep})
 
 

@@ -99,6 +99,9 @@ def test_link_local_ip_answers_a_ping_from_a_neighbour_on_the_bridge(md: Sandbox
     assert docker(md, "exec", "ll1", "ping", "-c", "1", "-W", "2", "169.254.8.9").code == 0
     cfg = api.inspect_container("ll2")["NetworkSettings"]["Networks"]["llnet"]["IPAMConfig"]
     assert cfg["LinkLocalIPs"] == ["169.254.8.9"]
+    docker(md, "run", "-d", "--name", "ll3", "busybox", "sleep", "300")
+    md.cli("network", "connect", "--link-local-ip", "169.254.8.10", "llnet", "ll3")  # minidock's own CLI
+    assert docker(md, "exec", "ll1", "ping", "-c", "1", "-W", "2", "169.254.8.10").code == 0
     r = docker(md, "network", "connect", "--link-local-ip", "nope", "bridge", "ll1", check=False)
     assert r.code != 0 and "invalid link-local IP address: nope" in r.err
 
