@@ -295,17 +295,22 @@ class Networks:
             out["Peers"] = cluster.network_peers(net)
         return out
 
+    def summary(self, net: Network) -> dict[str, Any]:
+        """An element of /networks: the inspect shape with no containers, as Docker's list
+        answers since API 1.28 (a client inspects the network for them)."""
+        return network_json(net, [], {}, self.core.driver(net).scope)
+
     def list(self, filters: apifilters.Filters | None = None) -> list[dict[str, Any]]:
         """/networks, with Docker's filters (parsed by apifilters.parse against LIST_FILTERS)."""
         f = filters or {}
         out = []
         for net in self.core.store.networks.all():
             if not f:
-                out.append(self.view(net))
+                out.append(self.summary(net))
                 continue
             attached = bool(self.core.store.endpoints(network_id=net.id))
             if matches(f, net, self.scope_of(net), attached):
-                out.append(self.view(net))
+                out.append(self.summary(net))
         return out
 
     def scope_of(self, net: Network) -> str:

@@ -151,6 +151,10 @@ def test_network_ls_filters_as_docker(md: Sandbox, api: Any) -> None:
     assert r.code != 0 and "invalid filter 'colour'" in r.err
     # docker-py's names=/ids= and a trailing slash, as its tests send them
     assert [n["Name"] for n in api.networks(names=["other"])] == ["other"]
+    # a list shows no containers (Docker's since API 1.28); the inspect does
+    assert api.networks(names=["filt-back"])[0]["Containers"] == {}
+    user_id = api.inspect_container("user")["Id"]
+    assert list(api.inspect_network("filt-back")["Containers"]) == [user_id]
     assert [n["Id"] for n in api.networks(ids=[front[:8]])] == [front]
     assert sorted(n["Name"] for n in api._result(api._get(api._url("/networks/")), True)) == \
         ["bridge", "filt-back", "filt-front", "host", "none", "other"]
