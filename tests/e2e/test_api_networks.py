@@ -178,6 +178,8 @@ def test_predefined_names_are_forbidden_and_change_nothing(md: Sandbox, api: Any
     with pytest.raises(docker_py.errors.APIError) as exc:
         api.create_network("twice", check_duplicate=True)
     assert exc.value.status_code == 409 and "network with name twice already exists" in str(exc.value)
+    r = api._post_json(api._url("/networks/create"), data={"Name": "badlabels", "Labels": ["a=b"]})
+    assert r.status_code == 400 and "cannot unmarshal array" in r.json()["message"]
     assert md.host("ip", "-o", "link").out.count("\n") == links_before + 1  # twice's bridge, nothing else
     # a space in a name, as docker-py's test_create_remove_network_with_space_in_name
     api.create_network("test 01")

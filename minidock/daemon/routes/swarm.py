@@ -22,6 +22,11 @@ NOT_A_MANAGER = ('This node is not a swarm manager. Use "docker swarm init" or "
 NO_SWARM_MODE = ("minidock has no swarm mode: this node cannot init or join a swarm "
                  "(overlay networks use a cluster store: daemon --cluster-store etcd://HOST:2379)")
 
+# /info's "Swarm" on a host in no swarm (moby's swarm.Info zero value, LocalNodeState
+# "inactive"): with it `docker info` prints "Swarm: inactive"
+INFO_SWARM: dict[str, object] = {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
+                                 "ControlAvailable": False, "Error": "", "RemoteManagers": None}
+
 
 async def no_swarm_mode(engine: Engine, req: Request) -> Response:
     raise Unavailable(NO_SWARM_MODE)
