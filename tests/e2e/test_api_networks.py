@@ -88,17 +88,20 @@ def test_mac_address_of_docker_run_is_the_interface_s(md: Sandbox, api: Any) -> 
 def test_link_local_ip_answers_a_ping_from_a_neighbour_on_the_bridge(md: Sandbox, api: Any) -> None:
     docker(md, "network", "create", "llnet")
     docker(md, "run", "-d", "--name", "ll1", "--network", "llnet", "--link-local-ip", "169.254.8.8",
-           "busybox", "sleep", "300")
+           "--link-local-ip", "fe80::88", "busybox", "sleep", "300")
     docker(md, "run", "-d", "--name", "ll2", "--network", "llnet", "busybox", "sleep", "300")
     docker(md, "network", "disconnect", "llnet", "ll2")
-    docker(md, "network", "connect", "--link-local-ip", "169.254.8.9", "llnet", "ll2")  # at connect, live
+    docker(md, "network", "connect", "--link-local-ip", "169.254.8.9", "--link-local-ip", "fe80::89", "llnet",
+           "ll2")  # at connect, live
     assert "inet 169.254.8.8/16" in docker(md, "exec", "ll1", "ip", "addr", "show", "eth0").out
     assert docker(md, "exec", "ll2", "ping", "-c", "1", "-W", "2", "169.254.8.8").code == 0
     mac1 = docker(md, "inspect", "-f", "{{.NetworkSettings.Networks.llnet.MacAddress}}", "ll1").out.strip()
     assert neighbour_mac(md, "ll2", "169.254.8.8") == mac1  # ll1 answered, on the bridge
     assert docker(md, "exec", "ll1", "ping", "-c", "1", "-W", "2", "169.254.8.9").code == 0
+    assert "inet6 fe80::88/64" in docker(md, "exec", "ll1", "ip", "addr", "show", "eth0").out
+    assert docker(md, "exec", "ll2", "ping", "-6", "-c", "1", "-W", "2", "-I", "eth0", "fe80::88").code == 0
     cfg = api.inspect_container("ll2")["NetworkSettings"]["Networks"]["llnet"]["IPAMConfig"]
-    assert cfg["LinkLocalIPs"] == ["169.254.8.9"]
+    assert cfg["LinkLocalIPs"] == ["169.254.8.9", "fe80::89"]
     docker(md, "run", "-d", "--name", "ll3", "busybox", "sleep", "300")
     md.cli("network", "connect", "--link-local-ip", "169.254.8.10", "llnet", "ll3")  # minidock's own CLI
     assert docker(md, "exec", "ll1", "ping", "-c", "1", "-W", "2", "169.254.8.10").code == 0
