@@ -15,12 +15,13 @@ from ..model import Attachment, Container, HostConfig
 from . import files
 from .common import check_name, new_id, random_name
 from .core import Core
-from .epconfig import endpoint_extras
+from .epconfig import endpoint_extras, migrate_container_mac
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 async def create_container(core: Core, name: str | None, body: dict[str, Any]) -> dict[str, Any]:
+    mac_warning = migrate_container_mac(body)
     hc = body.get("HostConfig") or {}
     mode = hc.get("NetworkMode") or "default"
     mode_net = "bridge" if mode == "default" else mode
@@ -104,7 +105,7 @@ async def create_container(core: Core, name: str | None, body: dict[str, Any]) -
         os.makedirs(core.dir(cid), mode=0o700)
         os.close(os.open(os.path.join(core.dir(cid), "container.log"), os.O_CREAT | os.O_WRONLY, 0o600))
         core.store.containers.put(c)
-    return {"Id": cid, "Warnings": []}
+    return {"Id": cid, "Warnings": [mac_warning] if mac_warning else []}
 
 
 def _argv(value: Any) -> list[str]:

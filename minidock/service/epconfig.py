@@ -81,3 +81,34 @@ def endpoint_extras(net: Network, cfg: dict[str, Any]) -> dict[str, Any]:
                                "of type map[string]string")
     return {"links": links, "mac": mac, "link_local": link_local,
             "driver_opts": {str(k): str(v) for k, v in opts.items()}}
+
+
+def migrate_container_mac(body: dict[str, Any]) -> str:
+    """moby's handleMACAddressBC (API 1.44 and later): the deprecated container-wide
+    Config.MacAddress moves to the endpoint of the network mode's network (bridge or a
+    user-defined one), in place in `body`; the warning Docker gives, or "" if there was none."""
+    mac = body.get("MacAddress")
+    if not mac:
+        return ""
+    if not isinstance(mac, str):
+        raise InvalidParameter("json: cannot unmarshal into Go struct field Config.MacAddress of type string")
+    mode = str((body.get("HostConfig") or {}).get("NetworkMode") or "default")
+    name = "bridge" if mode == "default" else mode
+    if name not in ("host", "none") and not name.startswith("container:"):
+        nc = body.get("NetworkingConfig") or {}
+        eps = nc.get("EndpointsConfig") or {}
+        key = name if name in eps else mode if mode in eps else None
+        if eps and key is None:
+            raise InvalidParameter("unable to migrate container-wide MAC address to a specific network: "
+                                   "HostConfig.NetworkMode must match the identity of a network in "
+                                   "NetworkSettings.Networks")
+        key = key or name
+        ep = eps.get(key) or {}
+        if not ep.get("MacAddress"):
+            ep["MacAddress"] = mac
+        elif ep["MacAddress"] != mac:
+            raise InvalidParameter("the container-wide MAC address must match the endpoint-specific MAC address "
+                                   "for the main network, or be left empty")
+        body["NetworkingConfig"] = {**nc, "EndpointsConfig": {**eps, key: ep}}
+    body["MacAddress"] = ""
+    return "The container-wide MacAddress field is now deprecated. It should be specified in EndpointsConfig instead."

@@ -73,6 +73,20 @@ def test_mac_address_given_at_connect_is_the_interface_s_and_a_neighbour_learns_
         assert neighbour_mac(md, "peer", ip) == mac  # the address a real ARP reply carried
 
 
+def test_container_wide_mac_address_moves_to_the_endpoint_as_docker_does(md: Sandbox, api: Any) -> None:
+    """docker-py's test_create_with_mac_address: the deprecated Config.MacAddress, with Docker's
+    warning, is the default bridge endpoint's MAC; a neighbour's ARP cache learns it."""
+    made = api.create_container("busybox", ["sleep", "60"], mac_address="02:42:ac:11:00:0a", name="oldmac")
+    assert made["Warnings"] == ["The container-wide MacAddress field is now deprecated. "
+                                "It should be specified in EndpointsConfig instead."]
+    api.start(made)
+    settings = api.inspect_container(made)["NetworkSettings"]
+    assert settings["MacAddress"] == "02:42:ac:11:00:0a" == settings["Networks"]["bridge"]["MacAddress"]
+    docker(md, "run", "-d", "--name", "arper", "busybox", "sleep", "60")
+    assert docker(md, "exec", "arper", "ping", "-c", "1", "-W", "2", settings["IPAddress"]).code == 0
+    assert neighbour_mac(md, "arper", settings["IPAddress"]) == "02:42:ac:11:00:0a"
+
+
 @needs_cli
 def test_mac_address_of_docker_run_is_the_interface_s(md: Sandbox, api: Any) -> None:
     docker(md, "network", "create", "runmac")
