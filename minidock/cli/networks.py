@@ -4,6 +4,7 @@ prune. `network ls` has a lean twin in fast.py for its common forms.
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -28,16 +29,9 @@ def network() -> None:
 def network_ls(c: Ctx, quiet: bool, no_trunc: bool, fmt: str | None, filters: tuple[str, ...]) -> None:
     """List networks."""
     flt = parse_filters(filters)
-    nets = c.call("GET", "/networks")
-    rows = []
-    for n in sorted(nets, key=lambda n: n["Name"]):
-        if "name" in flt and not any(v in n["Name"] for v in flt["name"]):
-            continue
-        if "driver" in flt and n["Driver"] not in flt["driver"]:
-            continue
-        if "id" in flt and not any(n["Id"].startswith(v) for v in flt["id"]):
-            continue
-        rows.append(network_row(n, no_trunc))
+    # the daemon filters, as Docker's does (name and id are regular expressions, type, label, …)
+    nets = c.call("GET", "/networks", {"filters": json.dumps(flt)} if flt else None)
+    rows = [network_row(n, no_trunc) for n in sorted(nets, key=lambda n: n["Name"])]
     if quiet:
         for r in rows:
             click.echo(r["ID"])

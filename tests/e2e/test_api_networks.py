@@ -164,6 +164,8 @@ def test_network_ls_filters_as_docker(md: Sandbox, api: Any) -> None:
     assert names("driver=null") == ["none"]
     assert names("dangling=true") == ["filt-front", "other"]  # filt-back has a container's endpoint
     assert names("scope=local", "name=other") == ["other"]
+    assert md.cli("network", "ls", "--filter", "name=^filt-f", "--format", "{{.Name}}").out.split() == \
+        ["filt-front"]  # minidock's own CLI: the daemon filters for it too
     r = docker(md, "network", "ls", "--filter", "colour=red", check=False)
     assert r.code != 0 and "invalid filter 'colour'" in r.err
     # docker-py's names=/ids= and a trailing slash, as its tests send them
