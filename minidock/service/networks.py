@@ -44,6 +44,7 @@ PREDEFINED_NAMES = (*PREDEFINED, "default")
 # free of quotes and slashes (they go into rule comments and URL paths), spaces allowed
 NETWORK_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_. -]*$")
 LIST_FILTERS = frozenset({"dangling", "driver", "id", "label", "name", "scope", "type"})
+PRUNE_FILTERS = frozenset({"label", "label!", "until"})
 GATEWAY_BRIDGE_DEVICE = "minidock_gwbr"  # "minidock_gwbridge" is longer than a link name may be
 NO_STORE = ("overlay networks need a cluster store: start the daemon with "
             "--cluster-store etcd://HOST:2379 --cluster-advertise ADDRESS")
@@ -416,10 +417,23 @@ class Networks:
                 core.firewall.drop_network(net.id)
                 await core.firewall.apply(f"the rules of {net.name} go")
 
-    async def prune(self) -> list[str]:
+    async def prune(self, filters: apifilters.Filters | None = None) -> list[str]:
+        """Remove the networks no container uses; with Docker's prune filters (label, label!,
+        until), only those that match."""
+        f = filters or {}
+        until = None
+        if f.get("until"):
+            if len(f["until"]) > 1:
+                raise InvalidParameter("more than one until filter specified")
+            until = apifilters.timestamp(f["until"][0], time.time())
         removed = []
         for net in self.core.store.networks.all():
             if net.predefined or any(net.name in c.networks for c in self.core.store.containers.view()):
+                continue
+            if until is not None and net.created > until:
+                continue
+            if not apifilters.match_labels(f, "label", net.labels) or \
+                    (f.get("label!") and apifilters.match_labels(f, "label!", net.labels)):
                 continue
             try:
                 await self.remove(net.id)

@@ -177,6 +177,12 @@ def test_network_ls_filters_as_docker(md: Sandbox, api: Any) -> None:
     assert [n["Id"] for n in api.networks(ids=[front[:8]])] == [front]
     assert sorted(n["Name"] for n in api._result(api._get(api._url("/networks/")), True)) == \
         ["bridge", "filt-back", "filt-front", "host", "none", "other"]
+    # prune's own filters: until (all were made just now) and labels
+    assert "filt" not in docker(md, "network", "prune", "-f", "--filter", "until=1h").out
+    assert "Deleted Networks:\nfilt-front" in docker(md, "network", "prune", "-f", "--filter", "label=tier=web").out
+    assert names("name=filt") == ["filt-back"]  # in use: kept
+    assert docker(md, "network", "prune", "-f", "--filter", "label!=tier").out.split()[-1] == "other"
+    assert f"br-{front[:12]}" not in md.host("ip", "-o", "link").out  # its bridge went with it
 
 
 @needs_cli

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ... import apifilters
 from ...errors import InvalidParameter
 from ...service.engine import Engine
-from ...service.networks import LIST_FILTERS, check_list_filters
+from ...service.networks import LIST_FILTERS, PRUNE_FILTERS, check_list_filters
 from ..http import Request, Response
 
 GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
@@ -52,7 +52,8 @@ async def network_disconnect(engine: Engine, req: Request) -> Response:
 
 
 async def network_prune(engine: Engine, req: Request) -> Response:
-    return Response(200, {"NetworksDeleted": await engine.networks.prune()})
+    filters = apifilters.parse(req.query.get("filters"), PRUNE_FILTERS)
+    return Response(200, {"NetworksDeleted": await engine.networks.prune(filters)})
 
 
 ROUTES = [
