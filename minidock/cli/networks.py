@@ -148,16 +148,18 @@ def network_disconnect(c: Ctx, force: bool, network_name: str, container: str) -
 
 @network.command("prune", context_settings=CONTEXT)
 @click.option("-f", "--force", is_flag=True)
+@click.option("--filter", "filters", multiple=True, help="label=K[=V], label!=K[=V], until=TIME (10m, an RFC 3339 time)")
 @pass_ctx
-def network_prune(c: Ctx, force: bool) -> None:
-    """Remove every user network that no container uses."""
+def network_prune(c: Ctx, force: bool, filters: tuple[str, ...]) -> None:
+    """Remove every user network that no container uses (and that the filters match)."""
     if not force:
         if not sys.stdin.isatty():
             fail("refusing to prune without -f when not on a terminal")
         if not click.confirm("WARNING! This will remove all custom networks not used by at least one container.\n"
                              "Are you sure you want to continue?"):
             return
-    res = c.call("POST", "/networks/prune")
+    flt = parse_filters(filters)
+    res = c.call("POST", "/networks/prune", {"filters": json.dumps(flt)} if flt else None)
     if res["NetworksDeleted"]:
         click.echo("Deleted Networks:")
         for n in res["NetworksDeleted"]:
