@@ -78,25 +78,3 @@ def match_labels(f: Filters, key: str, labels: dict[str, str]) -> bool:
             return False
     return True
 
-
-_GO_DURATION = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))*$")
-_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def timestamp(value: str, now: float) -> float:
-    """A filter's time (`until`, `since`) as Docker's GetTimestamp reads it: a Go duration
-    before `now` ("10m", "1h30m"), a Unix time ("1700000000.5"), or an RFC 3339 date or time
-    (without a zone: local time)."""
-    if value != "0" and _GO_DURATION.match(value):
-        sign = -1.0 if value.startswith("-") else 1.0
-        seconds = sum(float(n) * _GO_UNITS[u] for n, _, u in re.findall(r"(\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)",
-                                                                          value.lstrip("+-")))
-        return now - sign * seconds
-    if re.fullmatch(r"\d+(\.\d{1,9})?", value):
-        return float(value)
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(value).timestamp()
-    except ValueError:
-        raise InvalidParameter(f'failed to parse value as time or duration: "{value}"') from None

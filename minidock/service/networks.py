@@ -18,7 +18,7 @@ from typing import Any
 
 from netaddr import IPNetwork
 
-from .. import apifilters, ipam
+from .. import apifilters, ipam, timestamps
 from ..drivers.macvlan import check_options
 from ..errors import Conflict, Forbidden, InvalidParameter, MinidockError, no_such_network
 from ..model import (
@@ -375,6 +375,7 @@ class Networks:
                 core.firewall.set_network(net.id, core.driver(net).firewall(net))
                 tx.on_undo("firewall", deferred(core.firewall.drop_network, net.id))
                 await core.firewall.apply(f"let {net.name} out through NAT and keep it apart from other bridges")
+        core.events.network(net, "create")
         return {"Id": net.id, "Warning": ""}
 
     async def ensure_gateway_bridge(self) -> Network:
@@ -416,6 +417,7 @@ class Networks:
                     core.store.networks.delete(net.id)
                 core.firewall.drop_network(net.id)
                 await core.firewall.apply(f"the rules of {net.name} go")
+        core.events.network(net, "destroy")
 
     async def prune(self, filters: apifilters.Filters | None = None) -> list[str]:
         """Remove the networks no container uses; with Docker's prune filters (label, label!,
@@ -425,7 +427,10 @@ class Networks:
         if f.get("until"):
             if len(f["until"]) > 1:
                 raise InvalidParameter("more than one until filter specified")
-            until = apifilters.timestamp(f["until"][0], time.time())
+            try:
+                until = timestamps.parse(f["until"][0]) / 1e9
+            except timestamps.TimeError as e:
+                raise InvalidParameter(str(e)) from None
         removed = []
         for net in self.core.store.networks.all():
             if net.predefined or any(net.name in c.networks for c in self.core.store.containers.view()):

@@ -167,14 +167,3 @@ def test_a_trailing_slash_falls_back_to_its_route() -> None:
 def test_predefined_names_include_default() -> None:
     assert networks.PREDEFINED_NAMES == ("bridge", "host", "none", "default")
 
-
-@pytest.mark.parametrize(("value", "want"), [("10m", 1000.0 - 600), ("1h30m", 1000.0 - 5400), ("1.5s", 998.5),
-                                             ("1700000000", 1700000000.0), ("1700000000.25", 1700000000.25),
-                                             ("2023-11-14T22:13:20Z", 1700000000.0)])
-def test_filter_times_as_docker_s_get_timestamp(value: str, want: float) -> None:
-    assert apifilters.timestamp(value, 1000.0) == want
-
-
-def test_a_bad_filter_time_is_400() -> None:
-    with pytest.raises(InvalidParameter, match='failed to parse value as time or duration: "soon"'):
-        apifilters.timestamp("soon", 0.0)

@@ -4,6 +4,7 @@
     networks.py    /networks/…
     execs.py       /containers/{id}/exec, /exec/…
     images.py      /images/…
+    events.py      /events; /containers/{id}/rename, /containers/prune, link removal
     system.py      /_ping, /version, /info, /minidock/… (check, repair, reset, topology, fault)
     swarm.py       /swarm/…, /nodes, /services, /tasks, /secrets, /configs: a host in no swarm
 
@@ -21,9 +22,9 @@ from ...errors import InvalidParameter
 from ...service.engine import Engine
 from .. import apischema
 from ..http import Request, Router
-from . import containers, execs, images, networks, swarm, system
+from . import containers, events, execs, images, networks, swarm, system
 
-MODULES = (system, networks, containers, execs, images, swarm)
+MODULES = (system, networks, containers, execs, images, events, swarm)
 
 
 def build(engine: Engine) -> Router:
