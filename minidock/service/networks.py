@@ -126,6 +126,10 @@ def validate_create(req: dict[str, Any], existing: list[Network], clustered: boo
         raise Forbidden("Ingress network can only be global scope network")
     if scope == "swarm":
         raise Forbidden("cannot create a swarm scoped network when swarm is not active")
+    config_from = req.get("ConfigFrom")
+    if req.get("ConfigOnly") or (config_from.get("Network") if isinstance(config_from, dict) else config_from):
+        raise InvalidParameter("minidock has no configuration-only networks (ConfigOnly, ConfigFrom): "
+                               "give the options to the network itself")
     options = {k: str(v) for k, v in (req.get("Options") or {}).items()}
     for key, value in options.items():
         if key.startswith("com.docker.network.") and key not in KNOWN_OPTIONS:

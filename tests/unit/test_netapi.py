@@ -167,3 +167,18 @@ def test_a_trailing_slash_falls_back_to_its_route() -> None:
 def test_predefined_names_include_default() -> None:
     assert networks.PREDEFINED_NAMES == ("bridge", "host", "none", "default")
 
+
+
+@pytest.mark.parametrize(("req", "message"), [
+    ({"Scope": "swarm"}, "cannot create a swarm scoped network when swarm is not active"),
+    ({"Ingress": True}, "Ingress network can only be global scope network"),
+    ({"ConfigOnly": True}, "no configuration-only networks"),
+    ({"ConfigFrom": {"Network": "base"}}, "no configuration-only networks"),
+])
+def test_swarm_and_config_only_networks_are_refused(req: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidParameter if "configuration" in message else Exception, match=message):
+        networks.validate_create({"Name": "n", **req}, [])
+
+
+def test_a_scope_asked_for_is_kept() -> None:
+    assert networks.validate_create({"Name": "n", "Scope": "local"}, []).scope == "local"
