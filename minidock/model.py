@@ -194,6 +194,7 @@ class State:
     started_at: float = 0
     finished_at: float = 0
     stopping_signal: int | None = None  # a stop sent it: an unknown exit code is 128 + it
+    paused: bool = False  # running, its processes stopped (`pause`); Docker's Status "paused"
 
     @property
     def running(self) -> bool:
@@ -203,6 +204,8 @@ class State:
         out = dataclasses.asdict(self)
         if self.stopping_signal is None:
             del out["stopping_signal"]
+        if not self.paused:
+            del out["paused"]
         return out
 
     @staticmethod
@@ -226,6 +229,8 @@ class HostConfig:
     port_bindings: dict[str, Any] = field(default_factory=dict)
     publish_all_ports: bool = False
     links: list[str] = field(default_factory=list)
+    # what `update` set (Docker's keys: Memory, CpuShares, …, RestartPolicy): shown, not enforced
+    resources: dict[str, Any] = field(default_factory=dict)
 
     @property
     def joined(self) -> str:
@@ -234,12 +239,16 @@ class HostConfig:
         return other if sep and mode == "container" else ""
 
     def to_json(self) -> dict[str, Any]:
-        return {key: getattr(self, attr) for attr, key in _HOST_CONFIG_KEYS.items()}
+        out = {key: getattr(self, attr) for attr, key in _HOST_CONFIG_KEYS.items()}
+        if self.resources:
+            out["Resources"] = dict(self.resources)
+        return out
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> HostConfig:
         hc = HostConfig(**{attr: d[key] for attr, key in _HOST_CONFIG_KEYS.items() if key in d})
         hc.port_bindings = hc.port_bindings or {}
+        hc.resources = dict(d.get("Resources") or {})
         return hc
 
 

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import Conflict, InvalidParameter, no_such_container
-from ..kernel import netns, process
+from ..kernel import netns, process, procstats
 from ..model import Container, PortBinding, State
 from ..steps import (
     Transaction,
@@ -272,6 +272,7 @@ class Lifecycle:
         if code is None:
             code = 128 + stopping if stopping else 255
         c.state.status, c.state.exit_code, c.state.pid = "exited", code, 0
+        c.state.paused = False
         c.state.finished_at, c.state.stopping_signal = time.time(), None
         c.netns = ""
         self.core.store.containers.put(c)
@@ -298,6 +299,7 @@ class Lifecycle:
             c.state.stopping_signal = signal.SIGKILL
             self.core.store.containers.put(c)
             process.kill(c.state.pid, sig)
+            self.resume_after_signal(c)
             try:
                 await asyncio.wait_for(rt.exited.wait(), timeout=max(grace, 0))
             except TimeoutError:
@@ -309,6 +311,14 @@ class Lifecycle:
         if not c.running:
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
         process.kill(c.state.pid, sig)
+        self.resume_after_signal(c)
+
+    def resume_after_signal(self, c: Container) -> None:
+        """A paused container is resumed after a signal, so that the signal acts (as Docker does)."""
+        if c.state.paused:
+            procstats.continue_all(c.state.pid)
+            c.state.paused = False
+            self.core.store.containers.put(c)
 
     async def restart(self, ref: str, timeout: int | None) -> None:
         c = self.core.container(ref)

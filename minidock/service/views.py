@@ -58,9 +58,9 @@ def container_json(c: Container, eps: list[Endpoint], nets: dict[str, Network], 
         "Path": c.argv[0],
         "Args": c.argv[1:],
         "State": {
-            "Status": st.status,
+            "Status": "paused" if running and st.paused else st.status,
             "Running": running,
-            "Paused": False,
+            "Paused": running and st.paused,
             "Restarting": False,
             "OOMKilled": False,
             "Dead": False,
@@ -90,6 +90,7 @@ def container_json(c: Container, eps: list[Endpoint], nets: dict[str, Network], 
             # the one log minidock keeps; docker-py's run() reads it to know that logs work
             "LogConfig": {"Type": "json-file", "Config": {}},
             "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+            **hc.resources,
         },
         "GraphDriver": {
             "Data": {"LowerDir": c.lower, "UpperDir": os.path.join(container_dir, "upper"),
@@ -135,7 +136,7 @@ def container_summary(c: Container, eps: list[Endpoint], nets: dict[str, Network
                   for p in c.ports]
         + [{"PrivatePort": port, "Type": proto} for port, proto in _unpublished(c) if not _on_a_lan(c, nets)],
         "Labels": c.config["Labels"],
-        "State": c.state.status,
+        "State": "paused" if c.running and c.state.paused else c.state.status,
         "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.host_config.network_mode},
         "NetworkSettings": {"Networks": _networks(c, eps, nets)},
@@ -149,7 +150,7 @@ def status_text(c: Container, now: float | None = None) -> str:
     now = now or time.time()
     st = c.state
     if st.status == "running":
-        return "Up " + human_duration(now - st.started_at)
+        return "Up " + human_duration(now - st.started_at) + (" (Paused)" if st.paused else "")
     if st.status == "exited":
         return f"Exited ({st.exit_code}) {human_duration(now - st.finished_at)} ago"
     return "Created"
