@@ -278,7 +278,7 @@ class Container:
     name: str
     created: float
     image: str  # as asked for
-    image_name: str  # as resolved
+    image_name: str  # as resolved: the image record's name (busybox, host or an imported one)
     lower: str  # the image's root, under the overlay
     argv: list[str]
     config: dict[str, Any]  # Docker's Config block, verbatim as inspect shows it
@@ -288,6 +288,7 @@ class Container:
     netns: str = ""  # under /run/netns while it runs with a namespace
     restart_count: int = 0
     ports: list[PortBinding] = field(default_factory=list)  # held while it runs
+    image_id: str = ""  # sha256:… of the image record at create
 
     @property
     def hostname(self) -> str:
@@ -317,7 +318,7 @@ class Container:
             "config": self.config, "host_config": self.host_config.to_json(),
             "networks": {name: a.to_json() for name, a in self.networks.items()},
             "state": self.state.to_json(), "netns": self.netns, "restart_count": self.restart_count,
-            "ports": [p.to_dict() for p in self.ports],
+            "ports": [p.to_dict() for p in self.ports], "image_id": self.image_id,
         }
 
     @staticmethod
@@ -329,5 +330,5 @@ class Container:
             networks={name: Attachment.from_json(a) for name, a in (d.get("networks") or {}).items()},
             state=State.from_json(d.get("state") or {}), netns=d.get("netns") or "",
             restart_count=d.get("restart_count", 0),
-            ports=[PortBinding.from_dict(p) for p in d.get("ports") or []],
+            ports=[PortBinding.from_dict(p) for p in d.get("ports") or []], image_id=d.get("image_id", ""),
         )

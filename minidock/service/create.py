@@ -32,7 +32,7 @@ async def create_container(core: Core, name: str | None, body: dict[str, Any]) -
             name = random_name()
     if not body.get("Image"):
         raise InvalidParameter("image name is required")
-    image_name, lower, note = core.images.resolve(body["Image"])
+    image, lower = core.images.resolve(body["Image"])
     entrypoint = _argv(body.get("Entrypoint"))
     cmd = _argv(body.get("Cmd"))
     argv = [*entrypoint, *cmd] or (["sh"] if lower != "/" else ["bash"])
@@ -66,7 +66,8 @@ async def create_container(core: Core, name: str | None, body: dict[str, Any]) -
         raise InvalidParameter(f"invalid hostname format: {hostname}")
     cid = new_id()
     c = Container(
-        id=cid, name=name, created=time.time(), image=body["Image"], image_name=image_name, lower=lower,
+        id=cid, name=name, created=time.time(), image=body["Image"], image_name=image["name"],
+        image_id=image["id"], lower=lower,
         argv=argv,
         config={
             # a joined container takes its hostname from the other one when it starts
@@ -102,8 +103,7 @@ async def create_container(core: Core, name: str | None, body: dict[str, Any]) -
         os.makedirs(core.dir(cid), mode=0o700)
         os.close(os.open(os.path.join(core.dir(cid), "container.log"), os.O_CREAT | os.O_WRONLY, 0o600))
         core.store.containers.put(c)
-    warnings = [note] if note and _announce(core, image_name) else []
-    return {"Id": cid, "Warnings": warnings}
+    return {"Id": cid, "Warnings": []}
 
 
 def _argv(value: Any) -> list[str]:
@@ -163,11 +163,3 @@ def _joined_mode(core: Core, mode: str, body: dict[str, Any], hc: dict[str, Any]
     other = core.store.containers.find(ref)
     # like Docker, a name that matches nothing yet is kept and looked up again at start
     return f"container:{other.id}" if other else mode
-
-
-def _announce(core: Core, image_name: str) -> bool:
-    key = f"announced:{image_name}"
-    if core.store.meta_get(key):
-        return False
-    core.store.meta_set(key, "1")
-    return True
