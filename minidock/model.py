@@ -220,7 +220,9 @@ _HOST_CONFIG_KEYS = {"network_mode": "NetworkMode", "dns": "Dns", "extra_hosts":
 
 @dataclass
 class HostConfig:
-    """The part of Docker's HostConfig minidock honours, under Docker's keys in JSON."""
+    """Docker's HostConfig: the part minidock honours as fields, under Docker's keys in JSON;
+    every other key the create request gave is kept verbatim in `given` and shown back by
+    inspect (cgroup limits among them: minidock stores them and enforces none)."""
 
     network_mode: str = "default"
     dns: list[str] = field(default_factory=list)
@@ -229,8 +231,7 @@ class HostConfig:
     port_bindings: dict[str, Any] = field(default_factory=dict)
     publish_all_ports: bool = False
     links: list[str] = field(default_factory=list)
-    # what `update` set (Docker's keys: Memory, CpuShares, …, RestartPolicy): shown, not enforced
-    resources: dict[str, Any] = field(default_factory=dict)
+    given: dict[str, Any] = field(default_factory=dict)
 
     @property
     def joined(self) -> str:
@@ -238,17 +239,24 @@ class HostConfig:
         mode, sep, other = self.network_mode.partition(":")
         return other if sep and mode == "container" else ""
 
+    @staticmethod
+    def modelled_keys() -> set[str]:
+        return set(_HOST_CONFIG_KEYS.values())
+
+    def setting(self, key: str, default: Any = None) -> Any:
+        """A HostConfig key minidock keeps as given (PidMode, LogConfig, GroupAdd, …)."""
+        value = self.given.get(key)
+        return default if value is None else value
+
     def to_json(self) -> dict[str, Any]:
-        out = {key: getattr(self, attr) for attr, key in _HOST_CONFIG_KEYS.items()}
-        if self.resources:
-            out["Resources"] = dict(self.resources)
-        return out
+        return {**self.given, **{key: getattr(self, attr) for attr, key in _HOST_CONFIG_KEYS.items()}}
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> HostConfig:
         hc = HostConfig(**{attr: d[key] for attr, key in _HOST_CONFIG_KEYS.items() if key in d})
         hc.port_bindings = hc.port_bindings or {}
-        hc.resources = dict(d.get("Resources") or {})
+        modelled = set(_HOST_CONFIG_KEYS.values())
+        hc.given = {k: v for k, v in d.items() if k not in modelled}
         return hc
 
 

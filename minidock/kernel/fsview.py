@@ -21,19 +21,18 @@ Answers go to REPORT_FD as JSON lines: first the stat (or the error), then,
 after the tar on stdout (or from stdin), {"done": true} or the error.
 """
 
+# compressed tars are read after the chroot, where the host's library is out of reach
+import bz2  # noqa: F401
 import ctypes
+import gzip  # noqa: F401
 import json
+import lzma  # noqa: F401
 import os
 import shutil
 import stat as statmod
 import sys
 import tarfile
 import time
-
-# compressed tars are read after the chroot, where the host's library is out of reach
-import bz2  # noqa: F401
-import gzip  # noqa: F401
-import lzma  # noqa: F401
 
 CLONE_NEWNS = 0x00020000
 MS_RDONLY, MS_BIND, MS_REC, MS_PRIVATE = 1, 4096, 16384, 1 << 18

@@ -45,11 +45,13 @@ from .addresses import Addresses
 from .cluster import Cluster
 from .clusterconfig import ClusterConfig
 from .connect import Connector
+from .containerfs import ContainerFiles
 from .core import Core
 from .images import Images
 from .lifecycle import WAIT_CONDITIONS, Lifecycle
 from .networks import Networks
 from .reconcile import Reconciler
+from .resources import Resources
 from .system import System
 from .views import Queries
 
@@ -74,6 +76,9 @@ class Engine:
         self.connector = Connector(self.core, self.life)
         self.system = System(self.core, self.life.kill_and_reap)
         self.queries = Queries(self.core)
+        self.files = ContainerFiles(self.core)  # cp, export, commit, diff
+        self.resources = Resources(self.core)  # pause, update, stats
+        self.files.pause, self.files.unpause = self.resources.pause, self.resources.unpause
         self.execs: dict[str, dict[str, Any]] = {}
         self.background: set[asyncio.Task[Any]] = set()
         self.shutdown: Callable[[], None] = lambda: None  # the server's stop, once it serves

@@ -90,7 +90,7 @@ def container_json(c: Container, eps: list[Endpoint], nets: dict[str, Network], 
             # the one log minidock keeps; docker-py's run() reads it to know that logs work
             "LogConfig": {"Type": "json-file", "Config": {}},
             "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
-            **hc.resources,
+            **hc.given,  # with what `update` set
         },
         "GraphDriver": {
             "Data": {"LowerDir": c.lower, "UpperDir": os.path.join(container_dir, "upper"),
