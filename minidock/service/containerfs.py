@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from ..errors import InvalidParameter, MinidockError, NotFound
-from ..kernel import containerfs
+from ..kernel import containerfs, process
 from ..kernel.containerfs import View, ViewError
 from ..model import Container
 from .core import Core
@@ -58,7 +58,8 @@ def _layer_binds(core: Core, c: Container) -> list[tuple[str, str, bool]]:
 
 
 def _view(core: Core, c: Container, writable: bool = False, bare: bool = False) -> View:
-    if c.running and c.state.pid:
+    # a process that has just exited (its exit not handled yet) has no mount namespace left
+    if c.running and process.alive(c.state.pid, c.state.start_time):
         return View.live(c.state.pid, bare=bare)
     d = core.dir(c.id)
     return View.stopped(c.lower, os.path.join(d, "upper"), os.path.join(d, "work"), os.path.join(d, "merged"),
