@@ -32,7 +32,7 @@ import tarfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
-from ..errors import InvalidParameter, MinidockError, NotFound
+from ..errors import Conflict, InvalidParameter, MinidockError, NotFound
 from ..kernel import containerfs, process
 from ..kernel.containerfs import View, ViewError
 from ..model import Container
@@ -142,8 +142,9 @@ class ContainerFiles:
         scratch = os.path.join(self.core.images.dir, f".commit-{os.urandom(6).hex()}.tmp")
         paused_here = False
         if pause and c.running and not c.state.paused:
-            await self.pause(c.id)
-            paused_here = True
+            with contextlib.suppress(Conflict):  # it exited meanwhile: nothing to pause
+                await self.pause(c.id)
+                paused_here = True
         try:
             await self.commit_into(c.id, scratch)
             meta = self.core.images.commit_from_dir(ref_out, scratch, {
