@@ -35,6 +35,10 @@ async def create_container(core: Core, name: str | None, body: dict[str, Any]) -
     image, lower = core.images.resolve(body["Image"])
     entrypoint = _argv(body.get("Entrypoint"))
     cmd = _argv(body.get("Cmd"))
+    made = image.get("config") or {}  # a committed image's: its Entrypoint and Cmd, as Docker's run takes them
+    if not entrypoint and body.get("Entrypoint") is None:
+        entrypoint = _argv(made.get("Entrypoint"))
+        cmd = cmd or _argv(made.get("Cmd"))
     argv = [*entrypoint, *cmd] or (["sh"] if lower != "/" else ["bash"])
     joined = mode_net.startswith("container:")
     if joined:

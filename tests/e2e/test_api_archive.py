@@ -158,6 +158,7 @@ def test_commit_makes_an_image_that_runs_with_the_changes(md: Sandbox) -> None:
     parent = docker(md, "image", "inspect", "-f", "{{.Id}}", "busybox").out.strip()
     assert docker(md, "image", "inspect", "-f", "{{.Parent}}", "snap:one").out.strip() == parent
     assert docker(md, "run", "--rm", "snap:one", "cat", "/state.txt").out == "committed\n"
+    assert docker(md, "run", "--rm", "snap:one").out == "committed\n"  # the CMD the commit set
     docker(md, "rm", "-f", "cm1")
     docker(md, "rmi", "snap:one")
 
