@@ -99,9 +99,11 @@ class ContainerFiles:
         c = self.core.container(ref)
         _check_path(path)
         try:
-            return await containerfs.tar_out(_view(self.core, c), "get", path)
+            out = await containerfs.tar_out(_view(self.core, c), "get", path)
         except ViewError as e:
             raise _failed(e, path, ref) from None
+        self.core.events.container(c, "archive-path")
+        return out
 
     async def put(self, ref: str, path: str, data: bytes, no_overwrite_dir_non_dir: bool) -> None:
         """Extract the tar `data` into directory `path` of the container."""
@@ -114,6 +116,7 @@ class ContainerFiles:
                 await containerfs.untar(_view(self.core, c, writable=True), path, data, no_overwrite_dir_non_dir)
             except ViewError as e:
                 raise _failed(e, path, ref) from None
+        self.core.events.container(c, "extract-to-dir")
 
     async def export(self, ref: str) -> AsyncIterator[bytes]:
         """A tar of the container's root filesystem: the image and its changes, without what
@@ -123,6 +126,7 @@ class ContainerFiles:
             _, chunks = await containerfs.tar_out(_view(self.core, c, bare=True), "export")
         except ViewError as e:
             raise MinidockError(f"Error exporting container {ref}: {e.message}") from None
+        self.core.events.container(c, "export")
         return chunks
 
     def changes(self, ref: str) -> list[dict[str, Any]]:
@@ -155,6 +159,7 @@ class ContainerFiles:
             if paused_here:
                 with contextlib.suppress(MinidockError):
                     await self.unpause(c.id)
+        self.core.events.container(c, "commit", comment=comment, imageID=meta["id"], imageRef=ref_out)
         return str(meta["id"])
 
     async def commit_into(self, ref: str, into: str) -> None:

@@ -28,7 +28,7 @@ from ..errors import Conflict, InvalidParameter, NotFound
 
 BUSYBOX = "/bin/busybox"
 BUILTINS = ("busybox", "host")
-BUSYBOX_LIKE = {"alpine", "busybox"}
+BUSYBOX_LIKE = {"alpine", "busybox", "hello-world"}
 # the images the walkthroughs and Docker's docs run: a "pull" of one names the `host` root filesystem
 HOST_LIKE = {"ubuntu", "debian", "fedora", "centos", "rockylinux", "nginx", "httpd", "python", "node",
              "redis", "postgres", "golang", "nicolaka/netshoot", "containous/whoami", "traefik/whoami"}
@@ -114,7 +114,11 @@ class Images:
     def tags_of(self, record: dict[str, Any]) -> list[str]:
         """Every repo:tag that names the image: its own name:latest first, then the tags."""
         own = [] if record.get("untagged") else [f"{record['name']}:latest"]
-        return own + sorted(k for k, v in self._tags().items() if v == record["name"] and k not in own)
+        return own + sorted(k for k, v in self._tags().items() if v == record["name"] and k not in own and "@" not in k)
+
+    def digests_of(self, record: dict[str, Any]) -> list[str]:
+        """The name@sha256:… references it was pulled by."""
+        return sorted(k for k, v in self._tags().items() if v == record["name"] and "@" in k)
 
     def lookup(self, ref: str) -> dict[str, Any] | None:
         """The image a reference names (repo[:tag], sha256:ID or an ID prefix), or None."""
@@ -124,10 +128,11 @@ class Images:
                 if rec["id"].removeprefix("sha256:").startswith(hexpart):
                     return rec
         name, tag = split_ref(ref)
-        target = self._tags().get(f"{name}:{tag}")
+        key = f"{name}@{ref.split('@', 1)[1]}" if "@" in ref else f"{name}:{tag}"
+        target = self._tags().get(key)
         if target is not None:
             return self._record(target)
-        if tag == "latest":
+        if tag == "latest" and "@" not in ref:
             rec = self._record(name)
             if rec is not None and not rec.get("untagged"):
                 return rec
@@ -161,7 +166,8 @@ class Images:
         once, or None when the name was already here).
         """
         name, tag = self._check_ref(ref)
-        rec = self.lookup(f"{name}:{tag}")
+        key = f"{name}@{ref.split('@', 1)[1]}" if "@" in ref else f"{name}:{tag}"
+        rec = self.lookup(key)
         if rec is not None:
             return rec, None
         if name in BUSYBOX_LIKE:
@@ -172,9 +178,9 @@ class Images:
             raise NotFound(f"pull access denied for {name}, repository does not exist or may require "
                            "'docker login': denied: requested access to the resource is denied")
         tags = self._tags()
-        tags[f"{name}:{tag}"] = builtin
+        tags[key] = builtin
         self._save_tags(tags)
-        note = (f'image "{name}:{tag}" is not in the local store (minidock has no registry): '
+        note = (f'image "{key}" is not in the local store (minidock has no registry): '
                 f'using the built-in "{builtin}" root filesystem instead')
         return self._builtin(builtin), note
 
@@ -297,6 +303,20 @@ class Images:
         if not out and not rec.get("untagged"):
             out.append({"Untagged": f"{rec['name']}:latest"})
         return [*out, {"Deleted": rec["id"]}]
+
+
+    def prune(self, dangling_only: bool, in_use: Any) -> list[dict[str, str]]:
+        """Imported images no container uses: those with no name left, or (dangling=false) all."""
+        tags = set(self._tags().values())
+        out: list[dict[str, str]] = []
+        for rec in self.list():
+            named = not rec.get("untagged") or rec["name"] in tags
+            if rec.get("builtin") or in_use(rec) or (dangling_only and named):
+                continue
+            self._save_tags({k: v for k, v in self._tags().items() if v != rec["name"]})
+            shutil.rmtree(os.path.join(self.dir, rec["name"].replace("/", "_")))
+            out.append({"Deleted": rec["id"]})
+        return out
 
 
 def _unpack(source: str, into: str) -> None:

@@ -59,6 +59,7 @@ class Resources:
                 raise MinidockError(f"cannot pause container {c.id}: {e}") from None
             c.state.paused = True
             self.core.store.containers.put(c)
+        self.core.events.container(c, "pause")
 
     async def unpause(self, ref: str) -> None:
         c = self.core.container(ref)
@@ -69,6 +70,7 @@ class Resources:
             procstats.continue_all(c.state.pid)
             c.state.paused = False
             self.core.store.containers.put(c)
+        self.core.events.container(c, "unpause")
 
     # -- update
     async def update(self, ref: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -79,6 +81,7 @@ class Resources:
             changes = _checked_update(c, body)
             c.host_config.given.update(changes)
             self.core.store.containers.put(c)
+        self.core.events.container(c, "update")
         return {"Warnings": []}
 
     # -- stats

@@ -31,7 +31,8 @@ def _labels(rec: dict[str, Any]) -> dict[str, str]:
 
 def summary(engine: Engine, rec: dict[str, Any]) -> dict[str, Any]:
     """One element of /images/json."""
-    return {"Id": rec["id"], "ParentId": "", "RepoTags": engine.images.tags_of(rec), "RepoDigests": [],
+    return {"Id": rec["id"], "ParentId": "", "RepoTags": engine.images.tags_of(rec),
+            "RepoDigests": engine.images.digests_of(rec),
             "Created": rec.get("created", 0), "Size": rec.get("size", 0), "SharedSize": -1,
             "Labels": _labels(rec), "Containers": -1}
 
@@ -40,7 +41,8 @@ def inspect(engine: Engine, rec: dict[str, Any]) -> dict[str, Any]:
     """Docker's image inspect shape, for a root filesystem with no layers of its own."""
     u = os.uname()
     return {
-        "Id": rec["id"], "RepoTags": engine.images.tags_of(rec), "RepoDigests": [], "Parent": rec.get("parent", ""),
+        "Id": rec["id"], "RepoTags": engine.images.tags_of(rec), "RepoDigests": engine.images.digests_of(rec),
+        "Parent": rec.get("parent", ""),
         "Comment": f"minidock {'built-in' if rec.get('builtin') else 'imported'} root filesystem",
         "Created": _rfc3339(rec.get("created", 0)), "DockerVersion": __version__, "Author": "",
         "Config": {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
@@ -97,13 +99,33 @@ async def image_tag(engine: Engine, req: Request) -> Response:
     if not req.query.get("repo"):
         raise InvalidParameter("repository name must have at least one component")
     engine.images.tag(req.params["name"], req.query["repo"], req.query.get("tag") or "latest")
+    rec = _image(engine, req.params["name"])
+    name, tag = split_ref(f"{req.query['repo']}:{req.query.get('tag') or 'latest'}")
+    engine.core.events.image(rec["id"], f"{name}:{tag}", "tag")
     return Response(201)
 
 
 async def image_import(engine: Engine, req: Request) -> Response:
     """minidock's own: a tarball or a directory already on the daemon's host."""
     meta = engine.images.import_(_ref(req), req.query.get("fromSrc") or req.query.get("source", ""))
+    _imported(engine, meta, _ref(req))
     return Response(200, {"status": meta["id"]})
+
+
+def _imported(engine: Engine, meta: dict[str, Any], ref: str) -> None:
+    """Docker's events of an import: import, then the tag it was given."""
+    engine.core.events.image(meta["id"], meta["id"], "import")
+    name, tag = split_ref(ref)
+    engine.core.events.image(meta["id"], f"{name}:{tag}", "tag")
+
+
+def _removed(engine: Engine, image_id: str, results: list[dict[str, str]]) -> None:
+    """An untag event per name that went, a delete event per image that went."""
+    for result in results:
+        if "Untagged" in result:
+            engine.core.events.image(image_id, image_id, "untag")
+        if "Deleted" in result:
+            engine.core.events.image(result["Deleted"], result["Deleted"], "delete")
 
 
 def _ref(req: Request) -> str:
@@ -113,7 +135,21 @@ def _ref(req: Request) -> str:
 
 async def image_rm(engine: Engine, req: Request) -> Response:
     rec = _image(engine, req.params["name"])
-    return Response(200, engine.images.remove(req.params["name"], engine.queries.image_in_use(rec)))
+    results = engine.images.remove(req.params["name"], engine.queries.image_in_use(rec))
+    _removed(engine, rec["id"], results)
+    return Response(200, results)
+
+
+async def images_prune(engine: Engine, req: Request) -> Response:
+    filters = json.loads(req.query.get("filters") or "{}")
+    dangling = filters.get("dangling") or {}
+    dangling_only = not any(str(k).lower() in ("false", "0") or v is False for k, v in
+                            (dangling.items() if isinstance(dangling, dict) else ((d, True) for d in dangling)))
+    deleted = engine.images.prune(dangling_only, engine.queries.image_in_use)
+    for result in deleted:
+        _removed(engine, result["Deleted"], [result])
+    engine.core.events.emit("image", "prune", "", {"reclaimed": "0"})
+    return Response(200, {"ImagesDeleted": deleted or None, "SpaceReclaimed": 0})
 
 
 async def image_create(engine: Engine, req: Request) -> Response:
@@ -123,18 +159,21 @@ async def image_create(engine: Engine, req: Request) -> Response:
             f.write(req.body)
             f.flush()
             meta = engine.images.import_(_ref(req), f.name)
+        _imported(engine, meta, _ref(req))
         return Response(200, {"status": meta["id"]})
     if req.query.get("fromSrc"):
         return await image_import(engine, req)
     ref = req.query.get("fromImage", "")
-    if req.query.get("tag"):
-        ref = f"{ref}:{req.query['tag']}"
+    if req.query.get("tag"):  # a tag, or a digest (sha256:…), which names no tag here: latest
+        ref = f"{ref}{'@' if ':' in req.query['tag'] else ':'}{req.query['tag']}"
     rec, note = engine.images.pull(ref, req.flag("minidock-any-name"))
     name, tag = split_ref(ref)
+    engine.core.events.image(ref if "@" in ref else f"{name}:{tag}", name, "pull")
+    shown = ref if "@" in ref else f"{name}:{tag}"
     lines = [{"status": f"Pulling from {name}", "id": tag},
-             {"status": note or f"{name}:{tag} is the local image {rec['id'][:19]}"},
+             {"status": note or f"{shown} is the local image {rec['id'][:19]}"},
              {"status": f"Digest: {rec['id']}"},
-             {"status": f"Status: {'Downloaded newer image' if note else 'Image is up to date'} for {name}:{tag}"}]
+             {"status": f"Status: {'Downloaded newer image' if note else 'Image is up to date'} for {shown}"}]
     return Stream(_each(json.dumps(line).encode() + b"\r\n" for line in lines), "application/json", chunked=True)
 
 
@@ -145,7 +184,7 @@ async def _each(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
 
 ROUTES = [
     ("GET", "/images/json", images_list), ("POST", "/images/import", image_import),
-    ("POST", "/images/create", image_create),
+    ("POST", "/images/create", image_create), ("POST", "/images/prune", images_prune),
     ("GET", "/images/{name*}/json", image_inspect), ("GET", "/images/{name*}/history", image_history),
     ("POST", "/images/{name*}/tag", image_tag), ("DELETE", "/images/{name*}", image_rm),
 ]
