@@ -340,6 +340,7 @@ class Lifecycle:
             procstats.continue_all(c.state.pid)
             c.state.paused = False
             self.core.store.containers.put(c)
+            self.core.events.container(c, "unpause")
 
     async def restart(self, ref: str, timeout: int | None) -> None:
         c = self.core.container(ref)

@@ -201,6 +201,7 @@ def test_pause_stops_every_process_and_unpause_resumes_them(md: Sandbox, tmp: st
            "trap 'exit 7' TERM; mkdir -p /www && echo served > /www/index.html && httpd -p 80 -h /www && "
            "i=0; while true; do i=$((i+1)); echo $i > /count; sleep 0.1; done")
     docker(md, "run", "-d", "--name", "pzc", "busybox", "sleep", "300")
+    since = str(int(time.time()) - 1)
     ip = md.ip_of("pz")
 
     def get() -> Result:  # busybox's static wget crashes on a lookup here: HTTP by hand
@@ -244,6 +245,9 @@ def test_pause_stops_every_process_and_unpause_resumes_them(md: Sandbox, tmp: st
     assert time.monotonic() - t0 < 5
     assert docker(md, "inspect", "-f", "{{.State.Status}} {{.State.Paused}} {{.State.ExitCode}}",
                   "pz").out.split() == ["exited", "false", "7"]
+    actions = docker(md, "events", "--since", since, "--until", str(int(time.time()) + 1), "--filter", "container=pz",
+                     "--filter", "event=pause", "--filter", "event=unpause", "--format", "{{.Action}}").out.split()
+    assert actions == ["pause", "unpause", "pause", "unpause"]  # the stop resumed it
     docker(md, "rm", "-f", "pz", "pzc")
 
 
