@@ -133,6 +133,10 @@ def _copy_in(c: Ctx, src: str, ref: str, path: str, archive: bool) -> int:
     if not os.path.lexists(src):
         fail(f"lstat {os.path.abspath(src)}: no such file or directory")
     st = _stat(c, ref, path)
+    if st is not None and st.get("linkTarget"):  # a link to a directory is copied into, as docker cp does
+        target = _stat(c, ref, st["linkTarget"])
+        if target is not None and target.get("mode", 0) & GO_DIR:
+            st, path = target, st["linkTarget"]
     contents = src.endswith("/.")
     if st is not None and st.get("mode", 0) & GO_DIR:
         into, name = path, "." if contents else os.path.basename(os.path.abspath(src))
@@ -148,6 +152,7 @@ def _copy_in(c: Ctx, src: str, ref: str, path: str, archive: bool) -> int:
     def owner(info: tarfile.TarInfo) -> tarfile.TarInfo:
         nonlocal size
         size += info.size
+        info.mtime = int(info.mtime)
         if not archive:  # as docker cp: root owns what it copies in, unless -a
             info.uid = info.gid = 0
             info.uname = info.gname = "root"

@@ -164,6 +164,7 @@ def add_tree(tar, path, arcname, live):
         return  # gone while we walked
     if info is None:  # a socket: tar has no type for it
         return
+    info.mtime = int(info.mtime)  # whole seconds, as Docker's: a float would cost a PAX header per entry
     if info.isreg():
         try:
             with open(path, "rb") as f:

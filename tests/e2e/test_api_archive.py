@@ -281,3 +281,36 @@ def test_update_keeps_the_settings_and_checks_them_as_docker(md: Sandbox) -> Non
     # still running, its process untouched by what update stores
     assert docker(md, "exec", "up1", "true").code == 0
     docker(md, "rm", "-f", "up1")
+
+
+def test_minidocks_own_cli_copies_diffs_pauses_and_commits(md: Sandbox, tmp: str) -> None:
+    md.cli("run", "-d", "--name", "own", "busybox", "sh", "-c", "mkdir /srv && ln -s /srv /linkdir && sleep 300")
+    src = os.path.join(tmp, "note.txt")
+    with open(src, "w") as f:
+        f.write("through minidock cp\n")
+    deadline = time.monotonic() + 10
+    while md.cli("exec", "own", "test", "-L", "/linkdir", check=False).code != 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    r = md.cli("cp", src, "own:/linkdir")  # a link to a directory: copied into it
+    assert "Successfully copied 20B to own:/linkdir" in r.err
+    assert md.cli("exec", "own", "cat", "/srv/note.txt").out == "through minidock cp\n"
+    md.cli("cp", "own:/srv/note.txt", os.path.join(tmp, "back.txt"))
+    with open(os.path.join(tmp, "back.txt")) as f:
+        assert f.read() == "through minidock cp\n"
+    raw = md.cli("cp", "own:/srv", "-").out  # a tar on stdout
+    assert raw.startswith("srv") and "srv/note.txt" in raw and "through minidock cp" in raw
+    lines = md.cli("diff", "own").out.splitlines()
+    assert "A /srv/note.txt" in lines and "A /linkdir" in lines
+    md.cli("pause", "own")
+    assert "(Paused)" in md.cli("ps", "--format", "{{.Status}}").out
+    r = md.cli("exec", "own", "true", check=False)
+    assert r.code != 0 and "is paused, unpause the container before exec" in r.err
+    md.cli("unpause", "own")
+    table = md.cli("stats", "--no-stream", "own").out.splitlines()
+    assert table[0].split()[:3] == ["CONTAINER", "ID", "NAME"] and table[1].split()[1] == "own"
+    image = md.cli("commit", "-c", "CMD cat /srv/note.txt", "own", "ownimg").out.strip()
+    assert image.startswith("sha256:")
+    assert md.cli("run", "--rm", "ownimg").out == "through minidock cp\n"
+    md.cli("rm", "-f", "own")
+    md.cli("image", "rm", "ownimg")
