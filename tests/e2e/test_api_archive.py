@@ -149,14 +149,21 @@ def test_commit_makes_an_image_that_runs_with_the_changes(md: Sandbox) -> None:
     deadline = time.monotonic() + 10
     while docker(md, "exec", "cm1", "cat", "/state.txt", check=False).code != 0 and time.monotonic() < deadline:
         time.sleep(0.1)
-    image_id = docker(md, "commit", "-c", "EXPOSE 8080", "-c", 'CMD ["cat", "/state.txt"]', "cm1",
-                      "snap:one").out.strip()
+    # export of a running container: its layer, not what is mounted on it (no /proc of its processes)
+    with tarfile.open(fileobj=io.BytesIO(docker(md, "export", "cm1", binary=True).out)) as tar:  # type: ignore[arg-type]
+        names = tar.getnames()
+        state = tar.extractfile("state.txt")
+        assert state is not None and state.read() == b"committed\n"
+    assert "proc" in names and not any(n.startswith("proc/") for n in names)
+    image_id = docker(md, "commit", "-m", "a snapshot", "-c", "EXPOSE 8080", "-c", 'CMD ["cat", "/state.txt"]',
+                      "cm1", "snap:one").out.strip()
     assert image_id.startswith("sha256:")
     assert docker(md, "inspect", "-f", "{{.State.Status}}", "cm1").out.strip() == "running"  # unpaused after
     assert docker(md, "image", "inspect", "-f", "{{.Id}} {{json .Config.Cmd}} {{json .Config.ExposedPorts}}",
                   "snap:one").out.split() == [image_id, '["cat","/state.txt"]', '{"8080/tcp":{}}']
     parent = docker(md, "image", "inspect", "-f", "{{.Id}}", "busybox").out.strip()
-    assert docker(md, "image", "inspect", "-f", "{{.Parent}}", "snap:one").out.strip() == parent
+    assert docker(md, "image", "inspect", "-f", "{{.Parent}}|{{.Comment}}", "snap:one").out.strip() == \
+        f"{parent}|a snapshot"
     assert docker(md, "run", "--rm", "snap:one", "cat", "/state.txt").out == "committed\n"
     assert docker(md, "run", "--rm", "snap:one").out == "committed\n"  # the CMD the commit set
     docker(md, "rm", "-f", "cm1")

@@ -43,8 +43,8 @@ def inspect(engine: Engine, rec: dict[str, Any]) -> dict[str, Any]:
     return {
         "Id": rec["id"], "RepoTags": engine.images.tags_of(rec), "RepoDigests": engine.images.digests_of(rec),
         "Parent": rec.get("parent", ""),
-        "Comment": f"minidock {'built-in' if rec.get('builtin') else 'imported'} root filesystem",
-        "Created": _rfc3339(rec.get("created", 0)), "DockerVersion": __version__, "Author": "",
+        "Comment": rec.get("comment") or f"minidock {'built-in' if rec.get('builtin') else 'imported'} root filesystem",
+        "Created": _rfc3339(rec.get("created", 0)), "DockerVersion": __version__, "Author": rec.get("author", ""),
         "Config": {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
                    "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False,
                    "Env": [PATH_ENV], "Cmd": DEFAULT_CMD.get(rec["name"], ["sh"]), "Image": "",
