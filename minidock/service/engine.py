@@ -15,6 +15,8 @@
     reconcile.py  start-up: journal recovery, adoption, orphans
     system.py     check / repair / reset
     views.py      Docker's container JSON; queries for the API
+    containerfs.py a container's files: cp (archive), export, commit, diff
+    resources.py  pause, unpause, update, stats
 
 Per container, at run time:
 
