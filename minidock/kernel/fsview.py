@@ -21,12 +21,8 @@ Answers go to REPORT_FD as JSON lines: first the stat (or the error), then,
 after the tar on stdout (or from stdin), {"done": true} or the error.
 """
 
-# compressed tars are read after the chroot, where the host's library is out of reach
-import bz2  # noqa: F401
 import ctypes
-import gzip  # noqa: F401
 import json
-import lzma  # noqa: F401
 import os
 import shutil
 import stat as statmod
@@ -40,6 +36,13 @@ MS_RDONLY, MS_BIND, MS_REC, MS_PRIVATE = 1, 4096, 16384, 1 << 18
 GO_DIR, GO_SYMLINK, GO_DEVICE, GO_PIPE, GO_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24
 GO_SETUID, GO_SETGID, GO_CHARDEV, GO_STICKY = 1 << 23, 1 << 22, 1 << 21, 1 << 20
 VIRTUAL = ("/proc", "/sys", "/dev")  # not descended into from a live view: no end to them
+
+# compressed tars are read after the chroot, where the host's library is out of reach
+for _codec in ("gzip", "bz2", "lzma"):
+    try:
+        __import__(_codec)
+    except ImportError:  # a Python built without it: such a tar is refused, others work
+        pass
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]

@@ -118,6 +118,13 @@ def test_archive_through_docker_py_stat_header_and_put(md: Sandbox) -> None:
         with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
             member = tar.extractfile("hello.txt")
             assert member is not None and member.read() == b"hello\n"
+        gz = io.BytesIO()  # a compressed tar is taken too, as Docker decompresses what it is sent
+        with tarfile.open(fileobj=gz, mode="w:gz") as tar:
+            info = tarfile.TarInfo("zipped.txt")
+            info.size = 7
+            tar.addfile(info, io.BytesIO(b"zipped\n"))
+        assert api.put_archive(cid, "/root", gz.getvalue())
+        assert docker(md, "exec", "cp3", "cat", "/root/zipped.txt").out == "zipped\n"
         # a directory's mode carries Go's ModeDir bit, as the docker CLI decodes it
         assert api.get_archive(cid, "/etc")[1]["mode"] & (1 << 31)
         with pytest.raises(docker_py.errors.NotFound):
