@@ -41,7 +41,7 @@ from .core import Core
 # what the launcher makes in every container's root (Docker keeps these in its "init" layer,
 # below the container's own): not the container's changes
 INIT_FILES = {"/etc/hosts", "/etc/resolv.conf", "/etc/hostname"}
-INIT_DIRS = {"/proc", "/dev", "/sys", "/etc"}
+INIT_DIRS = {"/proc", "/dev", "/sys", "/etc", "/tmp"}
 CHANGE_MODIFY, CHANGE_ADD, CHANGE_DELETE = 0, 1, 2
 
 
