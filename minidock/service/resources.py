@@ -5,9 +5,9 @@ minidock puts containers in no cgroup, so:
   - pause stops every process of the container's PID namespace with SIGSTOP
     (again for any that forked meanwhile, until all are stopped) and unpause
     sends SIGCONT: what the cgroup freezer does, seen as state T in `ps`;
-  - `update` stores what it is given (Memory, CpuShares, …, RestartPolicy) and
-    inspect shows it; none of the limits is enforced, nor is a restart policy
-    acted on;
+  - `update` stores what it is given (Memory, CpuShares, …, RestartPolicy)
+    with the HostConfig settings create keeps (HostConfig.given), and inspect
+    shows it; none of the limits is enforced;
   - stats reads /proc: CPU time as utime+stime of each process (with what it
     reaped: cutime+cstime), memory as the sum of their proportional set sizes
     (Pss, so shared pages count once), block I/O from /proc/PID/io, tasks as
