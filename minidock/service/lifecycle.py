@@ -35,7 +35,7 @@ from ..steps import (
     set_operation,
     use_recording,
 )
-from . import planner, sandbox
+from . import mounts, planner, sandbox
 from .common import journaled
 from .core import Core
 from .planner import StartPlan
@@ -231,7 +231,7 @@ class Lifecycle:
             "merged": os.path.join(d, "merged"),
             "files": {n: os.path.join(files_dir, n) for n in ("hosts", "resolv.conf", "hostname")},
             "hostname": c.hostname, "env": env, "cwd": c.config["WorkingDir"] or "/", "argv": c.argv,
-            "tty": c.tty,
+            "tty": c.tty, "mounts": mounts.launcher_mounts(c),
         }
 
     def log_path(self, c: Container) -> str:
@@ -261,7 +261,7 @@ class Lifecycle:
             for err in errors:
                 log.warning("teardown of %s: %s", c.name, err)
             if c.host_config.auto_remove:
-                self.remove_record(c)
+                self.remove_record(c, volumes=True)  # --rm takes the anonymous volumes too
             self.core.refresh_dns(cid)
 
     async def teardown(self, c: Container) -> list[Exception]:
@@ -343,7 +343,8 @@ class Lifecycle:
         c = self.core.store.containers.get(c.id) or c
         return c.state.exit_code
 
-    async def remove(self, ref: str, force: bool) -> None:
+    async def remove(self, ref: str, force: bool, volumes: bool = False) -> None:
+        """Remove a container; with `volumes` (rm -v) its anonymous volumes too."""
         c = self.core.container(ref)
         if c.running and not force:
             raise Conflict(f"You cannot remove a running container {c.id}. "
@@ -354,7 +355,7 @@ class Lifecycle:
             async with self.core.locks.hold(c.id):
                 gone = self.core.store.containers.get(c.id)
                 if gone is not None:
-                    self.remove_record(gone)
+                    self.remove_record(gone, volumes)
         self.core.refresh_dns(c.id)
 
     def _explain_exit(self, cid: str) -> None:
@@ -365,9 +366,11 @@ class Lifecycle:
         if current_operation():
             self.exit_operations.setdefault(cid, current_operation())
 
-    def remove_record(self, c: Container) -> None:
+    def remove_record(self, c: Container, volumes: bool = False) -> None:
         self.core.store.drop_endpoints(c.id)
         self.core.store.containers.delete(c.id)
+        if volumes:
+            self.core.volumes.release(c)
         shutil.rmtree(self.core.dir(c.id), ignore_errors=True)
         self.procs.wake(c.id, "removed", self.procs.last_exit.get(c.id, c.state.exit_code))
 

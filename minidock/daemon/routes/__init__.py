@@ -4,6 +4,7 @@
     networks.py    /networks/…
     execs.py       /containers/{id}/exec, /exec/…
     images.py      /images/…
+    volumes.py     /volumes/…
     system.py      /_ping, /version, /info, /minidock/… (check, repair, reset, topology, fault)
 
 Each handler is a module-level function `handler(engine, request)`: it parses
@@ -20,9 +21,9 @@ from ...errors import InvalidParameter
 from ...service.engine import Engine
 from .. import apischema
 from ..http import Request, Router
-from . import containers, execs, images, networks, system
+from . import containers, execs, images, networks, system, volumes
 
-MODULES = (system, networks, containers, execs, images)
+MODULES = (system, networks, containers, execs, images, volumes)
 
 
 def build(engine: Engine) -> Router:

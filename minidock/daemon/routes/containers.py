@@ -81,7 +81,7 @@ async def container_kill(engine: Engine, req: Request) -> Response:
 
 
 async def container_rm(engine: Engine, req: Request) -> Response:
-    await engine.life.remove(req.params["id"], req.flag("force"))
+    await engine.life.remove(req.params["id"], req.flag("force"), req.flag("v"))
     return Response(204)
 
 
