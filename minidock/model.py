@@ -337,7 +337,7 @@ class Container:
     name: str
     created: float
     image: str  # as asked for
-    image_name: str  # as resolved
+    image_name: str  # as resolved: the image record's name (busybox, host or an imported one)
     lower: str  # the image's root, under the overlay
     argv: list[str]
     config: dict[str, Any]  # Docker's Config block, verbatim as inspect shows it
@@ -348,6 +348,7 @@ class Container:
     restart_count: int = 0
     ports: list[PortBinding] = field(default_factory=list)  # held while it runs
     mounts: list[MountPoint] = field(default_factory=list)  # resolved at create, mounted at each start
+    image_id: str = ""  # sha256:… of the image record at create
 
     @property
     def hostname(self) -> str:
@@ -377,7 +378,7 @@ class Container:
             "config": self.config, "host_config": self.host_config.to_json(),
             "networks": {name: a.to_json() for name, a in self.networks.items()},
             "state": self.state.to_json(), "netns": self.netns, "restart_count": self.restart_count,
-            "ports": [p.to_dict() for p in self.ports],
+            "ports": [p.to_dict() for p in self.ports], "image_id": self.image_id,
             **({"mounts": [m.to_json() for m in self.mounts]} if self.mounts else {}),
         }
 
@@ -390,6 +391,6 @@ class Container:
             networks={name: Attachment.from_json(a) for name, a in (d.get("networks") or {}).items()},
             state=State.from_json(d.get("state") or {}), netns=d.get("netns") or "",
             restart_count=d.get("restart_count", 0),
-            ports=[PortBinding.from_dict(p) for p in d.get("ports") or []],
+            ports=[PortBinding.from_dict(p) for p in d.get("ports") or []], image_id=d.get("image_id", ""),
             mounts=[MountPoint.from_json(m) for m in d.get("mounts") or []],
         )

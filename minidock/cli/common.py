@@ -58,6 +58,28 @@ class Ctx:
 pass_ctx = click.make_pass_decorator(Ctx)
 
 
+def create_container(api: Client, query: dict[str, Any] | None, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """POST /containers/create, as `docker run` does it: an image the store lacks is
+    "pulled" first, then the create is sent again. minidock's pull maps the name onto a
+    built-in root filesystem (any name, for our own CLI: scenario G); the note it answers
+    is returned, to be told once: the next run finds the tag in the store.
+    """
+    import json
+
+    try:
+        return api.call("POST", "/containers/create", query, body), ""
+    except DaemonError as e:
+        if e.status != 404 or not e.message.startswith("No such image"):
+            raise
+    resp = api.stream("POST", "/images/create", {"fromImage": body["Image"], "minidock-any-name": "1"})
+    try:
+        lines = [json.loads(line) for line in resp.read().splitlines() if line.strip()]
+    finally:
+        resp.close()
+    note = next((line["status"] for line in lines if "not in the local store" in line.get("status", "")), "")
+    return api.call("POST", "/containers/create", query, body), note
+
+
 def render_each(fmt: str, items: list[Any]) -> None:
     from .. import gotemplate
 

@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 import click
 
 from ..client import Client, DaemonError, demux, q
+from .common import create_container
 
 CONTEXT = {"help_option_names": ["--help"]}
 COLOURS = [36, 33, 32, 35, 34, 96, 93, 92, 95, 94]
@@ -150,10 +151,10 @@ def _create(s: Session, pj: Any, made: list[tuple[str, str]]) -> dict[str, str]:
             ids[sv.container] = have[sv.container]["Id"]
             status("Container", sv.container, "Running" if have[sv.container]["State"] == "running" else "Created")
             continue
-        res = s.api.call("POST", "/containers/create", {"name": sv.container}, sv.body)
+        res, note = create_container(s.api, {"name": sv.container}, sv.body)
         ids[sv.container] = res["Id"]
         made.append(("containers", res["Id"]))
-        for w in res.get("Warnings") or []:
+        for w in [note] * bool(note) + (res.get("Warnings") or []):
             if w not in warned:
                 warned.add(w)
                 click.echo(f"minidock: {w}", err=True)

@@ -15,7 +15,16 @@ import click
 
 from ..client import DaemonError, q
 from ..errors import HOST_MODE_PORTS
-from .common import COMMAND_CONTEXT, CONTEXT, Ctx, daemon_error, each, fail, pass_ctx
+from .common import (
+    COMMAND_CONTEXT,
+    CONTEXT,
+    Ctx,
+    create_container,
+    daemon_error,
+    each,
+    fail,
+    pass_ctx,
+)
 from .volumes import mount_body, mount_options
 
 
@@ -115,9 +124,11 @@ def port_options(publish: tuple[str, ...], expose: tuple[str, ...]) -> tuple[dic
 
 
 def do_create(c: Ctx, o: dict[str, Any]) -> str:
-    res = c.call("POST", "/containers/create", {"name": o["name"]} if o["name"] else None, create_body(o),
-                 prefix="minidock: ", code=125)
-    for w in res.get("Warnings") or []:
+    try:
+        res, note = create_container(c.api, {"name": o["name"]} if o["name"] else None, create_body(o))
+    except DaemonError as e:
+        fail(daemon_error(e, "minidock: "), 125)
+    for w in [note] * bool(note) + (res.get("Warnings") or []):
         click.echo(f"minidock: {w}", err=True)
     return res["Id"]
 

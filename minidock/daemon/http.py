@@ -72,6 +72,9 @@ class Response:
 class Stream:
     chunks: AsyncIterator[bytes]
     content_type: str = "application/vnd.docker.raw-stream"
+    # HTTP chunks, as Go's server sends a body of unknown length: docker-py decodes a
+    # JSON stream (pull, events) chunk by chunk, and a body without them as one document
+    chunked: bool = False
 
 
 @dataclass
@@ -88,7 +91,9 @@ class Router:
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
-        regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
+        # {name*} takes slashes too, as an image's repository does (nicolaka/netshoot)
+        regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)",
+                                        re.sub(r"\{(\w+)\*\}", r"(?P<\1>.+)", pattern)) + "$")
         self.routes.append((method, regex, handler))
 
     def match(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], bool]:
@@ -200,11 +205,16 @@ async def serve_connection(router: Router, reader: asyncio.StreamReader, writer:
                 await writer.drain()
                 continue
             if isinstance(result, Stream):
+                framing = {"Transfer-Encoding": "chunked"} if result.chunked else {}
                 writer.write(_head(200, {**BASE_HEADERS, "Content-Type": result.content_type,
-                                         "Connection": "close"}))
+                                         "Connection": "close", **framing}))
                 await writer.drain()
                 async for chunk in result.chunks:
-                    writer.write(chunk)
+                    if chunk:
+                        writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if result.chunked else chunk)
+                        await writer.drain()
+                if result.chunked:
+                    writer.write(b"0\r\n\r\n")
                     await writer.drain()
                 return
             writer.write(_head(101, {**BASE_HEADERS, "Content-Type": result.content_type,

@@ -32,7 +32,7 @@ async def create_container(core: Core, name: str | None, body: dict[str, Any]) -
             name = random_name()
     if not body.get("Image"):
         raise InvalidParameter("image name is required")
-    image_name, lower, note = core.images.resolve(body["Image"])
+    image, lower = core.images.resolve(body["Image"])
     entrypoint = _argv(body.get("Entrypoint"))
     cmd = _argv(body.get("Cmd"))
     argv = [*entrypoint, *cmd] or (["sh"] if lower != "/" else ["bash"])
@@ -67,7 +67,8 @@ async def create_container(core: Core, name: str | None, body: dict[str, Any]) -
     points, wanted = mounts.resolve(core, body, hc)
     cid = new_id()
     c = Container(
-        id=cid, name=name, created=time.time(), image=body["Image"], image_name=image_name, lower=lower,
+        id=cid, name=name, created=time.time(), image=body["Image"], image_name=image["name"],
+        image_id=image["id"], lower=lower,
         argv=argv,
         config={
             # a joined container takes its hostname from the other one when it starts
@@ -111,8 +112,7 @@ async def create_container(core: Core, name: str | None, body: dict[str, Any]) -
             for vname in made:
                 core.volumes.remove(vname, force=True)
             raise
-    warnings = [note] if note and _announce(core, image_name) else []
-    return {"Id": cid, "Warnings": warnings}
+    return {"Id": cid, "Warnings": []}
 
 
 def _mount_settings(hc: dict[str, Any]) -> dict[str, Any]:
@@ -181,11 +181,3 @@ def _joined_mode(core: Core, mode: str, body: dict[str, Any], hc: dict[str, Any]
     other = core.store.containers.find(ref)
     # like Docker, a name that matches nothing yet is kept and looked up again at start
     return f"container:{other.id}" if other else mode
-
-
-def _announce(core: Core, image_name: str) -> bool:
-    key = f"announced:{image_name}"
-    if core.store.meta_get(key):
-        return False
-    core.store.meta_set(key, "1")
-    return True

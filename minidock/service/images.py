@@ -2,11 +2,14 @@
 
     images/busybox/rootfs   built-in: the host's static busybox and its applets
     host                    built-in: the host's own / (read-only lower layer)
-    images/NAME/rootfs      `image import NAME TARBALL|DIR`
+    images/NAME/rootfs      `image import NAME[:TAG] TARBALL|DIR`, `commit`
+    images/tags.json        repo:tag → the image it names (`image tag`, and "pulls")
 
-Names that are not in the store map to a built-in: alpine and busybox to
-`busybox`, everything else (ubuntu, debian, …) to `host`. The mapping is
-announced once per name.
+Only what is in the store runs: an unknown name is Docker's 404 "No such image".
+There is no registry, so a pull maps a name onto a built-in instead: alpine and
+busybox onto `busybox`; ubuntu, debian and other well-known names onto `host`;
+and, for minidock's own CLI (scenario G), any other name onto `host`. The CLI
+tells the user once, when that tag is made.
 """
 
 from __future__ import annotations
@@ -24,7 +27,11 @@ from typing import Any
 from ..errors import Conflict, InvalidParameter, NotFound
 
 BUSYBOX = "/bin/busybox"
-BUSYBOX_LIKE = {"alpine", "busybox"}
+BUILTINS = ("busybox", "host")
+BUSYBOX_LIKE = {"alpine", "busybox", "hello-world"}
+# the images the walkthroughs and Docker's docs run: a "pull" of one names the `host` root filesystem
+HOST_LIKE = {"ubuntu", "debian", "fedora", "centos", "rockylinux", "nginx", "httpd", "python", "node",
+             "redis", "postgres", "golang", "nicolaka/netshoot", "containous/whoami", "traefik/whoami"}
 NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
@@ -63,8 +70,10 @@ class Images:
             return None
 
     def list(self) -> list[dict[str, Any]]:
-        out = [self._builtin("busybox"), self._builtin("host")]
+        out = [self._builtin(name) for name in BUILTINS]
         for entry in sorted(os.listdir(self.dir)):
+            if entry == "tags.json" or entry.endswith(".tmp"):
+                continue
             meta = self.local(entry.replace("_", "/"))
             if meta and not meta.get("builtin"):
                 out.append(meta)
@@ -81,27 +90,110 @@ class Images:
             "size": os.path.getsize(BUSYBOX) if name == "busybox" and os.path.exists(BUSYBOX) else 0,
         }
 
-    def resolve(self, ref: str) -> tuple[str, str, str | None]:
-        """(image name shown, lower dir for the overlay, announcement or None)."""
+    # ---- names: repo:tag → an image record (built-in or imported) -------------------------
+
+    def _tags(self) -> dict[str, str]:
+        try:
+            with open(os.path.join(self.dir, "tags.json")) as f:
+                return dict(json.load(f))
+        except FileNotFoundError:
+            return {}
+
+    def _save_tags(self, tags: dict[str, str]) -> None:
+        path = os.path.join(self.dir, "tags.json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(tags, f, sort_keys=True)
+        os.replace(path + ".tmp", path)
+
+    def _record(self, name: str) -> dict[str, Any] | None:
+        if name in BUILTINS:
+            return self._builtin(name)
+        meta = self.local(name)
+        return meta if meta and not meta.get("builtin") else None
+
+    def tags_of(self, record: dict[str, Any]) -> list[str]:
+        """Every repo:tag that names the image: its own name:latest first, then the tags."""
+        own = [] if record.get("untagged") else [f"{record['name']}:latest"]
+        return own + sorted(k for k, v in self._tags().items() if v == record["name"] and k not in own and "@" not in k)
+
+    def digests_of(self, record: dict[str, Any]) -> list[str]:
+        """The name@sha256:… references it was pulled by."""
+        return sorted(k for k, v in self._tags().items() if v == record["name"] and "@" in k)
+
+    def lookup(self, ref: str) -> dict[str, Any] | None:
+        """The image a reference names (repo[:tag], sha256:ID or an ID prefix), or None."""
+        hexpart = ref.removeprefix("sha256:")
+        if re.fullmatch(r"[0-9a-f]{12,64}", hexpart):
+            for rec in self.list():
+                if rec["id"].removeprefix("sha256:").startswith(hexpart):
+                    return rec
+        name, tag = split_ref(ref)
+        key = f"{name}@{ref.split('@', 1)[1]}" if "@" in ref else f"{name}:{tag}"
+        target = self._tags().get(key)
+        if target is not None:
+            return self._record(target)
+        if tag == "latest" and "@" not in ref:
+            rec = self._record(name)
+            if rec is not None and not rec.get("untagged"):
+                return rec
+        return None
+
+    def _check_ref(self, ref: str) -> tuple[str, str]:
         name, tag = split_ref(ref)
         if not tag or not re.fullmatch(r"[\w][\w.-]{0,127}", tag):
             raise InvalidParameter("invalid reference format")
         if not name or not NAME_RE.match(name):
             raise InvalidParameter(f"invalid reference format: repository name ({ref}) must be lowercase")
-        meta = self.local(name)
-        if meta and not meta.get("builtin"):
-            return name, self._rootfs(name), None
-        if name == "busybox":
-            return name, self.busybox_rootfs(), None
-        if name == "host":
-            return name, "/", None
-        builtin = "busybox" if name in BUSYBOX_LIKE else "host"
-        note = (
-            f'image "{ref}" is not in the local store (minidock has no registry): '
-            f'using the built-in "{builtin}" root filesystem instead'
-        )
-        lower = self.busybox_rootfs() if builtin == "busybox" else "/"
-        return name, lower, note
+        return name, tag
+
+    def resolve(self, ref: str) -> tuple[dict[str, Any], str]:
+        """(the image record, the lower dir for the container's overlay); Docker's 404 if unknown."""
+        name, tag = self._check_ref(ref)
+        rec = self.lookup(ref)
+        if rec is None:
+            raise NotFound(f"No such image: {name}:{tag}")
+        if rec["name"] == "busybox":
+            return rec, self.busybox_rootfs()
+        return rec, "/" if rec["name"] == "host" else self._rootfs(rec["name"])
+
+    def pull(self, ref: str, any_name: bool) -> tuple[dict[str, Any], str | None]:
+        """There is no registry: a "pull" names a built-in root filesystem.
+
+        Names of images the walkthroughs use become tags of a built-in (alpine and busybox
+        of `busybox`; ubuntu, debian and the like of `host`); with `any_name` (minidock's own
+        CLI, scenario G) every other name becomes a tag of `host` too. Otherwise, as a registry
+        answers for a repository it does not have, 404. Returns (the record, the note to tell
+        once, or None when the name was already here).
+        """
+        name, tag = self._check_ref(ref)
+        key = f"{name}@{ref.split('@', 1)[1]}" if "@" in ref else f"{name}:{tag}"
+        rec = self.lookup(key)
+        if rec is not None:
+            return rec, None
+        if name in BUSYBOX_LIKE:
+            builtin = "busybox"
+        elif name in HOST_LIKE or any_name:
+            builtin = "host"
+        else:
+            raise NotFound(f"pull access denied for {name}, repository does not exist or may require "
+                           "'docker login': denied: requested access to the resource is denied")
+        tags = self._tags()
+        tags[key] = builtin
+        self._save_tags(tags)
+        note = (f'image "{key}" is not in the local store (minidock has no registry): '
+                f'using the built-in "{builtin}" root filesystem instead')
+        return self._builtin(builtin), note
+
+    def tag(self, source: str, repo: str, tag: str) -> None:
+        rec = self.lookup(source)
+        if rec is None:
+            raise NotFound(f"No such image: {source}")
+        name, tag = self._check_ref(f"{repo}:{tag or 'latest'}")
+        if name in BUILTINS:
+            raise InvalidParameter(f"{name} is the name of a built-in image")
+        tags = self._tags()
+        tags[f"{name}:{tag}"] = rec["name"]
+        self._save_tags(tags)
 
     def busybox_rootfs(self) -> str:
         """Build images/busybox/rootfs from the host's static busybox (once)."""
@@ -133,42 +225,89 @@ class Images:
             json.dump({**self._builtin("busybox"), "size": 0}, f)
         return root
 
-    def import_(self, name: str, source: str) -> dict[str, Any]:
-        name, _ = split_ref(name)
-        if not NAME_RE.match(name) or name in ("host", "busybox"):
+    def import_(self, ref: str, source: str) -> dict[str, Any]:
+        name, tag = split_ref(ref)
+        if not NAME_RE.match(name) or name in BUILTINS:
             raise InvalidParameter(f"invalid image name: {name}")
+        self._check_ref(f"{name}:{tag}")
         if not os.path.exists(source):
             raise NotFound(f"no such file or directory: {source}")
         if self.local(name):
             raise Conflict(f"image {name} already exists; remove it first (minidock image rm {name})")
+        return self._add_rootfs(name, tag, lambda tmp: _unpack(source, tmp), os.path.abspath(source))
+
+    def _add_rootfs(self, name: str, tag: str, fill: Any, source: str) -> dict[str, Any]:
+        """A new image record whose root filesystem `fill(dir)` writes; tagged name:tag."""
         root = self._rootfs(name)
         tmp = root + ".tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        if os.path.isdir(source):
-            shutil.copytree(source, tmp, symlinks=True)
-        else:
-            try:
-                with tarfile.open(source) as tar:
-                    tar.extractall(tmp, filter="tar")
-            except tarfile.TarError as e:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise InvalidParameter(f"cannot read {source} as a tar archive: {e}") from None
+        os.makedirs(os.path.dirname(root), exist_ok=True)
+        try:
+            fill(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         os.rename(tmp, root)
         meta = {"name": name, "id": "sha256:" + os.urandom(32).hex(), "builtin": False, "created": int(time.time()),
-                "source": os.path.abspath(source)}
+                "source": source, "untagged": tag != "latest"}
         with open(self._meta_path(name), "w") as f:
             json.dump(meta, f)
+        if tag != "latest":
+            tags = self._tags()
+            tags[f"{name}:{tag}"] = name
+            self._save_tags(tags)
         return meta
 
-    def remove(self, ref: str, in_use: bool) -> None:
-        name, _ = split_ref(ref)
-        if name in ("host", "busybox"):
-            raise Conflict(f"image {name} is built in and cannot be removed")
-        if not self.local(name):
+    def remove(self, ref: str, in_use: bool) -> list[dict[str, str]]:
+        """Docker's answer: the names untagged, then the image deleted once no name is left."""
+        rec = self.lookup(ref)
+        if rec is None:
             raise NotFound(f"No such image: {ref}")
+        name, tag = split_ref(ref)
+        key = f"{name}:{tag}"
+        tags = self._tags()
+        out: list[dict[str, str]] = []
+        if tags.get(key) == rec["name"]:
+            del tags[key]
+            self._save_tags(tags)
+            out.append({"Untagged": key})
+            if rec.get("builtin") or not rec.get("untagged") or rec["name"] in tags.values():
+                return out
+        elif rec.get("builtin"):
+            raise Conflict(f"image {rec['name']} is built in and cannot be removed")
         if in_use:
-            raise Conflict(f"unable to remove image {name}: it is used by a container")
-        shutil.rmtree(os.path.join(self.dir, name.replace("/", "_")))
+            raise Conflict(f"conflict: unable to remove repository reference \"{ref}\" (must force) - "
+                           f"a container is using its referenced image {rec['id'].removeprefix('sha256:')[:12]}")
+        self._save_tags({k: v for k, v in tags.items() if v != rec["name"]})
+        shutil.rmtree(os.path.join(self.dir, rec["name"].replace("/", "_")))
+        if not out and not rec.get("untagged"):
+            out.append({"Untagged": f"{rec['name']}:latest"})
+        return [*out, {"Deleted": rec["id"]}]
+
+
+    def prune(self, dangling_only: bool, in_use: Any) -> list[dict[str, str]]:
+        """Imported images no container uses: those with no name left, or (dangling=false) all."""
+        tags = set(self._tags().values())
+        out: list[dict[str, str]] = []
+        for rec in self.list():
+            named = not rec.get("untagged") or rec["name"] in tags
+            if rec.get("builtin") or in_use(rec) or (dangling_only and named):
+                continue
+            self._save_tags({k: v for k, v in self._tags().items() if v != rec["name"]})
+            shutil.rmtree(os.path.join(self.dir, rec["name"].replace("/", "_")))
+            out.append({"Deleted": rec["id"]})
+        return out
+
+
+def _unpack(source: str, into: str) -> None:
+    if os.path.isdir(source):
+        shutil.copytree(source, into, symlinks=True)
+        return
+    try:
+        with tarfile.open(source) as tar:
+            tar.extractall(into, filter="tar")
+    except tarfile.TarError as e:
+        raise InvalidParameter(f"cannot read {source} as a tar archive: {e}") from None
 
 
 def _mtime(path: str) -> int:

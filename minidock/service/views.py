@@ -71,7 +71,7 @@ def container_json(c: Container, eps: list[Endpoint], nets: dict[str, Network], 
             "StartedAt": rfc3339(st.started_at),
             "FinishedAt": rfc3339(st.finished_at) if st.finished_at else ZERO_TIME,
         },
-        "Image": c.image_name,
+        "Image": c.image_id or c.image_name,
         "ResolvConfPath": os.path.join(container_dir, "resolv.conf"),
         "HostnamePath": os.path.join(container_dir, "hostname"),
         "HostsPath": os.path.join(container_dir, "hosts"),
@@ -143,7 +143,7 @@ def container_summary(c: Container, eps: list[Endpoint], nets: dict[str, Network
         "Id": c.id,
         "Names": ["/" + c.name],
         "Image": c.image,
-        "ImageID": c.image_name,
+        "ImageID": c.image_id or c.image_name,
         "Command": shlex.join(c.argv),
         "Created": int(c.created),
         "Ports": [{"IP": p.host_ip, "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto}
@@ -211,8 +211,8 @@ class Queries:
         cs = self.core.store.containers.view()
         return len(cs), sum(1 for c in cs if c.running)
 
-    def image_in_use(self, name: str) -> bool:
-        return any(c.image_name == name.split(":")[0] for c in self.core.store.containers.view())
+    def image_in_use(self, image: dict[str, Any]) -> bool:
+        return any(c.image_name == image["name"] for c in self.core.store.containers.view())
 
     def topology(self) -> dict[str, Any]:
         from ..topology import build

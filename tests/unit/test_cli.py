@@ -11,6 +11,7 @@ from minidock.cli import common
 from minidock.cli import containers as cli_main
 from minidock.cli import main as cli_root
 from minidock.cli.containers import create_body
+from minidock.client import Client
 
 
 def parsed(*argv: str) -> dict[str, Any]:
@@ -118,7 +119,12 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, Any]]:
         recorded.append((method, path, body))
         raise _Sent
 
+    def fake_client_call(self: Client, method: str, path: str, query: Any = None, body: Any = None) -> Any:
+        recorded.append((method, path, body))
+        raise _Sent
+
     monkeypatch.setattr(common.Ctx, "call", fake_call)
+    monkeypatch.setattr(Client, "call", fake_client_call)  # run's create goes through the client
     return recorded
 
 
