@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 
@@ -254,3 +255,64 @@ def test_docker_py_binds_and_volumes(md: Sandbox, hostdir: str, vol_cleanup: Non
             client.volumes.get("pyvol")
     finally:
         client.close()
+
+
+COMPOSE = """\
+services:
+  writer:
+    image: busybox
+    command: sh -c "cat /cfg/config.txt > /store/copy; echo t > /scratch/t; grep ' /scratch ' /proc/mounts > /store/scratch; touch /cfg/no 2> /store/ro-error"
+    volumes:
+      - store:/store
+      - ./cfg:/cfg:ro
+    tmpfs:
+      - /scratch:size=1m
+  reader:
+    image: busybox
+    command: sleep 300
+    volumes_from:
+      - writer
+volumes:
+  store:
+    labels:
+      course: net101
+"""
+
+
+def test_compose_named_volume_bind_tmpfs_and_down_v(md: Sandbox, vol_cleanup: None) -> None:
+    folder = os.path.join(tempfile.mkdtemp(prefix="compose-"), "volproj")
+    os.makedirs(os.path.join(folder, "cfg"))
+    try:
+        with open(os.path.join(folder, "docker-compose.yml"), "w") as f:
+            f.write(COMPOSE)
+        with open(os.path.join(folder, "cfg", "config.txt"), "w") as f:
+            f.write("from the project folder\n")
+
+        def compose(*args: str) -> Result:
+            p = subprocess.run([sys.executable, "-m", "minidock.cli.main", "compose", *args], capture_output=True,
+                               text=True, cwd=folder, env=md.env, timeout=60)
+            assert p.returncode == 0, f"compose {args}: {p.stdout}{p.stderr}\n{md.daemon_log()}"
+            return Result(p.returncode, p.stdout, p.stderr)
+
+        assert "Volume volproj_store" in compose("up", "-d").err
+        info = json.loads(md.cli("volume", "inspect", "volproj_store").out)[0]
+        assert info["Labels"] == {"course": "net101", "com.docker.compose.project": "volproj",
+                                  "com.docker.compose.volume": "store", "com.docker.compose.version": "2.20.2"}
+        md.cli("wait", "volproj-writer-1")
+        data = info["Mountpoint"]
+        with open(os.path.join(data, "copy")) as f:
+            assert f.read() == "from the project folder\n"  # ./cfg, relative to the file's folder
+        with open(os.path.join(data, "scratch")) as f:
+            assert f.read().split()[2] == "tmpfs"
+        with open(os.path.join(data, "ro-error")) as f:
+            assert "Read-only file system" in f.read()
+        assert md.cli("exec", "volproj-reader-1", "cat", "/store/copy").out == "from the project folder\n"
+        compose("down")
+        assert md.cli("volume", "ls", "-q").out.split() == ["volproj_store"]  # down keeps volumes
+        compose("up", "-d")
+        md.cli("wait", "volproj-writer-1")
+        assert "Volume volproj_store" in compose("down", "-v").err
+        assert md.cli("volume", "ls", "-q").out == ""
+        assert not os.path.exists(data)
+    finally:
+        shutil.rmtree(os.path.dirname(folder), ignore_errors=True)
