@@ -316,3 +316,28 @@ def test_compose_named_volume_bind_tmpfs_and_down_v(md: Sandbox, vol_cleanup: No
         assert not os.path.exists(data)
     finally:
         shutil.rmtree(os.path.dirname(folder), ignore_errors=True)
+
+
+def test_a_symlink_in_the_image_cannot_send_a_mount_to_the_host(md: Sandbox, hostdir: str,
+                                                                 vol_cleanup: None) -> None:
+    """An image whose /leak is a symlink to a host path: the mount goes to that path *inside*
+    the container's root, so the host's files are neither copied into the volume nor touched."""
+    secret = os.path.join(hostdir, "secret")
+    os.makedirs(secret)
+    with open(os.path.join(secret, "key"), "w") as f:
+        f.write("host only\n")
+    rootfs = os.path.join(hostdir, "rootfs")
+    os.makedirs(os.path.join(rootfs, "bin"))
+    shutil.copy2("/bin/busybox", os.path.join(rootfs, "bin", "busybox"))
+    for applet in ("sh", "ls", "cat"):
+        os.symlink("busybox", os.path.join(rootfs, "bin", applet))
+    os.symlink(secret, os.path.join(rootfs, "leak"))
+    md.cli("image", "import", "linkimg", rootfs)
+    try:
+        r = md.cli("run", "--rm", "-v", "grab:/leak", "linkimg", "/bin/sh", "-c", "ls -A /leak; echo end")
+        assert r.out == "end\n"  # an empty volume: the host's key was not copied in
+        data = md.cli("volume", "inspect", "-f", "{{.Mountpoint}}", "grab").out.strip()
+        assert os.listdir(data) == []
+        assert os.listdir(secret) == ["key"]
+    finally:
+        md.cli("image", "rm", "linkimg", check=False)
