@@ -157,6 +157,9 @@ def test_volume_named_in_run_is_created_and_anonymous_ones_go_with_rm_v(md: Sand
     assert docker(md, "volume", "ls", "-q").out.split() == ["fresh"]
     docker(md, "volume", "prune", "-f", "--all")
     assert docker(md, "volume", "ls", "-q").out == ""
+    # --rm takes the anonymous volumes with the container, as Docker's does; named ones stay
+    docker(md, "run", "--rm", "-v", "/gone", "-v", "stays:/s", "busybox", "touch", "/gone/f")
+    assert docker(md, "volume", "ls", "-q").out.split() == ["stays"]
 
 
 @needs_cli
