@@ -101,12 +101,19 @@ def setup_root(spec):
         mount("sysfs", f"{root}/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
     except OSError:
         pass  # a host-network container cannot mount sysfs of a namespace it does not own
-    for name, src in spec["files"].items():
-        dst = f"{root}/etc/{name}"
-        touch(dst)
-        mount(src, dst, None, MS_BIND)
-    for m in spec.get("mounts") or []:
-        user_mount(root, m)
+    # the container's /etc files and its own mounts, parents first (a volume at /etc must not hide
+    # /etc/hosts); a mount of the user's at /etc/hosts replaces ours, as in Docker
+    user = spec.get("mounts") or []
+    taken = {m["target"].rstrip("/") for m in user}
+    files = [{"type": "file", "source": src, "target": f"/etc/{name}"} for name, src in spec["files"].items()
+             if f"/etc/{name}" not in taken]
+    for m in sorted(files + user, key=lambda m: m["target"].rstrip("/").count("/")):
+        if m["type"] == "file":
+            dst = in_root(root, m["target"])
+            touch(dst)
+            mount(m["source"], dst, None, MS_BIND)
+        else:
+            user_mount(root, m)
     os.chdir(root)
     check(libc.syscall(SYS_PIVOT_ROOT, b".", b"."), "pivot_root")
     check(libc.umount2(b".", MNT_DETACH), "umount old root")

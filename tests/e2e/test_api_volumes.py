@@ -344,3 +344,23 @@ def test_a_symlink_in_the_image_cannot_send_a_mount_to_the_host(md: Sandbox, hos
         assert os.listdir(secret) == ["key"]
     finally:
         md.cli("image", "rm", "linkimg", check=False)
+
+
+@needs_cli
+def test_volume_over_etc_is_filled_from_the_image_and_keeps_the_containers_files(md: Sandbox, hostdir: str,
+                                                                                  vol_cleanup: None) -> None:
+    """An empty volume takes the image's files at its destination (Docker's copy-up); the
+    container's own /etc/hosts and hostname stay visible on top of a volume at /etc; a file
+    can be bound too, and a bind at /etc/hosts replaces minidock's."""
+    r = docker(md, "run", "--rm", "-h", "voltest", "-v", "etcvol:/etc", "busybox", "sh", "-c",
+               "head -1 /etc/passwd; cat /etc/hostname; grep -c voltest /etc/hosts")
+    assert r.out.splitlines() == ["root:x:0:0:root:/root:/bin/sh", "voltest", "1"]
+    data = json.loads(docker(md, "volume", "inspect", "etcvol").out)[0]["Mountpoint"]
+    with open(os.path.join(data, "passwd")) as f:
+        assert f.readline() == "root:x:0:0:root:/root:/bin/sh\n"  # copied into the volume on the host
+    hosts = os.path.join(hostdir, "myhosts")
+    with open(hosts, "w") as f:
+        f.write("192.0.2.7 seven\n")
+    r = docker(md, "run", "--rm", "-v", f"{hosts}:/etc/hosts:ro", "-v", f"{hosts}:/srv/one-file", "busybox",
+               "sh", "-c", "cat /etc/hosts; cat /srv/one-file")
+    assert r.out == "192.0.2.7 seven\n192.0.2.7 seven\n"
