@@ -184,7 +184,7 @@ class Lifecycle:
             pid = await tx.step("process", self.procs.spawn(spec, stdio, console,
                                                             os.path.join(self.core.dir(c.id), "pid")),
                                 undo=lambda: self.kill_and_reap(pid),
-                                commands=[f"# {where}{shlex.join(c.argv)}"],
+                                commands=[*mounts.explain(spec["mounts"]), f"# {where}{shlex.join(c.argv)}"],
                                 why="the container's process starts inside (minidock's launcher also "
                                     "gives it its own root filesystem, hostname and /etc files)")
             if console is not None:

@@ -330,6 +330,20 @@ def launcher_mounts(c: Container) -> list[dict[str, Any]]:
     return out
 
 
+def explain(specs: list[dict[str, Any]]) -> list[str]:
+    """--explain: the mount commands equal to what the launcher does in the container's namespace."""
+    out = []
+    for m in specs:
+        target = "$ROOT" + m["target"]
+        if m["type"] == "tmpfs":
+            out.append(f"# mount -t tmpfs -o {m['data'] or 'defaults'} tmpfs {target}")
+            continue
+        out.append(f"# mount --rbind {m['source']} {target}")
+        if m["ro"]:
+            out.append(f"# mount -o remount,bind,ro {target}")
+    return out
+
+
 def host_path(c: Container, path: str) -> tuple[str, str] | None:
     """Where a path inside the container lives on the host when a bind or volume covers it:
     (host path, the mount's destination), the deepest mount first; None if no such mount (then
