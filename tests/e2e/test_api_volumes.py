@@ -219,6 +219,7 @@ def test_minidock_cli_volume_commands_and_run_flags(md: Sandbox, hostdir: str, v
     assert md.cli("volume", "ls", "-q", "-f", "label=a=b").out == "mdvol\n"
     assert md.cli("volume", "ls", "-q", "-f", "label=a=c").out == ""
     mountpoint = md.cli("volume", "inspect", "-f", "{{.Mountpoint}}", "mdvol").out.strip()
+    assert md.cli("inspect", "-f", "{{.Mountpoint}}", "mdvol").out.strip() == mountpoint  # as `docker inspect`
     with open(os.path.join(hostdir, "h"), "w") as f:
         f.write("host\n")
     r = md.cli("run", "--rm", "-v", "mdvol:/v", "--mount", f"type=bind,src={hostdir},dst=/h,ro",
