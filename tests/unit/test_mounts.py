@@ -3,12 +3,16 @@ flag, and a compose file's volumes: pure functions, no daemon."""
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Iterator
+
 import pytest
 import yaml
 
 from minidock.cli.volumes import parse_mount_flag
 from minidock.compose import ComposeError, _Loader, plan
-from minidock.errors import InvalidParameter
+from minidock.errors import Conflict, InvalidParameter, NotFound
 from minidock.model import Container, MountPoint
 from minidock.service.mounts import (
     host_path,
@@ -18,6 +22,7 @@ from minidock.service.mounts import (
     tmpfs_data,
     valid_mode,
 )
+from minidock.service.volumes import Volumes
 
 
 @pytest.mark.parametrize("mode,ok", [("", True), ("ro", True), ("rw,Z", True), ("ro,rshared,nocopy", True),
@@ -131,3 +136,56 @@ volumes:
     assert pj.volumes["data"]["Labels"]["com.docker.compose.volume"] == "data"  # type: ignore[attr-defined]
     with pytest.raises(ComposeError, match='refers to undefined volume nope'):
         load("services: {web: {image: busybox, volumes: ['nope:/x']}}")
+
+
+class _Core:
+    """The two fields of Core the volume service reads."""
+
+    def __init__(self, root: str) -> None:
+        from minidock.store import Store
+
+        self.root = root
+        self.store = Store(os.path.join(root, "minidock.db"))
+
+
+@pytest.fixture
+def vols(tmp_path: object) -> Iterator[Volumes]:
+    core = _Core(str(tmp_path))
+    yield Volumes(core)  # type: ignore[arg-type]
+    core.store.close()
+
+
+def test_volume_records_filters_references_and_prune(vols: Volumes) -> None:
+    a = vols.create("alpha", labels={"team": "red"})
+    assert vols.create("alpha").created == a.created  # idempotent: the same volume
+    anon = vols.create(None)
+    assert anon.anonymous and len(anon.name) == 64 and os.path.isdir(vols.data_dir(anon.name))
+    doc = vols.inspect("alpha")
+    assert doc == {"CreatedAt": doc["CreatedAt"], "Driver": "local", "Labels": {"team": "red"},
+                   "Mountpoint": vols.data_dir("alpha"), "Name": "alpha", "Options": None, "Scope": "local"}
+    names = lambda f: [v["Name"] for v in vols.list(json.dumps(f))["Volumes"]]  # noqa: E731
+    assert names({"label": ["team=red"]}) == ["alpha"]
+    assert names({"name": {"alp": True}}) == ["alpha"]
+    c = Container.from_json({"id": "c" * 64, "name": "user"})
+    c.mounts = [MountPoint("volume", "/a", name="alpha", named=True), MountPoint("volume", "/b", name=anon.name)]
+    vols.core.store.containers.put(c)
+    assert names({"dangling": ["true"]}) == []
+    with pytest.raises(Conflict, match=f"remove alpha: volume is in use - \\[{'c' * 64}\\]"):
+        vols.remove("alpha")
+    assert vols.prune()["VolumesDeleted"] == []  # in use: kept
+    vols.core.store.containers.delete(c.id)
+    assert vols.release(c) == [anon.name]  # rm -v: the anonymous one goes, the named one stays
+    vols.create(None)
+    assert len(vols.prune()["VolumesDeleted"]) == 1 and names({}) == ["alpha"]
+    assert vols.prune(json.dumps({"all": ["1"], "label!": ["team=red"]}))["VolumesDeleted"] == []
+    assert vols.prune(json.dumps({"all": ["true"]}))["VolumesDeleted"] == ["alpha"]
+    assert not os.path.exists(os.path.dirname(vols.data_dir("alpha")))
+    with pytest.raises(NotFound, match="get alpha: no such volume"):
+        vols.remove("alpha")
+    vols.remove("alpha", force=True)
+    with pytest.raises(NotFound, match='plugin "nfs" not found'):
+        vols.create("x1", driver="nfs")
+    with pytest.raises(InvalidParameter, match='invalid option: "nope"'):
+        vols.create("x1", options={"nope": "1"})
+    with pytest.raises(InvalidParameter, match="invalid filter 'bogus'"):
+        vols.list(json.dumps({"bogus": ["1"]}))
