@@ -21,7 +21,7 @@ import posixpath
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import InvalidParameter
+from ..errors import InvalidParameter, NotFound
 from ..model import Container, MountPoint
 from .core import Core
 from .volumes import Volumes, check_driver, check_volume_name
@@ -316,10 +316,7 @@ def launcher_mounts(c: Container) -> list[dict[str, Any]]:
             continue
         source = m.source
         if m.type == "volume" and m.subpath:
-            source = os.path.join(source, m.subpath)
-            if not os.path.exists(source):
-                raise InvalidParameter(f"error while mounting volume '{m.name}': cannot access path {source}: "
-                                       "no such file or directory")
+            source = _subpath(source, m.subpath)
         if m.type == "bind" and m.make_source and not os.path.exists(source):
             os.makedirs(source, mode=0o755, exist_ok=True)
         if not os.path.exists(source):
@@ -328,6 +325,18 @@ def launcher_mounts(c: Container) -> list[dict[str, Any]]:
                     "propagation": m.propagation or DEFAULT_PROPAGATION,
                     "copy": m.type == "volume" and m.copy and not m.subpath})
     return out
+
+
+def _subpath(base: str, subpath: str) -> str:
+    """A volume's subpath with its symlinks followed, refused if that leaves the volume (a
+    container could have made `sub -> /etc` in it): moby's safepath.Join."""
+    joined = os.path.join(base, subpath)
+    real, real_base = os.path.realpath(joined), os.path.realpath(base)
+    if real != real_base and not real.startswith(real_base + "/"):
+        raise InvalidParameter(f"path concatenation escapes the base directory, base: {base}, subpath: {subpath}")
+    if not os.path.exists(real):
+        raise NotFound(f"cannot access path {joined}: no such file or directory")
+    return real
 
 
 def explain(specs: list[dict[str, Any]]) -> list[str]:

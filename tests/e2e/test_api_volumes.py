@@ -365,3 +365,16 @@ def test_volume_over_etc_is_filled_from_the_image_and_keeps_the_containers_files
     r = docker(md, "run", "--rm", "-v", f"{hosts}:/etc/hosts:ro", "-v", f"{hosts}:/srv/one-file", "busybox",
                "sh", "-c", "cat /etc/hosts; cat /srv/one-file")
     assert r.out == "192.0.2.7 seven\n192.0.2.7 seven\n"
+
+
+@needs_cli
+def test_a_volume_subpath_cannot_follow_a_symlink_out_of_the_volume(md: Sandbox, vol_cleanup: None) -> None:
+    docker(md, "run", "--rm", "-v", "sub:/v", "busybox", "sh", "-c",
+           "mkdir /v/ok && echo inside > /v/ok/f && ln -s /etc /v/esc")
+    r = docker(md, "run", "--rm", "--mount", "source=sub,target=/m,volume-subpath=ok", "busybox", "cat", "/m/f")
+    assert r.out == "inside\n"
+    docker(md, "create", "--name", "esc", "--mount", "source=sub,target=/m,volume-subpath=esc", "busybox",
+           "ls", "/m")
+    r = docker(md, "start", "esc", check=False)
+    assert r.code != 0 and "path concatenation escapes the base directory" in r.err, r
+    assert docker(md, "inspect", "-f", "{{.State.Status}}", "esc").out.strip() == "created"
