@@ -143,7 +143,7 @@ class Volumes:
             if dangling is not None and (v.name in used) == dangling:
                 continue
             out.append(self.view(v))
-        return {"Volumes": out, "Warnings": []}
+        return {"Volumes": out, "Warnings": None}  # Go's nil slice: Docker sends null when all went well
 
     def create(self, name: str | None, driver: str | None = None, options: dict[str, str] | None = None,
                labels: dict[str, str] | None = None) -> Volume:
