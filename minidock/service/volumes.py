@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import Conflict, InvalidParameter, NotFound
 from ..model import ANONYMOUS_LABEL, Container, Volume
+from ..steps import record
 from .common import new_id
 from .core import Core
 
@@ -169,6 +170,9 @@ class Volumes:
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
+        record(f"volume {name}", "a volume is a plain directory on the host; a container that mounts it gets "
+               "it bound at its destination, inside the container's own mount namespace",
+               [f"mkdir -p -m 0755 {self.data_dir(name)}"])
         return v
 
     def remove(self, name: str, force: bool = False) -> None:
@@ -183,6 +187,7 @@ class Volumes:
             raise Conflict(f"remove {name}: volume is in use - [{', '.join(c.id for c in users)}]")
         self.core.store.volumes.delete(name)
         shutil.rmtree(os.path.join(self.dir, name), ignore_errors=True)
+        record(f"volume {name}", "its data goes with it", [f"rm -rf {os.path.join(self.dir, name)}"])
 
     def prune(self, filters: str | None = None) -> dict[str, Any]:
         """Docker's prune since API 1.42: the unused anonymous volumes, or every unused one with

@@ -235,6 +235,11 @@ def test_minidock_cli_volume_commands_and_run_flags(md: Sandbox, hostdir: str, v
     md.cli("rm", "-f", "holder")
     assert md.cli("volume", "rm", "mdvol").out == "mdvol\n"
     assert not os.path.exists(mountpoint)
+    # --explain: the shell command equal to what a volume create did (and it did it)
+    err = md.cli("--explain", "volume", "create", "shown").err
+    made = os.path.join(md.root, "state", "volumes", "shown", "_data")
+    assert f"mkdir -p -m 0755 {made}" in err and os.path.isdir(made)
+    md.cli("volume", "rm", "shown")
 
 
 def test_docker_py_binds_and_volumes(md: Sandbox, hostdir: str, vol_cleanup: None) -> None:
