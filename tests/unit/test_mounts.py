@@ -134,6 +134,8 @@ volumes:
     assert side.body["HostConfig"]["VolumesFrom"] == ["proj-web-1:ro"] and side.depends_on == ["web"]
     assert pj.volumes["data"]["Name"] == "proj_data"  # type: ignore[attr-defined]
     assert pj.volumes["data"]["Labels"]["com.docker.compose.volume"] == "data"  # type: ignore[attr-defined]
+    assert pj.normalised["volumes"] == {"data": {"name": "proj_data"}}  # type: ignore[attr-defined]
+    assert pj.normalised["services"]["web"]["volumes"][0] == "./site:/site:ro"  # type: ignore[attr-defined]
     with pytest.raises(ComposeError, match='refers to undefined volume nope'):
         load("services: {web: {image: busybox, volumes: ['nope:/x']}}")
 
