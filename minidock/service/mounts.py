@@ -119,9 +119,34 @@ def parse_bind(raw: str, volume_driver: str = "") -> tuple[MountPoint, Wanted | 
     return m, Wanted(source, volume_driver, mounts=[m])
 
 
+def _go_kind(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "bool"}.get(type(value), "number")
+
+
+def _object(cfg: dict[str, Any], key: str, where: str = "Mount") -> dict[str, Any]:
+    """A nested object of a Mount, checked for its JSON type as Go's decoder would."""
+    value = cfg.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidParameter(f"json: cannot unmarshal {_go_kind(value)} into Go struct field {where}.{key}")
+    return value
+
+
+def _number(value: Any, key: str) -> int:
+    if value in (None, ""):
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidParameter(f"json: cannot unmarshal {_go_kind(value)} into Go struct field "
+                               f"TmpfsOptions.{key} of type int64")
+    return int(value)
+
+
 def parse_mount(cfg: dict[str, Any]) -> tuple[MountPoint, Wanted | None]:
     """One HostConfig.Mounts entry (`--mount`), as Docker's ParseMountSpec checks it."""
     kind = str(cfg.get("Type") or "")
+    for key in ("BindOptions", "VolumeOptions", "TmpfsOptions"):
+        _object(cfg, key)
 
     def bad(message: str) -> InvalidParameter:
         return InvalidParameter(f'invalid mount config for type "{kind}": {message}')
@@ -137,7 +162,7 @@ def parse_mount(cfg: dict[str, Any]) -> tuple[MountPoint, Wanted | None]:
     source = str(cfg.get("Source") or "")
     ro = bool(cfg.get("ReadOnly"))
     if kind == "bind":
-        opts = cfg.get("BindOptions") or {}
+        opts = _object(cfg, "BindOptions")
         if not source:
             raise bad("field Source must not be empty")
         prop = str(opts.get("Propagation") or "")
@@ -151,7 +176,7 @@ def parse_mount(cfg: dict[str, Any]) -> tuple[MountPoint, Wanted | None]:
                           propagation=prop or DEFAULT_PROPAGATION,
                           make_source=bool(opts.get("CreateMountpoint"))), None
     if kind == "volume":
-        opts = cfg.get("VolumeOptions") or {}
+        opts = _object(cfg, "VolumeOptions")
         subpath = str(opts.get("Subpath") or "")
         if subpath:
             if not source:
@@ -162,15 +187,17 @@ def parse_mount(cfg: dict[str, Any]) -> tuple[MountPoint, Wanted | None]:
             subpath = norm
         if source:
             check_volume_name(source)
-        driver_cfg = opts.get("DriverConfig") or {}
+        driver_cfg = _object(opts, "DriverConfig", "VolumeOptions")
+        labels, options = _object(opts, "Labels", "VolumeOptions"), _object(driver_cfg, "Options", "Driver")
         m = MountPoint("volume", _clean(target), name=source, driver="local", rw=not ro, mode="z",
                        named=bool(source), subpath=subpath, copy=not opts.get("NoCopy"))
-        return m, Wanted(source, str(driver_cfg.get("Name") or ""), opts.get("Labels"),
-                         driver_cfg.get("Options"), [m])
+        return m, Wanted(source, str(driver_cfg.get("Name") or ""),
+                         {str(k): str(v) for k, v in labels.items()} if "Labels" in opts else None,
+                         {str(k): str(v) for k, v in options.items()} if options else None, [m])
     if kind == "tmpfs":
         if source:
             raise bad("field Source must not be specified")
-        data = tmpfs_data(cfg.get("TmpfsOptions"), ro)
+        data = tmpfs_data(_object(cfg, "TmpfsOptions"), ro)
         return MountPoint("tmpfs", _clean(target), rw=not ro, options=",".join(filter(None, [TMPFS_DEFAULTS, data]))), \
             None
     if kind == "image":
@@ -182,9 +209,10 @@ def tmpfs_data(opts: dict[str, Any] | None, ro: bool) -> str:
     """ConvertTmpfsOptions: --mount type=tmpfs's size and mode as mount options."""
     words = ["ro"] if ro else []
     opts = opts or {}
-    if opts.get("Mode"):
-        words.append(f"mode={int(opts['Mode']):o}")
-    size = int(opts.get("SizeBytes") or 0)
+    mode = _number(opts.get("Mode"), "Mode")
+    if mode:
+        words.append(f"mode={mode:o}")
+    size = _number(opts.get("SizeBytes"), "SizeBytes")
     if size:
         for suffix, div in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
             if size % div == 0:
@@ -192,7 +220,8 @@ def tmpfs_data(opts: dict[str, Any] | None, ro: bool) -> str:
                 break
         else:
             words.append(f"size={size}")
-    for opt in opts.get("Options") or []:
+    raw = opts.get("Options") or []
+    for opt in raw if isinstance(raw, list) else [None]:
         if not isinstance(opt, list) or not 1 <= len(opt) <= 2:
             raise InvalidParameter('invalid mount config for type "tmpfs": invalid option array length')
         if opt[0] not in ("exec", "noexec"):

@@ -191,3 +191,16 @@ def test_volume_records_filters_references_and_prune(vols: Volumes) -> None:
         vols.create("x1", options={"nope": "1"})
     with pytest.raises(InvalidParameter, match="invalid filter 'bogus'"):
         vols.list(json.dumps({"bogus": ["1"]}))
+
+
+@pytest.mark.parametrize("cfg,message", [
+    ({"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": "3m"}},
+     "json: cannot unmarshal string into Go struct field TmpfsOptions.SizeBytes of type int64"),
+    ({"Type": "tmpfs", "Target": "/t", "TmpfsOptions": [1]}, "cannot unmarshal array into Go struct field Mount"),
+    ({"Type": "volume", "Source": "vv", "Target": "/t", "VolumeOptions": {"Labels": [1]}},
+     "cannot unmarshal array into Go struct field VolumeOptions.Labels"),
+    ({"Type": "bind", "Source": "/tmp", "Target": "/t", "BindOptions": "x"}, "field Mount.BindOptions"),
+])
+def test_mount_fields_of_the_wrong_json_type_are_a_400(cfg: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidParameter, match=message):
+        parse_mount(cfg)
