@@ -239,12 +239,13 @@ def kill(c: Ctx, sig: str, containers: tuple[str, ...]) -> None:
 @click.command(context_settings=CONTEXT)
 @click.option("-f", "--force", is_flag=True)
 @click.option("-v", "--volumes", is_flag=True, help="Remove the container's anonymous volumes too")
+@click.option("-l", "--link", is_flag=True, help="Remove the specified link")
 @click.argument("containers", nargs=-1, required=True)
 @pass_ctx
-def rm(c: Ctx, force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
+def rm(c: Ctx, force: bool, volumes: bool, link: bool, containers: tuple[str, ...]) -> None:
     """Remove containers."""
-    query = {"force": force, **({"v": 1} if volumes else {})}
-    each(c, containers, lambda ref: c.api.call("DELETE", f"/containers/{q(ref)}", query))
+    query = {"force": force, **({"v": 1} if volumes else {}), **({"link": True} if link else {})}
+    each(c, containers, lambda ref: c.api.call("DELETE", f"/containers/{q(ref.strip('/'))}", query))
 
 
 @click.command(context_settings=CONTEXT)

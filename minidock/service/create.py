@@ -112,6 +112,7 @@ async def create_container(core: Core, name: str | None, body: dict[str, Any]) -
             for vname in made:
                 core.volumes.remove(vname, force=True)
             raise
+    core.events.container(c, "create")
     return {"Id": cid, "Warnings": []}
 
 

@@ -5,6 +5,7 @@
     execs.py       /containers/{id}/exec, /exec/…
     images.py      /images/…
     volumes.py     /volumes/…
+    events.py      /events; /containers/{id}/rename, /containers/prune, link removal
     system.py      /_ping, /version, /info, /minidock/… (check, repair, reset, topology, fault)
 
 Each handler is a module-level function `handler(engine, request)`: it parses
@@ -21,9 +22,9 @@ from ...errors import InvalidParameter
 from ...service.engine import Engine
 from .. import apischema
 from ..http import Request, Router
-from . import containers, execs, images, networks, system, volumes
+from . import containers, events, execs, images, networks, system, volumes
 
-MODULES = (system, networks, containers, execs, images, volumes)
+MODULES = (system, networks, containers, execs, images, events, volumes)
 
 
 def build(engine: Engine) -> Router:
