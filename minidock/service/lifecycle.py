@@ -132,6 +132,7 @@ class Lifecycle:
         # no DNS refresh here: the records were built before the spawn, while it was starting
         self.procs.started(cid, pid, rt)
         self._network_events(plan.c, "connect", plan.nets)
+        mounts.volume_events(self.core, plan.c, "mount")
         self.core.events.container(plan.c, "start")
 
     def _network_events(self, c: Container, action: str, nets: dict[str, Network] | None = None) -> None:
@@ -268,6 +269,7 @@ class Lifecycle:
             self.mark_exited(c, code)
             self.core.events.container(c, "die", exitCode=c.state.exit_code,
                                        execDuration=int(max(c.state.finished_at - c.state.started_at, 0)))
+            mounts.volume_events(self.core, c, "unmount")
             self.procs.last_exit[cid] = c.state.exit_code
             self.procs.wake(cid, "exit", c.state.exit_code)
             if rt:

@@ -368,6 +368,19 @@ def _subpath(base: str, subpath: str) -> str:
     return real
 
 
+def volume_events(core: Core, c: Container, action: str) -> None:
+    """Docker's volume `mount` events at a start (before the container's `start`), `unmount`
+    at the exit (after its `die`), one per volume the container mounts."""
+    for m in c.mounts:
+        if m.type != "volume" or not m.name:
+            continue
+        attrs = {"container": c.id, "driver": m.driver or "local"}
+        if action == "mount":
+            attrs.update({"destination": m.destination, "propagation": m.propagation,
+                          "read/write": "true" if m.rw else "false"})
+        core.events.emit("volume", action, m.name, attrs)
+
+
 def explain(specs: list[dict[str, Any]]) -> list[str]:
     """--explain: the mount commands equal to what the launcher does in the container's namespace."""
     out = []

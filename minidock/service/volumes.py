@@ -170,6 +170,7 @@ class Volumes:
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
+        self.core.events.volume(name, "create", driver=driver)
         record(f"volume {name}", "a volume is a plain directory on the host; a container that mounts it gets "
                "it bound at its destination, inside the container's own mount namespace",
                [f"mkdir -p -m 0755 {self.data_dir(name)}"])
@@ -185,8 +186,7 @@ class Volumes:
         users = self.users(name)
         if users:
             raise Conflict(f"remove {name}: volume is in use - [{', '.join(c.id for c in users)}]")
-        self.core.store.volumes.delete(name)
-        shutil.rmtree(os.path.join(self.dir, name), ignore_errors=True)
+        self._destroy(v)
         record(f"volume {name}", "its data goes with it", [f"rm -rf {os.path.join(self.dir, name)}"])
 
     def prune(self, filters: str | None = None) -> dict[str, Any]:
@@ -207,6 +207,7 @@ class Volumes:
             reclaimed += _size(os.path.join(self.dir, v.name))
             self.remove(v.name)
             deleted.append(v.name)
+        self.core.events.emit("volume", "prune", "", {"reclaimed": str(reclaimed)})
         return {"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed}
 
     def release(self, c: Container) -> list[str]:
@@ -219,10 +220,14 @@ class Volumes:
             v = self.core.store.volumes.get(m.name)
             if v is None or self.users(m.name):
                 continue
-            self.core.store.volumes.delete(m.name)
-            shutil.rmtree(os.path.join(self.dir, m.name), ignore_errors=True)
+            self._destroy(v)
             gone.append(m.name)
         return gone
+
+    def _destroy(self, v: Volume) -> None:
+        self.core.store.volumes.delete(v.name)
+        shutil.rmtree(os.path.join(self.dir, v.name), ignore_errors=True)
+        self.core.events.volume(v.name, "destroy", driver=v.driver)
 
 
 def _size(path: str) -> int:

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -383,3 +384,17 @@ def test_a_volume_subpath_cannot_follow_a_symlink_out_of_the_volume(md: Sandbox,
     r = docker(md, "start", "esc", check=False)
     assert r.code != 0 and "path concatenation escapes the base directory" in r.err, r
     assert docker(md, "inspect", "-f", "{{.State.Status}}", "esc").out.strip() == "created"
+
+
+@needs_cli
+def test_docker_events_shows_volume_create_mount_unmount_destroy(md: Sandbox, vol_cleanup: None) -> None:
+    since = str(int(time.time()) - 1)
+    docker(md, "volume", "create", "evvol")
+    docker(md, "run", "--rm", "-v", "evvol:/e:ro", "busybox", "true")
+    docker(md, "volume", "rm", "evvol")
+    until = str(int(time.time()) + 1)
+    out = docker(md, "events", "--since", since, "--until", until, "--filter", "type=volume", "--format",
+                 "{{.Action}} {{.Actor.ID}} {{index .Actor.Attributes \"read/write\"}} "
+                 "{{index .Actor.Attributes \"destination\"}}").out
+    assert [line.split() for line in out.splitlines()] == [
+        ["create", "evvol"], ["mount", "evvol", "false", "/e"], ["unmount", "evvol"], ["destroy", "evvol"]]

@@ -141,13 +141,15 @@ volumes:
 
 
 class _Core:
-    """The two fields of Core the volume service reads."""
+    """The fields of Core the volume service uses."""
 
     def __init__(self, root: str) -> None:
+        from minidock.service.events import Events
         from minidock.store import Store
 
         self.root = root
         self.store = Store(os.path.join(root, "minidock.db"))
+        self.events = Events()
 
 
 @pytest.fixture
@@ -191,6 +193,9 @@ def test_volume_records_filters_references_and_prune(vols: Volumes) -> None:
         vols.create("x1", options={"nope": "1"})
     with pytest.raises(InvalidParameter, match="invalid filter 'bogus'"):
         vols.list(json.dumps({"bogus": ["1"]}))
+    seen = [(e["Action"], e["Actor"]["ID"]) for e in vols.core.events.ring]  # type: ignore[attr-defined]
+    assert seen[:2] == [("create", "alpha"), ("create", anon.name)]
+    assert ("destroy", "alpha") in seen and ("prune", "") in seen
 
 
 @pytest.mark.parametrize("cfg,message", [
