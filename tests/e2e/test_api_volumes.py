@@ -393,7 +393,7 @@ def test_docker_events_shows_volume_create_mount_unmount_destroy(md: Sandbox, vo
     docker(md, "run", "--rm", "-v", "evvol:/e:ro", "busybox", "true")
     docker(md, "volume", "rm", "evvol")
     until = str(int(time.time()) + 1)
-    out = docker(md, "events", "--since", since, "--until", until, "--filter", "type=volume", "--format",
+    out = docker(md, "events", "--since", since, "--until", until, "--filter", "type=volume", "--filter", "volume=evvol", "--format",
                  "{{.Action}} {{.Actor.ID}} {{index .Actor.Attributes \"read/write\"}} "
                  "{{index .Actor.Attributes \"destination\"}}").out
     assert [line.split() for line in out.splitlines()] == [
