@@ -2,6 +2,7 @@
 
     core.py       what they share: store, drivers, firewall, ports, addresses, DNS, locks
     networks.py   network CRUD and Docker's network JSON
+    volumes.py    named volumes; mounts.py what a container mounts (binds, volumes, tmpfs)
     create.py     a create request checked, one Container record
     planner.py    a start planned from one read of the store
     sandbox.py    the namespace and each driver's join; the teardown
@@ -24,6 +25,7 @@ Per container, at run time:
     <root>/containers/<id>/
         hosts resolv.conf hostname   bound over /etc/… inside the container
         upper/ work/ merged/         the overlay over the image's root
+    <root>/volumes/<name>/_data      a volume's data, bound where containers mount it
         container.log                everything the container printed
 """
 
@@ -56,6 +58,7 @@ from .reconcile import Reconciler
 from .resources import Resources
 from .system import System
 from .views import Queries
+from .volumes import Volumes
 
 __all__ = ["WAIT_CONDITIONS", "Engine"]
 
@@ -69,6 +72,7 @@ class Engine:
                          upstreams=upstreams, records=records, dns=None,  # type: ignore[arg-type]
                          addresses=Addresses(store))
         self.core.dns = dnsstub.DnsServer(records, self.core.upstreams_for)
+        self.core.volumes = self.volumes = Volumes(self.core)
         self.networks = Networks(self.core)
         self.networks.default_ipv6 = ipv6
         self.life = Lifecycle(self.core)

@@ -14,6 +14,7 @@ from ..kernel import netns
 from ..model import CHILD_LINK_DRIVERS, Attachment, Container, Endpoint, Network
 from .common import ZERO_TIME, rfc3339
 from .core import Core
+from .mounts import mounts_json
 
 
 def _network_entry(net: Network, ep: Endpoint | None, cfg: Attachment) -> dict[str, Any]:
@@ -91,7 +92,9 @@ def container_json(c: Container, eps: list[Endpoint], nets: dict[str, Network], 
             "LogConfig": {"Type": "json-file", "Config": {}},
             "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
             **hc.given,  # with what `update` set
+            **_mount_host_config(c),
         },
+        "Mounts": mounts_json(c),
         "GraphDriver": {
             "Data": {"LowerDir": c.lower, "UpperDir": os.path.join(container_dir, "upper"),
                      "WorkDir": os.path.join(container_dir, "work"),
@@ -123,6 +126,18 @@ def container_json(c: Container, eps: list[Endpoint], nets: dict[str, Network], 
     }
 
 
+def _mount_host_config(c: Container) -> dict[str, Any]:
+    """HostConfig's mount keys as Docker shows them: Binds and VolumesFrom null when not given,
+    Mounts and Tmpfs left out (omitempty)."""
+    hc = c.host_config
+    out: dict[str, Any] = {"Binds": hc.binds, "VolumeDriver": hc.volume_driver, "VolumesFrom": hc.volumes_from}
+    if hc.mounts:
+        out["Mounts"] = hc.mounts
+    if hc.tmpfs:
+        out["Tmpfs"] = hc.tmpfs
+    return out
+
+
 def container_summary(c: Container, eps: list[Endpoint], nets: dict[str, Network]) -> dict[str, Any]:
     """One element of /containers/json."""
     return {
@@ -140,7 +155,7 @@ def container_summary(c: Container, eps: list[Endpoint], nets: dict[str, Network
         "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.host_config.network_mode},
         "NetworkSettings": {"Networks": _networks(c, eps, nets)},
-        "Mounts": [],
+        "Mounts": mounts_json(c),
     }
 
 

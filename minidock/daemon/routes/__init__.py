@@ -4,6 +4,7 @@
     networks.py    /networks/…
     execs.py       /containers/{id}/exec, /exec/…
     images.py      /images/…
+    volumes.py     /volumes/…
     events.py      /events; /containers/{id}/rename, /containers/prune, link removal
     wholes.py      a container as a whole: archive (cp), export, changes, commit, stats, pause, update
     system.py      /_ping, /version, /info, /minidock/… (check, repair, reset, topology, fault)
@@ -22,9 +23,9 @@ from ...errors import InvalidParameter
 from ...service.engine import Engine
 from .. import apischema
 from ..http import Request, Router
-from . import containers, events, execs, images, networks, system, wholes
+from . import containers, events, execs, images, networks, system, volumes, wholes
 
-MODULES = (system, networks, containers, execs, images, events, wholes)
+MODULES = (system, networks, containers, execs, images, events, volumes, wholes)
 
 
 def build(engine: Engine) -> Router:
