@@ -4,6 +4,7 @@ prune. `network ls` has a lean twin in fast.py for its common forms.
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -28,16 +29,9 @@ def network() -> None:
 def network_ls(c: Ctx, quiet: bool, no_trunc: bool, fmt: str | None, filters: tuple[str, ...]) -> None:
     """List networks."""
     flt = parse_filters(filters)
-    nets = c.call("GET", "/networks")
-    rows = []
-    for n in sorted(nets, key=lambda n: n["Name"]):
-        if "name" in flt and not any(v in n["Name"] for v in flt["name"]):
-            continue
-        if "driver" in flt and n["Driver"] not in flt["driver"]:
-            continue
-        if "id" in flt and not any(n["Id"].startswith(v) for v in flt["id"]):
-            continue
-        rows.append(network_row(n, no_trunc))
+    # the daemon filters, as Docker's does (name and id are regular expressions, type, label, …)
+    nets = c.call("GET", "/networks", {"filters": json.dumps(flt)} if flt else None)
+    rows = [network_row(n, no_trunc) for n in sorted(nets, key=lambda n: n["Name"])]
     if quiet:
         for r in rows:
             click.echo(r["ID"])
@@ -123,14 +117,22 @@ def network_rm(c: Ctx, networks: tuple[str, ...]) -> None:
 @click.option("--ip", default="")
 @click.option("--ip6", default="")
 @click.option("--alias", "aliases", multiple=True)
+@click.option("--link", "links", multiple=True, help="NAME[:ALIAS]: ALIAS resolves to container NAME, for this one")
+@click.option("--link-local-ip", "link_local", multiple=True, help="an address added to the interface (169.254.x.y)")
+@click.option("--driver-opt", "driver_opts", multiple=True, help="KEY=VALUE, kept in the endpoint's DriverOpts")
 @click.argument("network_name", metavar="NETWORK")
 @click.argument("container")
 @pass_ctx
-def network_connect(c: Ctx, ip: str, ip6: str, aliases: tuple[str, ...], network_name: str, container: str) -> None:
+def network_connect(c: Ctx, ip: str, ip6: str, aliases: tuple[str, ...], links: tuple[str, ...],
+                    link_local: tuple[str, ...], driver_opts: tuple[str, ...], network_name: str,
+                    container: str) -> None:
     """Connect a container to a network (live: a new ethN appears)."""
-    ep: dict[str, Any] = {"Aliases": list(aliases)}
-    if ip or ip6:
+    ep: dict[str, Any] = {"Aliases": list(aliases), "Links": list(links),
+                          "DriverOpts": dict(o.partition("=")[::2] for o in driver_opts)}
+    if ip or ip6 or link_local:
         ep["IPAMConfig"] = {k: v for k, v in (("IPv4Address", ip), ("IPv6Address", ip6)) if v}
+        if link_local:
+            ep["IPAMConfig"]["LinkLocalIPs"] = list(link_local)
     c.call("POST", f"/networks/{q(network_name)}/connect", body={"Container": container, "EndpointConfig": ep})
 
 
@@ -146,16 +148,18 @@ def network_disconnect(c: Ctx, force: bool, network_name: str, container: str) -
 
 @network.command("prune", context_settings=CONTEXT)
 @click.option("-f", "--force", is_flag=True)
+@click.option("--filter", "filters", multiple=True, help="label=K[=V], label!=K[=V], until=TIME (10m, an RFC 3339 time)")
 @pass_ctx
-def network_prune(c: Ctx, force: bool) -> None:
-    """Remove every user network that no container uses."""
+def network_prune(c: Ctx, force: bool, filters: tuple[str, ...]) -> None:
+    """Remove every user network that no container uses (and that the filters match)."""
     if not force:
         if not sys.stdin.isatty():
             fail("refusing to prune without -f when not on a terminal")
         if not click.confirm("WARNING! This will remove all custom networks not used by at least one container.\n"
                              "Are you sure you want to continue?"):
             return
-    res = c.call("POST", "/networks/prune")
+    flt = parse_filters(filters)
+    res = c.call("POST", "/networks/prune", {"filters": json.dumps(flt)} if flt else None)
     if res["NetworksDeleted"]:
         click.echo("Deleted Networks:")
         for n in res["NetworksDeleted"]:

@@ -32,6 +32,9 @@ class Records:
         self.ptr: dict[str, dict[str, str]] = {}
         self._turn: dict[str, int] = {}
         self._of: dict[str, list[Record]] = {}
+        # container -> network -> alias -> name: a container's per-network links (EndpointSettings
+        # Links), names that resolve for that container alone
+        self.links: dict[str, dict[str, dict[str, str]]] = {}
         # bumped after every change: answers remembered at an older version are stale
         self.version = 0
         # the UDP thread looks names up while the event loop changes them
@@ -52,6 +55,17 @@ class Records:
             self.networks_of.pop(container_id, None)
             for r in records:
                 self._add(r)
+            self.version += 1
+
+    def set_links(self, container_id: str, links: dict[str, dict[str, str]]) -> None:
+        """The aliases container `container_id`'s links add, per network (alias -> name)."""
+        with self._lock:
+            clean = {net: {a.lower().rstrip("."): n.lower().rstrip(".") for a, n in by.items()}
+                     for net, by in links.items() if by}
+            if clean:
+                self.links[container_id] = clean
+            elif self.links.pop(container_id, None) is None:
+                return
             self.version += 1
 
     def _add(self, r: Record) -> None:
@@ -89,11 +103,20 @@ class Records:
         known = False
         six = family == 6
         with self._lock:
-            for net in self.networks_of.get(container_id, []):
-                for ip in self.by_network.get(net, {}).get(key, []):
-                    known = True
-                    if (":" in ip) == six and ip not in found:
-                        found.append(ip)
+            links = self.links.get(container_id, {})
+            # as libnetwork's resolver: a link's alias first, then the name itself on the networks
+            # where it is no alias
+            for by_alias in (True, False):
+                for net in self.networks_of.get(container_id, []):
+                    alias = links.get(net, {}).get(key)
+                    if by_alias != (alias is not None):
+                        continue
+                    for ip in self.by_network.get(net, {}).get(alias or key, []):
+                        known = True
+                        if (":" in ip) == six and ip not in found:
+                            found.append(ip)
+                if known:
+                    break
             if not found:
                 return [] if known else None
             if rotate and len(found) > 1:

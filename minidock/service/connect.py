@@ -4,12 +4,15 @@ container's sandbox (or only in its record, when it is stopped), or one less.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import Conflict, Forbidden
 from ..model import Attachment, Container, Endpoint
 from ..steps import Transaction, deferred, faults
 from .common import journaled, new_id
 from .core import Core
 from .create import check_user_defined
+from .epconfig import endpoint_extras
 from .lifecycle import Lifecycle
 from .planner import assign_addresses
 from .sandbox import SandboxHandle, join
@@ -22,9 +25,12 @@ class Connector:
         self.core, self.life = core, life
 
     async def connect(self, netref: str, cref: str, ip: str = "", aliases: list[str] | None = None,
-                      ip6: str = "") -> None:
+                      ip6: str = "", endpoint: dict[str, Any] | None = None) -> None:
+        """Connect container `cref` to network `netref`; `endpoint` is the rest of the request's
+        EndpointConfig (Links, MacAddress, IPAMConfig.LinkLocalIPs, DriverOpts)."""
         core = self.core
         net, c = core.network(netref), core.container(cref)
+        extras = endpoint_extras(net, endpoint or {})
         aliases = list(aliases or [])
         mode = core.network(next(iter(c.networks))) if c.networks else None
         if c.joined:
@@ -46,7 +52,7 @@ class Connector:
             c = core.container(c.id)
             if net.name in c.networks:  # a racing connect got here first
                 raise Forbidden(f"endpoint with name {c.name} already exists in network {net.name}")
-            attachment = Attachment(net.id, aliases, ip, ip6)
+            attachment = Attachment(net.id, aliases, ip, ip6, **extras)
             ep = None
             if c.running and c.netns:
                 used = {e.ifname for e in core.store.endpoints(container_id=c.id)}
@@ -56,9 +62,10 @@ class Connector:
                 sb = SandboxHandle(c.name, c.netns)
                 try:
                     if core.driver(net).leases_addresses:
-                        assign_addresses(core, c, net, ep, ip, ip6)
+                        assign_addresses(core, c, net, ep, ip, ip6, attachment.mac)
                         ep.gateway = net.gateway
                     async with Transaction() as tx:
+                        c.networks[net.name] = attachment  # join reads it (link-local addresses)
                         await join(core, net, c, ep, sb, tx)
                         if net.user_defined:
                             await tx.step("dns", core.dns.serve(c.id, c.netns), undo=deferred(core.dns.stop, c.id))

@@ -27,6 +27,7 @@ from .publish import PortHolds
 
 if TYPE_CHECKING:
     from .cluster import Cluster
+    from .volumes import Volumes
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Core:
     # exited, to be started again by its restart policy after a back-off (Docker's "restarting")
     restarting: set[str] = field(default_factory=set)
     cluster: Cluster | None = None  # this host in a cluster (daemon --cluster-store), if it is in one
+    volumes: Volumes = None  # type: ignore[assignment]  # made by the engine: it needs the core
 
     def network(self, ref: str) -> Network:
         net = self.store.networks.find(ref)
@@ -81,10 +83,12 @@ class Core:
     def refresh_dns(self, cid: str | None = None) -> None:
         """Rebuild the name records from the live endpoints of user networks: of every
         container (start-up), or of the one container `cid` that started, stopped or moved."""
-        from .dnsrecords import records_of
+        from .dnsrecords import link_aliases, records_of
 
         nets = self.nets_by_id()
         if cid is None:
+            for c in self.store.containers.view():
+                self.records.set_links(c.id, link_aliases(c, nets))
             self.records.rebuild([r for c in self.store.containers.view()
                                   for r in records_of(c, self.store.endpoints(container_id=c.id), nets,
                                                       c.running or c.id in self.starting)]
@@ -93,6 +97,7 @@ class Core:
         c = self.store.containers.get(cid)
         self.records.update(cid, records_of(c, self.store.endpoints(container_id=cid), nets,
                                             c.running or cid in self.starting) if c is not None else [])
+        self.records.set_links(cid, link_aliases(c, nets) if c is not None else {})
 
     def upstreams_for(self, cid: str) -> list[str]:
         c = self.store.containers.get(cid)

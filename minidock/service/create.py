@@ -6,21 +6,22 @@ another container holds is refused now, so that `run` leaves nothing behind.
 from __future__ import annotations
 
 import os
-import re
 import time
 from typing import Any
 
 from .. import ipam, ports
 from ..errors import CONTAINER_MODE_CONFLICTS, HOST_MODE_PORTS, Conflict, InvalidParameter
 from ..model import Attachment, Container, HostConfig
-from . import files, settings
+from . import files, mounts, settings
 from .common import check_name, new_id, random_name
 from .core import Core
+from .epconfig import endpoint_extras, migrate_container_mac
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 async def create_container(core: Core, name: str | None, body: dict[str, Any]) -> dict[str, Any]:
+    mac_warning = migrate_container_mac(body)
     hc = body.get("HostConfig") or {}
     mode = hc.get("NetworkMode") or "default"
     mode_net = "bridge" if mode == "default" else mode
@@ -36,6 +37,10 @@ async def create_container(core: Core, name: str | None, body: dict[str, Any]) -
     image, lower = core.images.resolve(body["Image"])
     entrypoint = _argv(body.get("Entrypoint"))
     cmd = _argv(body.get("Cmd"))
+    made = image.get("config") or {}  # a committed image's: its Entrypoint and Cmd, as Docker's run takes them
+    if not entrypoint and body.get("Entrypoint") is None:
+        entrypoint = _argv(made.get("Entrypoint"))
+        cmd = cmd or _argv(made.get("Cmd"))
     argv = [*entrypoint, *cmd] or (["sh"] if lower != "/" else ["bash"])
     joined = mode_net.startswith("container:")
     if joined:
@@ -67,6 +72,7 @@ async def create_container(core: Core, name: str | None, body: dict[str, Any]) -
     hostname = body.get("Hostname") or ""
     if hostname and not all(ch.isalnum() or ch in "-." for ch in hostname):
         raise InvalidParameter(f"invalid hostname format: {hostname}")
+    points, wanted = mounts.resolve(core, body, hc)
     cid = new_id()
     c = Container(
         id=cid, name=name, created=time.time(), image=body["Image"], image_name=image["name"],
@@ -91,37 +97,52 @@ async def create_container(core: Core, name: str | None, body: dict[str, Any]) -
             "Labels": body.get("Labels") or {},
             "ExposedPorts": {key: {} for key in exposed} or None,
             **_optional_config(body),
+            "Volumes": body.get("Volumes") or None,
         },
         host_config=HostConfig(network_mode=mode, dns=list(hc.get("Dns") or []),
                                extra_hosts=list(hc.get("ExtraHosts") or []), auto_remove=bool(hc.get("AutoRemove")),
                                port_bindings=declared, publish_all_ports=bool(hc.get("PublishAllPorts")),
-                               links=list(hc.get("Links") or []), given=given),
+                               links=list(hc.get("Links") or []), given=given, **_mount_settings(hc)),
         networks=want,
+        mounts=points,
     )
-    async with core.locks.hold("names"):
+    async with core.locks.hold("names", "volumes"):
         other = core.store.containers.find(name)
         if other is not None and other.name == name:
             raise Conflict(
                 f'Conflict. The container name "/{name}" is already in use by container "{other.id}". '
                 "You have to remove (or rename) that container to be able to reuse that name.")
-        os.makedirs(core.dir(cid), mode=0o700)
-        os.close(os.open(os.path.join(core.dir(cid), "container.log"), os.O_CREAT | os.O_WRONLY, 0o600))
-        core.store.containers.put(c)
+        made = mounts.make_volumes(core.volumes, wanted)
+        try:
+            os.makedirs(core.dir(cid), mode=0o700)
+            os.close(os.open(os.path.join(core.dir(cid), "container.log"), os.O_CREAT | os.O_WRONLY, 0o600))
+            core.store.containers.put(c)
+        except BaseException:
+            for vname in made:
+                core.volumes.remove(vname, force=True)
+            raise
     core.events.container(c, "create")
-    return {"Id": cid, "Warnings": []}
+    return {"Id": cid, "Warnings": [mac_warning] if mac_warning else []}
+
+
+def _mount_settings(hc: dict[str, Any]) -> dict[str, Any]:
+    """HostConfig's mount keys as the request gave them: inspect shows them back."""
+    return {"binds": list(hc["Binds"]) if hc.get("Binds") is not None else None,
+            "mounts": list(hc["Mounts"]) if hc.get("Mounts") else None,
+            "tmpfs": dict(hc["Tmpfs"]) if hc.get("Tmpfs") else None,
+            "volumes_from": list(hc["VolumesFrom"]) if hc.get("VolumesFrom") is not None else None,
+            "volume_driver": str(hc.get("VolumeDriver") or "")}
 
 
 def _optional_config(body: dict[str, Any]) -> dict[str, Any]:
-    """Config keys Docker shows only when given (StopTimeout, MacAddress, …)."""
-    out = {key: body[key] for key in ("StopSignal", "StopTimeout", "MacAddress", "Healthcheck", "Shell",
+    """Config keys Docker shows only when given (StopTimeout, StopSignal, …)."""
+    # (Config.MacAddress is not one: epconfig moves it to the network's endpoint, as moby does)
+    out = {key: body[key] for key in ("StopSignal", "StopTimeout", "Healthcheck", "Shell",
                                       "OnBuild", "ArgsEscaped", "NetworkDisabled")
            if body.get(key) is not None}
     if out.get("StopTimeout") is not None and (not isinstance(out["StopTimeout"], int)
                                                or isinstance(out["StopTimeout"], bool)):
         raise InvalidParameter("json: cannot unmarshal value into Go struct field Config.StopTimeout of type int")
-    mac = str(out.get("MacAddress") or "")
-    if mac and not re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}", mac):
-        raise InvalidParameter(f"invalid MAC address: {mac}")
     if out.get("StopTimeout") is not None and int(out["StopTimeout"]) < -1:
         raise InvalidParameter(f"invalid stop timeout: {out['StopTimeout']}")
     return out
@@ -151,7 +172,7 @@ def _attachments(core: Core, mode: str, mode_net: str, body: dict[str, Any]) -> 
             core.addresses.check_pinned(n, ip)
         if ip6:
             core.addresses.check_pinned(n, ip6, 6)
-        want[n.name] = Attachment(n.id, aliases, ip, ip6)
+        want[n.name] = Attachment(n.id, aliases, ip, ip6, **endpoint_extras(n, cfg))
     return want
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 
 from ..dnsstub import Record
 from ..model import Container, Endpoint, Network
+from .epconfig import parse_link
 
 
 def uses_dns(c: Container, nets: Mapping[str, Network]) -> bool:
@@ -34,3 +35,14 @@ def records_of(c: Container, endpoints: Iterable[Endpoint], nets: Mapping[str, N
 def names_of(c: Container, ep: Endpoint) -> list[str]:
     """What the container answers to on the endpoint's network: name, aliases, hostname, short id."""
     return list(dict.fromkeys([c.name, *ep.aliases, c.hostname, c.id[:12]]))
+
+
+def link_aliases(c: Container, nets: Mapping[str, Network]) -> dict[str, dict[str, str]]:
+    """network id -> alias -> container name: what the container's per-network links
+    (EndpointSettings Links) add to the names it resolves, on user-defined networks."""
+    out: dict[str, dict[str, str]] = {}
+    for a in c.networks.values():
+        net = nets.get(a.network_id)
+        if net is not None and net.user_defined and a.links:
+            out[net.id] = {alias: name for name, alias in map(parse_link, a.links)}
+    return out

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import Conflict, InvalidParameter, no_such_container
-from ..kernel import netns, process
+from ..kernel import netns, process, procstats
 from ..model import Container, Network, PortBinding, State
 from ..steps import (
     Transaction,
@@ -35,7 +35,7 @@ from ..steps import (
     set_operation,
     use_recording,
 )
-from . import links, planner, sandbox, settings
+from . import links, mounts, planner, sandbox, settings
 from .common import journaled
 from .core import Core
 from .planner import StartPlan
@@ -139,6 +139,7 @@ class Lifecycle:
         # no DNS refresh here: the records were built before the spawn, while it was starting
         self.procs.started(cid, pid, rt)
         self._network_events(plan.c, "connect", plan.nets)
+        mounts.volume_events(self.core, plan.c, "mount")
         self.core.events.container(plan.c, "start")
 
     def _network_events(self, c: Container, action: str, nets: dict[str, Network] | None = None) -> None:
@@ -152,9 +153,10 @@ class Lifecycle:
                 self.core.events.network(net, action, container=c.id)
 
     def _records(self, plan: StartPlan) -> None:
-        from .dnsrecords import records_of
+        from .dnsrecords import link_aliases, records_of
 
         self.core.records.update(plan.c.id, records_of(plan.c, plan.endpoints, plan.nets, True))
+        self.core.records.set_links(plan.c.id, link_aliases(plan.c, plan.nets))
 
     async def _publish(self, plan: StartPlan, tx: Transaction) -> None:
         """Hold the host ports and forward them to the container where its default route is."""
@@ -203,7 +205,7 @@ class Lifecycle:
             pid = await tx.step("process", self.procs.spawn(spec, stdio, console,
                                                             os.path.join(self.core.dir(c.id), "pid"), rt),
                                 undo=lambda: self.kill_and_reap(pid),
-                                commands=[f"# {where}{shlex.join(c.argv)}"],
+                                commands=[*mounts.explain(spec["mounts"]), f"# {where}{shlex.join(c.argv)}"],
                                 why="the container's process starts inside (minidock's launcher also "
                                     "gives it its own root filesystem, hostname and /etc files)")
             if console is not None:
@@ -255,6 +257,7 @@ class Lifecycle:
             "hostname": c.hostname, "env": env, "cwd": c.config["WorkingDir"] or "/", "argv": c.argv,
             "tty": c.tty, "log_copier": not c.tty, "init": bool(c.host_config.setting("Init")),
             "user": c.config.get("User") or "", "group_add": c.host_config.setting("GroupAdd", []),
+            "mounts": mounts.launcher_mounts(c),
         }
 
     def log_path(self, c: Container) -> str:
@@ -283,6 +286,7 @@ class Lifecycle:
             self.mark_exited(c, code)
             self.core.events.container(c, "die", exitCode=c.state.exit_code,
                                        execDuration=int(max(c.state.finished_at - c.state.started_at, 0)))
+            mounts.volume_events(self.core, c, "unmount")
             self.procs.last_exit[cid] = c.state.exit_code
             self.procs.wake(cid, "exit", c.state.exit_code)
             if rt:
@@ -291,7 +295,7 @@ class Lifecycle:
             for err in errors:
                 log.warning("teardown of %s: %s", c.name, err)
             if c.host_config.auto_remove:
-                self.remove_record(c)
+                self.remove_record(c, volumes=True)  # --rm takes the anonymous volumes too
             elif settings.restart_wanted(c.host_config.setting("RestartPolicy", {}), c.state.exit_code,
                                          c.restart_count, cid in self.stopped_by_user):
                 self._schedule_restart(c)
@@ -338,6 +342,7 @@ class Lifecycle:
         if code is None:
             code = 128 + stopping if stopping else 255
         c.state.status, c.state.exit_code, c.state.pid = "exited", code, 0
+        c.state.paused = False
         c.state.finished_at, c.state.stopping_signal = time.time(), None
         c.netns = ""
         self.core.store.containers.put(c)
@@ -370,6 +375,7 @@ class Lifecycle:
             self.core.store.containers.put(c)
             process.kill(c.state.pid, sig)
             self.core.events.container(c, "kill", signal=int(sig))
+            self.resume_after_signal(c)
             try:
                 await asyncio.wait_for(rt.exited.wait(), timeout=grace)
             except TimeoutError:
@@ -389,11 +395,20 @@ class Lifecycle:
         rt = self.procs.runtime.get(c.id)
         process.kill(c.state.pid, sig)
         self.core.events.container(c, "kill", signal=int(sig))
+        self.resume_after_signal(c)
         if sig == signal.SIGKILL and rt is not None:
             # as moby's daemon.Kill: answer once the exit is recorded, so that an inspect or a
             # remove right after the kill sees the container exited
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(rt.exited.wait(), KILL_WAIT)
+
+    def resume_after_signal(self, c: Container) -> None:
+        """A paused container is resumed after a signal, so that the signal acts (as Docker does)."""
+        if c.state.paused:
+            procstats.continue_all(c.state.pid)
+            c.state.paused = False
+            self.core.store.containers.put(c)
+            self.core.events.container(c, "unpause")
 
     async def restart(self, ref: str, timeout: int | None) -> None:
         c = self.core.container(ref)
@@ -429,7 +444,8 @@ class Lifecycle:
         c = self.core.store.containers.get(c.id) or c
         return c.state.exit_code
 
-    async def remove(self, ref: str, force: bool) -> None:
+    async def remove(self, ref: str, force: bool, volumes: bool = False) -> None:
+        """Remove a container; with `volumes` (rm -v) its anonymous volumes too."""
         c = self.core.container(ref)
         if c.id in self.core.restarting and not force:
             raise Conflict(f"You cannot remove a restarting container {c.id}. "
@@ -444,7 +460,7 @@ class Lifecycle:
             async with self.core.locks.hold(c.id):
                 gone = self.core.store.containers.get(c.id)
                 if gone is not None:
-                    self.remove_record(gone)
+                    self.remove_record(gone, volumes)
         self.core.refresh_dns(c.id)
 
     def _explain_exit(self, cid: str) -> None:
@@ -455,9 +471,11 @@ class Lifecycle:
         if current_operation():
             self.exit_operations.setdefault(cid, current_operation())
 
-    def remove_record(self, c: Container) -> None:
+    def remove_record(self, c: Container, volumes: bool = False) -> None:
         self.core.store.drop_endpoints(c.id)
         self.core.store.containers.delete(c.id)
+        if volumes:
+            self.core.volumes.release(c)
         shutil.rmtree(self.core.dir(c.id), ignore_errors=True)
         self.procs.wake(c.id, "removed", self.procs.last_exit.get(c.id, c.state.exit_code))
         self.core.events.container(c, "destroy")

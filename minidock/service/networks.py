@@ -10,6 +10,7 @@ the kernel work in reverse.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -17,9 +18,9 @@ from typing import Any
 
 from netaddr import IPNetwork
 
-from .. import ipam
+from .. import apifilters, ipam, timestamps
 from ..drivers.macvlan import check_options
-from ..errors import Conflict, Forbidden, InvalidParameter, MinidockError
+from ..errors import Conflict, Forbidden, InvalidParameter, MinidockError, no_such_network
 from ..model import (
     CHILD_LINK_DRIVERS,
     GATEWAY_BRIDGE,
@@ -37,6 +38,13 @@ from .common import check_name, journaled, new_id, rfc3339
 from .core import Core
 
 PREDEFINED = ("bridge", "host", "none")
+# moby's IsPredefined: "default" too (a network mode meaning the default bridge)
+PREDEFINED_NAMES = (*PREDEFINED, "default")
+# Docker checks no more than that a name is not blank; minidock keeps names printable and
+# free of quotes and slashes (they go into rule comments and URL paths), spaces allowed
+NETWORK_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_. -]*$")
+LIST_FILTERS = frozenset({"dangling", "driver", "id", "label", "name", "scope", "type"})
+PRUNE_FILTERS = frozenset({"label", "label!", "until"})
 GATEWAY_BRIDGE_DEVICE = "minidock_gwbr"  # "minidock_gwbridge" is longer than a link name may be
 NO_STORE = ("overlay networks need a cluster store: start the daemon with "
             "--cluster-store etcd://HOST:2379 --cluster-advertise ADDRESS")
@@ -73,13 +81,13 @@ def network_json(net: Network, endpoints: list[Endpoint], names: dict[str, str],
         "Name": net.name,
         "Id": net.id,
         "Created": rfc3339(net.created),
-        "Scope": scope,
+        "Scope": net.scope or scope,
         "Driver": net.driver,
         "EnableIPv6": net.enable_ipv6,
         "IPAM": {"Driver": "default", "Options": net.ipam_options or None, "Config": config},
         "Internal": net.internal,
         "Attachable": net.attachable,
-        "Ingress": False,
+        "Ingress": net.ingress,
         "ConfigFrom": {"Network": ""},
         "ConfigOnly": False,
         "Containers": containers,
@@ -93,9 +101,12 @@ def validate_create(req: dict[str, Any], existing: list[Network], clustered: boo
     without a subnet when none was asked for (the caller picks one). An overlay
     needs the daemon to be in a cluster (`clustered`)."""
     name = req.get("Name") or ""
-    if not name:
+    if not name.strip():
         raise InvalidParameter("network name is required")
-    check_name(name, "network")
+    if name in PREDEFINED_NAMES:
+        raise Forbidden(f"operation is not permitted on predefined {name} network ")  # sic: moby's trailing space
+    if not NETWORK_NAME_RE.match(name) or len(name) > 128:
+        check_name(name, "network")
     if any(n.name == name for n in existing):
         raise Conflict(f"network with name {name} already exists")
     driver = req.get("Driver") or "bridge"
@@ -105,6 +116,20 @@ def validate_create(req: dict[str, Any], existing: list[Network], clustered: boo
         raise Forbidden(NO_STORE)
     if driver not in ("bridge", "overlay", *CHILD_LINK_DRIVERS):
         raise NotImplementedDriver(driver)
+    scope = req.get("Scope") or ""
+    data_scope = "global" if driver == "overlay" else "local"
+    if scope not in ("", "local", "global", "swarm"):
+        raise InvalidParameter(f"invalid scope {scope!r}: local, global or swarm")
+    if scope == "local" and data_scope == "global":
+        raise Forbidden(f"cannot downgrade network scope for {driver} networks")
+    if req.get("Ingress") and data_scope != "global":
+        raise Forbidden("Ingress network can only be global scope network")
+    if scope == "swarm":
+        raise Forbidden("cannot create a swarm scoped network when swarm is not active")
+    config_from = req.get("ConfigFrom")
+    if req.get("ConfigOnly") or (config_from.get("Network") if isinstance(config_from, dict) else config_from):
+        raise InvalidParameter("minidock has no configuration-only networks (ConfigOnly, ConfigFrom): "
+                               "give the options to the network itself")
     options = {k: str(v) for k, v in (req.get("Options") or {}).items()}
     for key, value in options.items():
         if key.startswith("com.docker.network.") and key not in KNOWN_OPTIONS:
@@ -140,7 +165,8 @@ def validate_create(req: dict[str, Any], existing: list[Network], clustered: boo
         check_options(driver, options, existing)
     return Network(id=new_id(), name=name, driver=driver, created=time.time(), internal=bool(req.get("Internal")),
                    attachable=bool(req.get("Attachable")), ipam=[IPAMConfig(**c) for c in configs if c],
-                   options=options, labels=labels, bridge=bridge, enable_ipv6=enable_ipv6)
+                   options=options, labels=labels, bridge=bridge, enable_ipv6=enable_ipv6, scope=scope,
+                   ingress=bool(req.get("Ingress")))
 
 
 def config_of(c: dict[str, Any], version: int, existing: list[Network]) -> dict[str, Any]:
@@ -176,6 +202,39 @@ def config_of(c: dict[str, Any], version: int, existing: list[Network]) -> dict[
         aux[str(aux_name)] = str(addr)
     config["aux"] = aux
     return config
+
+
+def check_list_filters(f: apifilters.Filters) -> None:
+    """moby's network.NewFilter: one dangling value, of its four spellings; known types."""
+    dangling = f.get("dangling") or []
+    if len(dangling) > 1:
+        raise InvalidParameter('got more than one value for filter key "dangling"')
+    if dangling and dangling[0] not in ("0", "1", "false", "true"):
+        raise InvalidParameter('invalid value for filter \'dangling\', must be "true" (or "1"), '
+                               'or "false" (or "0")')
+    for t in f.get("type") or []:
+        if t not in ("builtin", "custom"):
+            raise InvalidParameter(f"invalid filter: 'type'='{t}'")
+
+
+def matches(f: apifilters.Filters, net: Network, scope: str, attached: bool) -> bool:
+    """moby's Filter.Matches on one network (`attached`: it has endpoints)."""
+    predefined = net.name in PREDEFINED_NAMES
+    if not apifilters.exact(f, "driver", net.driver) or not apifilters.match(f, "name", net.name):
+        return False
+    if not apifilters.match(f, "id", net.id) or not apifilters.match_labels(f, "label", net.labels):
+        return False
+    if not apifilters.exact(f, "scope", scope):
+        return False
+    if f.get("dangling"):
+        dangling_only = f["dangling"][0] in ("1", "true")
+        used = predefined or attached
+        if used == dangling_only:
+            return False
+    types = f.get("type")
+    if types and types[0] != ("builtin" if predefined else "custom"):  # moby looks at the first one only
+        return False
+    return True
 
 
 class NotImplementedDriver(InvalidParameter):
@@ -241,8 +300,34 @@ class Networks:
             out["Peers"] = cluster.network_peers(net)
         return out
 
-    def list(self) -> list[dict[str, Any]]:
-        return [self.view(n) for n in self.core.store.networks.all()]
+    def summary(self, net: Network) -> dict[str, Any]:
+        """An element of /networks: the inspect shape with no containers, as Docker's list
+        answers since API 1.28 (a client inspects the network for them)."""
+        return network_json(net, [], {}, self.core.driver(net).scope)
+
+    def list(self, filters: apifilters.Filters | None = None) -> list[dict[str, Any]]:
+        """/networks, with Docker's filters (parsed by apifilters.parse against LIST_FILTERS)."""
+        f = filters or {}
+        out = []
+        for net in self.core.store.networks.all():
+            if not f:
+                out.append(self.summary(net))
+                continue
+            attached = bool(self.core.store.endpoints(network_id=net.id))
+            if matches(f, net, self.scope_of(net), attached):
+                out.append(self.summary(net))
+        return out
+
+    def scope_of(self, net: Network) -> str:
+        driver = self.core.drivers.get(net.driver)
+        return net.scope or (driver.scope if driver is not None else "global")
+
+    def find(self, ref: str, scope: str = "") -> Network:
+        """A network by full id, full name or id prefix (moby's getNetwork), in `scope` if given."""
+        net = self.core.network(ref)
+        if scope and self.scope_of(net) != scope:
+            raise no_such_network(ref)
+        return net
 
     async def ensure_predefined(self) -> None:
         """The default bridge (its subnet picked now), host and none: made on the first start.
@@ -338,10 +423,26 @@ class Networks:
                 await core.firewall.apply(f"the rules of {net.name} go")
         core.events.network(net, "destroy")
 
-    async def prune(self) -> list[str]:
+    async def prune(self, filters: apifilters.Filters | None = None) -> list[str]:
+        """Remove the networks no container uses; with Docker's prune filters (label, label!,
+        until), only those that match."""
+        f = filters or {}
+        until = None
+        if f.get("until"):
+            if len(f["until"]) > 1:
+                raise InvalidParameter("more than one until filter specified")
+            try:
+                until = timestamps.parse(f["until"][0]) / 1e9
+            except timestamps.TimeError as e:
+                raise InvalidParameter(str(e)) from None
         removed = []
         for net in self.core.store.networks.all():
             if net.predefined or any(net.name in c.networks for c in self.core.store.containers.view()):
+                continue
+            if until is not None and net.created > until:
+                continue
+            if not apifilters.match_labels(f, "label", net.labels) or \
+                    (f.get("label!") and apifilters.match_labels(f, "label!", net.labels)):
                 continue
             try:
                 await self.remove(net.id)

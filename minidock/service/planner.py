@@ -98,11 +98,9 @@ def _plan(core: Core, cid: str) -> StartPlan | None:
             plan.nets[gw.id] = gw
             way_out = False
         plan.endpoints.append(_endpoint(core, c, net, index, attachment.ipv4, attachment.aliases, way_out,
-                                        attachment.ipv6))
+                                        attachment.ipv6, attachment.mac))
         plan.nets[net.id] = net
     plan.endpoints.sort(key=lambda ep: int(ep.ifname[3:]))
-    if c.config.get("MacAddress") and plan.endpoints and plan.endpoints[0].mac:
-        plan.endpoints[0].mac = c.config["MacAddress"]  # Config.MacAddress: the first network's interface
     plan.dns = uses_dns(c, plan.nets)
     primary = plan.nets.get(plan.endpoints[0].network_id) if plan.endpoints else None
     bindings = bindings_of(c)
@@ -120,20 +118,22 @@ class NeedsGatewayBridge(Exception):
 
 
 def _endpoint(core: Core, c: Container, net: Network, index: int, wanted: str, aliases: list[str],
-              way_out: bool, wanted6: str = "") -> Endpoint:
+              way_out: bool, wanted6: str = "", mac: str = "") -> Endpoint:
     ep = Endpoint(container_id=c.id, network_id=net.id, id=new_id(), ifname=f"eth{index}",
                   veth="veth" + new_id()[:7], aliases=list(aliases), gateway_endpoint=way_out)
     if core.driver(net).leases_addresses:
-        assign_addresses(core, c, net, ep, wanted, wanted6)
+        assign_addresses(core, c, net, ep, wanted, wanted6, mac)
         ep.gateway = net.gateway if not core.driver(net).needs_gateway_bridge else ""
     return ep
 
 
-def assign_addresses(core: Core, c: Container, net: Network, ep: Endpoint, wanted: str, wanted6: str) -> None:
-    """The endpoint's IPv4 address and MAC, and its IPv6 address on a network with IPv6: chosen,
-    pending until the start or connect settles (its gateway is the caller's to decide)."""
+def assign_addresses(core: Core, c: Container, net: Network, ep: Endpoint, wanted: str, wanted6: str,
+                     mac: str = "") -> None:
+    """The endpoint's IPv4 address and MAC (`mac`, the one asked for, or Docker's 02:42 and the
+    address), and its IPv6 address on a network with IPv6: chosen, pending until the start or
+    connect settles (its gateway is the caller's to decide)."""
     ip = core.addresses.choose(net, c.id, wanted)
-    ep.ip, ep.prefixlen, ep.mac = str(ip), net.ipam[0].prefixlen, ipam.mac_for(ip)
+    ep.ip, ep.prefixlen, ep.mac = str(ip), net.ipam[0].prefixlen, mac or ipam.mac_for(ip)
     six = net.ipam6
     if six is not None:
         ep.ip6 = str(core.addresses.choose(net, c.id, wanted6, 6))

@@ -18,6 +18,7 @@ from ..model import Container, Endpoint, Network
 from ..steps import Transaction, deferred, explained, undo_all
 from .core import Core
 
+LINK_LOCAL_PREFIX = {4: 16, 6: 64}  # libnetwork's linkLocalMask and linkLocalMaskIPv6
 DYING_GRACE = 10.0  # seconds the kernel gets to delete the veths of a deleted namespace
 
 
@@ -72,6 +73,26 @@ async def join(core: Core, net: Network, c: Container, ep: Endpoint, sb: Sandbox
                       undo=lambda: cluster.withdraw(net.id, ep.ip),
                       why="the address is claimed cluster-wide, and the other hosts learn where it lives")
     await driver.join(net, ep, sb, tx)
+    attachment = c.networks.get(net.name)
+    if attachment is not None and attachment.link_local:
+        await _link_local(attachment.link_local, ep, sb, tx)
+
+
+async def _link_local(addresses: list[str], ep: Endpoint, sb: SandboxHandle, tx: Transaction) -> None:
+    """IPAMConfig.LinkLocalIPs, added to the endpoint's interface (/16 for IPv4, /64 for IPv6,
+    as libnetwork does): the container answers on them from its neighbours on the link."""
+    inside = await sb.inside()
+    idx = await inside.index(ep.ifname)
+    if idx is None:
+        raise RuntimeError(f"no interface {ep.ifname} in {sb.netns}")
+    for addr in addresses:
+        six = ":" in addr
+        plen = LINK_LOCAL_PREFIX[6 if six else 4]
+        await tx.step("link-local address",
+                      inside.ensure_addr6(idx, addr, plen) if six else inside.ensure_addr(idx, addr, plen),
+                      commands=[f"ip -n {sb.netns} addr add {addr}/{plen} dev {ep.ifname}" + (" nodad" if six else "")],
+                      why="an address asked for with --link-local-ip: its neighbours on the link reach it "
+                          "without a router")
 
 
 async def _delete(ns_name: str) -> None:

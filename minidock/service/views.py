@@ -15,15 +15,19 @@ from ..model import CHILD_LINK_DRIVERS, Attachment, Container, Endpoint, Network
 from . import listing, settings
 from .common import ZERO_TIME, rfc3339
 from .core import Core
+from .mounts import mounts_json
 
 
-def _network_entry(net: Network, ep: Endpoint | None, cfg: Attachment) -> dict[str, Any]:
+def _network_entry(net: Network, ep: Endpoint | None, cfg: Attachment, c: Container) -> dict[str, Any]:
+    ipam_cfg: dict[str, Any] = {k: v for k, v in (("IPv4Address", cfg.ipv4), ("IPv6Address", cfg.ipv6)) if v}
+    if cfg.link_local:
+        ipam_cfg["LinkLocalIPs"] = list(cfg.link_local)
     return {
-        "IPAMConfig": ({k: v for k, v in (("IPv4Address", cfg.ipv4), ("IPv6Address", cfg.ipv6)) if v}
-                       if cfg.ipv4 or cfg.ipv6 else None),
-        "Links": None,
+        "IPAMConfig": ipam_cfg or None,
+        "Links": list(cfg.links) or None,
         "Aliases": cfg.aliases or None,
-        "MacAddress": ep.mac if ep else "",
+        # the MAC asked for until the endpoint exists, then the interface's
+        "MacAddress": ep.mac if ep else cfg.mac,
         "NetworkID": net.id,
         "EndpointID": ep.id if ep else "",
         "Gateway": ep.gateway if ep else "",
@@ -32,8 +36,10 @@ def _network_entry(net: Network, ep: Endpoint | None, cfg: Attachment) -> dict[s
         "IPv6Gateway": ep.gateway6 if ep else "",
         "GlobalIPv6Address": ep.ip6 if ep else "",
         "GlobalIPv6PrefixLen": ep.prefixlen6 if ep else 0,
-        "DriverOpts": None,
-        "DNSNames": None,
+        "DriverOpts": dict(cfg.driver_opts) or None,
+        # Docker's buildEndpointDNSNames, on networks with name resolution
+        "DNSNames": list(dict.fromkeys([c.name, *cfg.aliases, c.id[:12], *([c.hostname] if c.hostname else [])]))
+        if net.user_defined else None,
     }
 
 
@@ -43,7 +49,7 @@ def _networks(c: Container, eps: list[Endpoint], nets: dict[str, Network]) -> di
     for cfg in c.networks.values():
         net = nets.get(cfg.network_id)
         if net is not None:
-            out[net.name] = _network_entry(net, by_net.get(net.id), cfg)
+            out[net.name] = _network_entry(net, by_net.get(net.id), cfg, c)
     return out
 
 
@@ -61,9 +67,9 @@ def container_json(c: Container, eps: list[Endpoint], nets: dict[str, Network], 
         "Args": c.argv[1:],
         "State": {
             # between an exit and the restart its policy makes: Docker's "restarting"
-            "Status": "restarting" if restarting else st.status,
+            "Status": "restarting" if restarting else "paused" if running and st.paused else st.status,
             "Running": running or restarting,
-            "Paused": False,
+            "Paused": running and st.paused,
             "Restarting": restarting,
             "OOMKilled": False,
             "Dead": False,
@@ -91,7 +97,9 @@ def container_json(c: Container, eps: list[Endpoint], nets: dict[str, Network], 
             "Dns": hc.dns,
             "ExtraHosts": hc.extra_hosts or None,
             "Links": hc.links or None,
+            **_mount_host_config(c),
         }),
+        "Mounts": mounts_json(c),
         "GraphDriver": {
             "Data": {"LowerDir": c.lower, "UpperDir": os.path.join(container_dir, "upper"),
                      "WorkDir": os.path.join(container_dir, "work"),
@@ -123,6 +131,18 @@ def container_json(c: Container, eps: list[Endpoint], nets: dict[str, Network], 
     }
 
 
+def _mount_host_config(c: Container) -> dict[str, Any]:
+    """HostConfig's mount keys as Docker shows them: Binds and VolumesFrom null when not given,
+    Mounts and Tmpfs left out (omitempty)."""
+    hc = c.host_config
+    out: dict[str, Any] = {"Binds": hc.binds, "VolumeDriver": hc.volume_driver, "VolumesFrom": hc.volumes_from}
+    if hc.mounts:
+        out["Mounts"] = hc.mounts
+    if hc.tmpfs:
+        out["Tmpfs"] = hc.tmpfs
+    return out
+
+
 def container_summary(c: Container, eps: list[Endpoint], nets: dict[str, Network]) -> dict[str, Any]:
     """One element of /containers/json."""
     return {
@@ -136,11 +156,11 @@ def container_summary(c: Container, eps: list[Endpoint], nets: dict[str, Network
                   for p in c.ports]
         + [{"PrivatePort": port, "Type": proto} for port, proto in _unpublished(c) if not _on_a_lan(c, nets)],
         "Labels": c.config["Labels"],
-        "State": c.state.status,
+        "State": "paused" if c.running and c.state.paused else c.state.status,
         "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.host_config.network_mode},
         "NetworkSettings": {"Networks": _networks(c, eps, nets)},
-        "Mounts": [],
+        "Mounts": mounts_json(c),
     }
 
 
@@ -150,7 +170,7 @@ def status_text(c: Container, now: float | None = None) -> str:
     now = now or time.time()
     st = c.state
     if st.status == "running":
-        return "Up " + human_duration(now - st.started_at)
+        return "Up " + human_duration(now - st.started_at) + (" (Paused)" if st.paused else "")
     if st.status == "exited":
         return f"Exited ({st.exit_code}) {human_duration(now - st.finished_at)} ago"
     return "Created"

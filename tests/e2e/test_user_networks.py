@@ -181,7 +181,7 @@ def test_stub_coexists_with_a_resolver_on_the_hosts_port_53(md: Sandbox, net_cle
 
 
 ERRORS = [
-    (("network", "create", "bridge"), "network with name bridge already exists"),
+    (("network", "create", "bridge"), "operation is not permitted on predefined bridge network"),
     (("network", "create", "--subnet", "300.1.0.0/16", "badnet"), "invalid subnet"),
     (("network", "create", "--subnet", "172.17.0.0/16", "overlap"), "Pool overlaps with other one on this address space"),
     (("network", "create", "--subnet", "10.9.0.0/16", "--gateway", "10.10.0.1", "gwout"), "invalid gateway"),
@@ -189,7 +189,7 @@ ERRORS = [
     (("network", "create", "-d", "overlay2000", "drv"), 'plugin "overlay2000" not found'),
     (("network", "create", "-o", "com.docker.network.driver.mtu=abc", "mtu"), "invalid MTU"),
     (("network", "create", "-o", "com.docker.network.bridge.enable_icc=maybe", "icc"), "must be true or false"),
-    (("network", "create", "bad name"), "Invalid network name"),
+    (("network", "create", "bad/name"), "Invalid network name"),
     (("run", "-d", "--network", "fixed", "--ip", "10.99.0.5", "busybox", "true"), "no configured subnet"),
     (("run", "-d", "--network", "fixed", "--ip", "192.168.250.10", "busybox", "true"), "Address already in use"),
     (("run", "-d", "--ip", "172.17.0.50", "busybox", "true"), "user specified IP address is supported on user defined networks only"),

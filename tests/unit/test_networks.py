@@ -59,12 +59,24 @@ def test_no_ipam_config_leaves_the_subnet_to_the_caller() -> None:
 
 
 def test_duplicate_name_is_a_conflict() -> None:
-    with pytest.raises(Conflict, match="^network with name bridge already exists$") as exc:
-        create(Name="bridge")
+    existing = [*predefined(), networks.simple_record("appnet", "bridge")]
+    with pytest.raises(Conflict, match="^network with name appnet already exists$") as exc:
+        create(existing, Name="appnet")
     assert exc.value.status == 409
 
 
-@pytest.mark.parametrize("name", ["", "-lead", "has space", "a/b"])
+@pytest.mark.parametrize("name", ["bridge", "host", "none", "default"])
+def test_a_predefined_name_is_forbidden_in_moby_words(name: str) -> None:
+    with pytest.raises(Forbidden) as exc:
+        create(Name=name)
+    assert exc.value.message == f"operation is not permitted on predefined {name} network "
+
+
+def test_a_space_inside_a_name_is_allowed_as_docker_does() -> None:
+    assert create(Name="test 01")["name"] == "test 01"
+
+
+@pytest.mark.parametrize("name", ["", "-lead", " lead", "a/b", 'a"b', "   "])
 def test_bad_names(name: str) -> None:
     with pytest.raises(InvalidParameter):
         create(Name=name)

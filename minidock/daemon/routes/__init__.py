@@ -4,9 +4,11 @@
     networks.py    /networks/…
     execs.py       /containers/{id}/exec, /exec/…
     images.py      /images/…
+    volumes.py     /volumes/…
     events.py      /events; /containers/{id}/rename, /containers/prune, link removal
+    wholes.py      a container as a whole: archive (cp), export, changes, commit, stats, pause, update
     system.py      /_ping, /version, /info, /minidock/… (check, repair, reset, topology, fault)
-    swarm.py       /swarm…, /plugins: answered as by a Docker host with no swarm and no plugins
+    swarm.py       /swarm/…, /nodes, /services, /tasks, /secrets, /configs: a host in no swarm
 
 Each handler is a module-level function `handler(engine, request)`: it parses
 the request and calls the services; it never opens the store, so a handler
@@ -22,9 +24,9 @@ from ...errors import InvalidParameter
 from ...service.engine import Engine
 from .. import apischema
 from ..http import Request, Router
-from . import containers, events, execs, images, networks, swarm, system
+from . import containers, events, execs, images, networks, swarm, system, volumes, wholes
 
-MODULES = (system, networks, containers, execs, images, events, swarm)
+MODULES = (system, networks, containers, execs, images, events, volumes, wholes, swarm)
 
 
 def build(engine: Engine) -> Router:

@@ -1,41 +1,48 @@
-"""/swarm, /nodes, /services, /tasks, /secrets, /configs and /plugins as a
-Docker host answers them with no swarm and no plugins installed: clients take
-these answers to mean "no swarm" and "no plugins" and go on.
+"""/swarm/…, /nodes, /services, /tasks, /secrets, /configs: what a Docker host that
+is in no swarm answers (503, moby's daemon/cluster words), so that clients take
+"no swarm" for what it is: `docker swarm leave --force` and docker-py's
+leave_swarm(force=True) succeed quietly, `docker node ls` prints Docker's
+"This node is not a swarm manager…".
 
-(minidock's own cluster of hosts is /minidock/nodes: not a swarm.)
+minidock has no swarm mode (its overlay networks use a cluster store, as
+Docker's classic mode did): init and join answer 503 too, saying so. /plugins
+is a host with no plugin installed: [].
 """
 
 from __future__ import annotations
 
-from ...errors import MinidockError, NotFound
+from ...errors import NotFound, Unavailable
 from ...service.engine import Engine
 from ..http import Request, Response
 
-NOT_IN_SWARM = "This node is not part of a swarm"
+# moby daemon/cluster/errors.go errNoSwarm: leaving a swarm this node is not part of
+NO_SWARM = "This node is not part of a swarm"
+# moby daemon/cluster/cluster.go errNoManager, for a node with no swarm at all
 NOT_A_MANAGER = ('This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" '
                  "to connect this node to swarm and try again.")
+NO_SWARM_MODE = ("minidock has no swarm mode: this node cannot init or join a swarm "
+                 "(overlay networks use a cluster store: daemon --cluster-store etcd://HOST:2379)")
+
+# /info's "Swarm" on a host in no swarm (moby's swarm.Info zero value, LocalNodeState
+# "inactive"): with it `docker info` prints "Swarm: inactive"
+INFO_SWARM: dict[str, object] = {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
+                                 "ControlAvailable": False, "Error": "", "RemoteManagers": None}
 
 
-class NoSwarm(MinidockError):
-    """moby's errNoSwarm / errNoManager: an Unavailable error (503)."""
-
-    status = 503
+async def no_swarm_mode(engine: Engine, req: Request) -> Response:
+    raise Unavailable(NO_SWARM_MODE)
 
 
-async def not_in_swarm(engine: Engine, req: Request) -> Response:
-    raise NoSwarm(NOT_IN_SWARM)
-
-
-async def swarm_init(engine: Engine, req: Request) -> Response:
-    raise NoSwarm("minidock has no swarm mode: " + NOT_IN_SWARM.lower()
-                  + " (minidock's own multi-host networking: daemon --cluster-store)")
+async def leave(engine: Engine, req: Request) -> Response:
+    raise Unavailable(NO_SWARM)
 
 
 async def not_a_manager(engine: Engine, req: Request) -> Response:
-    raise NoSwarm(NOT_A_MANAGER)
+    raise Unavailable(NOT_A_MANAGER)
 
 
 async def plugins(engine: Engine, req: Request) -> Response:
+    """A host with no plugins installed: the drivers minidock has are built in (see /info's Plugins)."""
     return Response(200, [])
 
 
@@ -44,10 +51,18 @@ async def plugin(engine: Engine, req: Request) -> Response:
 
 
 ROUTES = [
-    ("GET", "/swarm", not_a_manager), ("POST", "/swarm/init", swarm_init), ("POST", "/swarm/join", swarm_init),
-    ("POST", "/swarm/leave", not_in_swarm), ("POST", "/swarm/update", not_a_manager),
-    ("GET", "/swarm/unlockkey", not_a_manager), ("POST", "/swarm/unlock", not_in_swarm),
-    ("GET", "/nodes", not_a_manager), ("GET", "/services", not_a_manager), ("GET", "/tasks", not_a_manager),
-    ("GET", "/secrets", not_a_manager), ("GET", "/configs", not_a_manager),
     ("GET", "/plugins", plugins), ("GET", "/plugins/{name}/json", plugin),
+    ("POST", "/swarm/init", no_swarm_mode), ("POST", "/swarm/join", no_swarm_mode),
+    ("POST", "/swarm/leave", leave),
+    ("GET", "/swarm", not_a_manager), ("GET", "/swarm/unlockkey", not_a_manager),
+    ("POST", "/swarm/update", not_a_manager), ("POST", "/swarm/unlock", not_a_manager),
+] + [
+    (method, path, not_a_manager)
+    for kind in ("services", "nodes", "tasks", "secrets", "configs")
+    for method, path in (("GET", f"/{kind}"), ("GET", f"/{kind}/{{id}}"), ("DELETE", f"/{kind}/{{id}}"),
+                         ("POST", f"/{kind}/{{id}}/update"), ("POST", f"/{kind}/create"),
+                         ("GET", f"/{kind}/{{id}}/logs"))
+    if not (kind == "nodes" and path.endswith(("/create", "/logs")))
+    and not (kind in ("secrets", "configs") and path.endswith("/logs"))
+    and not (kind == "tasks" and (method != "GET"))
 ]
