@@ -246,6 +246,7 @@ def test_attach_before_start_gets_an_unfinished_line_of_a_quick_process(md: Sand
         stream, size = next_frame_header(sock)
         assert (stream, read_exactly(sock, size)) == (1, b"no newline")
         sock.close()
+        assert api.wait(cid)["StatusCode"] == 0
         api.remove_container(cid)
 
 
