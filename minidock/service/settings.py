@@ -103,6 +103,9 @@ def log_config(hc: dict[str, Any]) -> dict[str, Any]:
 def given_host_config(hc: dict[str, Any], modelled: set[str]) -> dict[str, Any]:
     """The HostConfig keys minidock has no field for, checked, with moby's create-time
     adjustments (adaptContainerSettings): MemorySwap twice Memory, the default ShmSize."""
+    # Go decodes JSON keys case-insensitively: docker-py's CPURealtimePeriod is CpuRealtimePeriod
+    canonical = {k.lower(): k for k in (*DEFAULTS, "Init", "Sysctls", "StorageOpt", "Tmpfs")}
+    hc = {canonical.get(k.lower(), k) if k not in modelled else k: v for k, v in hc.items()}
     check_types(hc)
     given = {k: copy.deepcopy(v) for k, v in hc.items() if k not in modelled and v is not None}
     given["LogConfig"] = log_config(hc)
