@@ -51,6 +51,7 @@ from .lifecycle import WAIT_CONDITIONS, Lifecycle
 from .networks import Networks
 from .reconcile import Reconciler
 from .system import System
+from .trace import Tracer
 from .views import Queries
 
 __all__ = ["WAIT_CONDITIONS", "Engine"]
@@ -74,6 +75,7 @@ class Engine:
         self.connector = Connector(self.core, self.life)
         self.system = System(self.core, self.life.kill_and_reap)
         self.queries = Queries(self.core)
+        self.tracer = Tracer(self.core)
         self.execs: dict[str, dict[str, Any]] = {}
         self.background: set[asyncio.Task[Any]] = set()
         self.shutdown: Callable[[], None] = lambda: None  # the server's stop, once it serves
@@ -92,6 +94,7 @@ class Engine:
 
     async def open(self) -> None:
         netns.ensure_dir()
+        self.tracer.remove_stale()  # a trace the last run did not finish
         host = self.core.host = await Netlink.open()
         self.core.drivers.update({"bridge": BridgeDriver(host), "host": HostDriver(), "null": NullDriver(),
                                   "macvlan": ParentDriver(host, "macvlan"), "ipvlan": ParentDriver(host, "ipvlan")})

@@ -5,6 +5,7 @@
     execs.py       /containers/{id}/exec, /exec/…
     images.py      /images/…
     system.py      /_ping, /version, /info, /minidock/… (check, repair, reset, topology, fault)
+    trace.py       /minidock/trace (a probe's path, from the kernel's trace)
 
 Each handler is a module-level function `handler(engine, request)`: it parses
 the request and calls the services; it never opens the store, so a handler
@@ -20,9 +21,9 @@ from ...errors import InvalidParameter
 from ...service.engine import Engine
 from .. import apischema
 from ..http import Request, Router
-from . import containers, execs, images, networks, system
+from . import containers, execs, images, networks, system, trace
 
-MODULES = (system, networks, containers, execs, images)
+MODULES = (system, networks, containers, execs, images, trace)
 
 
 def build(engine: Engine) -> Router:
