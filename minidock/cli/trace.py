@@ -3,6 +3,7 @@ kernel's own trace saw it (the daemon sends the probe and collects the trace).""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -25,7 +26,8 @@ def trace(c: Ctx, src: str, dst: str, port: int, proto: str | None, timeout: flo
     netfilter rule it met (with the comment naming its network), NAT rewrites, the verdict.
 
     SRC: a container, `host`, or an outside address (of a namespace wired to the host).
-    DST: a container, `host`, an address, or a host port (8080, host:8080, NAME:PORT)."""
+    DST: a container, `host`, an address, or a host port (8080, host:8080, NAME:PORT).
+    Exits 1 when the probe got no answer, as ping does."""
     res = c.call("POST", "/minidock/trace", body={"Source": src, "Destination": dst, "Port": port,
                                                   "Proto": proto or "", "Timeout": timeout})
     if as_json:
@@ -34,6 +36,8 @@ def trace(c: Ctx, src: str, dst: str, port: int, proto: str | None, timeout: flo
         click.echo(json.dumps(res, indent=2))
         return
     click.echo(render(res), nl=False)
+    if not res["Probe"]["Reached"]:
+        sys.exit(1)  # as ping: the probe got no answer from its destination
 
 
 def _end(e: dict[str, Any]) -> str:
@@ -54,7 +58,7 @@ def render(res: dict[str, Any]) -> str:
             key = (family, step["Hook"], step["In"], step["Out"])
             if key != seen:
                 ifs = " ".join(f"{w} {n}" for w, n in (("in", step["In"]), ("out", step["Out"])) if n)
-                out.append(f"{family} {step['Hook']:<12} {ifs:<40} {step['Packet']}".rstrip())
+                out.append(f"{family + ' ' + step['Hook']:<18} {ifs:<40} {step['Packet']}".rstrip())
                 seen = key
             r = rewrites.get((step["Hook"], step["Packet"]))
             if r is not None:
@@ -66,5 +70,7 @@ def render(res: dict[str, Any]) -> str:
         verdict = step["Verdict"] + (f" {step['Target']}" if step["Target"] else "")
         note = f"   [{step['Comment']}]" if step["Comment"] else ""
         out.append(f"    {where:<40} {what}  → {verdict}{note}")
+    if res["Interfaces"]:
+        out += ["", "interfaces: " + " → ".join(res["Interfaces"])]
     out += ["", f"verdict: {res['Verdict']}", ""]
     return "\n".join(out)

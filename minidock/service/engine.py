@@ -51,7 +51,7 @@ from .lifecycle import WAIT_CONDITIONS, Lifecycle
 from .networks import Networks
 from .reconcile import Reconciler
 from .system import System
-from .trace import Tracer
+from .trace import Tracer, remove_stale
 from .views import Queries
 
 __all__ = ["WAIT_CONDITIONS", "Engine"]
@@ -94,7 +94,7 @@ class Engine:
 
     async def open(self) -> None:
         netns.ensure_dir()
-        self.tracer.remove_stale()  # a trace the last run did not finish
+        remove_stale()  # a trace the last run did not finish
         host = self.core.host = await Netlink.open()
         self.core.drivers.update({"bridge": BridgeDriver(host), "host": HostDriver(), "null": NullDriver(),
                                   "macvlan": ParentDriver(host, "macvlan"), "ipvlan": ParentDriver(host, "ipvlan")})

@@ -64,29 +64,37 @@ def _split_port(ref: str) -> tuple[str, int]:
     return ref, 0
 
 
+_running = 0  # traces under way in this daemon: their tables are not stale
+
+
+def stale_tables() -> list[str]:
+    """Trace tables no trace of this daemon is using: left by one it did not finish
+    (the daemon was killed mid-way). `system check` reports them."""
+    if _running:
+        return []
+    nft = nftrace.open_nft()
+    try:
+        return nftrace.present(nft)
+    finally:
+        nft.close()
+
+
+def remove_stale() -> list[str]:
+    """Remove stale trace tables (start-up, `system repair`); returns what was removed."""
+    found = stale_tables()
+    if found:
+        nft = nftrace.open_nft()
+        try:
+            nftrace.remove(nft)
+        finally:
+            nft.close()
+    return found
+
+
 class Tracer:
     def __init__(self, core: Core) -> None:
         self.core = core
         self._lock = asyncio.Lock()
-
-    # -- start-up and check -------------------------------------------------------------
-    def stale(self) -> list[str]:
-        """Trace tables left by a trace the daemon did not finish (it was killed mid-way)."""
-        nft = nftrace.open_nft()
-        try:
-            return nftrace.present(nft)
-        finally:
-            nft.close()
-
-    def remove_stale(self) -> list[str]:
-        nft = nftrace.open_nft()
-        try:
-            found = nftrace.present(nft)
-            if found:
-                nftrace.remove(nft)
-            return found
-        finally:
-            nft.close()
 
     # -- resolving the ends ---------------------------------------------------------------
     async def _source(self, ref: str) -> End:
@@ -156,8 +164,13 @@ class Tracer:
         if proto != "icmp" and not 0 < port < 65536:
             raise InvalidParameter(f"a {proto} probe needs a port (--port, or DST:PORT)")
         dst.port = port
+        global _running
         async with self._lock:
-            return await self._run(src, dst, proto, timeout)
+            _running += 1
+            try:
+                return await self._run(src, dst, proto, timeout)
+            finally:
+                _running -= 1
 
     async def _run(self, src: End, dst: End, proto: str, timeout: float) -> dict[str, Any]:
         nft = nftrace.open_nft()
@@ -180,12 +193,14 @@ class Tracer:
             nft.close()
             if sent is not None:
                 sent.sock.close()
-        if sent.source and not src.address:
+        if sent.source and sent.source != "0.0.0.0" and not src.address:
             src.address = sent.source
         path = describe(first_packet(events), chains)
         return {"Source": src.to_json(), "Destination": dst.to_json(), "Proto": proto,
-                "Probe": {"Outcome": outcome, "Left": not sent.error, "Error": sent.error},
-                "Path": path, "Rewrites": rewrites(path), "Verdict": verdict(path, sent.error)}
+                "Probe": {"Outcome": outcome, "Left": not sent.error, "Error": sent.error,
+                          "Reached": outcome.startswith(("answered", "refused"))},
+                "Path": path, "Interfaces": interfaces(path), "Rewrites": rewrites(path),
+                "Verdict": verdict(path, sent.error)}
 
 
 def first_packet(events: list[nftrace.Event]) -> list[nftrace.Event]:
@@ -234,6 +249,17 @@ def describe(events: list[nftrace.Event], chains: dict[tuple[str, str, str], nft
     return out
 
 
+def interfaces(path: list[dict[str, Any]]) -> list[str]:
+    """The host's interfaces the packet crossed, in order: in through a veth or an uplink,
+    the bridge it arrived on, the one it left by, the port out."""
+    out: list[str] = []
+    for step in path:
+        for name in (step["In"], step["Out"]):
+            if name and name != "lo" and name not in out:
+                out.append(name)
+    return out
+
+
 def rewrites(path: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Where the packet's addresses or ports changed between two hooks, and the NAT rule before."""
     out: list[dict[str, str]] = []
@@ -270,7 +296,7 @@ def verdict(path: list[dict[str, Any]], error: str) -> str:
         return f"dropped in {end['Family']} {end['Table']} {end['Chain']} by {what}: {end['Rule'] or 'policy drop'}"
     if any(s["Ours"] and s["Chain"] == "in" for s in path):
         return f"delivered to the host (input, in {next(s['In'] for s in path if s['Ours'] and s['Chain'] == 'in')})"
-    outs = [s for s in path if s["Ours"] and s["Chain"] == "post"]
+    outs = [s for s in path if s["Ours"] and s["Chain"] == "post" and s["Out"]]
     if outs:
         return f"sent out through {outs[-1]['Out']}" + (" (a bridge port)" if outs[-1]["Family"] == "bridge" else "")
     return f"last seen in {end['Family']} {end['Table']} {end['Chain']} ({end['Verdict'] or end['Kind']})"
