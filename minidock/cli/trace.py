@@ -50,9 +50,11 @@ def render(res: dict[str, Any]) -> str:
     """The trace as a student reads it: one block per hook, a line per rule met."""
     out = [f"trace {res['Proto']} {_end(res['Source'])} → {_end(res['Destination'])}",
            f"probe: {res['Probe']['Outcome']}", ""]
-    rewrites = {(r["Hook"], r["To"]): r for r in res["Rewrites"]}
+    rewrites: dict[int, list[dict[str, Any]]] = {}
+    for r in res["Rewrites"]:
+        rewrites.setdefault(r["After"], []).append(r)
     seen: tuple[str, str, str, str] | None = None
-    for step in res["Path"]:
+    for i, step in enumerate(res["Path"]):
         family = "ip" if step["Family"] in ("ip", "inet") else step["Family"]
         if step["Packet"]:
             key = (family, step["Hook"], step["In"], step["Out"])
@@ -60,16 +62,14 @@ def render(res: dict[str, Any]) -> str:
                 ifs = " ".join(f"{w} {n}" for w, n in (("in", step["In"]), ("out", step["Out"])) if n)
                 out.append(f"{family + ' ' + step['Hook']:<18} {ifs:<40} {step['Packet']}".rstrip())
                 seen = key
-            r = rewrites.get((step["Hook"], step["Packet"]))
-            if r is not None:
-                out.append(f"    NAT {r['Kind']}: {r['From']}  ⇒  {r['To']}" + (f"   by {r['By']}" if r["By"] else ""))
-        if step["Ours"]:
-            continue  # our marking rules and watch points: their packet and interfaces are shown above
-        where = f"{step['Family']} {step['Table']} {step['Chain']}"
-        what = step["Rule"] if step["Kind"] == "rule" else step["Kind"]
-        verdict = step["Verdict"] + (f" {step['Target']}" if step["Target"] else "")
-        note = f"   [{step['Comment']}]" if step["Comment"] else ""
-        out.append(f"    {where:<40} {what}  → {verdict}{note}")
+        if not step["Ours"]:  # our marking rules and watch points: their packet and interfaces are above
+            where = f"{step['Family']} {step['Table']} {step['Chain']}"
+            what = step["Rule"] if step["Kind"] == "rule" else f"({step['Kind']})"
+            verdict = step["Verdict"] + (f" {step['Target']}" if step["Target"] else "")
+            note = f"   [{step['Comment']}]" if step["Comment"] else ""
+            out.append(f"    {where:<40} {what}  → {verdict}{note}")
+        for r in rewrites.get(i, []):
+            out.append(f"      ⇒ {r['Kind']}: {r['From']}  becomes  {r['To']}")
     if res["Interfaces"]:
         out += ["", "interfaces: " + " → ".join(res["Interfaces"])]
     out += ["", f"verdict: {res['Verdict']}", ""]

@@ -260,16 +260,17 @@ def interfaces(path: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def rewrites(path: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """Where the packet's addresses or ports changed between two hooks, and the NAT rule before."""
-    out: list[dict[str, str]] = []
+def rewrites(path: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Where the packet's addresses or ports changed between two hooks, and the NAT rule
+    that did it (the last one met before): `After` is that rule's index in the path."""
+    out: list[dict[str, Any]] = []
     last: dict[str, Any] = {}
     before: dict[str, Any] = {}
-    nat = ""
-    for step in path:
+    nat, nat_at = "", -1
+    for i, step in enumerate(path):
         if step["Table"] == "nat" and step["Kind"] == "rule" and re.search(
                 r"DNAT|SNAT|MASQUERADE|dnat|snat|masquerade", step["Rule"]):
-            nat = f"{step['Table']} {step['Chain']}: {step['Rule']}"
+            nat, nat_at = f"{step['Table']} {step['Chain']}: {step['Rule']}", i
         h = step["Headers"]
         if not h:
             continue
@@ -278,7 +279,8 @@ def rewrites(path: list[dict[str, Any]]) -> list[dict[str, str]]:
             kind = " and ".join(w for w, ks in (("DNAT", ("daddr", "dport")), ("SNAT", ("saddr", "sport")))
                                 if any(key[k] != last[k] for k in ks))
             out.append({"Kind": kind, "From": _packet(before), "To": step["Packet"], "By": nat,
-                        "Hook": step["Hook"]})
+                        "After": nat_at if nat_at >= 0 else i, "SeenIn": step["Hook"]})
+            nat, nat_at = "", -1
         last, before = key, h
     return out
 
