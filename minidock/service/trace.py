@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InvalidParameter, NotFound, not_running
+from ..errors import InvalidParameter, KernelError, NotFound, not_running
 from ..kernel import nftrace
 from ..kernel.netns import NETNS_PREFIX
 from ..model import Container
@@ -178,8 +178,11 @@ class Tracer:
         sent: nftrace.Sent | None = None
         events: list[nftrace.Event] = []
         try:
-            sent = await nftrace.open_probe(src.namespace, proto, dst.address, dst.port, bind=src.address)
-            nftrace.install(nft, sent.probe)
+            try:
+                sent = await nftrace.open_probe(src.namespace, proto, dst.address, dst.port, bind=src.address)
+                nftrace.install(nft, sent.probe)
+            except (OSError, RuntimeError) as e:
+                raise KernelError(f"trace: {e}") from e
             chains = await nftrace.ruleset(nft)
             outcome = await nftrace.fire(sent, timeout)
             await asyncio.sleep(0.1)  # the last events of a dropped or delivered packet
@@ -268,8 +271,8 @@ def rewrites(path: list[dict[str, Any]]) -> list[dict[str, Any]]:
     before: dict[str, Any] = {}
     nat, nat_at = "", -1
     for i, step in enumerate(path):
-        if step["Table"] == "nat" and step["Kind"] == "rule" and re.search(
-                r"DNAT|SNAT|MASQUERADE|dnat|snat|masquerade", step["Rule"]):
+        if step["Kind"] == "rule" and re.search(  # iptables' nat, or --port-maps' own table
+                r"\b(DNAT|SNAT|MASQUERADE|dnat|snat|masquerade)\b", step["Rule"]):
             nat, nat_at = f"{step['Table']} {step['Chain']}: {step['Rule']}", i
         h = step["Headers"]
         if not h:

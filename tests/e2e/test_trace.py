@@ -228,3 +228,27 @@ def test_a_daemon_killed_mid_trace_removes_the_table_when_it_starts(own: Sandbox
     sb.cli("system", "repair", check=False)
     assert no_trace_table(sb)
     assert sb.cli("system", "check", check=False).code == 0
+
+
+def test_port_maps_dnat_is_traced_in_its_own_nft_table() -> None:
+    with running(Sandbox(daemon_flags=["--port-maps"])) as sb:
+        sb.add_outside()
+        sb.cli("run", "-d", "--name", "web", "-p", "8080:80", "busybox", "sleep", "300")
+        web = sb.ip_of("web")
+        listener = subprocess.Popen(["nsenter", f"--net={sb.netns_dir}/md-web", "busybox", "nc", "-l", "-p", "80",
+                                     "-e", "echo", "traced"], stdout=subprocess.DEVNULL)
+        try:
+            time.sleep(0.3)
+            res = json.loads(sb.cli("trace", "--json", OUTSIDE, "host:8080").out)
+            assert listener.wait(timeout=5) == 0  # the DNATed probe reached web's listener
+        finally:
+            if listener.poll() is None:
+                listener.kill()
+                listener.wait()
+        (dnat,) = [r for r in res["Rewrites"] if r["Kind"] == "DNAT"]
+        assert dnat["To"].endswith(f"{web}:80 tcp") and "map @ports" in dnat["By"], dnat
+        step = res["Path"][dnat["After"]]
+        assert (step["Family"], step["Table"], step["Hook"]) == ("ip", "minidock", "prerouting")
+        assert res["Interfaces"][-1] == host_veth(sb, "web")
+        sb.cli("rm", "-f", "web")
+        assert no_trace_table(sb)
