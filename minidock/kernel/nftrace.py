@@ -399,10 +399,10 @@ async def _echo_reply(loop: asyncio.AbstractEventLoop, s: socket.socket, p: Prob
                 return f"unreachable: ICMP type 3 code {icmp[1]} from {socket.inet_ntoa(data[12:16])}"
 
 
-async def namespace_holding(address: str, skip: tuple[str, ...]) -> str | None:
-    """The registered namespace (not one of `skip`'s prefixes) that holds `address`."""
-    for name in netns.names():
-        if not name.startswith(skip) and await netns.run_in(name, lambda: _bind_here(address)):
+async def namespace_holding(address: str, candidates: list[str]) -> str | None:
+    """The first of the registered namespaces `candidates` that holds `address`."""
+    for name in candidates:
+        if await netns.run_in(name, lambda: _bind_here(address)):
             return name
     return None
 

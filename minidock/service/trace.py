@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidParameter, KernelError, NotFound, not_running
-from ..kernel import nftrace
+from ..kernel import netns, nftrace
 from ..kernel.netns import NETNS_PREFIX
 from ..model import Container
 from .core import Core
@@ -103,7 +103,7 @@ class Tracer:
         if _is_v4(ref):
             if nftrace.route_source(ref) == ref:  # one of the host's own
                 return End("host", ref, address=ref)
-            ns = await nftrace.namespace_holding(ref, skip=(NETNS_PREFIX,))
+            ns = await nftrace.namespace_holding(ref, await self._wired())
             if ns is None:
                 raise NotFound(f"no namespace holds address {ref}: an outside source is an address of a "
                                "namespace wired to this host")
@@ -117,6 +117,16 @@ class Tracer:
             raise InvalidParameter(f"container {c.name} has no network namespace of its own")
         eps = [ep for ep in self.core.store.endpoints(container_id=c.id) if ep.ip]
         return End("container", c.name, namespace=c.netns, address=eps[0].ip if eps else "", container=c)
+
+    async def _wired(self) -> list[str]:
+        """Registered namespaces at the far end of one of the host's veths, not containers':
+        where an outside address may live (another daemon's outside is no source of ours)."""
+        peers = await self.core.host.peer_netnsids()
+        out = []
+        for name in netns.names():
+            if not name.startswith(NETNS_PREFIX) and await self.core.host.netnsid(netns.path(name)) in peers:
+                out.append(name)
+        return out
 
     def _host_address(self, src: End) -> str:
         """The host as the source sees it: the gateway of a container's network, the
