@@ -128,6 +128,21 @@ class Tracer:
                 out.append(name)
         return out
 
+    def _inside_ends(self, crossed: list[str]) -> list[str]:
+        """The host's interfaces crossed, with the container's end of a veth at either end
+        (`alpine1:eth0`): the store knows which veth is whose."""
+        if not crossed:
+            return crossed
+        ends = {ep.veth: ep for ep in self.core.store.endpoints() if ep.veth}
+        names = {c.id: c.name for c in self.core.store.containers.view()}
+        out = list(crossed)
+        first, last = ends.get(crossed[0]), ends.get(crossed[-1])
+        if first is not None and first.container_id in names:
+            out.insert(0, f"{names[first.container_id]}:{first.ifname}")
+        if last is not None and last.container_id in names and len(crossed) > 1:
+            out.append(f"{names[last.container_id]}:{last.ifname}")
+        return out
+
     def _host_address(self, src: End) -> str:
         """The host as the source sees it: the gateway of a container's network, the
         host's address towards an outside one, or loopback from the host itself."""
@@ -212,7 +227,7 @@ class Tracer:
         return {"Source": src.to_json(), "Destination": dst.to_json(), "Proto": proto,
                 "Probe": {"Outcome": outcome, "Left": not sent.error, "Error": sent.error,
                           "Reached": outcome.startswith(("answered", "refused"))},
-                "Path": path, "Interfaces": interfaces(path), "Rewrites": rewrites(path),
+                "Path": path, "Interfaces": self._inside_ends(interfaces(path)), "Rewrites": rewrites(path),
                 "Verdict": verdict(path, sent.error)}
 
 

@@ -82,7 +82,7 @@ def test_isolation_drop_across_two_bridges(md: Sandbox, net_cleanup: None) -> No
         ("filter", "MINIDOCK-ISOLATION-STAGE-2", "drop", "network n2")
     assert res["Verdict"].startswith("dropped in ip filter MINIDOCK-ISOLATION-STAGE-2 by the rule of network n2")  # type: ignore[union-attr]
     # in through alpine1's veth and n1's bridge, routed towards n2's bridge
-    assert res["Interfaces"] == [host_veth(md, "alpine1"), br1, br2]
+    assert res["Interfaces"] == ["alpine1:eth0", host_veth(md, "alpine1"), br1, br2]
     chains = [(s["Table"], s["Chain"]) for s in res["Path"] if not s["Ours"]]  # type: ignore[index, union-attr]
     assert chains.index(("filter", "MINIDOCK-ISOLATION-STAGE-1")) < chains.index(("filter", "MINIDOCK-ISOLATION-STAGE-2"))
     assert drop in text
@@ -125,7 +125,7 @@ def test_published_port_shows_the_dnat_to_the_container(md: Sandbox, net_cleanup
     steps = [(s["Hook"], s["Table"], s["Chain"], s["Verdict"]) for s in res["Path"] if not s["Ours"]]  # type: ignore[index, union-attr]
     assert ("prerouting", "nat", "MINIDOCK", "accept") in steps
     assert ("forward", "filter", "MINIDOCK", "accept") in steps
-    assert res["Interfaces"] == ["uplink", bridge_of(md, "n2"), host_veth(md, "web")]
+    assert res["Interfaces"] == ["uplink", bridge_of(md, "n2"), host_veth(md, "web"), "web:eth0"]
     assert re.search(rf"⇒ DNAT: {OUTSIDE}:\d+ → 198\.51\.100\.1:8080 tcp  becomes  {OUTSIDE}:\d+ → {web}:80 tcp",
                      text), text
     assert no_trace_table(md)
@@ -165,7 +165,7 @@ def test_udp_probe_is_refused_by_the_port_unreachable_of_a_container(md: Sandbox
     md.cli("run", "-d", "--name", "quiet", "busybox", "sleep", "300")
     res, _ = trace(md, "host", "quiet:5353", "--proto", "udp")
     assert res["Probe"]["Outcome"].startswith("refused")  # type: ignore[index]  # an ICMP port unreachable came back
-    assert res["Interfaces"][-1] == host_veth(md, "quiet")  # type: ignore[index]
+    assert res["Interfaces"][-2:] == [host_veth(md, "quiet"), "quiet:eth0"]  # type: ignore[index]
     md.cli("rm", "-f", "quiet")
 
 
@@ -249,6 +249,6 @@ def test_port_maps_dnat_is_traced_in_its_own_nft_table() -> None:
         assert dnat["To"].endswith(f"{web}:80 tcp") and "map @ports" in dnat["By"], dnat
         step = res["Path"][dnat["After"]]
         assert (step["Family"], step["Table"], step["Hook"]) == ("ip", "minidock", "prerouting")
-        assert res["Interfaces"][-1] == host_veth(sb, "web")
+        assert res["Interfaces"][-2:] == [host_veth(sb, "web"), "web:eth0"]
         sb.cli("rm", "-f", "web")
         assert no_trace_table(sb)
