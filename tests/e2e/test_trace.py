@@ -252,3 +252,15 @@ def test_port_maps_dnat_is_traced_in_its_own_nft_table() -> None:
         assert res["Interfaces"][-2:] == [host_veth(sb, "web"), "web:eth0"]
         sb.cli("rm", "-f", "web")
         assert no_trace_table(sb)
+
+
+def test_bad_requests_are_refused_before_any_table(md: Sandbox) -> None:
+    for args, code, message in (
+            (["ghost", "host"], 1, "No such container: ghost"),
+            (["host", "ghost"], 1, "No such container: ghost"),
+            (["host", "host", "--port", "80", "--proto", "icmp"], 1, "an icmp probe has no port"),
+            (["host", "host", "--proto", "tcp"], 1, "a tcp probe needs a port"),
+            (["203.0.113.9", "host"], 1, "no namespace holds address 203.0.113.9")):
+        r = md.cli("trace", *args, check=False)
+        assert r.code == code and message in r.err, (args, r)
+    assert no_trace_table(md)

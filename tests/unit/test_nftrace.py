@@ -109,3 +109,22 @@ def test_the_skeleton_makes_every_chain_and_jump_idempotently() -> None:
     assert ("iptables -t filter -C MINIDOCK-USER -j RETURN 2>/dev/null || "
             "iptables -t filter -A MINIDOCK-USER -j RETURN") in lines
     assert all(ln.startswith("ip6tables ") for ln in iptables.skeleton(6))
+
+
+def test_the_text_puts_each_rewrite_once_after_its_rule() -> None:
+    from minidock.cli.trace import render
+
+    before = {"saddr": "127.0.0.1", "daddr": "127.0.0.1", "proto": "tcp", "sport": 5000, "dport": 8080}
+    after = {**before, "daddr": "172.19.0.3", "dport": 80}
+    rule = '-A MINIDOCK -p tcp -m tcp --dport 8080 -m comment --comment "container web" -j DNAT --to-destination 172.19.0.3:80'
+    path = [_step("nat", "OUTPUT", "-A OUTPUT -j MINIDOCK", before, "jump"), _step("nat", "MINIDOCK", rule),
+            _step("nat", "POSTROUTING", "-A POSTROUTING -j MINIDOCK-POSTROUTING", after, "jump"),
+            _step("nat", "MINIDOCK-POSTROUTING", "-A MINIDOCK-POSTROUTING -j RETURN")]
+    end = {"Kind": "host", "Name": "host", "Namespace": "", "Address": "127.0.0.1", "Port": 0}
+    text = render({"Proto": "tcp", "Source": end, "Destination": {**end, "Port": 8080},
+                   "Probe": {"Outcome": "answered"}, "Path": path, "Interfaces": [],
+                   "Rewrites": trace.rewrites(path), "Verdict": "sent out"})
+    lines = text.splitlines()
+    dnat = [i for i, ln in enumerate(lines) if "⇒ DNAT" in ln]
+    assert len(dnat) == 1 and '--comment "container web" -j DNAT' in lines[dnat[0] - 1], text
+    assert "verdict: sent out" in text
