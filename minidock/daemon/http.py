@@ -1,7 +1,8 @@
 """A small HTTP/1.1 server for a Unix socket: just what the Engine API needs.
 
 Handlers return a `Response` (JSON or text), a `Stream` (an async iterator of
-bytes, sent until it ends, then the connection closes) or a `Hijack` (after
+bytes, sent until it ends, then the connection closes; a chunked one, as Docker's
+events, also ends when the client goes away) or a `Hijack` (after
 a `101 UPGRADED`, the raw connection belongs to the handler, as Docker does
 for attach and exec).
 """
@@ -9,6 +10,7 @@ for attach and exec).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -37,6 +39,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     params: dict[str, str] = field(default_factory=dict)
+    multi: dict[str, list[str]] = field(default_factory=dict)  # every value of a repeated query key
     _parsed: Any = field(default=None, repr=False)
 
     def json(self) -> Any:
@@ -57,6 +60,7 @@ class Response:
     status: int = 200
     body: Any = None
     content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)  # more, e.g. X-Docker-Container-Path-Stat
 
     def encode(self) -> bytes:
         if self.body is None:
@@ -73,8 +77,10 @@ class Stream:
     chunks: AsyncIterator[bytes]
     content_type: str = "application/vnd.docker.raw-stream"
     # HTTP chunks, as Go's server sends a body of unknown length: docker-py decodes a
-    # JSON stream (pull, events) chunk by chunk, and a body without them as one document
+    # JSON stream (pull, events) chunk by chunk, and a body without them as one document.
+    # A chunked stream also ends when the client hangs up, even while it waits for a chunk.
     chunked: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -143,13 +149,15 @@ async def _read_request(reader: asyncio.StreamReader) -> Request | None:
         body = b"".join(parts)
     elif headers.get("content-length"):
         length = int(headers["content-length"])
-        if length > 64 << 20:
+        # a tar for `docker cp` (docker-py sends its length) may be larger than any JSON
+        if length > (1 << 30 if method == "PUT" and target.split("?", 1)[0].endswith("/archive") else 64 << 20):
             raise MinidockError("request body too large")
         body = await reader.readexactly(length)
     url = urlsplit(target)
     path = API_PREFIX.sub("", url.path)
-    query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-    return Request(method, path, query, headers, body)
+    multi = parse_qs(url.query, keep_blank_values=True)
+    query = {k: v[-1] for k, v in multi.items()}
+    return Request(method, path, query, headers, body, multi=multi)
 
 
 def _head(status: int, headers: dict[str, str]) -> bytes:
@@ -195,7 +203,7 @@ async def serve_connection(router: Router, reader: asyncio.StreamReader, writer:
                 result = Response(500, {"message": f"internal error: {e}"})
             if isinstance(result, Response):
                 body = result.encode()
-                headers = {**BASE_HEADERS, "Content-Length": str(len(body))}
+                headers = {**BASE_HEADERS, **result.headers, "Content-Length": str(len(body))}
                 if recording is not None:
                     headers[explain.EXPLAIN_HEADER] = json.dumps(recording.groups)
                 if result.body is not None:
@@ -207,15 +215,15 @@ async def serve_connection(router: Router, reader: asyncio.StreamReader, writer:
             if isinstance(result, Stream):
                 framing = {"Transfer-Encoding": "chunked"} if result.chunked else {}
                 writer.write(_head(200, {**BASE_HEADERS, "Content-Type": result.content_type,
-                                         "Connection": "close", **framing}))
+                                         "Connection": "close", **framing, **result.headers}))
                 await writer.drain()
+                if result.chunked:
+                    await _send_chunked(result.chunks, reader, writer)
+                    return
                 async for chunk in result.chunks:
                     if chunk:
-                        writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if result.chunked else chunk)
+                        writer.write(chunk)
                         await writer.drain()
-                if result.chunked:
-                    writer.write(b"0\r\n\r\n")
-                    await writer.drain()
                 return
             writer.write(_head(101, {**BASE_HEADERS, "Content-Type": result.content_type,
                                      "Connection": "Upgrade", "Upgrade": "tcp"}))
@@ -229,6 +237,39 @@ async def serve_connection(router: Router, reader: asyncio.StreamReader, writer:
             writer.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+async def _send_chunked(chunks: AsyncIterator[bytes], reader: asyncio.StreamReader,
+                        writer: asyncio.StreamWriter) -> None:
+    """Each item as one HTTP chunk, until the iterator ends or the client's side reads EOF."""
+    items = aiter(chunks)
+    hangup: asyncio.Future[bytes] = asyncio.ensure_future(reader.read(1))
+    try:
+        while True:
+            nxt: asyncio.Future[bytes] = asyncio.ensure_future(anext(items))
+            await asyncio.wait({nxt, hangup}, return_when=asyncio.FIRST_COMPLETED)
+            while hangup.done() and not nxt.done():
+                if hangup.exception() is not None or not hangup.result():  # the client is gone
+                    nxt.cancel()
+                    await asyncio.gather(nxt, return_exceptions=True)
+                    return
+                hangup = asyncio.ensure_future(reader.read(1))  # a stray byte: keep listening
+                await asyncio.wait({nxt, hangup}, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                chunk = nxt.result()
+            except StopAsyncIteration:
+                break
+            if chunk:
+                writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+    finally:
+        hangup.cancel()
+        aclose = getattr(items, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
 
 
 class _NotFoundRoute(MinidockError):

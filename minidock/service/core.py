@@ -1,6 +1,6 @@
 """What the services share, made once by the engine: the store, the host's
 netlink socket, the drivers, the firewall, port holds, pending addresses, the
-DNS stub and its records, locks, and where containers keep their files.
+DNS stub and its records, locks, the event log, and where containers keep their files.
 
 A plain bundle, not a god object: it holds no behaviour beyond lookups, so a
 service's dependencies are these fields and nothing else.
@@ -20,12 +20,14 @@ from ..model import Container, Network
 from ..store import Store
 from .addresses import Addresses
 from .common import KeyedLocks
+from .events import Events
 from .firewall import IptablesFirewall
 from .images import Images
 from .publish import PortHolds
 
 if TYPE_CHECKING:
     from .cluster import Cluster
+    from .volumes import Volumes
 
 
 @dataclass
@@ -40,6 +42,7 @@ class Core:
     addresses: Addresses
     holds: PortHolds = field(default_factory=PortHolds)
     locks: KeyedLocks = field(default_factory=KeyedLocks)
+    events: Events = field(default_factory=Events)  # GET /events: every service emits here
     drivers: dict[str, Driver] = field(default_factory=dict)
     host: Netlink = None  # type: ignore[assignment]  # opened by Engine.open
     # host ends of veth pairs whose namespace is gone: the kernel deletes them in the
@@ -48,6 +51,7 @@ class Core:
     # joined its networks, process not yet running: its name resolves and it may ask already
     starting: set[str] = field(default_factory=set)
     cluster: Cluster | None = None  # this host in a cluster (daemon --cluster-store), if it is in one
+    volumes: Volumes = None  # type: ignore[assignment]  # made by the engine: it needs the core
 
     def network(self, ref: str) -> Network:
         net = self.store.networks.find(ref)

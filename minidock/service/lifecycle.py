@@ -23,8 +23,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import Conflict, InvalidParameter, no_such_container
-from ..kernel import netns, process
-from ..model import Container, PortBinding, State
+from ..kernel import netns, process, procstats
+from ..model import Container, Network, PortBinding, State
 from ..steps import (
     Transaction,
     current_operation,
@@ -35,7 +35,7 @@ from ..steps import (
     set_operation,
     use_recording,
 )
-from . import planner, sandbox
+from . import mounts, planner, sandbox
 from .common import journaled
 from .core import Core
 from .planner import StartPlan
@@ -131,6 +131,19 @@ class Lifecycle:
                 sb.close()
         # no DNS refresh here: the records were built before the spawn, while it was starting
         self.procs.started(cid, pid, rt)
+        self._network_events(plan.c, "connect", plan.nets)
+        mounts.volume_events(self.core, plan.c, "mount")
+        self.core.events.container(plan.c, "start")
+
+    def _network_events(self, c: Container, action: str, nets: dict[str, Network] | None = None) -> None:
+        """Docker's `network connect` per network at a start, `disconnect` at the exit."""
+        if c.joined:
+            return
+        nets = self.core.nets_by_id() if nets is None else nets
+        for attachment in c.networks.values():
+            net = nets.get(attachment.network_id)
+            if net is not None:
+                self.core.events.network(net, action, container=c.id)
 
     def _records(self, plan: StartPlan) -> None:
         from .dnsrecords import records_of
@@ -184,7 +197,7 @@ class Lifecycle:
             pid = await tx.step("process", self.procs.spawn(spec, stdio, console,
                                                             os.path.join(self.core.dir(c.id), "pid")),
                                 undo=lambda: self.kill_and_reap(pid),
-                                commands=[f"# {where}{shlex.join(c.argv)}"],
+                                commands=[*mounts.explain(spec["mounts"]), f"# {where}{shlex.join(c.argv)}"],
                                 why="the container's process starts inside (minidock's launcher also "
                                     "gives it its own root filesystem, hostname and /etc files)")
             if console is not None:
@@ -231,7 +244,7 @@ class Lifecycle:
             "merged": os.path.join(d, "merged"),
             "files": {n: os.path.join(files_dir, n) for n in ("hosts", "resolv.conf", "hostname")},
             "hostname": c.hostname, "env": env, "cwd": c.config["WorkingDir"] or "/", "argv": c.argv,
-            "tty": c.tty,
+            "tty": c.tty, "mounts": mounts.launcher_mounts(c),
         }
 
     def log_path(self, c: Container) -> str:
@@ -252,7 +265,11 @@ class Lifecycle:
                     rt.exited.set()
                 return
             errors = await self.teardown(c)
+            self._network_events(c, "disconnect")
             self.mark_exited(c, code)
+            self.core.events.container(c, "die", exitCode=c.state.exit_code,
+                                       execDuration=int(max(c.state.finished_at - c.state.started_at, 0)))
+            mounts.volume_events(self.core, c, "unmount")
             self.procs.last_exit[cid] = c.state.exit_code
             self.procs.wake(cid, "exit", c.state.exit_code)
             if rt:
@@ -261,7 +278,7 @@ class Lifecycle:
             for err in errors:
                 log.warning("teardown of %s: %s", c.name, err)
             if c.host_config.auto_remove:
-                self.remove_record(c)
+                self.remove_record(c, volumes=True)  # --rm takes the anonymous volumes too
             self.core.refresh_dns(cid)
 
     async def teardown(self, c: Container) -> list[Exception]:
@@ -272,6 +289,7 @@ class Lifecycle:
         if code is None:
             code = 128 + stopping if stopping else 255
         c.state.status, c.state.exit_code, c.state.pid = "exited", code, 0
+        c.state.paused = False
         c.state.finished_at, c.state.stopping_signal = time.time(), None
         c.netns = ""
         self.core.store.containers.put(c)
@@ -287,7 +305,8 @@ class Lifecycle:
             await asyncio.sleep(0.02)
 
     # -- stop, kill, restart, wait, remove
-    async def stop(self, ref: str, timeout: int | None = None, sig: int = signal.SIGTERM) -> None:
+    async def stop(self, ref: str, timeout: int | None = None, sig: int = signal.SIGTERM,
+                   stop_event: bool = True) -> None:
         c = self.core.container(ref)
         rt = self.procs.runtime.get(c.id)
         if not c.running or rt is None:
@@ -298,22 +317,38 @@ class Lifecycle:
             c.state.stopping_signal = signal.SIGKILL
             self.core.store.containers.put(c)
             process.kill(c.state.pid, sig)
+            self.core.events.container(c, "kill", signal=int(sig))
+            self.resume_after_signal(c)
             try:
                 await asyncio.wait_for(rt.exited.wait(), timeout=max(grace, 0))
             except TimeoutError:
                 process.kill(c.state.pid, signal.SIGKILL)
+                self.core.events.container(c, "kill", signal=int(signal.SIGKILL))
                 await rt.exited.wait()
+        if stop_event:  # `rm -f` kills: Docker reports kill, die, destroy and no stop
+            self.core.events.container(c, "stop")
 
     async def kill(self, ref: str, sig: int) -> None:
         c = self.core.container(ref)
         if not c.running:
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
         process.kill(c.state.pid, sig)
+        self.core.events.container(c, "kill", signal=int(sig))
+        self.resume_after_signal(c)
+
+    def resume_after_signal(self, c: Container) -> None:
+        """A paused container is resumed after a signal, so that the signal acts (as Docker does)."""
+        if c.state.paused:
+            procstats.continue_all(c.state.pid)
+            c.state.paused = False
+            self.core.store.containers.put(c)
+            self.core.events.container(c, "unpause")
 
     async def restart(self, ref: str, timeout: int | None) -> None:
         c = self.core.container(ref)
         await self.stop(c.id, timeout)
         await self.start(c.id)
+        self.core.events.container(self.core.container(c.id), "restart")
 
     async def wait(self, ref: str, condition: str = "not-running") -> int:  # the route checks `condition`
         """Docker's wait conditions: `not-running` (now, if it is not running), `next-exit`
@@ -343,18 +378,19 @@ class Lifecycle:
         c = self.core.store.containers.get(c.id) or c
         return c.state.exit_code
 
-    async def remove(self, ref: str, force: bool) -> None:
+    async def remove(self, ref: str, force: bool, volumes: bool = False) -> None:
+        """Remove a container; with `volumes` (rm -v) its anonymous volumes too."""
         c = self.core.container(ref)
         if c.running and not force:
             raise Conflict(f"You cannot remove a running container {c.id}. "
                            "Stop the container before attempting removal or force remove")
         async with journaled(self.core.store, "rm", id=c.id):
             if c.running:
-                await self.stop(c.id, timeout=0, sig=signal.SIGKILL)
+                await self.stop(c.id, timeout=0, sig=signal.SIGKILL, stop_event=False)
             async with self.core.locks.hold(c.id):
                 gone = self.core.store.containers.get(c.id)
                 if gone is not None:
-                    self.remove_record(gone)
+                    self.remove_record(gone, volumes)
         self.core.refresh_dns(c.id)
 
     def _explain_exit(self, cid: str) -> None:
@@ -365,11 +401,14 @@ class Lifecycle:
         if current_operation():
             self.exit_operations.setdefault(cid, current_operation())
 
-    def remove_record(self, c: Container) -> None:
+    def remove_record(self, c: Container, volumes: bool = False) -> None:
         self.core.store.drop_endpoints(c.id)
         self.core.store.containers.delete(c.id)
+        if volumes:
+            self.core.volumes.release(c)
         shutil.rmtree(self.core.dir(c.id), ignore_errors=True)
         self.procs.wake(c.id, "removed", self.procs.last_exit.get(c.id, c.state.exit_code))
+        self.core.events.container(c, "destroy")
 
     def top(self, ref: str, ps_args: str) -> dict[str, Any]:
         c = self.core.container(ref)

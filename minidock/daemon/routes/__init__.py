@@ -4,6 +4,9 @@
     networks.py    /networks/…
     execs.py       /containers/{id}/exec, /exec/…
     images.py      /images/…
+    volumes.py     /volumes/…
+    events.py      /events; /containers/{id}/rename, /containers/prune, link removal
+    wholes.py      a container as a whole: archive (cp), export, changes, commit, stats, pause, update
     system.py      /_ping, /version, /info, /minidock/… (check, repair, reset, topology, fault)
     trace.py       /minidock/trace (a probe's path, from the kernel's trace)
 
@@ -21,9 +24,9 @@ from ...errors import InvalidParameter
 from ...service.engine import Engine
 from .. import apischema
 from ..http import Request, Router
-from . import containers, execs, images, networks, system, trace
+from . import containers, events, execs, images, networks, system, trace, volumes, wholes
 
-MODULES = (system, networks, containers, execs, images, trace)
+MODULES = (system, networks, containers, execs, images, events, volumes, wholes, trace)
 
 
 def build(engine: Engine) -> Router:
