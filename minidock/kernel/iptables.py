@@ -285,6 +285,27 @@ def explain(before: str, rs: Ruleset, jumps: tuple[list[str], list[str]], tool: 
     return made + changes
 
 
+def skeleton(family: int = 4) -> list[str]:
+    """What every explanation's rules stand on, as idempotent commands: our chains, their
+    fixed first rules and the jumps into them. The daemon makes these at start-up; an
+    explanation that starts with them replays on its own in an empty namespace, and
+    changes nothing where they are already there (`-N` fails quietly, `-C` finds the rule).
+    """
+    tool = TOOL[family]
+    base = ruleset([], family=family)
+    out = [f"{tool} -t filter -N {c} 2>/dev/null || true" for c in FILTER_CHAINS]
+    out += [f"{tool} -t nat -N {c} 2>/dev/null || true" for c in NAT_CHAINS]
+    for table, lines in (("filter", base.filter), ("nat", base.nat)):
+        for line in lines:
+            spec = line[len("-A "):]
+            out.append(f"{tool} -t {table} -C {spec} 2>/dev/null || {tool} -t {table} -A {spec}")
+    position: dict[tuple[str, str], int] = {}
+    for table, chain, spec in jumps(family):
+        n = position[(table, chain)] = position.get((table, chain), 0) + 1
+        out.append(f"{tool} -t {table} -C {chain} {spec} 2>/dev/null || {tool} -t {table} -I {chain} {n} {spec}")
+    return out
+
+
 def _our_jumps(save: str, table: str) -> list[str]:
     """Delete lines for every jump of ours in the built-in chains of `table`."""
     builtin = dict.fromkeys(c for t, c, _ in JUMPS if t == table)  # the same chains for IPv6

@@ -148,6 +148,30 @@ class Netlink:
                              for d in ("rx", "tx") for k in ("bytes", "packets", "errors", "dropped")}
         return out
 
+    async def peer_netnsids(self) -> set[int]:
+        """The ids this namespace gives the namespaces at the far end of its veths."""
+        out = set()
+        async for msg in await (await self._query()).get_links():
+            nsid = msg.get("link_netnsid")
+            if nsid is not None:
+                out.add(int(nsid))
+        return out
+
+    async def netnsid(self, path: str) -> int | None:
+        """The id this namespace gives the namespace bound at `path` (None: none assigned)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None  # gone meanwhile
+        try:
+            res = await (await self._query()).get_netnsid(fd=fd)
+        except NetlinkError:
+            return None
+        finally:
+            os.close(fd)
+        nsid = res.get("nsid") if isinstance(res, dict) else None
+        return None if nsid is None or nsid in (-1, 0xFFFFFFFF) else int(nsid)
+
     # -- links ---------------------------------------------------------------
     async def ensure_bridge(self, name: str, mtu: int, alias: str, mac: str) -> int:
         """A bridge with a MAC of its own (one that exists already keeps its own)."""

@@ -16,6 +16,7 @@
     reconcile.py  start-up: journal recovery, adoption, orphans
     system.py     check / repair / reset
     views.py      Docker's container JSON; queries for the API
+    trace.py      minidock trace: a probe, and its path as the kernel traced it
     containerfs.py a container's files: cp (archive), export, commit, diff
     resources.py  pause, unpause, update, stats
 
@@ -57,6 +58,7 @@ from .networks import Networks
 from .reconcile import Reconciler
 from .resources import Resources
 from .system import System
+from .trace import Tracer, remove_stale
 from .views import Queries
 from .volumes import Volumes
 
@@ -85,6 +87,7 @@ class Engine:
         self.files = ContainerFiles(self.core)  # cp, export, commit, diff
         self.resources = Resources(self.core)  # pause, update, stats
         self.files.pause, self.files.unpause = self.resources.pause, self.resources.unpause
+        self.tracer = Tracer(self.core)
         self.execs: dict[str, dict[str, Any]] = {}
         self.background: set[asyncio.Task[Any]] = set()
         self.shutdown: Callable[[], None] = lambda: None  # the server's stop, once it serves
@@ -103,6 +106,7 @@ class Engine:
 
     async def open(self) -> None:
         netns.ensure_dir()
+        remove_stale()  # a trace the last run did not finish
         host = self.core.host = await Netlink.open()
         self.core.drivers.update({"bridge": BridgeDriver(host), "host": HostDriver(), "null": NullDriver(),
                                   "macvlan": ParentDriver(host, "macvlan"), "ipvlan": ParentDriver(host, "ipvlan")})

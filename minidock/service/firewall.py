@@ -96,8 +96,16 @@ class IptablesFirewall:
         """Rebuild our chains; --explain shows the rules that changed."""
         async with self._lock:
             changed = await self._apply()
+        self._record_skeleton(changed)
         record("firewall", why, changed)
         faults.step_done("firewall")
+
+    def _record_skeleton(self, changed: list[str]) -> None:
+        """Before a change to chains that exist already: the idempotent commands that make
+        them, so that one command's explanation replays alone in an empty namespace."""
+        if changed and not any(" -N " in c for c in changed):  # start-up makes them itself
+            record("firewall chains", "made at daemon start-up; repeated, idempotent, so that these lines "
+                   "replay on their own", iptables.skeleton() + (iptables.skeleton(6) if self._six else []))
 
     async def publish(self, container_id: str, bindings: list[PortBinding], why: str) -> None:
         self._ports[container_id] = list(bindings)
@@ -140,6 +148,7 @@ class NftMapsFirewall(IptablesFirewall):
                 table = nftables.table_text(self.published(), family)
                 self.nft.run(table)
                 changed.append(f"nft -f - <<'EOF'\n{table}EOF")
+        self._record_skeleton(changed)
         record("firewall", why, changed)
         faults.step_done("firewall")
 

@@ -26,6 +26,7 @@ from ..kernel.netlink import Link
 from ..kernel.netns import NETNS_PREFIX
 from ..model import CHILD_LINK_DRIVERS, Container, Endpoint, Network
 from ..steps import Transaction
+from . import trace
 from .core import Core
 from .sandbox import SandboxHandle
 
@@ -149,6 +150,7 @@ class System:
             changes += iptables.explain(before6, core.firewall.ruleset(6), iptables.jump_lines(before6, 6), "ip6tables")
         if changes:
             problems.append(f"firewall: {len(changes)} rule changes needed, the first: {changes[0]}")
+        problems += [f"nftables {t} is left from an interrupted trace" for t in trace.stale_tables()]
         return problems + core.firewall.differences()
 
     async def _inside(self, c: Container, plugged: list[Endpoint], eps: list[Endpoint]) -> list[str]:
@@ -179,6 +181,7 @@ class System:
         if not problems:
             return []
         core = self.core
+        trace.remove_stale()
         present = {link.name: link for link in await core.host.links()}
         for net in core.store.networks.all():
             if net.driver != "bridge":
@@ -250,6 +253,7 @@ class System:
                 netns.delete(name)
                 removed.append(f"namespace {name}")
         removed += await core.firewall.remove_all()
+        removed += [f"nftables {t} (an interrupted trace)" for t in trace.remove_stale()]
         if core.cluster is not None:
             await core.cluster.close()
             removed += await core.cluster.leave()

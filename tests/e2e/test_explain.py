@@ -109,3 +109,52 @@ def test_replaying_explain_output_rebuilds_the_network(explaining: Sandbox) -> N
             listener.wait()
         for ns in ("md-a", "md-b", replay):
             sh("ip", "netns", "del", ns, check=False)
+
+
+def test_one_commands_explanation_replays_alone_in_an_empty_namespace(explaining: Sandbox) -> None:
+    """Without the start-up's lines: `network create` and two `run`s, each explanation on its own,
+    replayed into a namespace that has never seen minidock, make a network packets cross."""
+    md = explaining
+    scripts = []
+    for args in (["network", "create", "solo"],
+                 ["run", "-d", "--name", "s1", "--network", "solo", "busybox", "sleep", "300"],
+                 ["run", "-d", "--name", "s2", "--network", "solo", "-p", "8081:80", "busybox", "sleep", "300"]):
+        r = md.cli("--explain", *args)
+        assert r.err.startswith("# -- "), r
+        scripts.append(r.err)
+    # each begins its firewall part with the chains it needs, idempotent
+    assert "iptables -t filter -N MINIDOCK-FORWARD 2>/dev/null || true" in scripts[0]
+    s2_ip = md.inspect("s2", "{{(index .NetworkSettings.Networks \"solo\").IPAddress}}")
+    md.cli("rm", "-f", "s1", "s2")
+    md.cli("network", "rm", "solo")
+    md.destroy()
+
+    replay = "mdsolo-" + secrets.token_hex(3)
+    sh("ip", "netns", "add", replay)
+    listener = None
+    try:
+        sh("ip", "-n", replay, "link", "set", "lo", "up")
+        for script in scripts:  # each alone: a failing line stops it (sh -e)
+            r = sh("nsenter", f"--net=/run/netns/{replay}", "sh", "-ec", script, check=False, timeout=60)
+            assert r.code == 0, f"replay failed: {r}\n--- script ---\n{script}"
+        rules = sh("nsenter", f"--net=/run/netns/{replay}", "iptables-save").out
+        assert '-A MINIDOCK-ISOLATION-STAGE-2 -o br-' in rules and '"network solo"' in rules, rules
+        # a real packet between the two replayed namespaces, across the replayed bridge
+        assert sh("ip", "netns", "exec", "md-s1", "ping", "-c", "1", "-W", "2", s2_ip).code == 0
+        # and the replayed DNAT: the host's published port reaches s2
+        listener = subprocess.Popen(["ip", "netns", "exec", "md-s2", "busybox", "nc", "-l", "-p", "80", "-e",
+                                     "echo", "solo-dnat"], stdout=subprocess.DEVNULL)
+        out = ""
+        for _ in range(30):
+            out = sh("nsenter", f"--net=/run/netns/{replay}", "busybox", "nc", "-w", "2", "127.0.0.1", "8081",
+                     check=False).out
+            if "solo-dnat" in out:
+                break
+            sh("sleep", "0.1")
+        assert out.strip() == "solo-dnat"
+    finally:
+        if listener is not None:
+            listener.kill()
+            listener.wait()
+        for ns in ("md-s1", "md-s2", replay):
+            sh("ip", "netns", "del", ns, check=False)

@@ -9,6 +9,7 @@
     wholes.py      a container as a whole: archive (cp), export, changes, commit, stats, pause, update
     system.py      /_ping, /version, /info, /minidock/… (check, repair, reset, topology, fault)
     swarm.py       /swarm/…, /nodes, /services, /tasks, /secrets, /configs: a host in no swarm
+    trace.py       /minidock/trace (a probe's path, from the kernel's trace)
 
 Each handler is a module-level function `handler(engine, request)`: it parses
 the request and calls the services; it never opens the store, so a handler
@@ -24,9 +25,9 @@ from ...errors import InvalidParameter
 from ...service.engine import Engine
 from .. import apischema
 from ..http import Request, Router
-from . import containers, events, execs, images, networks, swarm, system, volumes, wholes
+from . import containers, events, execs, images, networks, swarm, system, trace, volumes, wholes
 
-MODULES = (system, networks, containers, execs, images, events, volumes, wholes, swarm)
+MODULES = (system, networks, containers, execs, images, events, volumes, wholes, swarm, trace)
 
 
 def build(engine: Engine) -> Router:
