@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "images": ("images", "image_ls"),
     **{name: ("system", name) for name in ("daemon", "system", "topology", "version", "node")},
     "compose": ("compose", "compose"),
+    "ui": ("ui", "ui"),
 }
 
 

@@ -5,6 +5,7 @@
     execs.py       /containers/{id}/exec, /exec/…
     images.py      /images/…
     system.py      /_ping, /version, /info, /minidock/… (check, repair, reset, topology, fault)
+    ui.py          /minidock/counters, /minidock/containers/{id}/details (read-only, for `minidock ui`)
 
 Each handler is a module-level function `handler(engine, request)`: it parses
 the request and calls the services; it never opens the store, so a handler
@@ -20,9 +21,9 @@ from ...errors import InvalidParameter
 from ...service.engine import Engine
 from .. import apischema
 from ..http import Request, Router
-from . import containers, execs, images, networks, system
+from . import containers, execs, images, networks, system, ui
 
-MODULES = (system, networks, containers, execs, images)
+MODULES = (system, networks, containers, execs, images, ui)
 
 
 def build(engine: Engine) -> Router:

@@ -1,0 +1,278 @@
+// minidock ui: the page. It draws what the server pushes on /api/stream (server-sent
+// events: "status", "topology" with Graphviz's SVG, "counters"), and asks for a container's
+// details and for traces. It changes nothing on the host.
+"use strict";
+
+const TOKEN = document.body.dataset.token;
+const $ = (sel) => document.querySelector(sel);
+let topo = null;        // GET /minidock/topology, as last drawn
+let counters = null;    // GET /minidock/counters, the last two
+let previous = null;
+let selected = null;    // the container whose details are shown
+let traced = [];        // ids of the picture's elements on the last trace's path
+
+function api(path) {
+  return path + (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(TOKEN);
+}
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  for (const c of children) e.append(c);
+  return e;
+}
+
+function human(n) {
+  if (n === undefined || n === null) return "-";
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
+  return (i ? n.toFixed(1) : String(n)) + " " + units[i];
+}
+
+// -- the stream -------------------------------------------------------------------
+function connect() {
+  const es = new EventSource(api("api/stream"));
+  es.addEventListener("status", (e) => showStatus(JSON.parse(e.data)));
+  es.addEventListener("topology", (e) => draw(JSON.parse(e.data)));
+  es.addEventListener("counters", (e) => showCounters(JSON.parse(e.data)));
+  es.onerror = () => setStatus("reconnecting to minidock ui…", "unreachable");  // EventSource retries
+}
+
+function setStatus(text, cls) {
+  const s = $("#status");
+  s.textContent = text;
+  s.className = "status " + (cls || "");
+}
+
+function showStatus(st) {
+  const modes = {
+    events: ["live: following the daemon's events", "events"],
+    polling: ["live: polling the topology every 500 ms", "polling"],
+    "daemon unreachable": ["the daemon does not answer", "unreachable"],
+    starting: ["connecting to the daemon…", ""],
+  };
+  const [text, cls] = modes[st.mode] || [st.mode, ""];
+  setStatus(text + (st.counters ? "" : " (no counters on this daemon)"), cls);
+  $("#status").dataset.mode = st.mode;
+}
+
+// -- the picture ------------------------------------------------------------------
+function draw(msg) {
+  const before = new Set((topo ? topo.containers : []).map((c) => c.name));
+  topo = msg.topology;
+  const graph = $("#graph");
+  graph.innerHTML = msg.svg;
+  graph.dataset.version = msg.version;
+  $("#updated").textContent = "redrawn " + new Date().toLocaleTimeString();
+  for (const g of graph.querySelectorAll("g.container")) {
+    const name = g.id.slice(3);
+    g.addEventListener("click", () => select(name));
+    if (before.size && !before.has(name)) g.classList.add("fresh");
+  }
+  const list = $("#containers");
+  list.replaceChildren(...topo.containers.map((c) => {
+    const li = el("li", { "data-name": c.name, title: c.netns ? "netns " + c.netns : c.kind }, c.name);
+    li.addEventListener("click", () => select(c.name));
+    return li;
+  }));
+  if (selected) {
+    if (topo.containers.some((c) => c.name === selected)) select(selected, false);
+    else $("#details-name").textContent = selected + " (not running any more)";
+  }
+  mark();
+  if (counters) showCounters(counters, true);
+}
+
+function mark() {
+  for (const g of document.querySelectorAll("#graph g.selected, #containers li.selected")) g.classList.remove("selected");
+  for (const g of document.querySelectorAll("#graph g.traced")) g.classList.remove("traced");
+  if (selected) {
+    const g = document.getElementById("ns:" + selected);
+    if (g) g.classList.add("selected");
+    const li = document.querySelector(`#containers li[data-name="${CSS.escape(selected)}"]`);
+    if (li) li.classList.add("selected");
+  }
+  for (const id of traced) {
+    const g = document.getElementById(id);
+    if (g) g.classList.add("traced");
+  }
+}
+
+// -- counters -----------------------------------------------------------------------
+function line(st) {
+  return st ? `rx ${st.rx_packets} pkt ${human(st.rx_bytes)} · tx ${st.tx_packets} pkt ${human(st.tx_bytes)}` : "";
+}
+
+function under(g, cls, text) {
+  // a line of text under the element's own label (the veth's name, the bridge's name)
+  let t = g.querySelector("text." + cls);
+  const label = g.querySelector("text:not(.counter)");
+  if (!label) return;
+  if (!t) {
+    t = document.createElementNS("http://www.w3.org/2000/svg", "text");
+    t.setAttribute("class", "counter " + cls);
+    t.setAttribute("text-anchor", "middle");
+    t.setAttribute("x", label.getAttribute("x"));
+    const lines = g.querySelectorAll("text:not(.counter)");
+    t.setAttribute("y", String(parseFloat(lines[lines.length - 1].getAttribute("y")) + 11));
+    g.append(t);
+  }
+  t.textContent = text;
+}
+
+function showCounters(data, redraw) {
+  if (!redraw) { previous = counters; counters = data; }
+  if (!topo) return;
+  const rows = [];
+  const add = (key, where, st, old) => {
+    if (!st) return;
+    const moving = old && (old.rx_packets !== st.rx_packets || old.tx_packets !== st.tx_packets);
+    const tr = el("tr", { "data-iface": key, class: moving ? "moving" : "" }, el("td", {}, where),
+      el("td", { class: "rx-packets" }, String(st.rx_packets)), el("td", { class: "rx-bytes" }, human(st.rx_bytes)),
+      el("td", { class: "tx-packets" }, String(st.tx_packets)), el("td", { class: "tx-bytes" }, human(st.tx_bytes)));
+    rows.push(tr);
+  };
+  const old = previous || {};
+  for (const n of topo.networks) {
+    const st = (data.Host || {})[n.bridge];
+    add("host:" + n.bridge, n.bridge + " (bridge " + n.name + ")", st, (old.Host || {})[n.bridge]);
+    const g = document.getElementById("br:" + n.bridge);
+    if (g && st) under(g, "bridge-counter", line(st));
+  }
+  for (const c of topo.containers) {
+    const mine = (data.Containers || {})[c.name] || {};
+    const was = (old.Containers || {})[c.name] || {};
+    for (const i of c.interfaces) {
+      const st = mine[i.ifname];
+      add(c.name + ":" + i.ifname, c.name + " " + i.ifname + (i.veth ? " ═ " + i.veth : ""), st, was[i.ifname]);
+      const g = document.getElementById("if:" + c.name + ":" + i.ifname);
+      if (g && st) under(g, "veth-counter", line(st));
+    }
+  }
+  $("#counters tbody").replaceChildren(...rows);
+}
+
+// -- a container's details ----------------------------------------------------------------
+function pre(lines, id) {
+  const text = Array.isArray(lines) ? lines.join("\n") : lines;
+  return el("pre", { id }, text || "(none)");
+}
+
+async function select(name, userClick = true) {
+  selected = name;
+  mark();
+  $("#details-name").textContent = name;
+  const body = $("#details-body");
+  if (userClick) body.replaceChildren(el("p", { class: "hint" }, "reading " + name + "…"));
+  let d;
+  try {
+    const r = await fetch(api(`api/containers/${encodeURIComponent(name)}/details`));
+    d = await r.json();
+    if (!r.ok) throw new Error(d.message || r.statusText);
+  } catch (e) {
+    body.replaceChildren(el("p", { class: "unavailable" }, String(e.message || e)));
+    return;
+  }
+  if (selected !== name) return;
+  const nets = el("table", { id: "details-networks" },
+    el("tr", {}, el("th", {}, "network"), el("th", {}, "interface"), el("th", {}, "address"),
+      el("th", {}, "gateway"), el("th", {}, "MAC")),
+    ...d.Networks.map((n) => el("tr", {}, el("td", {}, n.Network), el("td", {}, n.Interface + (n.Veth ? " ═ " + n.Veth : "")),
+      el("td", {}, [n.IPAddress, n.IPv6Address].filter(Boolean).join(" ")), el("td", {}, n.Gateway), el("td", {}, n.MacAddress))));
+  body.replaceChildren(
+    el("p", {}, `${d.State}, network mode ${d.NetworkMode}` + (d.Netns ? `, netns ${d.Netns}` : "")),
+    nets,
+    el("h3", {}, "addresses (ip -o addr, inside)"), pre(d.Addresses, "details-addresses"),
+    el("h3", {}, "routes (ip route, inside)"), pre(d.Routes, "details-routes"),
+    el("h3", {}, "/etc/hosts"), pre(d.Hosts, "details-hosts"),
+    el("h3", {}, "/etc/resolv.conf"), pre(d.ResolvConf, "details-resolv"),
+    el("h3", {}, "published ports"), pre(d.Ports, "details-ports"),
+    el("h3", {}, "firewall rules that concern it (iptables-save)"), pre(d.Firewall, "details-firewall"),
+  );
+}
+
+// -- trace ------------------------------------------------------------------------------
+function elementsFor(value) {
+  // which parts of the picture a string of the trace names: a bridge, a veth, a container,
+  // a namespace, an interface inside one
+  const out = [];
+  if (!topo || typeof value !== "string") return out;
+  for (const n of topo.networks) if (value === n.bridge || value === n.name) out.push("br:" + n.bridge);
+  for (const c of topo.containers) {
+    if (value === c.name || value === c.netns) out.push("ns:" + c.name);
+    for (const i of c.interfaces) if (value === i.veth) out.push("if:" + c.name + ":" + i.ifname);
+  }
+  if (value === "host") out.push("host");
+  return out;
+}
+
+function hopIds(hop) {
+  // an interface inside a container ({netns: md-x, interface: eth0}), or any name the hop mentions
+  const ids = [];
+  const strings = [];
+  const walk = (v) => {
+    if (typeof v === "string") strings.push(v);
+    else if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === "object") Object.values(v).forEach(walk);
+  };
+  walk(hop);
+  for (const s of strings) ids.push(...elementsFor(s));
+  if (topo) {
+    for (const c of topo.containers) {
+      if (!strings.includes(c.name) && !strings.includes(c.netns)) continue;
+      for (const i of c.interfaces) if (strings.includes(i.ifname)) ids.push("if:" + c.name + ":" + i.ifname);
+    }
+  }
+  return ids;
+}
+
+function describe(hop) {
+  if (typeof hop === "string") return hop;
+  const parts = [];
+  for (const [k, v] of Object.entries(hop)) {
+    if (v === null || v === "" || (Array.isArray(v) && !v.length)) continue;
+    parts.push(k + " " + (typeof v === "object" ? JSON.stringify(v) : v));
+  }
+  return parts.join("  ");
+}
+
+async function trace(ev) {
+  ev.preventDefault();
+  const form = new FormData(ev.target);
+  const body = { src: form.get("src"), dst: form.get("dst"), proto: form.get("proto") };
+  if (form.get("port")) body.port = Number(form.get("port"));
+  const out = $("#trace-result");
+  out.replaceChildren(el("p", { class: "hint" }, "tracing…"));
+  let r, d;
+  try {
+    r = await fetch(api("api/trace"), { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body) });
+    d = await r.json();
+  } catch (e) {
+    out.replaceChildren(el("p", { class: "unavailable" }, "trace failed: " + e));
+    return;
+  }
+  if (r.status === 501 || d.available === false) {
+    traced = [];
+    mark();
+    out.replaceChildren(el("p", { class: "unavailable", id: "trace-unavailable" }, "trace not available: " +
+      "this daemon has no POST /minidock/trace"));
+    return;
+  }
+  if (!r.ok) {
+    out.replaceChildren(el("p", { class: "unavailable" }, d.message || r.statusText));
+    return;
+  }
+  const hops = d.Hops || d.hops || d.Path || d.path || d.Steps || d.steps || [];
+  traced = [...new Set(hops.flatMap(hopIds))];
+  mark();
+  const verdict = d.Verdict || d.verdict || "";
+  out.replaceChildren(
+    el("ol", { id: "trace-hops" }, ...hops.map((h) => el("li", {}, describe(h)))),
+    el("p", { class: "verdict" }, verdict ? "verdict: " + (typeof verdict === "string" ? verdict : JSON.stringify(verdict)) : ""),
+  );
+}
+
+$("#trace-form").addEventListener("submit", trace);
+connect();
