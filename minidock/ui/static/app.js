@@ -193,12 +193,16 @@ async function select(name, userClick = true) {
 }
 
 // -- trace ------------------------------------------------------------------------------
+// POST /minidock/trace answers {Source, Destination: {Kind, Name, Namespace, Address, Port},
+// Proto, Probe, Path: [{Family, Table, Chain, Hook, Kind, Ours, Rule, Comment, Verdict, Target,
+// In, Out, Packet}], Rewrites: [{Kind, From, To, By, Hook}], Verdict}. In and Out are the
+// host's interfaces the packet crossed (veths, bridges): they are found in the picture.
+
 function elementsFor(value) {
-  // which parts of the picture a string of the trace names: a bridge, a veth, a container,
-  // a namespace, an interface inside one
+  // the picture's parts an interface name or a container names: a bridge, a veth, a box
   const out = [];
-  if (!topo || typeof value !== "string") return out;
-  for (const n of topo.networks) if (value === n.bridge || value === n.name) out.push("br:" + n.bridge);
+  if (!topo || typeof value !== "string" || !value) return out;
+  for (const n of topo.networks) if (value === n.bridge) out.push("br:" + n.bridge);
   for (const c of topo.containers) {
     if (value === c.name || value === c.netns) out.push("ns:" + c.name);
     for (const i of c.interfaces) if (value === i.veth) out.push("if:" + c.name + ":" + i.ifname);
@@ -207,41 +211,47 @@ function elementsFor(value) {
   return out;
 }
 
-function hopIds(hop) {
-  // an interface inside a container ({netns: md-x, interface: eth0}), or any name the hop mentions
+function tracedIds(d) {
   const ids = [];
-  const strings = [];
-  const walk = (v) => {
-    if (typeof v === "string") strings.push(v);
-    else if (Array.isArray(v)) v.forEach(walk);
-    else if (v && typeof v === "object") Object.values(v).forEach(walk);
-  };
-  walk(hop);
-  for (const s of strings) ids.push(...elementsFor(s));
-  if (topo) {
-    for (const c of topo.containers) {
-      if (!strings.includes(c.name) && !strings.includes(c.netns)) continue;
-      for (const i of c.interfaces) if (strings.includes(i.ifname)) ids.push("if:" + c.name + ":" + i.ifname);
-    }
+  for (const end of [d.Source, d.Destination]) {
+    if (!end) continue;
+    ids.push(...elementsFor(end.Kind === "container" ? end.Name : end.Kind === "host" ? "host" : ""));
   }
-  return ids;
+  for (const step of d.Path || []) ids.push(...elementsFor(step.In), ...elementsFor(step.Out));
+  for (const r of d.Rewrites || []) {
+    // a DNAT to a published port: its note in the picture
+    const m = /DNAT/.test(r.Kind) && /--dport (\d+)/.exec(r.By || "");
+    if (m) for (const g of document.querySelectorAll("#graph g.port")) if (g.id.endsWith(":" + m[1] + "/" + d.Proto)) ids.push(g.id);
+  }
+  return [...new Set(ids)];
 }
 
-function describe(hop) {
-  if (typeof hop === "string") return hop;
-  const parts = [];
-  for (const [k, v] of Object.entries(hop)) {
-    if (v === null || v === "" || (Array.isArray(v) && !v.length)) continue;
-    parts.push(k + " " + (typeof v === "object" ? JSON.stringify(v) : v));
+function traceLines(d) {
+  // as `minidock trace` prints it: one line per hook and interfaces, one per rule met
+  const out = [];
+  let seen = "";
+  const rewrites = new Map((d.Rewrites || []).map((r) => [r.Hook + "|" + r.To, r]));
+  for (const s of d.Path || []) {
+    if (s.Packet) {
+      const ifs = [["in", s.In], ["out", s.Out]].filter(([, n]) => n).map(([w, n]) => w + " " + n).join(" ");
+      const key = [s.Family, s.Hook, s.In, s.Out].join("|");
+      if (key !== seen) { out.push(`${s.Family} ${s.Hook}  ${ifs}  ${s.Packet}`); seen = key; }
+      const r = rewrites.get(s.Hook + "|" + s.Packet);
+      if (r) out.push(`    NAT ${r.Kind}: ${r.From} ⇒ ${r.To}` + (r.By ? `  by ${r.By}` : ""));
+    }
+    if (s.Ours) continue;
+    const what = s.Kind === "rule" ? s.Rule : s.Kind;
+    out.push(`    ${s.Family} ${s.Table} ${s.Chain}  ${what} → ${s.Verdict}${s.Target ? " " + s.Target : ""}` +
+      (s.Comment ? `  [${s.Comment}]` : ""));
   }
-  return parts.join("  ");
+  return out;
 }
 
 async function trace(ev) {
   ev.preventDefault();
   const form = new FormData(ev.target);
-  const body = { src: form.get("src"), dst: form.get("dst"), proto: form.get("proto") };
-  if (form.get("port")) body.port = Number(form.get("port"));
+  const body = { Source: form.get("src").trim(), Destination: form.get("dst").trim(), Proto: form.get("proto") };
+  if (form.get("port")) body.Port = Number(form.get("port"));
   const out = $("#trace-result");
   out.replaceChildren(el("p", { class: "hint" }, "tracing…"));
   let r, d;
@@ -253,24 +263,23 @@ async function trace(ev) {
     out.replaceChildren(el("p", { class: "unavailable" }, "trace failed: " + e));
     return;
   }
+  traced = [];
   if (r.status === 501 || d.available === false) {
-    traced = [];
     mark();
     out.replaceChildren(el("p", { class: "unavailable", id: "trace-unavailable" }, "trace not available: " +
       "this daemon has no POST /minidock/trace"));
     return;
   }
   if (!r.ok) {
-    out.replaceChildren(el("p", { class: "unavailable" }, d.message || r.statusText));
+    mark();
+    out.replaceChildren(el("p", { class: "unavailable", id: "trace-error" }, d.message || r.statusText));
     return;
   }
-  const hops = d.Hops || d.hops || d.Path || d.path || d.Steps || d.steps || [];
-  traced = [...new Set(hops.flatMap(hopIds))];
+  traced = tracedIds(d);
   mark();
-  const verdict = d.Verdict || d.verdict || "";
   out.replaceChildren(
-    el("ol", { id: "trace-hops" }, ...hops.map((h) => el("li", {}, describe(h)))),
-    el("p", { class: "verdict" }, verdict ? "verdict: " + (typeof verdict === "string" ? verdict : JSON.stringify(verdict)) : ""),
+    el("p", { class: "verdict", id: "trace-verdict" }, "verdict: " + d.Verdict),
+    el("pre", { id: "trace-path" }, traceLines(d).join("\n")),
   );
 }
 

@@ -1,0 +1,224 @@
+"""`minidock ui` in a real browser: Debian's headless Chromium driven by Selenium.
+
+Everything runs inside the sandbox's "host" namespace: the test's own thread
+enters it (setns) before it starts the ui and chromedriver, so the ui's port,
+chromedriver's and the browser's connections are on that namespace's
+loopback, and nothing touches the machine's network. Selenium is pointed at
+/usr/bin/chromedriver and /usr/bin/chromium: nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from minidock.kernel import libc
+from tests.sandbox import MINIDOCK, Sandbox
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the test extras)")
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+pytestmark = pytest.mark.skipif(not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)
+                                     and shutil.which("dot")),
+                                reason="needs Debian's chromium, chromium-driver and graphviz")
+REDRAW = 2.0  # seconds: the page follows events (or a 500 ms poll); slack for a loaded machine
+
+
+@contextlib.contextmanager
+def inside(netns_path: str) -> Iterator[None]:
+    """The calling thread in another network namespace, and back; what it starts inherits it."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    target = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        libc.setns(target, libc.CLONE_NEWNET)
+        try:
+            yield
+        finally:
+            libc.setns(home, libc.CLONE_NEWNET)
+    finally:
+        os.close(target)
+        os.close(home)
+
+
+@contextlib.contextmanager
+def ui_server(sb: Sandbox) -> Iterator[str]:
+    """`minidock ui --listen 127.0.0.1:0` (in the caller's namespace): the URL it prints."""
+    proc = subprocess.Popen([*MINIDOCK, "ui", "--listen", "127.0.0.1:0"], env=sb.env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        found = re.search(r"(http://127\.0\.0\.1:\d+/\?token=[\w-]+)", line)
+        assert found, f"no URL printed: {line!r} {proc.stderr.read() if proc.poll() is not None else ''}"
+        yield found.group(1)
+    finally:
+        proc.kill()  # by its PID
+        proc.wait(10)
+
+
+@contextlib.contextmanager
+def chromium(tmp: str) -> Iterator[Any]:
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1600,1000", f"--user-data-dir={tmp}/profile"):
+        opts.add_argument(flag)
+    service = Service(executable_path=CHROMEDRIVER, log_output=os.path.join(tmp, "chromedriver.log"))
+    driver = webdriver.Chrome(service=service, options=opts)
+    try:
+        yield driver
+    finally:
+        driver.quit()  # the browser, then chromedriver, each by the PID it was started with
+
+
+def wait_for(driver: Any, what: Callable[[Any], Any], timeout: float = 10, message: str = "") -> Any:
+    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(what, message)
+
+
+def present(element_id: str) -> Callable[[Any], Any]:
+    return lambda d: d.find_elements(By.ID, element_id)
+
+
+def absent(element_id: str) -> Callable[[Any], bool]:
+    return lambda d: not d.find_elements(By.ID, element_id)
+
+
+def kernel_address(sb: Sandbox, name: str) -> str:
+    """eth0's IPv4 address/prefix inside the container, as the kernel has it."""
+    out = sb.in_ns(f"md-{name}", "ip", "-o", "-4", "addr", "show", "eth0").out
+    return re.search(r"inet (\S+)", out).group(1)  # type: ignore[union-attr]
+
+
+def host_end(sb: Sandbox, name: str) -> str:
+    """The host's end of the container's eth0 veth, found by its peer's ifindex."""
+    peer = sb.in_ns(f"md-{name}", "cat", "/sys/class/net/eth0/iflink").out.strip()
+    return re.search(rf"^{peer}: ([^:@]+)", sb.host("ip", "-o", "link").out, re.M).group(1)  # type: ignore[union-attr]
+
+
+def tx_packets(sb: Sandbox, name: str) -> int:
+    return int(sb.in_ns(f"md-{name}", "cat", "/sys/class/net/eth0/statistics/tx_packets").out)
+
+
+def shown_counter(driver: Any, iface: str, column: str) -> int:
+    cells = driver.find_elements(By.CSS_SELECTOR, f'#counters tr[data-iface="{iface}"] td.{column}')
+    return int(cells[0].text) if cells else -1
+
+
+def http_status(url: str, method: str = "GET") -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=5) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_ui_live_in_a_browser(md: Sandbox, tmp_path: Path) -> None:
+    tmp = str(tmp_path)
+    md.cli("network", "create", "--subnet", "172.28.0.0/16", "uinet")
+    try:
+        md.cli("run", "-d", "--name", "web", "--network", "uinet", "-p", "8080:80", "alpine", "sleep", "300")
+        md.cli("run", "-d", "--name", "db", "alpine", "sleep", "300")
+        with inside(f"/run/netns/{md.name}"), ui_server(md) as url:
+            base, token = url.split("?token=")
+            # the token guards everything, and nothing on the page changes the host
+            assert http_status(base) == 403
+            assert http_status(base + "?token=x" + token) == 403
+            assert http_status(f"{base}api/topology?token={token}") == 200
+            assert http_status(f"{base}api/topology?token={token}", "DELETE") == 405
+            with chromium(tmp) as driver:
+                driver.get(url)
+                # the known setup: both containers, the bridges, the veths, the published port
+                wait_for(driver, present("ns:web"), message="web never drawn")
+                wait_for(driver, present("ns:db"))
+                graph = driver.find_element(By.ID, "graph")
+                for name in ("web", "db"):
+                    # each box shows the address the kernel gave the container
+                    assert kernel_address(md, name) in driver.find_element(By.ID, f"ns:{name}").text
+                assert driver.find_elements(By.ID, "br:minidock0") and driver.find_elements(By.ID, "if:web:eth0")
+                assert driver.find_elements(By.ID, "port:0.0.0.0:8080/tcp")
+                assert "isolated" in graph.text
+                mode = driver.find_element(By.ID, "status").get_attribute("data-mode")
+                assert mode in ("events", "polling"), mode
+
+                # a container started after the page loaded appears, without a reload
+                driver.execute_script("window.__loaded_once = 'yes'")
+                md.cli("run", "-d", "--name", "late", "alpine", "sleep", "300")
+                started = time.monotonic()
+                wait_for(driver, present("ns:late"), message="late never drawn")
+                assert time.monotonic() - started < REDRAW
+                assert driver.execute_script("return window.__loaded_once") == "yes"
+
+                # clicking it shows its address, as the kernel has it inside its namespace
+                driver.find_element(By.ID, "ns:late").click()
+                address = kernel_address(md, "late")
+                wait_for(driver, lambda d: address in d.find_element(By.ID, "details-addresses").text,
+                         message="late's address never shown")
+                assert "default via " in driver.find_element(By.ID, "details-routes").text
+                hosts = md.cli("exec", "late", "cat", "/etc/hosts").out
+                last = " ".join(hosts.strip().splitlines()[-1].split())  # the browser shows a tab as a space
+                assert last in driver.find_element(By.ID, "details-hosts").text
+                # web's firewall rules: its DNAT, named for it, as iptables-save has them
+                driver.find_element(By.ID, "ns:web").click()
+                web_ip = kernel_address(md, "web").split("/")[0]
+                wait_for(driver, lambda d: f"--to-destination {web_ip}:80" in d.find_element(By.ID, "details-firewall").text,
+                         message="web's DNAT never shown")
+                assert "0.0.0.0:8080 -> 80/tcp" in driver.find_element(By.ID, "details-ports").text
+
+                # the counters move: late sends 3 pings to db; the page shows at least those
+                before = shown_counter(driver, "late:eth0", "tx-packets")
+                assert before >= 0, "no counters for late's eth0"
+                md.cli("exec", "late", "ping", "-c", "3", "-W", "1", kernel_address(md, "db").split("/")[0])
+                wait_for(driver, lambda d: shown_counter(d, "late:eth0", "tx-packets") >= before + 3,
+                         message="late's tx counter never moved")
+                assert shown_counter(driver, "late:eth0", "tx-packets") <= tx_packets(md, "late")
+                assert "tx " in driver.find_element(By.ID, "if:late:eth0").text  # drawn on its veth too
+
+                # a trace: drawn on the picture, or said to be missing on a daemon without one
+                form = driver.find_element(By.ID, "trace-form")
+                form.find_element(By.NAME, "src").send_keys("late")
+                form.find_element(By.NAME, "dst").send_keys("db")
+                form.find_element(By.CSS_SELECTOR, "button").click()
+                wait_for(driver, lambda d: d.find_elements(By.ID, "trace-unavailable")
+                         or d.find_elements(By.ID, "trace-verdict"), timeout=15, message="no trace answer")
+                if driver.find_elements(By.ID, "trace-verdict"):
+                    # the interfaces the kernel saw the probe cross are marked in the picture
+                    marked = {g.get_attribute("id") for g in driver.find_elements(By.CSS_SELECTOR, "#graph g.traced")}
+                    assert {"ns:late", "ns:db", "if:late:eth0"} <= marked, marked
+                    assert f"in {host_end(md, 'late')}" in driver.find_element(By.ID, "trace-path").text
+                else:
+                    assert "trace not available" in driver.find_element(By.ID, "trace-unavailable").text
+
+                shot = os.path.join(tmp, "minidock-ui.png")
+                assert driver.save_screenshot(shot)
+                with open(shot, "rb") as f:
+                    png = f.read()
+                assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+                print(f"screenshot: {shot}", file=sys.stderr)
+
+                # a stopped container leaves the picture, a new network enters it
+                md.cli("stop", "-t", "0", "late")
+                started = time.monotonic()
+                wait_for(driver, absent("ns:late"), message="late still drawn after stop")
+                assert time.monotonic() - started < REDRAW
+                md.cli("network", "create", "uinet2")
+                bridge = "br-" + md.cli("network", "inspect", "-f", "{{.Id}}", "uinet2").out.strip()[:12]
+                wait_for(driver, present(f"br:{bridge}"), timeout=REDRAW, message="uinet2 never drawn")
+    finally:
+        md.cli("rm", "-f", "web", "db", "late", check=False)
+        md.cli("network", "rm", "uinet", "uinet2", check=False)
