@@ -28,6 +28,7 @@ from minidock.kernel import libc
 from tests.sandbox import MINIDOCK, Sandbox
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the test extras)")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -88,7 +89,9 @@ def chromium(tmp: str) -> Iterator[Any]:
 
 
 def wait_for(driver: Any, what: Callable[[Any], Any], timeout: float = 10, message: str = "") -> Any:
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(what, message)
+    # a redraw replaces the picture's elements: one found just before is then stale, so look again
+    return WebDriverWait(driver, timeout, poll_frequency=0.05,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(what, message)
 
 
 def present(element_id: str) -> Callable[[Any], Any]:
@@ -106,13 +109,17 @@ def kernel_address(sb: Sandbox, name: str) -> str:
 
 
 def host_end(sb: Sandbox, name: str) -> str:
-    """The host's end of the container's eth0 veth, found by its peer's ifindex."""
-    peer = sb.in_ns(f"md-{name}", "cat", "/sys/class/net/eth0/iflink").out.strip()
+    """The host's end of the container's eth0 veth, found by its peer's ifindex (eth0@ifN)."""
+    peer = re.search(r"eth0@if(\d+)", sb.in_ns(f"md-{name}", "ip", "-o", "link", "show", "eth0").out).group(1)  # type: ignore[union-attr]
     return re.search(rf"^{peer}: ([^:@]+)", sb.host("ip", "-o", "link").out, re.M).group(1)  # type: ignore[union-attr]
 
 
 def tx_packets(sb: Sandbox, name: str) -> int:
-    return int(sb.in_ns(f"md-{name}", "cat", "/sys/class/net/eth0/statistics/tx_packets").out)
+    """eth0's transmitted packets inside the container (/proc/net/dev is the reader's namespace's;
+    /sys/class/net would be the namespace that mounted /sys)."""
+    dev = sb.in_ns(f"md-{name}", "cat", "/proc/net/dev").out
+    fields = re.search(r"^\s*eth0:(.*)$", dev, re.M).group(1).split()  # type: ignore[union-attr]
+    return int(fields[9])
 
 
 def shown_counter(driver: Any, iface: str, column: str) -> int:
