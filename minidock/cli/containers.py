@@ -232,11 +232,13 @@ def kill(c: Ctx, sig: str, containers: tuple[str, ...]) -> None:
 
 @click.command(context_settings=CONTEXT)
 @click.option("-f", "--force", is_flag=True)
+@click.option("-l", "--link", is_flag=True, help="Remove the specified link")
 @click.argument("containers", nargs=-1, required=True)
 @pass_ctx
-def rm(c: Ctx, force: bool, containers: tuple[str, ...]) -> None:
+def rm(c: Ctx, force: bool, link: bool, containers: tuple[str, ...]) -> None:
     """Remove containers."""
-    each(c, containers, lambda ref: c.api.call("DELETE", f"/containers/{q(ref)}", {"force": force}))
+    query = {"force": force, **({"link": True} if link else {})}
+    each(c, containers, lambda ref: c.api.call("DELETE", f"/containers/{q(ref.strip('/'))}", query))
 
 
 @click.command(context_settings=CONTEXT)

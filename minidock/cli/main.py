@@ -5,7 +5,7 @@ would print. Errors are one line on stderr and a non-zero exit.
 
 This module owns only the top-level group and its error handling; the
 commands live in one module per group (containers, listing, networks,
-images, system, compose), imported only when one of their commands runs.
+images, system, compose, events), imported only when one of their commands runs.
 The installed `minidock` script starts in entry.py, which tries fast.py's
 lean path before coming here.
 """
@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "images": ("images", "image_ls"),
     **{name: ("system", name) for name in ("daemon", "system", "topology", "version", "node")},
     "compose": ("compose", "compose"),
+    **{name: ("events", name) for name in ("events", "rename", "container")},
     "ui": ("ui", "ui"),
 }
 

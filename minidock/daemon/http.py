@@ -1,7 +1,8 @@
 """A small HTTP/1.1 server for a Unix socket: just what the Engine API needs.
 
 Handlers return a `Response` (JSON or text), a `Stream` (an async iterator of
-bytes, sent until it ends, then the connection closes) or a `Hijack` (after
+bytes, sent until it ends, then the connection closes; a chunked one, as Docker's
+events, also ends when the client goes away) or a `Hijack` (after
 a `101 UPGRADED`, the raw connection belongs to the handler, as Docker does
 for attach and exec).
 """
@@ -9,6 +10,7 @@ for attach and exec).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -73,7 +75,8 @@ class Stream:
     chunks: AsyncIterator[bytes]
     content_type: str = "application/vnd.docker.raw-stream"
     # HTTP chunks, as Go's server sends a body of unknown length: docker-py decodes a
-    # JSON stream (pull, events) chunk by chunk, and a body without them as one document
+    # JSON stream (pull, events) chunk by chunk, and a body without them as one document.
+    # A chunked stream also ends when the client hangs up, even while it waits for a chunk.
     chunked: bool = False
 
 
@@ -209,13 +212,13 @@ async def serve_connection(router: Router, reader: asyncio.StreamReader, writer:
                 writer.write(_head(200, {**BASE_HEADERS, "Content-Type": result.content_type,
                                          "Connection": "close", **framing}))
                 await writer.drain()
+                if result.chunked:
+                    await _send_chunked(result.chunks, reader, writer)
+                    return
                 async for chunk in result.chunks:
                     if chunk:
-                        writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if result.chunked else chunk)
+                        writer.write(chunk)
                         await writer.drain()
-                if result.chunked:
-                    writer.write(b"0\r\n\r\n")
-                    await writer.drain()
                 return
             writer.write(_head(101, {**BASE_HEADERS, "Content-Type": result.content_type,
                                      "Connection": "Upgrade", "Upgrade": "tcp"}))
@@ -229,6 +232,39 @@ async def serve_connection(router: Router, reader: asyncio.StreamReader, writer:
             writer.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+async def _send_chunked(chunks: AsyncIterator[bytes], reader: asyncio.StreamReader,
+                        writer: asyncio.StreamWriter) -> None:
+    """Each item as one HTTP chunk, until the iterator ends or the client's side reads EOF."""
+    items = aiter(chunks)
+    hangup: asyncio.Future[bytes] = asyncio.ensure_future(reader.read(1))
+    try:
+        while True:
+            nxt: asyncio.Future[bytes] = asyncio.ensure_future(anext(items))
+            await asyncio.wait({nxt, hangup}, return_when=asyncio.FIRST_COMPLETED)
+            while hangup.done() and not nxt.done():
+                if hangup.exception() is not None or not hangup.result():  # the client is gone
+                    nxt.cancel()
+                    await asyncio.gather(nxt, return_exceptions=True)
+                    return
+                hangup = asyncio.ensure_future(reader.read(1))  # a stray byte: keep listening
+                await asyncio.wait({nxt, hangup}, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                chunk = nxt.result()
+            except StopAsyncIteration:
+                break
+            if chunk:
+                writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+    finally:
+        hangup.cancel()
+        aclose = getattr(items, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
 
 
 class _NotFoundRoute(MinidockError):

@@ -122,6 +122,20 @@ def attach(name: str, pid: int) -> None:
         raise
 
 
+def rename(old: str, new: str) -> None:
+    """Name namespace OLD as NEW instead: NEW is a bind mount of the same namespace, then
+    OLD goes (a mount point cannot be renamed: rename(2) answers EBUSY)."""
+    target = path(new)
+    fd = os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+    os.close(fd)
+    try:
+        libc.mount(path(old), target, None, libc.MS_BIND)
+    except OSError:
+        os.unlink(target)
+        raise
+    delete(old)
+
+
 def pids_inside(name: str) -> list[int]:
     """The processes whose network namespace is /run/netns/NAME (by the namespace's inode)."""
     try:

@@ -66,6 +66,7 @@ class Connector:
                 finally:
                     core.addresses.release(c.id)
                     sb.close()
+                core.events.network(net, "connect", container=c.id)
             else:
                 self._record(c, net.name, attachment, None)
         core.refresh_dns(c.id)
@@ -108,4 +109,6 @@ class Connector:
             nets = core.nets_by_id()
             if not any((n := nets.get(a.network_id)) is not None and n.user_defined for a in c.networks.values()):
                 core.dns.stop(c.id)
+            if c.running:
+                core.events.network(net, "disconnect", container=c.id)
         core.refresh_dns(c.id)

@@ -1,6 +1,6 @@
 """What the services share, made once by the engine: the store, the host's
 netlink socket, the drivers, the firewall, port holds, pending addresses, the
-DNS stub and its records, locks, and where containers keep their files.
+DNS stub and its records, locks, the event log, and where containers keep their files.
 
 A plain bundle, not a god object: it holds no behaviour beyond lookups, so a
 service's dependencies are these fields and nothing else.
@@ -20,6 +20,7 @@ from ..model import Container, Network
 from ..store import Store
 from .addresses import Addresses
 from .common import KeyedLocks
+from .events import Events
 from .firewall import IptablesFirewall
 from .images import Images
 from .publish import PortHolds
@@ -40,6 +41,7 @@ class Core:
     addresses: Addresses
     holds: PortHolds = field(default_factory=PortHolds)
     locks: KeyedLocks = field(default_factory=KeyedLocks)
+    events: Events = field(default_factory=Events)  # GET /events: every service emits here
     drivers: dict[str, Driver] = field(default_factory=dict)
     host: Netlink = None  # type: ignore[assignment]  # opened by Engine.open
     # host ends of veth pairs whose namespace is gone: the kernel deletes them in the

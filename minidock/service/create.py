@@ -103,6 +103,7 @@ async def create_container(core: Core, name: str | None, body: dict[str, Any]) -
         os.makedirs(core.dir(cid), mode=0o700)
         os.close(os.open(os.path.join(core.dir(cid), "container.log"), os.O_CREAT | os.O_WRONLY, 0o600))
         core.store.containers.put(c)
+    core.events.container(c, "create")
     return {"Id": cid, "Warnings": []}
 
 

@@ -36,6 +36,11 @@ def _env(c: Container, ex: dict[str, Any]) -> dict[str, str]:
     return env
 
 
+def _action(verb: str, cmd: list[str]) -> str:
+    """Docker's exec event action: the verb, then entrypoint and arguments ("exec_start: ls ")."""
+    return f"{verb}: {cmd[0]} {' '.join(cmd[1:])}"
+
+
 def resize(ex: dict[str, Any], rows: int, cols: int) -> None:
     if ex.get("master") is not None:
         fcntl.ioctl(ex["master"], termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
@@ -52,6 +57,7 @@ def create(core: Core, execs: dict[str, dict[str, Any]], ref: str, body: dict[st
     execs[eid] = {"id": eid, "container_id": c.id, "cmd": list(cmd), "tty": bool(body.get("Tty")),
                   "stdin": bool(body.get("AttachStdin")), "env": list(body.get("Env") or []),
                   "workdir": body.get("WorkingDir") or "", "running": False, "exit_code": None, "pid": 0}
+    core.events.container(c, _action("exec_create", cmd), execID=eid)
     return eid
 
 
@@ -61,6 +67,7 @@ async def start(core: Core, ex: dict[str, Any], reader: asyncio.StreamReader | N
     pid = c.state.pid
     env = _env(c, ex)
     ex["running"] = True
+    core.events.container(c, _action("exec_start", ex["cmd"]), execID=ex["id"])
     try:
         if ex["tty"]:
             await _run_tty(ex, pid, env, reader, writer)
@@ -69,6 +76,8 @@ async def start(core: Core, ex: dict[str, Any], reader: asyncio.StreamReader | N
             await _run_pipes(ex, argv, env, reader, writer)
     finally:
         ex["running"] = False
+        if ex["exit_code"] is not None:
+            core.events.container(c, "exec_die", execID=ex["id"], exitCode=ex["exit_code"])
         if writer is not None and writer.can_write_eof():
             with contextlib.suppress(OSError):
                 writer.write_eof()

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import Conflict, InvalidParameter, no_such_container
 from ..kernel import netns, process
-from ..model import Container, PortBinding, State
+from ..model import Container, Network, PortBinding, State
 from ..steps import (
     Transaction,
     current_operation,
@@ -131,6 +131,18 @@ class Lifecycle:
                 sb.close()
         # no DNS refresh here: the records were built before the spawn, while it was starting
         self.procs.started(cid, pid, rt)
+        self._network_events(plan.c, "connect", plan.nets)
+        self.core.events.container(plan.c, "start")
+
+    def _network_events(self, c: Container, action: str, nets: dict[str, Network] | None = None) -> None:
+        """Docker's `network connect` per network at a start, `disconnect` at the exit."""
+        if c.joined:
+            return
+        nets = self.core.nets_by_id() if nets is None else nets
+        for attachment in c.networks.values():
+            net = nets.get(attachment.network_id)
+            if net is not None:
+                self.core.events.network(net, action, container=c.id)
 
     def _records(self, plan: StartPlan) -> None:
         from .dnsrecords import records_of
@@ -252,7 +264,10 @@ class Lifecycle:
                     rt.exited.set()
                 return
             errors = await self.teardown(c)
+            self._network_events(c, "disconnect")
             self.mark_exited(c, code)
+            self.core.events.container(c, "die", exitCode=c.state.exit_code,
+                                       execDuration=int(max(c.state.finished_at - c.state.started_at, 0)))
             self.procs.last_exit[cid] = c.state.exit_code
             self.procs.wake(cid, "exit", c.state.exit_code)
             if rt:
@@ -287,7 +302,8 @@ class Lifecycle:
             await asyncio.sleep(0.02)
 
     # -- stop, kill, restart, wait, remove
-    async def stop(self, ref: str, timeout: int | None = None, sig: int = signal.SIGTERM) -> None:
+    async def stop(self, ref: str, timeout: int | None = None, sig: int = signal.SIGTERM,
+                   stop_event: bool = True) -> None:
         c = self.core.container(ref)
         rt = self.procs.runtime.get(c.id)
         if not c.running or rt is None:
@@ -298,22 +314,28 @@ class Lifecycle:
             c.state.stopping_signal = signal.SIGKILL
             self.core.store.containers.put(c)
             process.kill(c.state.pid, sig)
+            self.core.events.container(c, "kill", signal=int(sig))
             try:
                 await asyncio.wait_for(rt.exited.wait(), timeout=max(grace, 0))
             except TimeoutError:
                 process.kill(c.state.pid, signal.SIGKILL)
+                self.core.events.container(c, "kill", signal=int(signal.SIGKILL))
                 await rt.exited.wait()
+        if stop_event:  # `rm -f` kills: Docker reports kill, die, destroy and no stop
+            self.core.events.container(c, "stop")
 
     async def kill(self, ref: str, sig: int) -> None:
         c = self.core.container(ref)
         if not c.running:
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
         process.kill(c.state.pid, sig)
+        self.core.events.container(c, "kill", signal=int(sig))
 
     async def restart(self, ref: str, timeout: int | None) -> None:
         c = self.core.container(ref)
         await self.stop(c.id, timeout)
         await self.start(c.id)
+        self.core.events.container(self.core.container(c.id), "restart")
 
     async def wait(self, ref: str, condition: str = "not-running") -> int:  # the route checks `condition`
         """Docker's wait conditions: `not-running` (now, if it is not running), `next-exit`
@@ -350,7 +372,7 @@ class Lifecycle:
                            "Stop the container before attempting removal or force remove")
         async with journaled(self.core.store, "rm", id=c.id):
             if c.running:
-                await self.stop(c.id, timeout=0, sig=signal.SIGKILL)
+                await self.stop(c.id, timeout=0, sig=signal.SIGKILL, stop_event=False)
             async with self.core.locks.hold(c.id):
                 gone = self.core.store.containers.get(c.id)
                 if gone is not None:
@@ -370,6 +392,7 @@ class Lifecycle:
         self.core.store.containers.delete(c.id)
         shutil.rmtree(self.core.dir(c.id), ignore_errors=True)
         self.procs.wake(c.id, "removed", self.procs.last_exit.get(c.id, c.state.exit_code))
+        self.core.events.container(c, "destroy")
 
     def top(self, ref: str, ps_args: str) -> dict[str, Any]:
         c = self.core.container(ref)

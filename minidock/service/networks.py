@@ -294,6 +294,7 @@ class Networks:
                 core.firewall.set_network(net.id, core.driver(net).firewall(net))
                 tx.on_undo("firewall", deferred(core.firewall.drop_network, net.id))
                 await core.firewall.apply(f"let {net.name} out through NAT and keep it apart from other bridges")
+        core.events.network(net, "create")
         return {"Id": net.id, "Warning": ""}
 
     async def ensure_gateway_bridge(self) -> Network:
@@ -335,6 +336,7 @@ class Networks:
                     core.store.networks.delete(net.id)
                 core.firewall.drop_network(net.id)
                 await core.firewall.apply(f"the rules of {net.name} go")
+        core.events.network(net, "destroy")
 
     async def prune(self) -> list[str]:
         removed = []

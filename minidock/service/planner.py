@@ -81,7 +81,7 @@ def _plan(core: Core, cid: str) -> StartPlan | None:
         c.config["Domainname"] = owner.config["Domainname"]
         return StartPlan(c, "joined", owner=owner)
     if not core.driver(mode_net).own_namespace:
-        plan = StartPlan(c, "host")
+        plan = StartPlan(c, "host", nets={mode_net.id: mode_net})  # no endpoint: its network, for the events
         _files(core, plan)
         return plan
     plan = StartPlan(c, "own", ns_name=namespace_of(c))
@@ -141,7 +141,18 @@ def assign_addresses(core: Core, c: Container, net: Network, ep: Endpoint, wante
 def _files(core: Core, plan: StartPlan) -> None:
     """/etc/hosts, resolv.conf and hostname, as the container will see them."""
     c = plan.c
-    gw = next((ep.gateway for ep in plan.endpoints if ep.gateway), None)
+    plan.hosts = hosts_text(core, c, plan.endpoints, plan.mode == "host")
+    if plan.dns:
+        plan.resolv = f"nameserver {dnsstub.STUB_ADDRESS}\noptions ndots:0\n"
+    else:
+        plan.resolv = files.resolv_conf(c.host_config.dns or core.upstreams)
+    plan.hostname = c.hostname + "\n"
+
+
+def hosts_text(core: Core, c: Container, endpoints: list[Endpoint], host_mode: bool) -> str:
+    """The container's /etc/hosts: --add-host and --link lines, then its own address (the
+    first endpoint's, in interface order), or the host's file with the extras on the host network."""
+    gw = next((ep.gateway for ep in endpoints if ep.gateway), None)
     extra = [files.parse_extra_host(s, gw or "127.0.0.1") for s in c.host_config.extra_hosts]
     for link in c.host_config.links:
         target, _, alias = link.partition(":")
@@ -150,15 +161,8 @@ def _files(core: Core, plan: StartPlan) -> None:
             ip = next((ep.ip for ep in core.store.endpoints(container_id=other.id) if ep.ip), None)
             if ip:
                 extra.append((" ".join(dict.fromkeys([alias or other.name, other.hostname, other.name])), ip))
-    if plan.mode == "host":
+    if host_mode:
         with open("/etc/hosts") as f:
-            plan.hosts = f.read() + "".join(f"{ip}\t{n}\n" for n, ip in extra)
-    else:
-        own = [(ep.ip, c.hostname) for ep in plan.endpoints if ep.ip][:1]
-        plan.hosts = files.hosts(own, extra)
-    if plan.dns:
-        plan.resolv = f"nameserver {dnsstub.STUB_ADDRESS}\noptions ndots:0\n"
-    else:
-        plan.resolv = files.resolv_conf(c.host_config.dns or core.upstreams)
-    plan.hostname = c.hostname + "\n"
-
+            return f.read() + "".join(f"{ip}\t{n}\n" for n, ip in extra)
+    own = [(ep.ip, c.hostname) for ep in endpoints if ep.ip][:1]
+    return files.hosts(own, extra)

@@ -4,6 +4,7 @@
     networks.py    /networks/…
     execs.py       /containers/{id}/exec, /exec/…
     images.py      /images/…
+    events.py      /events; /containers/{id}/rename, /containers/prune, link removal
     system.py      /_ping, /version, /info, /minidock/… (check, repair, reset, topology, fault)
     ui.py          /minidock/counters, /minidock/containers/{id}/details (read-only, for `minidock ui`)
 
@@ -21,9 +22,9 @@ from ...errors import InvalidParameter
 from ...service.engine import Engine
 from .. import apischema
 from ..http import Request, Router
-from . import containers, execs, images, networks, system, ui
+from . import containers, events, execs, images, networks, system, ui
 
-MODULES = (system, networks, containers, execs, images, ui)
+MODULES = (system, networks, containers, execs, images, events, ui)
 
 
 def build(engine: Engine) -> Router:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ...errors import InvalidParameter, NotFound
+from ...service import rename
 from ...service.engine import WAIT_CONDITIONS, Engine
 from ..http import Hijack, Request, Response, Stream
 
@@ -81,6 +82,9 @@ async def container_kill(engine: Engine, req: Request) -> Response:
 
 
 async def container_rm(engine: Engine, req: Request) -> Response:
+    if req.flag("link"):  # a link's name has a slash: this one names a container, not a link
+        await rename.remove_link(engine.core, req.params["id"])
+        return Response(204)
     await engine.life.remove(req.params["id"], req.flag("force"))
     return Response(204)
 
@@ -151,6 +155,7 @@ async def container_logs(engine: Engine, req: Request) -> Stream:
 
 async def container_attach(engine: Engine, req: Request) -> Hijack:
     c = engine.core.container(req.params["id"])
+    engine.core.events.container(c, "attach")
     cid, tty, procs = c.id, c.tty, engine.procs
     log = open_log(engine.life.log_path(c))
     offset = os.fstat(log.fileno()).st_size

@@ -99,13 +99,33 @@ async def image_tag(engine: Engine, req: Request) -> Response:
     if not req.query.get("repo"):
         raise InvalidParameter("repository name must have at least one component")
     engine.images.tag(req.params["name"], req.query["repo"], req.query.get("tag") or "latest")
+    rec = _image(engine, req.params["name"])
+    name, tag = split_ref(f"{req.query['repo']}:{req.query.get('tag') or 'latest'}")
+    engine.core.events.image(rec["id"], f"{name}:{tag}", "tag")
     return Response(201)
 
 
 async def image_import(engine: Engine, req: Request) -> Response:
     """minidock's own: a tarball or a directory already on the daemon's host."""
     meta = engine.images.import_(_ref(req), req.query.get("fromSrc") or req.query.get("source", ""))
+    _imported(engine, meta, _ref(req))
     return Response(200, {"status": meta["id"]})
+
+
+def _imported(engine: Engine, meta: dict[str, Any], ref: str) -> None:
+    """Docker's events of an import: import, then the tag it was given."""
+    engine.core.events.image(meta["id"], meta["id"], "import")
+    name, tag = split_ref(ref)
+    engine.core.events.image(meta["id"], f"{name}:{tag}", "tag")
+
+
+def _removed(engine: Engine, image_id: str, results: list[dict[str, str]]) -> None:
+    """An untag event per name that went, a delete event per image that went."""
+    for result in results:
+        if "Untagged" in result:
+            engine.core.events.image(image_id, image_id, "untag")
+        if "Deleted" in result:
+            engine.core.events.image(result["Deleted"], result["Deleted"], "delete")
 
 
 def _ref(req: Request) -> str:
@@ -115,7 +135,9 @@ def _ref(req: Request) -> str:
 
 async def image_rm(engine: Engine, req: Request) -> Response:
     rec = _image(engine, req.params["name"])
-    return Response(200, engine.images.remove(req.params["name"], engine.queries.image_in_use(rec)))
+    results = engine.images.remove(req.params["name"], engine.queries.image_in_use(rec))
+    _removed(engine, rec["id"], results)
+    return Response(200, results)
 
 
 async def images_prune(engine: Engine, req: Request) -> Response:
@@ -124,6 +146,9 @@ async def images_prune(engine: Engine, req: Request) -> Response:
     dangling_only = not any(str(k).lower() in ("false", "0") or v is False for k, v in
                             (dangling.items() if isinstance(dangling, dict) else ((d, True) for d in dangling)))
     deleted = engine.images.prune(dangling_only, engine.queries.image_in_use)
+    for result in deleted:
+        _removed(engine, result["Deleted"], [result])
+    engine.core.events.emit("image", "prune", "", {"reclaimed": "0"})
     return Response(200, {"ImagesDeleted": deleted or None, "SpaceReclaimed": 0})
 
 
@@ -134,6 +159,7 @@ async def image_create(engine: Engine, req: Request) -> Response:
             f.write(req.body)
             f.flush()
             meta = engine.images.import_(_ref(req), f.name)
+        _imported(engine, meta, _ref(req))
         return Response(200, {"status": meta["id"]})
     if req.query.get("fromSrc"):
         return await image_import(engine, req)
@@ -142,6 +168,7 @@ async def image_create(engine: Engine, req: Request) -> Response:
         ref = f"{ref}{'@' if ':' in req.query['tag'] else ':'}{req.query['tag']}"
     rec, note = engine.images.pull(ref, req.flag("minidock-any-name"))
     name, tag = split_ref(ref)
+    engine.core.events.image(ref if "@" in ref else f"{name}:{tag}", name, "pull")
     shown = ref if "@" in ref else f"{name}:{tag}"
     lines = [{"status": f"Pulling from {name}", "id": tag},
              {"status": note or f"{shown} is the local image {rec['id'][:19]}"},

@@ -33,6 +33,7 @@ async def info(engine: Engine, req: Request) -> Response:
                           "ContainersStopped": total - running, "Images": len(engine.images.list()),
                           "Driver": "overlay", "Name": os.uname().nodename, "ServerVersion": __version__,
                           "OperatingSystem": "minidock", "OSType": "linux", "DockerRootDir": engine.root,
+                          "NEventsListener": len(engine.core.events.listeners),
                           **cluster_info(engine)})
 
 
