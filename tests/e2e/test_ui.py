@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from minidock.client import Client, DaemonError
 from minidock.kernel import libc
 from tests.sandbox import MINIDOCK, Sandbox
 
@@ -102,9 +103,9 @@ def absent(element_id: str) -> Callable[[Any], bool]:
     return lambda d: not d.find_elements(By.ID, element_id)
 
 
-def kernel_address(sb: Sandbox, name: str) -> str:
-    """eth0's IPv4 address/prefix inside the container, as the kernel has it."""
-    out = sb.in_ns(f"md-{name}", "ip", "-o", "-4", "addr", "show", "eth0").out
+def kernel_address(sb: Sandbox, name: str, ifname: str = "eth0") -> str:
+    """An interface's IPv4 address/prefix inside the container, as the kernel has it."""
+    out = sb.in_ns(f"md-{name}", "ip", "-o", "-4", "addr", "show", ifname).out
     return re.search(r"inet (\S+)", out).group(1)  # type: ignore[union-attr]
 
 
@@ -227,6 +228,36 @@ def test_ui_live_in_a_browser(md: Sandbox, tmp_path: Path) -> None:
                 md.cli("network", "create", "uinet2")
                 bridge = "br-" + md.cli("network", "inspect", "-f", "{{.Id}}", "uinet2").out.strip()[:12]
                 wait_for(driver, present(f"br:{bridge}"), timeout=REDRAW, message="uinet2 never drawn")
+                md.cli("network", "connect", "uinet2", "db")
+                wait_for(driver, present("if:db:eth1"), timeout=REDRAW, message="db's eth1 never drawn")
+                assert kernel_address(md, "db", "eth1") in driver.find_element(By.ID, "ns:db").text
     finally:
         md.cli("rm", "-f", "web", "db", "late", check=False)
         md.cli("network", "rm", "uinet", "uinet2", check=False)
+
+
+def test_counters_are_the_kernels_and_cost_no_descriptor(md: Sandbox) -> None:
+    """GET /minidock/counters, which the page polls every second: each container's numbers are its
+    namespace's, and a thousand reads leave the daemon no open socket more."""
+    api = Client(f"unix://{md.socket}")
+    md.cli("run", "-d", "--name", "c1", "alpine", "sleep", "300")
+    md.cli("run", "-d", "--name", "c2", "alpine", "sleep", "300")
+    try:
+        md.cli("exec", "c1", "ping", "-c", "2", "-W", "1", kernel_address(md, "c2").split("/")[0])
+        seen = api.call("GET", "/minidock/counters")
+        assert 2 <= seen["Containers"]["c1"]["eth0"]["tx_packets"] <= tx_packets(md, "c1")
+        veth = host_end(md, "c1")
+        # the host's end of the pair counts the other way round
+        assert seen["Host"][veth]["rx_packets"] >= 2 and "minidock0" in seen["Host"]
+        assert md.proc is not None
+        fds = len(os.listdir(f"/proc/{md.proc.pid}/fd"))
+        for _ in range(200):
+            api.call("GET", "/minidock/counters")
+        assert len(os.listdir(f"/proc/{md.proc.pid}/fd")) <= fds + 2
+        d = api.call("GET", "/minidock/containers/c1/details")
+        assert any(kernel_address(md, "c1") in a for a in d["Addresses"])
+        with pytest.raises(DaemonError, match="No such container: nosuch") as e:
+            api.call("GET", "/minidock/containers/nosuch/details")
+        assert e.value.status == 404
+    finally:
+        md.cli("rm", "-f", "c1", "c2", check=False)
