@@ -38,7 +38,7 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 pytestmark = pytest.mark.skipif(not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)
                                      and shutil.which("dot")),
                                 reason="needs Debian's chromium, chromium-driver and graphviz")
-REDRAW = 2.0  # seconds: the page follows events (or a 500 ms poll); slack for a loaded machine
+REDRAW = 1.0  # seconds from a change to the page's redraw (the issue's "within a second")
 
 
 @contextlib.contextmanager
@@ -93,6 +93,14 @@ def wait_for(driver: Any, what: Callable[[Any], Any], timeout: float = 10, messa
     # a redraw replaces the picture's elements: one found just before is then stale, so look again
     return WebDriverWait(driver, timeout, poll_frequency=0.05,
                          ignored_exceptions=(StaleElementReferenceException,)).until(what, message)
+
+
+def redrawn_after(driver: Any, since: float) -> float:
+    """Seconds from `since` (the command that changed the host returned) to the page's redraw,
+    by the page's own clock (the same machine's): chromedriver's round trips do not count."""
+    drawn = int(driver.find_element(By.ID, "graph").get_attribute("data-drawn-at")) / 1000
+    print(f"redrawn {drawn - since:.3f} s after the command returned", file=sys.stderr)
+    return drawn - since
 
 
 def present(element_id: str) -> Callable[[Any], Any]:
@@ -168,9 +176,9 @@ def test_ui_live_in_a_browser(md: Sandbox, tmp_path: Path) -> None:
                 # a container started after the page loaded appears, without a reload
                 driver.execute_script("window.__loaded_once = 'yes'")
                 md.cli("run", "-d", "--name", "late", "alpine", "sleep", "300")
-                started = time.monotonic()
+                started = time.time()
                 wait_for(driver, present("ns:late"), message="late never drawn")
-                assert time.monotonic() - started < REDRAW
+                assert redrawn_after(driver, started) < REDRAW
                 assert driver.execute_script("return window.__loaded_once") == "yes"
 
                 # clicking it shows its address, as the kernel has it inside its namespace
@@ -190,8 +198,9 @@ def test_ui_live_in_a_browser(md: Sandbox, tmp_path: Path) -> None:
                 assert "0.0.0.0:8080 -> 80/tcp" in driver.find_element(By.ID, "details-ports").text
 
                 # the counters move: late sends 3 pings to db; the page shows at least those
+                wait_for(driver, lambda d: shown_counter(d, "late:eth0", "tx-packets") >= 0,
+                         message="no counters for late's eth0")  # they come every second
                 before = shown_counter(driver, "late:eth0", "tx-packets")
-                assert before >= 0, "no counters for late's eth0"
                 md.cli("exec", "late", "ping", "-c", "3", "-W", "1", kernel_address(md, "db").split("/")[0])
                 wait_for(driver, lambda d: shown_counter(d, "late:eth0", "tx-packets") >= before + 3,
                          message="late's tx counter never moved")
@@ -222,14 +231,18 @@ def test_ui_live_in_a_browser(md: Sandbox, tmp_path: Path) -> None:
 
                 # a stopped container leaves the picture, a new network enters it
                 md.cli("stop", "-t", "0", "late")
-                started = time.monotonic()
+                started = time.time()
                 wait_for(driver, absent("ns:late"), message="late still drawn after stop")
-                assert time.monotonic() - started < REDRAW
+                assert redrawn_after(driver, started) < REDRAW
                 md.cli("network", "create", "uinet2")
+                started = time.time()
                 bridge = "br-" + md.cli("network", "inspect", "-f", "{{.Id}}", "uinet2").out.strip()[:12]
-                wait_for(driver, present(f"br:{bridge}"), timeout=REDRAW, message="uinet2 never drawn")
+                wait_for(driver, present(f"br:{bridge}"), message="uinet2 never drawn")
+                assert redrawn_after(driver, started) < REDRAW
                 md.cli("network", "connect", "uinet2", "db")
-                wait_for(driver, present("if:db:eth1"), timeout=REDRAW, message="db's eth1 never drawn")
+                started = time.time()
+                wait_for(driver, present("if:db:eth1"), message="db's eth1 never drawn")
+                assert redrawn_after(driver, started) < REDRAW
                 assert kernel_address(md, "db", "eth1") in driver.find_element(By.ID, "ns:db").text
     finally:
         md.cli("rm", "-f", "web", "db", "late", check=False)

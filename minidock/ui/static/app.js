@@ -64,6 +64,7 @@ function draw(msg) {
   const graph = $("#graph");
   graph.innerHTML = msg.svg;
   graph.dataset.version = msg.version;
+  graph.dataset.drawnAt = Date.now();  // when the change reached the page (the tests time it)
   $("#updated").textContent = "redrawn " + new Date().toLocaleTimeString();
   for (const g of graph.querySelectorAll("g.container")) {
     const name = g.id.slice(3);
