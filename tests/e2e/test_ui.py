@@ -79,7 +79,7 @@ def chromium(tmp: str) -> Iterator[Any]:
     opts.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1600,1000", f"--user-data-dir={tmp}/profile"):
+                 "--disable-dev-shm-usage", "--window-size=1600,1500", f"--user-data-dir={tmp}/profile"):
         opts.add_argument(flag)
     service = Service(executable_path=CHROMEDRIVER, log_output=os.path.join(tmp, "chromedriver.log"))
     driver = webdriver.Chrome(service=service, options=opts)

@@ -195,9 +195,9 @@ async function select(name, userClick = true) {
 
 // -- trace ------------------------------------------------------------------------------
 // POST /minidock/trace answers {Source, Destination: {Kind, Name, Namespace, Address, Port},
-// Proto, Probe, Path: [{Family, Table, Chain, Hook, Kind, Ours, Rule, Comment, Verdict, Target,
-// In, Out, Packet}], Rewrites: [{Kind, From, To, By, Hook}], Verdict}. In and Out are the
-// host's interfaces the packet crossed (veths, bridges): they are found in the picture.
+// Proto, Probe: {Outcome, …}, Path: [{Family, Table, Chain, Hook, Kind, Ours, Rule, Comment,
+// Verdict, Target, In, Out, Packet}], Interfaces: ["alpine1:eth0", "veth…", "br-…", …],
+// Rewrites: [{Kind, From, To, By, After}], Verdict}. The interfaces are found in the picture.
 
 function elementsFor(value) {
   // the picture's parts an interface name or a container names: a bridge, a veth, a box
@@ -206,7 +206,9 @@ function elementsFor(value) {
   for (const n of topo.networks) if (value === n.bridge) out.push("br:" + n.bridge);
   for (const c of topo.containers) {
     if (value === c.name || value === c.netns) out.push("ns:" + c.name);
-    for (const i of c.interfaces) if (value === i.veth) out.push("if:" + c.name + ":" + i.ifname);
+    for (const i of c.interfaces) {
+      if (value === i.veth || value === c.name + ":" + i.ifname) out.push("if:" + c.name + ":" + i.ifname);
+    }
   }
   if (value === "host") out.push("host");
   return out;
@@ -218,7 +220,8 @@ function tracedIds(d) {
     if (!end) continue;
     ids.push(...elementsFor(end.Kind === "container" ? end.Name : end.Kind === "host" ? "host" : ""));
   }
-  for (const step of d.Path || []) ids.push(...elementsFor(step.In), ...elementsFor(step.Out));
+  const crossed = d.Interfaces || (d.Path || []).flatMap((s) => [s.In, s.Out]);
+  for (const name of crossed) ids.push(...elementsFor(name));
   for (const r of d.Rewrites || []) {
     // a DNAT to a published port: its note in the picture
     const m = /DNAT/.test(r.Kind) && /--dport (\d+)/.exec(r.By || "");
@@ -228,23 +231,30 @@ function tracedIds(d) {
 }
 
 function traceLines(d) {
-  // as `minidock trace` prints it: one line per hook and interfaces, one per rule met
+  // as `minidock trace` prints it: one line per hook and interfaces, one per rule met, the rewrites
   const out = [];
+  if (d.Probe && d.Probe.Outcome) out.push("probe: " + d.Probe.Outcome, "");
+  const after = new Map();
+  for (const r of d.Rewrites || []) {
+    if (!after.has(r.After)) after.set(r.After, []);
+    after.get(r.After).push(r);
+  }
   let seen = "";
-  const rewrites = new Map((d.Rewrites || []).map((r) => [r.Hook + "|" + r.To, r]));
-  for (const s of d.Path || []) {
+  (d.Path || []).forEach((s, i) => {
+    const family = s.Family === "inet" ? "ip" : s.Family;
     if (s.Packet) {
       const ifs = [["in", s.In], ["out", s.Out]].filter(([, n]) => n).map(([w, n]) => w + " " + n).join(" ");
-      const key = [s.Family, s.Hook, s.In, s.Out].join("|");
-      if (key !== seen) { out.push(`${s.Family} ${s.Hook}  ${ifs}  ${s.Packet}`); seen = key; }
-      const r = rewrites.get(s.Hook + "|" + s.Packet);
-      if (r) out.push(`    NAT ${r.Kind}: ${r.From} ⇒ ${r.To}` + (r.By ? `  by ${r.By}` : ""));
+      const key = [family, s.Hook, s.In, s.Out].join("|");
+      if (key !== seen) { out.push(`${family} ${s.Hook}  ${ifs}  ${s.Packet}`); seen = key; }
     }
-    if (s.Ours) continue;
-    const what = s.Kind === "rule" ? s.Rule : s.Kind;
-    out.push(`    ${s.Family} ${s.Table} ${s.Chain}  ${what} → ${s.Verdict}${s.Target ? " " + s.Target : ""}` +
-      (s.Comment ? `  [${s.Comment}]` : ""));
-  }
+    if (!s.Ours) {
+      const what = s.Kind === "rule" ? s.Rule : `(${s.Kind})`;
+      out.push(`    ${s.Family} ${s.Table} ${s.Chain}  ${what} → ${s.Verdict}${s.Target ? " " + s.Target : ""}` +
+        (s.Comment ? `  [${s.Comment}]` : ""));
+    }
+    for (const r of after.get(i) || []) out.push(`      ⇒ ${r.Kind}: ${r.From}  becomes  ${r.To}`);
+  });
+  if (d.Interfaces && d.Interfaces.length) out.push("", "interfaces: " + d.Interfaces.join(" → "));
   return out;
 }
 
