@@ -206,6 +206,7 @@ def test_ui_live_in_a_browser(md: Sandbox, tmp_path: Path) -> None:
                          message="late's tx counter never moved")
                 assert shown_counter(driver, "late:eth0", "tx-packets") <= tx_packets(md, "late")
                 assert "tx " in driver.find_element(By.ID, "if:late:eth0").text  # drawn on its veth too
+                assert shown_counter(driver, "host:minidock0", "tx-packets") >= 0  # and the bridges'
 
                 # a trace: drawn on the picture, or said to be missing on a daemon without one
                 form = driver.find_element(By.ID, "trace-form")

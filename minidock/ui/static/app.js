@@ -151,6 +151,12 @@ function showCounters(data, redraw) {
       if (g && st) under(g, "veth-counter", line(st));
     }
   }
+  // the host's other links: its uplink, VXLAN devices, the host ends of veths in no picture
+  const shown = new Set([...topo.networks.map((n) => n.bridge),
+    ...topo.containers.flatMap((c) => c.interfaces.map((i) => i.veth))]);
+  for (const [name, st] of Object.entries(data.Host || {}).sort()) {
+    if (name !== "lo" && !shown.has(name)) add("host:" + name, "host " + name, st, (old.Host || {})[name]);
+  }
   $("#counters tbody").replaceChildren(...rows);
 }
 
