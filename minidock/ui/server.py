@@ -197,7 +197,8 @@ class Hub:
                 if self.mode in ("starting", "daemon unreachable"):
                     self.set_mode("polling")
             except DaemonUnavailable as e:
-                log.warning("%s", e)
+                if self.mode != "daemon unreachable":  # once, not every 500 ms
+                    log.warning("%s", e)
                 self.set_mode("daemon unreachable")
             except RuntimeError as e:
                 log.error("%s", e)
@@ -258,8 +259,9 @@ def _token_guard(token: str) -> Callable[[web.Request, Callable[[web.Request], A
 async def index(request: web.Request) -> web.Response:
     with open(os.path.join(STATIC, "index.html")) as f:
         page = f.read()
+    # no Referer: the token is in this page's URL
     return web.Response(text=page.replace("__TOKEN__", request.app[TOKEN]), content_type="text/html",
-                        headers={"Cache-Control": "no-store"})
+                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
 
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}
@@ -286,9 +288,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
             try:
                 frame = await asyncio.wait_for(queue.get(), SSE_PING)
             except TimeoutError:
+                if queue not in hub.clients:
+                    break  # dropped for falling behind: the browser reconnects and gets a snapshot
                 frame = b": ping\n\n"
             await resp.write(frame)
-    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+    except ConnectionResetError:  # the page went away (aiohttp's own reset error is one too)
         pass
     finally:
         hub.clients.discard(queue)
