@@ -156,7 +156,8 @@ def dot(topo: dict[str, Any]) -> str:
     """Graphviz DOT: a cluster per bridge, a box per namespace, an edge per veth.
 
     Nodes and veth edges carry an id, kept by Graphviz into SVG (`minidock ui` finds them
-    there): `host`, `br:BRIDGE`, `ns:CONTAINER`, `if:CONTAINER:IFNAME`, `port:IP:PORT/PROTO`."""
+    there): `host`, `br:BRIDGE`, `ov:NAMESPACE` (an overlay's br0), `ns:CONTAINER`,
+    `if:CONTAINER:IFNAME`, `port:IP:PORT/PROTO`."""
     out = ["digraph minidock {", "  rankdir=LR;", '  node [shape=box, fontname="monospace"];',
            '  edge [fontname="monospace", fontsize=10];',
            '  host [label="host\\n(the daemon\'s namespace)", shape=box3d, id="host", class="host"];']
@@ -176,7 +177,8 @@ def dot(topo: dict[str, Any]) -> str:
     for o in (topo.get("cluster") or {}).get("overlays", []):
         out.append(f"  subgraph {_q('cluster_' + o['namespace'])} {{")
         out.append(f"    label={_q('overlay ' + o['name'] + chr(10) + o['subnet'] + ' VNI ' + str(o['vni']))};")
-        out.append(f"    {_q(o['namespace'])} [shape=ellipse, label={_q('br0 ' + o['gateway'] + chr(10) + o['vxlan'])}];")
+        out.append(f"    {_q(o['namespace'])} [shape=ellipse, label={_q('br0 ' + o['gateway'] + chr(10) + o['vxlan'])}, "
+                   f"id={_q('ov:' + o['namespace'])}, class=\"bridge\"];")
         for r in o["remote"]:
             out.append(f"    {_q('remote:' + r['ip'])} [style=dashed, label={_q(r['name'] + chr(10) + r['ip'] + ' on ' + r['node'])}];")
             out.append(f"    {_q(o['namespace'])} -> {_q('remote:' + r['ip'])} [dir=none, style=dashed, "

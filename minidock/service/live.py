@@ -3,7 +3,7 @@ every interface's counters, and one container's view of the network
 (addresses, routes, /etc/hosts, resolv.conf, ports, the firewall rules that
 concern it). Read-only: nothing here changes the kernel or the store.
 
-    GET /minidock/counters                 host links and each running container's links
+    GET /minidock/counters                 host links, each running container's, each overlay namespace's
     GET /minidock/containers/{id}/details  what clicking a container shows
 """
 
@@ -35,7 +35,16 @@ class Live:
                 containers[c.name] = await linkstats.counters(c.netns)
             except OSError:
                 continue
-        return {"Time": time.time(), "Host": await linkstats.counters(None), "Containers": containers}
+        # an overlay's own namespace on this host: its br0, its VXLAN device, the host ends of veths
+        namespaces: dict[str, dict[str, dict[str, int]]] = {}
+        if self.core.cluster is not None:
+            for o in self.core.cluster.topology()["overlays"]:
+                try:
+                    namespaces[o["namespace"]] = await linkstats.counters(o["namespace"])
+                except OSError:  # no container of this host on it: no namespace here
+                    continue
+        return {"Time": time.time(), "Host": await linkstats.counters(None), "Containers": containers,
+                "Namespaces": namespaces}
 
     async def details(self, ref: str) -> dict[str, Any]:
         c = self.core.container(ref)

@@ -275,3 +275,42 @@ def test_counters_are_the_kernels_and_cost_no_descriptor(md: Sandbox) -> None:
         assert e.value.status == 404
     finally:
         md.cli("rm", "-f", "c1", "c2", check=False)
+
+
+def test_an_overlay_drawn_with_its_vxlan_counters() -> None:
+    """On a host of a cluster: the overlay's namespace is drawn (the page finds it as ov:NAMESPACE)
+    and its VXLAN device's counters move with a ping to a container on the other host."""
+    import asyncio
+    import html
+
+    from minidock.ui.server import render_svg
+    from tests.cluster import Cluster
+
+    cl = Cluster(hosts_n=2)
+    cl.start()
+    try:
+        h1, h2 = cl.hosts
+        h1.cli("network", "create", "-d", "overlay", "--subnet", "10.77.0.0/24", "uiov")
+        deadline = time.monotonic() + 5
+        while not h2.cli("network", "ls", "-q", "--filter", "name=uiov").out.strip():
+            assert time.monotonic() < deadline, "uiov never reached host 2"
+            time.sleep(0.05)
+        h1.cli("run", "-d", "--name", "o1", "--network", "uiov", "alpine", "sleep", "300")
+        h2.cli("run", "-d", "--name", "o2", "--network", "uiov", "alpine", "sleep", "300")
+        ip2 = h2.inspect("o2", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
+        api = Client(f"unix://{h1.socket}")
+        topo = api.call("GET", "/minidock/topology")
+        (ov,) = topo["cluster"]["overlays"]
+        deadline = time.monotonic() + 10  # until host 1 has learnt o2 from the store
+        while h1.cli("exec", "o1", "ping", "-c", "1", "-W", "1", ip2, check=False).code != 0:
+            assert time.monotonic() < deadline, "o2 never answered across the overlay"
+        h1.cli("exec", "o1", "ping", "-c", "3", "-W", "1", ip2)
+        seen = api.call("GET", "/minidock/counters")["Namespaces"][ov["namespace"]][ov["vxlan"]]
+        dev = h1.in_ns(ov["namespace"], "cat", "/proc/net/dev").out
+        fields = re.search(rf"^\s*{ov['vxlan']}:(.*)$", dev, re.M).group(1).split()  # type: ignore[union-attr]
+        assert 4 <= seen["tx_packets"] <= int(fields[9])
+        svg = html.unescape(asyncio.run(render_svg(topo)))  # Graphviz writes "-" as &#45;
+        assert f'id="ov:{ov["namespace"]}"' in svg and 'id="if:o1:eth0"' in svg
+    finally:
+        cl.destroy()
+    assert not cl.overlay_namespaces()

@@ -141,6 +141,16 @@ function showCounters(data, redraw) {
     const g = document.getElementById("br:" + n.bridge);
     if (g && st) under(g, "bridge-counter", line(st));
   }
+  for (const o of (topo.cluster || {}).overlays || []) {
+    // an overlay's namespace on this host: br0 and its VXLAN device (what leaves for other hosts)
+    const links = (data.Namespaces || {})[o.namespace] || {};
+    const was = (old.Namespaces || {})[o.namespace] || {};
+    add("ov:" + o.namespace + ":br0", `br0 (overlay ${o.name}, ${o.namespace})`, links.br0, was.br0);
+    add("ov:" + o.namespace + ":" + o.vxlan, `${o.vxlan} (overlay ${o.name}: VXLAN to other hosts)`,
+      links[o.vxlan], was[o.vxlan]);
+    const g = document.getElementById("ov:" + o.namespace);
+    if (g && links[o.vxlan]) under(g, "bridge-counter", o.vxlan + " " + line(links[o.vxlan]));
+  }
   for (const c of topo.containers) {
     const mine = (data.Containers || {})[c.name] || {};
     const was = (old.Containers || {})[c.name] || {};
@@ -215,6 +225,9 @@ function elementsFor(value) {
     for (const i of c.interfaces) {
       if (value === i.veth || value === c.name + ":" + i.ifname) out.push("if:" + c.name + ":" + i.ifname);
     }
+  }
+  for (const o of (topo.cluster || {}).overlays || []) {
+    if (value === o.namespace || value === o.vxlan) out.push("ov:" + o.namespace);
   }
   if (value === "host") out.push("host");
   return out;
