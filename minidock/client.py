@@ -65,13 +65,14 @@ class Client:
         return UnixHTTPConnection(self.path)
 
     def _send(self, method: str, path: str, query: dict[str, Any] | None, body: Any,
-              headers: dict[str, str] | None = None) -> tuple[UnixHTTPConnection, http.client.HTTPResponse]:
+              headers: dict[str, str] | None = None,
+              raw: bytes | None = None) -> tuple[UnixHTTPConnection, http.client.HTTPResponse]:
         url = self.prefix + path
         if query:
             q = {k: ("1" if v is True else "0" if v is False else v) for k, v in query.items() if v is not None}
-            url += "?" + urlencode(q)
-        data = json.dumps(body).encode() if body is not None else None
-        hdrs = {"Content-Type": "application/json"} if data is not None else {}
+            url += "?" + urlencode(q, doseq=True)
+        data = json.dumps(body).encode() if body is not None else raw
+        hdrs = {"Content-Type": "application/json"} if body is not None else {}
         hdrs.update(headers or {})
         if self.explain:
             hdrs[explain.EXPLAIN_HEADER] = "1"
@@ -105,6 +106,31 @@ class Client:
             msg = data.get("message") if isinstance(data, dict) else str(data)
             raise DaemonError(resp.status, msg or f"HTTP {resp.status}")
         return data
+
+    def put_tar(self, path: str, query: dict[str, Any], data: bytes) -> None:
+        """PUT a tar archive (`cp` into a container)."""
+        conn, resp = self._send("PUT", path, query, None, {"Content-Type": "application/x-tar"}, data)
+        try:
+            raw = resp.read()
+        finally:
+            conn.close()
+        if resp.status >= 400:
+            try:
+                msg = json.loads(raw).get("message", "")
+            except ValueError:
+                msg = raw.decode(errors="replace")
+            raise DaemonError(resp.status, msg or f"HTTP {resp.status}")
+
+    def head(self, path: str, query: dict[str, Any] | None = None) -> dict[str, str]:
+        """The headers of a HEAD answer (a path's stat); DaemonError(status, "") if it failed."""
+        conn, resp = self._send("HEAD", path, query, None)
+        try:
+            resp.read()
+        finally:
+            conn.close()
+        if resp.status >= 400:
+            raise DaemonError(resp.status, "")
+        return {k.lower(): v for k, v in resp.getheaders()}
 
     def _print_explanation(self, resp: http.client.HTTPResponse) -> None:
         """What the daemon did to the kernel for this request, as shell commands, on stderr."""

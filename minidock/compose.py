@@ -2,9 +2,11 @@
 requests for a project. Pure: the CLI (`minidock compose`) sends the requests.
 
 The whole file is checked before anything is created; an error names the
-key and its line. Naming follows Docker Compose v2: networks
+key and its line. Naming follows Docker Compose v2: networks and volumes
 `<project>_<key>`, containers `<project>-<service>-1` unless
-`container_name` is set, and the `com.docker.compose.*` labels.
+`container_name` is set, and the `com.docker.compose.*` labels. A service's
+`volumes:` are binds (a relative host path is relative to the file's
+folder), the file's named volumes, or anonymous ones.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ COMPOSE_VERSION = "2.20.2"
 P = "com.docker.compose."
 SERVICE_KEYS = {"image", "build", "container_name", "entrypoint", "command", "networks", "network_mode",
                 "ports", "expose", "extra_hosts", "dns", "hostname", "depends_on", "environment",
-                "working_dir", "labels", "tty", "stdin_open", "restart"}
+                "working_dir", "labels", "tty", "stdin_open", "restart", "volumes", "tmpfs", "volumes_from"}
+VOLUME_KEYS = {"driver", "driver_opts", "external", "labels", "name"}
 NETWORK_KEYS = {"driver", "ipam", "internal", "external", "name", "labels", "attachable", "driver_opts",
                 "enable_ipv6"}
 
@@ -74,6 +77,7 @@ class Service:
 class Project:
     name: str
     networks: dict[str, dict[str, Any]]  # key -> network create request, or {"external": name}
+    volumes: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> volume create request, or external
     services: list[Service] = field(default_factory=list)  # in start order
     normalised: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # unset variables, told before anything runs
@@ -171,10 +175,13 @@ def plan(doc: Any, project: str, path: str = "docker-compose.yml") -> Project:
         raise _fail(doc, "services", "must be a mapping with at least one service")
     pj = Project(name=str(doc.get("name") or project), networks={})
     pj.networks = _networks(doc, pj.name)
+    pj.volumes = _volumes(doc, pj.name)
     used: set[str] = set()
     planned: dict[str, Service] = {}
     for sname, svc in services.items():
         planned[sname] = _service(services, str(sname), svc, pj, used)
+        if isinstance(svc, dict):
+            _service_mounts(services, str(sname), svc, pj, planned[sname], os.path.dirname(os.path.abspath(path)))
     pj.services = _start_order(services, planned)
     if "default" not in pj.networks:
         pj.networks = {"default": _network_request(pj.name, "default", _Map(), f"{pj.name}_default"),
@@ -231,6 +238,131 @@ def _networks(doc: _Map, project: str) -> dict[str, dict[str, Any]]:
         else:
             out[key] = _network_request(project, key, spec, str(spec.get("name") or f"{project}_{key}"))
     return out
+
+
+def _volumes(doc: _Map, project: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    vols = doc.get("volumes") or {}
+    if not isinstance(vols, dict):
+        raise _fail(doc, "volumes", "must be a mapping")
+    for key, spec in vols.items():
+        spec = spec if spec is not None else _Map()
+        if not isinstance(spec, dict):
+            raise _fail(vols, f"volumes.{key}", "must be a mapping")
+        for k in spec:
+            if k not in VOLUME_KEYS:
+                raise _fail(spec, f"volumes.{key}.{k}", "is not supported")
+        if spec.get("external"):
+            out[str(key)] = {"external": str(spec.get("name") or key)}
+            continue
+        labels = _labels(spec.get("labels"))
+        labels.update({P + "project": project, P + "volume": str(key), P + "version": COMPOSE_VERSION})
+        out[str(key)] = {"Name": str(spec.get("name") or f"{project}_{key}"), "Driver": spec.get("driver") or "local",
+                         "DriverOpts": {str(k): str(v) for k, v in (spec.get("driver_opts") or {}).items()},
+                         "Labels": labels}
+    return out
+
+
+def _service_mounts(services: _Map, sname: str, svc: _Map, pj: Project, planned: Service, folder: str) -> None:
+    """A service's `volumes:` (short and long syntax), `tmpfs:` and `volumes_from:` as the create
+    request's Binds, Mounts, Tmpfs and VolumesFrom, as Docker Compose sends them."""
+    where = f"services.{sname}"
+    hc = planned.body["HostConfig"]
+    binds: list[str] = []
+    mounts: list[dict[str, Any]] = []
+
+    def named(source: str) -> str:
+        if source not in pj.volumes:
+            raise _fail(svc, f"{where}.volumes",
+                        f'service "{sname}" refers to undefined volume {source}: invalid compose project')
+        req = pj.volumes[source]
+        return str(req.get("external") or req["Name"])
+
+    def host(source: str) -> str:
+        return os.path.normpath(os.path.join(folder, os.path.expanduser(source)))
+
+    entries = svc.get("volumes") or []
+    if not isinstance(entries, list):
+        raise _fail(svc, f"{where}.volumes", "must be a list")
+    for entry in entries:
+        if isinstance(entry, str):
+            parts = entry.split(":")
+            if len(parts) == 1:
+                mounts.append({"Type": "volume", "Target": parts[0]})
+                continue
+            if len(parts) > 3:
+                raise _fail(svc, f"{where}.volumes", f"invalid spec: {entry}: too many colons")
+            source, target, mode = parts[0], parts[1], parts[2] if len(parts) == 3 else ""
+            if source.startswith((".", "/", "~")):
+                binds.append(":".join([host(source), target, *([mode] if mode else [])]))
+            else:
+                m: dict[str, Any] = {"Type": "volume", "Source": named(source), "Target": target,
+                                     "ReadOnly": "ro" in mode.split(",")}
+                if "nocopy" in mode.split(","):
+                    m["VolumeOptions"] = {"NoCopy": True}
+                mounts.append(m)
+            continue
+        if not isinstance(entry, dict) or not entry.get("target"):
+            raise _fail(svc, f"{where}.volumes", "entries need a target (or are SOURCE:TARGET[:MODE] strings)")
+        kind = str(entry.get("type") or "volume")
+        m = {"Type": kind, "Target": str(entry["target"]), "ReadOnly": bool(entry.get("read_only"))}
+        source = str(entry.get("source") or "")
+        if kind == "bind":
+            if not source:
+                raise _fail(entry, f"{where}.volumes.source", "is required for a bind")
+            m["Source"] = host(source)
+            opts = entry.get("bind") or {}
+            m["BindOptions"] = {"CreateMountpoint": bool(opts.get("create_host_path", True)),
+                                **({"Propagation": str(opts["propagation"])} if opts.get("propagation") else {})}
+        elif kind == "volume":
+            if source:
+                m["Source"] = named(source)
+            opts = entry.get("volume") or {}
+            vopts = {k: v for k, v in (("NoCopy", bool(opts.get("nocopy"))), ("Subpath", opts.get("subpath")))
+                     if v}
+            if vopts:
+                m["VolumeOptions"] = vopts
+        elif kind == "tmpfs":
+            opts = entry.get("tmpfs") or {}
+            topts = {k: v for k, v in (("SizeBytes", _bytes(opts.get("size"))), ("Mode", opts.get("mode"))) if v}
+            if topts:
+                m["TmpfsOptions"] = topts
+        else:
+            raise _fail(entry, f"{where}.volumes.type", f"must be bind, volume or tmpfs, not {kind}")
+        mounts.append(m)
+    if binds:
+        hc["Binds"] = binds
+    if mounts:
+        hc["Mounts"] = mounts
+    tmpfs = _list_of_str(svc, "tmpfs", svc.get("tmpfs") or [], f"{where}.tmpfs")
+    if tmpfs:
+        hc["Tmpfs"] = {path: opts for path, _, opts in (t.partition(":") for t in tmpfs)}
+    froms = []
+    for ref in _list_of_str(svc, "volumes_from", svc.get("volumes_from") or [], f"{where}.volumes_from"):
+        name, _, mode = ref.removeprefix("container:").partition(":")
+        if not ref.startswith("container:"):
+            if name not in services:
+                raise _fail(svc, f"{where}.volumes_from",
+                            f'service "{sname}" depends on undefined service "{name}": invalid compose project')
+            planned.depends_on.append(name)  # its container must exist first: VolumesFrom is read at create
+            other = services[name]
+            name = str(other.get("container_name") or f"{pj.name}-{name}-1") if isinstance(other, dict) else name
+        froms.append(f"{name}:{mode}" if mode else name)
+    if froms:
+        hc["VolumesFrom"] = froms
+        planned.depends_on[:] = list(dict.fromkeys(planned.depends_on))
+
+
+def _bytes(value: Any) -> int:
+    """Compose's sizes: 64m, 1g, 1024 (binary units)."""
+    if value in (None, ""):
+        return 0
+    v = str(value).strip().lower().rstrip("b")
+    mult = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(v[-1:], 1)
+    try:
+        return int(float(v[:-1] if mult > 1 else v) * mult)
+    except ValueError:
+        raise ComposeError(f"invalid size: {value}") from None
 
 
 def _service(services: _Map, sname: str, svc: Any, pj: Project, used: set[str]) -> Service:
@@ -371,4 +503,8 @@ def _normalised(doc: dict[str, Any], pj: Project) -> dict[str, Any]:
                                      if key in (doc.get("networks") or {}) and (doc["networks"][key] or {}).get("ipam")
                                      else {}),
              **({"internal": True} if req["Internal"] else {})}
-    return {"name": pj.name, "services": dict(sorted(services.items())), "networks": networks}
+    out = {"name": pj.name, "services": dict(sorted(services.items())), "networks": networks}
+    if pj.volumes:
+        out["volumes"] = {key: {"name": req["external"], "external": True} if "external" in req else {"name": req["Name"]}
+                          for key, req in pj.volumes.items()}
+    return out

@@ -12,7 +12,8 @@ to the kernel or the store.
                             ├── State      created | running | exited
                             ├── HostConfig Docker's HostConfig, the part minidock honours
                             ├── Attachment per network asked for (aliases, --ip)
-                            └── PortBinding per published port while it runs
+                            ├── PortBinding per published port while it runs
+                            └── MountPoint per bind, volume or tmpfs ──> Volume (named ones)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .ports import Published as PortBinding
 
 __all__ = ["IPAMConfig", "Network", "Endpoint", "State", "HostConfig", "Attachment", "Container",
            "PortBinding", "OPT_NAME", "OPT_MTU", "OPT_ICC", "OPT_MASQ", "OPT_VNI", "GATEWAY_BRIDGE",
-           "CHILD_LINK_DRIVERS", "truthy"]
+           "CHILD_LINK_DRIVERS", "truthy", "MountPoint", "Volume", "ANONYMOUS_LABEL"]
 
 OPT_NAME = "com.docker.network.bridge.name"
 OPT_MTU = "com.docker.network.driver.mtu"
@@ -194,6 +195,7 @@ class State:
     started_at: float = 0
     finished_at: float = 0
     stopping_signal: int | None = None  # a stop sent it: an unknown exit code is 128 + it
+    paused: bool = False  # running, its processes stopped (`pause`); Docker's Status "paused"
 
     @property
     def running(self) -> bool:
@@ -203,6 +205,8 @@ class State:
         out = dataclasses.asdict(self)
         if self.stopping_signal is None:
             del out["stopping_signal"]
+        if not self.paused:
+            del out["paused"]
         return out
 
     @staticmethod
@@ -212,12 +216,18 @@ class State:
 
 _HOST_CONFIG_KEYS = {"network_mode": "NetworkMode", "dns": "Dns", "extra_hosts": "ExtraHosts",
                      "auto_remove": "AutoRemove", "port_bindings": "PortBindings",
-                     "publish_all_ports": "PublishAllPorts", "links": "Links"}
+                     "publish_all_ports": "PublishAllPorts", "links": "Links",
+                     # the mounts as the request gave them (inspect shows them so); `Container.mounts`
+                     # holds what they resolved to
+                     "binds": "Binds", "mounts": "Mounts", "tmpfs": "Tmpfs", "volumes_from": "VolumesFrom",
+                     "volume_driver": "VolumeDriver"}
 
 
 @dataclass
 class HostConfig:
-    """The part of Docker's HostConfig minidock honours, under Docker's keys in JSON."""
+    """Docker's HostConfig: the part minidock honours as fields, under Docker's keys in JSON;
+    every other key the create request gave is kept verbatim in `given` and shown back by
+    inspect (cgroup limits among them: minidock stores them and enforces none)."""
 
     network_mode: str = "default"
     dns: list[str] = field(default_factory=list)
@@ -226,6 +236,12 @@ class HostConfig:
     port_bindings: dict[str, Any] = field(default_factory=dict)
     publish_all_ports: bool = False
     links: list[str] = field(default_factory=list)
+    given: dict[str, Any] = field(default_factory=dict)
+    binds: list[str] | None = None
+    mounts: list[dict[str, Any]] | None = None
+    tmpfs: dict[str, str] | None = None
+    volumes_from: list[str] | None = None
+    volume_driver: str = ""
 
     @property
     def joined(self) -> str:
@@ -233,13 +249,25 @@ class HostConfig:
         mode, sep, other = self.network_mode.partition(":")
         return other if sep and mode == "container" else ""
 
+    @staticmethod
+    def modelled_keys() -> set[str]:
+        return set(_HOST_CONFIG_KEYS.values())
+
+    def setting(self, key: str, default: Any = None) -> Any:
+        """A HostConfig key minidock keeps as given (PidMode, LogConfig, GroupAdd, …)."""
+        value = self.given.get(key)
+        return default if value is None else value
+
     def to_json(self) -> dict[str, Any]:
-        return {key: getattr(self, attr) for attr, key in _HOST_CONFIG_KEYS.items()}
+        return {**self.given, **{key: getattr(self, attr) for attr, key in _HOST_CONFIG_KEYS.items()
+                                 if getattr(self, attr) is not None}}
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> HostConfig:
         hc = HostConfig(**{attr: d[key] for attr, key in _HOST_CONFIG_KEYS.items() if key in d})
         hc.port_bindings = hc.port_bindings or {}
+        modelled = set(_HOST_CONFIG_KEYS.values())
+        hc.given = {k: v for k, v in d.items() if k not in modelled}
         return hc
 
 
@@ -264,6 +292,63 @@ class Attachment:
 
 
 @dataclass
+class MountPoint:
+    """What one mount of a container resolved to at create (Docker's MountPoint): a host
+    directory or file (bind), a volume's data directory (volume), or a fresh tmpfs."""
+
+    type: str  # bind | volume | tmpfs
+    destination: str
+    source: str = ""  # bind: the host path; volume: its data directory (or a subpath of it)
+    name: str = ""  # volume: its name
+    driver: str = ""  # volume: "local"
+    rw: bool = True
+    mode: str = ""  # the options as written after the second colon of -v (Docker's `Mode`)
+    propagation: str = ""  # bind: rprivate unless asked
+    named: bool = False  # volume: named by the user, so `rm -v` keeps it (anonymous ones go)
+    subpath: str = ""  # volume: VolumeOptions.Subpath, relative to its data directory
+    options: str = ""  # tmpfs: the mount data (size=…,mode=…)
+    make_source: bool = False  # -v /host:/ctr makes a missing /host directory at start, as Docker does
+    copy: bool = True  # volume: an empty one is filled from the image's files at its destination
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> MountPoint:
+        return MountPoint(**{f.name: d[f.name] for f in dataclasses.fields(MountPoint) if f.name in d})
+
+
+@dataclass
+class Volume:
+    """A named volume of the local driver: a directory under <root>/volumes/<name>/_data."""
+
+    name: str
+    created: float
+    driver: str = "local"
+    labels: dict[str, str] | None = None  # Docker shows null when none were given, {} when {} was
+    options: dict[str, str] | None = None
+
+    @property
+    def id(self) -> str:  # the store's tables key records by id: a volume's is its name
+        return self.name
+
+    @property
+    def anonymous(self) -> bool:
+        return ANONYMOUS_LABEL in (self.labels or {})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "created": self.created, "driver": self.driver, "labels": self.labels,
+                "options": self.options}
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Volume:
+        return Volume(d["name"], d.get("created", 0.0), d.get("driver") or "local", d.get("labels"), d.get("options"))
+
+
+ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # Docker's mark of a volume made without a name
+
+
+@dataclass
 class Container:
     id: str
     name: str
@@ -279,6 +364,7 @@ class Container:
     netns: str = ""  # under /run/netns while it runs with a namespace
     restart_count: int = 0
     ports: list[PortBinding] = field(default_factory=list)  # held while it runs
+    mounts: list[MountPoint] = field(default_factory=list)  # resolved at create, mounted at each start
     image_id: str = ""  # sha256:… of the image record at create
 
     @property
@@ -310,6 +396,7 @@ class Container:
             "networks": {name: a.to_json() for name, a in self.networks.items()},
             "state": self.state.to_json(), "netns": self.netns, "restart_count": self.restart_count,
             "ports": [p.to_dict() for p in self.ports], "image_id": self.image_id,
+            **({"mounts": [m.to_json() for m in self.mounts]} if self.mounts else {}),
         }
 
     @staticmethod
@@ -322,4 +409,5 @@ class Container:
             state=State.from_json(d.get("state") or {}), netns=d.get("netns") or "",
             restart_count=d.get("restart_count", 0),
             ports=[PortBinding.from_dict(p) for p in d.get("ports") or []], image_id=d.get("image_id", ""),
+            mounts=[MountPoint.from_json(m) for m in d.get("mounts") or []],
         )

@@ -1,5 +1,5 @@
 """The SQLite store: the daemon's only record of networks, containers,
-endpoints, address leases and images.
+endpoints, address leases, volumes and images.
 
 One connection, WAL mode, schema versioned with PRAGMA user_version. Records
 are the typed values of `model`, kept as JSON documents keyed by id; address
@@ -19,9 +19,9 @@ from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 from .ipam import number
-from .model import Container, Endpoint, Network
+from .model import Container, Endpoint, Network, Volume
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -39,6 +39,10 @@ _MIGRATIONS: dict[int, str] = {
     # deleted when it is over: what a restart after a crash must finish or undo
     2: """
     CREATE TABLE journal (id INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL, data TEXT NOT NULL);
+    """,
+    # named volumes: keyed by name (a volume's id is its name, as in Docker)
+    3: """
+    CREATE TABLE volumes (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, data TEXT NOT NULL);
     """,
 }
 
@@ -58,6 +62,7 @@ class Store:
         self._reading = 0
         self.networks: Table[Network] = Table(self, "networks", Network)
         self.containers: Table[Container] = Table(self, "containers", Container)
+        self.volumes: Table[Volume] = Table(self, "volumes", Volume)
         # each network's leases, address -> owner, and their numbers in order (for a binary
         # search of the lowest free one): written through like the tables' views
         self._leases: dict[str, dict[str, str]] = {}
@@ -131,13 +136,14 @@ class Store:
         """Drop every parsed cache: rebuilt from the database on next use."""
         self.networks.forget()
         self.containers.forget()
+        self.volumes.forget()
         self._leases.clear()
         self._numbers.clear()
 
     def wipe(self) -> None:
         """Forget everything (`minidock system reset`)."""
         with self.transaction() as db:
-            for table in ("endpoints", "leases", "containers", "networks", "journal", "meta"):
+            for table in ("endpoints", "leases", "containers", "networks", "volumes", "journal", "meta"):
                 db.execute(f"DELETE FROM {table}")
             self._forget()
 
@@ -255,11 +261,11 @@ class Store:
 
 
 
-T = TypeVar("T", Network, Container)
+T = TypeVar("T", Network, Container, Volume)
 
 
 class Table(Generic[T]):
-    """One table of records (networks, containers), typed.
+    """One table of records (networks, containers, volumes), typed.
 
     `get`, `find` and `all` parse fresh copies a caller may change and `put` back;
     `view` and `indexed` hand out shared parsed records, for reading only (the scans

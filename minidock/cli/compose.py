@@ -139,6 +139,7 @@ def _create(s: Session, pj: Any, made: list[tuple[str, str]]) -> dict[str, str]:
         s.api.call("POST", "/networks/create", None, req)
         made.append(("networks", req["Name"]))
         status("Network", req["Name"], "Created" + (" (no service uses it)" if unused else ""))
+    _create_volumes(s, pj, made)
     notes = [f"{sv.name} ({sv.image_note})" for sv in pj.services if sv.image_note]
     if notes:  # once for the project, not per container
         click.echo(f"minidock: services {', '.join(notes)} run on the built-in \"host\" root filesystem",
@@ -160,6 +161,23 @@ def _create(s: Session, pj: Any, made: list[tuple[str, str]]) -> dict[str, str]:
                 click.echo(f"minidock: {w}", err=True)
         status("Container", sv.container, "Created")
     return ids
+
+
+def _create_volumes(s: Session, pj: Any, made: list[tuple[str, str]]) -> None:
+    """The file's named volumes, before the containers that mount them (kept by `down`, gone with `down -v`)."""
+    if not pj.volumes:
+        return
+    existing = {v["Name"] for v in s.call("GET", "/volumes").get("Volumes") or []}
+    for req in pj.volumes.values():
+        if "external" in req:
+            if req["external"] not in existing:
+                raise DaemonError(404, f"volume {req['external']} declared as external, but could not be found")
+            continue
+        if req["Name"] in existing:
+            continue
+        s.api.call("POST", "/volumes/create", None, req)
+        made.append(("volumes", req["Name"]))
+        status("Volume", req["Name"], "Created")
 
 
 def _follow(s: Session, name: str, sock: Any, width: int, index: int) -> None:
@@ -200,17 +218,23 @@ def _emit(prefix: str, data: bytes) -> bytes:
 
 
 @compose.command(context_settings=CONTEXT)
+@click.option("-v", "--volumes", is_flag=True, help="Remove the file's named volumes and anonymous ones too")
 @pass_session
-def down(s: Session) -> None:
-    """Remove the project's containers and networks."""
+def down(s: Session, volumes: bool) -> None:
+    """Remove the project's containers and networks (and volumes, with -v)."""
     project = s.name
     for c in s.containers(project):
-        s.call("DELETE", f"/containers/{c['Id']}", {"force": 1})
+        s.call("DELETE", f"/containers/{c['Id']}", {"force": 1, **({"v": 1} if volumes else {})})
         status("Container", c["Names"][0].lstrip("/"), "Removed")
     for n in s.call("GET", "/networks"):
         if (n.get("Labels") or {}).get("com.docker.compose.project") == project:
             s.call("DELETE", f"/networks/{n['Id']}")
             status("Network", n["Name"], "Removed")
+    if volumes:
+        for v in s.call("GET", "/volumes").get("Volumes") or []:
+            if (v.get("Labels") or {}).get("com.docker.compose.project") == project:
+                s.call("DELETE", f"/volumes/{q(v['Name'])}")
+                status("Volume", v["Name"], "Removed")
 
 
 @compose.command(context_settings=CONTEXT)

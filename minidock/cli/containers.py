@@ -25,6 +25,7 @@ from .common import (
     fail,
     pass_ctx,
 )
+from .volumes import mount_body, mount_options
 
 
 def container_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -52,6 +53,7 @@ def container_options(f: Callable[..., Any]) -> Callable[..., Any]:
     ]
     for opt in reversed(opts):
         f = opt(f)
+    f = mount_options(f)
     f = click.argument("command", nargs=-1, type=click.UNPROCESSED)(f)
     f = click.argument("image")(f)
     return f
@@ -103,6 +105,10 @@ def create_body(o: dict[str, Any]) -> dict[str, Any]:
     }
     if o["entrypoint"] is not None:
         body["Entrypoint"] = [o["entrypoint"]] if o["entrypoint"] else []
+    anonymous, mount_keys = mount_body(o)
+    if anonymous:
+        body["Volumes"] = anonymous
+    body["HostConfig"].update(mount_keys)
     return body
 
 
@@ -232,12 +238,13 @@ def kill(c: Ctx, sig: str, containers: tuple[str, ...]) -> None:
 
 @click.command(context_settings=CONTEXT)
 @click.option("-f", "--force", is_flag=True)
+@click.option("-v", "--volumes", is_flag=True, help="Remove the container's anonymous volumes too")
 @click.option("-l", "--link", is_flag=True, help="Remove the specified link")
 @click.argument("containers", nargs=-1, required=True)
 @pass_ctx
-def rm(c: Ctx, force: bool, link: bool, containers: tuple[str, ...]) -> None:
+def rm(c: Ctx, force: bool, volumes: bool, link: bool, containers: tuple[str, ...]) -> None:
     """Remove containers."""
-    query = {"force": force, **({"link": True} if link else {})}
+    query = {"force": force, **({"v": 1} if volumes else {}), **({"link": True} if link else {})}
     each(c, containers, lambda ref: c.api.call("DELETE", f"/containers/{q(ref.strip('/'))}", query))
 
 

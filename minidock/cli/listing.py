@@ -126,15 +126,16 @@ def top(c: Ctx, container: str, ps_args: tuple[str, ...]) -> None:
 
 @click.command(context_settings=CONTEXT)
 @click.option("-f", "--format", "fmt", default=None)
-@click.option("--type", "kind", type=click.Choice(["container", "network"]), default=None)
+@click.option("--type", "kind", type=click.Choice(["container", "network", "volume"]), default=None)
 @click.argument("names", nargs=-1, required=True)
 @pass_ctx
 def inspect(c: Ctx, fmt: str | None, kind: str | None, names: tuple[str, ...]) -> None:
-    """Low-level information on containers and networks, as JSON."""
+    """Low-level information on containers, networks and volumes, as JSON."""
     found, errors = [], []
     for name in names:
         obj = None
-        for k, path in (("container", f"/containers/{q(name)}/json"), ("network", f"/networks/{q(name)}")):
+        for k, path in (("container", f"/containers/{q(name)}/json"), ("network", f"/networks/{q(name)}"),
+                        ("volume", f"/volumes/{q(name)}")):
             if kind not in (None, k):
                 continue
             try:

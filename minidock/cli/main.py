@@ -5,7 +5,7 @@ would print. Errors are one line on stderr and a non-zero exit.
 
 This module owns only the top-level group and its error handling; the
 commands live in one module per group (containers, listing, networks,
-images, system, compose, events), imported only when one of their commands runs.
+volumes, images, system, compose, events), imported only when one of their commands runs.
 The installed `minidock` script starts in entry.py, which tries fast.py's
 lean path before coming here.
 """
@@ -26,11 +26,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "exec": ("containers", "exec_"),
     **{name: ("listing", name) for name in ("ps", "port", "logs", "top", "inspect")},
     "network": ("networks", "network"),
+    "volume": ("volumes", "volume"),
     "image": ("images", "image"),
     "images": ("images", "image_ls"),
     **{name: ("system", name) for name in ("daemon", "system", "topology", "version", "node")},
     "compose": ("compose", "compose"),
     **{name: ("events", name) for name in ("events", "rename", "container")},
+    **{name: ("wholes", name) for name in ("cp", "export", "commit", "diff", "stats", "pause", "unpause", "update")},
     "ui": ("ui", "ui"),
 }
 

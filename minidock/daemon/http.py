@@ -39,6 +39,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     params: dict[str, str] = field(default_factory=dict)
+    multi: dict[str, list[str]] = field(default_factory=dict)  # every value of a repeated query key
     _parsed: Any = field(default=None, repr=False)
 
     def json(self) -> Any:
@@ -59,6 +60,7 @@ class Response:
     status: int = 200
     body: Any = None
     content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)  # more, e.g. X-Docker-Container-Path-Stat
 
     def encode(self) -> bytes:
         if self.body is None:
@@ -78,6 +80,7 @@ class Stream:
     # JSON stream (pull, events) chunk by chunk, and a body without them as one document.
     # A chunked stream also ends when the client hangs up, even while it waits for a chunk.
     chunked: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -146,13 +149,15 @@ async def _read_request(reader: asyncio.StreamReader) -> Request | None:
         body = b"".join(parts)
     elif headers.get("content-length"):
         length = int(headers["content-length"])
-        if length > 64 << 20:
+        # a tar for `docker cp` (docker-py sends its length) may be larger than any JSON
+        if length > (1 << 30 if method == "PUT" and target.split("?", 1)[0].endswith("/archive") else 64 << 20):
             raise MinidockError("request body too large")
         body = await reader.readexactly(length)
     url = urlsplit(target)
     path = API_PREFIX.sub("", url.path)
-    query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-    return Request(method, path, query, headers, body)
+    multi = parse_qs(url.query, keep_blank_values=True)
+    query = {k: v[-1] for k, v in multi.items()}
+    return Request(method, path, query, headers, body, multi=multi)
 
 
 def _head(status: int, headers: dict[str, str]) -> bytes:
@@ -198,7 +203,7 @@ async def serve_connection(router: Router, reader: asyncio.StreamReader, writer:
                 result = Response(500, {"message": f"internal error: {e}"})
             if isinstance(result, Response):
                 body = result.encode()
-                headers = {**BASE_HEADERS, "Content-Length": str(len(body))}
+                headers = {**BASE_HEADERS, **result.headers, "Content-Length": str(len(body))}
                 if recording is not None:
                     headers[explain.EXPLAIN_HEADER] = json.dumps(recording.groups)
                 if result.body is not None:
@@ -210,7 +215,7 @@ async def serve_connection(router: Router, reader: asyncio.StreamReader, writer:
             if isinstance(result, Stream):
                 framing = {"Transfer-Encoding": "chunked"} if result.chunked else {}
                 writer.write(_head(200, {**BASE_HEADERS, "Content-Type": result.content_type,
-                                         "Connection": "close", **framing}))
+                                         "Connection": "close", **framing, **result.headers}))
                 await writer.drain()
                 if result.chunked:
                     await _send_chunked(result.chunks, reader, writer)

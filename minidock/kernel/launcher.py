@@ -9,7 +9,8 @@ few milliseconds. It
   3. forks: the child is PID 1 of the new PID namespace and, before exec,
      mounts the root filesystem (an overlay of the image), /proc, /dev,
      /dev/pts, /dev/shm, /tmp and /sys, binds the container's own
-     /etc/hosts, /etc/resolv.conf and /etc/hostname, pivots into the root,
+     /etc/hosts, /etc/resolv.conf and /etc/hostname, then its binds, volumes
+     and tmpfs mounts (`-v`, `--mount`, `--tmpfs`), pivots into the root,
      drops the old root (with it every copy of the host's mounts), sets the
      hostname, and execs the command;
   4. reports the child's PID (or why it failed) as JSON on REPORT_FD and exits.
@@ -28,8 +29,16 @@ import sys
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = (
     0x00020000, 0x04000000, 0x08000000, 0x20000000, 0x40000000)
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = (
-    1, 2, 4, 8, 4096, 16384, 1 << 18)
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
+    1, 2, 4, 8, 32, 4096, 16384, 1 << 18)
+MS_NOATIME, MS_NODIRATIME, MS_RELATIME, MS_SLAVE, MS_SHARED = 1024, 2048, 1 << 21, 1 << 19, 1 << 20
+PROPAGATION = {"private": MS_PRIVATE, "slave": MS_SLAVE, "shared": MS_SHARED}
+# a mount option word -> (flag, set it?); the other words are the filesystem's data (size=, mode=)
+FLAG_WORDS = {"ro": (MS_RDONLY, True), "rw": (MS_RDONLY, False), "nosuid": (MS_NOSUID, True),
+              "suid": (MS_NOSUID, False), "nodev": (MS_NODEV, True), "dev": (MS_NODEV, False),
+              "noexec": (MS_NOEXEC, True), "exec": (MS_NOEXEC, False)}
+# statvfs f_flag bits -> the mount flags a read-only remount of a bind must keep
+KEPT_FLAGS = {2: MS_NOSUID, 4: MS_NODEV, 8: MS_NOEXEC, 1024: MS_NOATIME, 2048: MS_NODIRATIME, 4096: MS_RELATIME}
 MNT_DETACH = 2
 TIOCSCTTY = 0x540E
 DEVICES = ["null", "zero", "full", "random", "urandom", "tty"]
@@ -92,14 +101,86 @@ def setup_root(spec):
         mount("sysfs", f"{root}/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
     except OSError:
         pass  # a host-network container cannot mount sysfs of a namespace it does not own
-    for name, src in spec["files"].items():
-        dst = f"{root}/etc/{name}"
-        touch(dst)
-        mount(src, dst, None, MS_BIND)
+    # the container's /etc files and its own mounts, parents first (a volume at /etc must not hide
+    # /etc/hosts); a mount of the user's at /etc/hosts replaces ours, as in Docker
+    user = spec.get("mounts") or []
+    taken = {m["target"].rstrip("/") for m in user}
+    files = [{"type": "file", "source": src, "target": f"/etc/{name}"} for name, src in spec["files"].items()
+             if f"/etc/{name}" not in taken]
+    for m in sorted(files + user, key=lambda m: m["target"].rstrip("/").count("/")):
+        if m["type"] == "file":
+            dst = in_root(root, m["target"])
+            touch(dst)
+            mount(m["source"], dst, None, MS_BIND)
+        else:
+            user_mount(root, m)
     os.chdir(root)
     check(libc.syscall(SYS_PIVOT_ROOT, b".", b"."), "pivot_root")
     check(libc.umount2(b".", MNT_DETACH), "umount old root")
     os.chdir("/")
+
+
+def in_root(root, path):
+    """`path` as the container will see it, on the host: its symlinks resolved inside `root`
+    (an absolute link starts again at `root`, `..` stops there), never outside it."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    cur, links = root, 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            cur = os.path.dirname(cur) if cur != root else root
+            continue
+        nxt = os.path.join(cur, part)
+        if os.path.islink(nxt):
+            links += 1
+            if links > 40:
+                raise OSError(40, f"too many levels of symbolic links: {path}")
+            target = os.readlink(nxt)
+            if target.startswith("/"):
+                cur = root
+            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+            continue
+        cur = nxt
+    return cur
+
+
+def user_mount(root, m):
+    """One of the container's own mounts: a bind of a host path or of a volume's data (read-only
+    if asked: a remount, so that a write fails with EROFS), or a tmpfs."""
+    target = in_root(root, m["target"])
+    if m["type"] == "tmpfs":
+        os.makedirs(target, exist_ok=True)
+        flags, data = 0, []
+        for word in filter(None, m.get("data", "").split(",")):
+            if word in FLAG_WORDS:
+                flag, on = FLAG_WORDS[word]
+                flags = flags | flag if on else flags & ~flag
+            else:
+                data.append(word)
+        mount("tmpfs", target, "tmpfs", flags, ",".join(data) or None)
+        return
+    source = m["source"]
+    if os.path.isdir(source):
+        if m.get("copy") and os.path.isdir(target) and os.listdir(target) and not os.listdir(source):
+            # an empty volume takes the image's files at its destination, as Docker's do
+            import shutil
+            shutil.copytree(target, source, symlinks=True, dirs_exist_ok=True)
+        os.makedirs(target, exist_ok=True)
+    else:
+        touch(target)
+    mount(source, target, None, MS_BIND | MS_REC)
+    if m.get("ro"):
+        kept = 0
+        have = os.statvfs(target).f_flag
+        for bit, flag in KEPT_FLAGS.items():
+            if have & bit:
+                kept |= flag
+        mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | kept)
+    prop = m.get("propagation") or "rprivate"
+    recursive = prop.startswith("r")
+    flag = PROPAGATION.get(prop[1:] if recursive else prop)
+    if flag is not None and flag != MS_PRIVATE:
+        mount(None, target, None, flag | (MS_REC if recursive else 0))
 
 
 def resolve(argv0, env):

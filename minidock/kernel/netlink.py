@@ -137,6 +137,17 @@ class Netlink:
                 out.append(IPNetwork(f"{dst}/{msg['dst_len']}"))
         return out
 
+    async def link_stats(self) -> dict[str, dict[str, int]]:
+        """Each link's counters but lo's (IFLA_STATS64), by name, in Docker's stats keys."""
+        out = {}
+        async for msg in await (await self._query()).get_links():
+            counters = msg.get("stats64")
+            name = msg.get("ifname")
+            if counters is not None and name != "lo":
+                out[name] = {f"{d}_{k}": int(counters.get(f"{d}_{k}") or 0)
+                             for d in ("rx", "tx") for k in ("bytes", "packets", "errors", "dropped")}
+        return out
+
     # -- links ---------------------------------------------------------------
     async def ensure_bridge(self, name: str, mtu: int, alias: str, mac: str) -> int:
         """A bridge with a MAC of its own (one that exists already keeps its own)."""

@@ -27,6 +27,7 @@ from .publish import PortHolds
 
 if TYPE_CHECKING:
     from .cluster import Cluster
+    from .volumes import Volumes
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Core:
     # joined its networks, process not yet running: its name resolves and it may ask already
     starting: set[str] = field(default_factory=set)
     cluster: Cluster | None = None  # this host in a cluster (daemon --cluster-store), if it is in one
+    volumes: Volumes = None  # type: ignore[assignment]  # made by the engine: it needs the core
 
     def network(self, ref: str) -> Network:
         net = self.store.networks.find(ref)

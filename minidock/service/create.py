@@ -12,7 +12,7 @@ from typing import Any
 from .. import ipam, ports
 from ..errors import CONTAINER_MODE_CONFLICTS, HOST_MODE_PORTS, Conflict, InvalidParameter
 from ..model import Attachment, Container, HostConfig
-from . import files
+from . import files, mounts
 from .common import check_name, new_id, random_name
 from .core import Core
 
@@ -35,6 +35,10 @@ async def create_container(core: Core, name: str | None, body: dict[str, Any]) -
     image, lower = core.images.resolve(body["Image"])
     entrypoint = _argv(body.get("Entrypoint"))
     cmd = _argv(body.get("Cmd"))
+    made = image.get("config") or {}  # a committed image's: its Entrypoint and Cmd, as Docker's run takes them
+    if not entrypoint and body.get("Entrypoint") is None:
+        entrypoint = _argv(made.get("Entrypoint"))
+        cmd = cmd or _argv(made.get("Cmd"))
     argv = [*entrypoint, *cmd] or (["sh"] if lower != "/" else ["bash"])
     joined = mode_net.startswith("container:")
     if joined:
@@ -64,6 +68,7 @@ async def create_container(core: Core, name: str | None, body: dict[str, Any]) -
     hostname = body.get("Hostname") or ""
     if hostname and not all(ch.isalnum() or ch in "-." for ch in hostname):
         raise InvalidParameter(f"invalid hostname format: {hostname}")
+    points, wanted = mounts.resolve(core, body, hc)
     cid = new_id()
     c = Container(
         id=cid, name=name, created=time.time(), image=body["Image"], image_name=image["name"],
@@ -87,24 +92,41 @@ async def create_container(core: Core, name: str | None, body: dict[str, Any]) -
             "Entrypoint": entrypoint or None,
             "Labels": body.get("Labels") or {},
             "ExposedPorts": {key: {} for key in exposed} or None,
+            "Volumes": body.get("Volumes") or None,
         },
         host_config=HostConfig(network_mode=mode, dns=list(hc.get("Dns") or []),
                                extra_hosts=list(hc.get("ExtraHosts") or []), auto_remove=bool(hc.get("AutoRemove")),
                                port_bindings=declared, publish_all_ports=bool(hc.get("PublishAllPorts")),
-                               links=list(hc.get("Links") or [])),
+                               links=list(hc.get("Links") or []), **_mount_settings(hc)),
         networks=want,
+        mounts=points,
     )
-    async with core.locks.hold("names"):
+    async with core.locks.hold("names", "volumes"):
         other = core.store.containers.find(name)
         if other is not None and other.name == name:
             raise Conflict(
                 f'Conflict. The container name "/{name}" is already in use by container "{other.id}". '
                 "You have to remove (or rename) that container to be able to reuse that name.")
-        os.makedirs(core.dir(cid), mode=0o700)
-        os.close(os.open(os.path.join(core.dir(cid), "container.log"), os.O_CREAT | os.O_WRONLY, 0o600))
-        core.store.containers.put(c)
+        made = mounts.make_volumes(core.volumes, wanted)
+        try:
+            os.makedirs(core.dir(cid), mode=0o700)
+            os.close(os.open(os.path.join(core.dir(cid), "container.log"), os.O_CREAT | os.O_WRONLY, 0o600))
+            core.store.containers.put(c)
+        except BaseException:
+            for vname in made:
+                core.volumes.remove(vname, force=True)
+            raise
     core.events.container(c, "create")
     return {"Id": cid, "Warnings": []}
+
+
+def _mount_settings(hc: dict[str, Any]) -> dict[str, Any]:
+    """HostConfig's mount keys as the request gave them: inspect shows them back."""
+    return {"binds": list(hc["Binds"]) if hc.get("Binds") is not None else None,
+            "mounts": list(hc["Mounts"]) if hc.get("Mounts") else None,
+            "tmpfs": dict(hc["Tmpfs"]) if hc.get("Tmpfs") else None,
+            "volumes_from": list(hc["VolumesFrom"]) if hc.get("VolumesFrom") is not None else None,
+            "volume_driver": str(hc.get("VolumeDriver") or "")}
 
 
 def _argv(value: Any) -> list[str]:

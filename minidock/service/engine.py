@@ -2,6 +2,7 @@
 
     core.py       what they share: store, drivers, firewall, ports, addresses, DNS, locks
     networks.py   network CRUD and Docker's network JSON
+    volumes.py    named volumes; mounts.py what a container mounts (binds, volumes, tmpfs)
     create.py     a create request checked, one Container record
     planner.py    a start planned from one read of the store
     sandbox.py    the namespace and each driver's join; the teardown
@@ -15,6 +16,8 @@
     reconcile.py  start-up: journal recovery, adoption, orphans
     system.py     check / repair / reset
     views.py      Docker's container JSON; queries for the API
+    containerfs.py a container's files: cp (archive), export, commit, diff
+    resources.py  pause, unpause, update, stats
 
 Per container, at run time:
 
@@ -22,6 +25,7 @@ Per container, at run time:
     <root>/containers/<id>/
         hosts resolv.conf hostname   bound over /etc/… inside the container
         upper/ work/ merged/         the overlay over the image's root
+    <root>/volumes/<name>/_data      a volume's data, bound where containers mount it
         container.log                everything the container printed
 """
 
@@ -45,13 +49,16 @@ from .addresses import Addresses
 from .cluster import Cluster
 from .clusterconfig import ClusterConfig
 from .connect import Connector
+from .containerfs import ContainerFiles
 from .core import Core
 from .images import Images
 from .lifecycle import WAIT_CONDITIONS, Lifecycle
 from .networks import Networks
 from .reconcile import Reconciler
+from .resources import Resources
 from .system import System
 from .views import Queries
+from .volumes import Volumes
 
 __all__ = ["WAIT_CONDITIONS", "Engine"]
 
@@ -65,6 +72,7 @@ class Engine:
                          upstreams=upstreams, records=records, dns=None,  # type: ignore[arg-type]
                          addresses=Addresses(store))
         self.core.dns = dnsstub.DnsServer(records, self.core.upstreams_for)
+        self.core.volumes = self.volumes = Volumes(self.core)
         self.networks = Networks(self.core)
         self.networks.default_ipv6 = ipv6
         self.life = Lifecycle(self.core)
@@ -74,6 +82,9 @@ class Engine:
         self.connector = Connector(self.core, self.life)
         self.system = System(self.core, self.life.kill_and_reap)
         self.queries = Queries(self.core)
+        self.files = ContainerFiles(self.core)  # cp, export, commit, diff
+        self.resources = Resources(self.core)  # pause, update, stats
+        self.files.pause, self.files.unpause = self.resources.pause, self.resources.unpause
         self.execs: dict[str, dict[str, Any]] = {}
         self.background: set[asyncio.Task[Any]] = set()
         self.shutdown: Callable[[], None] = lambda: None  # the server's stop, once it serves

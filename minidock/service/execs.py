@@ -50,6 +50,8 @@ def create(core: Core, execs: dict[str, dict[str, Any]], ref: str, body: dict[st
     c = core.container(ref)
     if not c.running:
         raise Conflict(f"Container {c.id} is not running")
+    if c.state.paused:
+        raise Conflict(f"Container {ref} is paused, unpause the container before exec")
     cmd = body.get("Cmd") or []
     if not cmd:
         raise InvalidParameter("No exec command specified")

@@ -258,6 +258,26 @@ class Images:
             self._save_tags(tags)
         return meta
 
+    def commit_from_dir(self, ref: str, rootfs: str, extra: dict[str, Any]) -> dict[str, Any]:
+        """`commit`: the directory `rootfs` (in the store's directory, made by the caller) becomes
+        a new image's root, named `ref` (repo[:tag]; "" leaves it untagged, known by its ID);
+        `extra` goes into its record (parent, config, comment, author)."""
+        name, tag = self._check_ref(ref) if ref else ("", "latest")
+        if name in BUILTINS:
+            raise InvalidParameter(f"{name} is the name of a built-in image")
+        own = name if name and self.local(name) is None else f"{name or 'commit'}-{os.urandom(6).hex()}"
+        meta = self._add_rootfs(own, tag if own == name else "latest", lambda tmp: os.rename(rootfs, tmp), "commit")
+        meta.update(extra, untagged=own != name or tag != "latest")
+        with open(self._meta_path(own), "w") as f:
+            json.dump(meta, f)
+        if name and own != name:  # the name is another image's: it moves to this one
+            old = self.local(name)
+            if old is not None and tag == "latest" and not old.get("untagged"):
+                with open(self._meta_path(name), "w") as f:
+                    json.dump({**old, "untagged": True}, f)
+            self.tag(meta["id"], name, tag)
+        return meta
+
     def remove(self, ref: str, in_use: bool) -> list[dict[str, str]]:
         """Docker's answer: the names untagged, then the image deleted once no name is left."""
         rec = self.lookup(ref)

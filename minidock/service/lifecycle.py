@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import Conflict, InvalidParameter, no_such_container
-from ..kernel import netns, process
+from ..kernel import netns, process, procstats
 from ..model import Container, Network, PortBinding, State
 from ..steps import (
     Transaction,
@@ -35,7 +35,7 @@ from ..steps import (
     set_operation,
     use_recording,
 )
-from . import planner, sandbox
+from . import mounts, planner, sandbox
 from .common import journaled
 from .core import Core
 from .planner import StartPlan
@@ -132,6 +132,7 @@ class Lifecycle:
         # no DNS refresh here: the records were built before the spawn, while it was starting
         self.procs.started(cid, pid, rt)
         self._network_events(plan.c, "connect", plan.nets)
+        mounts.volume_events(self.core, plan.c, "mount")
         self.core.events.container(plan.c, "start")
 
     def _network_events(self, c: Container, action: str, nets: dict[str, Network] | None = None) -> None:
@@ -196,7 +197,7 @@ class Lifecycle:
             pid = await tx.step("process", self.procs.spawn(spec, stdio, console,
                                                             os.path.join(self.core.dir(c.id), "pid")),
                                 undo=lambda: self.kill_and_reap(pid),
-                                commands=[f"# {where}{shlex.join(c.argv)}"],
+                                commands=[*mounts.explain(spec["mounts"]), f"# {where}{shlex.join(c.argv)}"],
                                 why="the container's process starts inside (minidock's launcher also "
                                     "gives it its own root filesystem, hostname and /etc files)")
             if console is not None:
@@ -243,7 +244,7 @@ class Lifecycle:
             "merged": os.path.join(d, "merged"),
             "files": {n: os.path.join(files_dir, n) for n in ("hosts", "resolv.conf", "hostname")},
             "hostname": c.hostname, "env": env, "cwd": c.config["WorkingDir"] or "/", "argv": c.argv,
-            "tty": c.tty,
+            "tty": c.tty, "mounts": mounts.launcher_mounts(c),
         }
 
     def log_path(self, c: Container) -> str:
@@ -268,6 +269,7 @@ class Lifecycle:
             self.mark_exited(c, code)
             self.core.events.container(c, "die", exitCode=c.state.exit_code,
                                        execDuration=int(max(c.state.finished_at - c.state.started_at, 0)))
+            mounts.volume_events(self.core, c, "unmount")
             self.procs.last_exit[cid] = c.state.exit_code
             self.procs.wake(cid, "exit", c.state.exit_code)
             if rt:
@@ -276,7 +278,7 @@ class Lifecycle:
             for err in errors:
                 log.warning("teardown of %s: %s", c.name, err)
             if c.host_config.auto_remove:
-                self.remove_record(c)
+                self.remove_record(c, volumes=True)  # --rm takes the anonymous volumes too
             self.core.refresh_dns(cid)
 
     async def teardown(self, c: Container) -> list[Exception]:
@@ -287,6 +289,7 @@ class Lifecycle:
         if code is None:
             code = 128 + stopping if stopping else 255
         c.state.status, c.state.exit_code, c.state.pid = "exited", code, 0
+        c.state.paused = False
         c.state.finished_at, c.state.stopping_signal = time.time(), None
         c.netns = ""
         self.core.store.containers.put(c)
@@ -315,6 +318,7 @@ class Lifecycle:
             self.core.store.containers.put(c)
             process.kill(c.state.pid, sig)
             self.core.events.container(c, "kill", signal=int(sig))
+            self.resume_after_signal(c)
             try:
                 await asyncio.wait_for(rt.exited.wait(), timeout=max(grace, 0))
             except TimeoutError:
@@ -330,6 +334,15 @@ class Lifecycle:
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
         process.kill(c.state.pid, sig)
         self.core.events.container(c, "kill", signal=int(sig))
+        self.resume_after_signal(c)
+
+    def resume_after_signal(self, c: Container) -> None:
+        """A paused container is resumed after a signal, so that the signal acts (as Docker does)."""
+        if c.state.paused:
+            procstats.continue_all(c.state.pid)
+            c.state.paused = False
+            self.core.store.containers.put(c)
+            self.core.events.container(c, "unpause")
 
     async def restart(self, ref: str, timeout: int | None) -> None:
         c = self.core.container(ref)
@@ -365,7 +378,8 @@ class Lifecycle:
         c = self.core.store.containers.get(c.id) or c
         return c.state.exit_code
 
-    async def remove(self, ref: str, force: bool) -> None:
+    async def remove(self, ref: str, force: bool, volumes: bool = False) -> None:
+        """Remove a container; with `volumes` (rm -v) its anonymous volumes too."""
         c = self.core.container(ref)
         if c.running and not force:
             raise Conflict(f"You cannot remove a running container {c.id}. "
@@ -376,7 +390,7 @@ class Lifecycle:
             async with self.core.locks.hold(c.id):
                 gone = self.core.store.containers.get(c.id)
                 if gone is not None:
-                    self.remove_record(gone)
+                    self.remove_record(gone, volumes)
         self.core.refresh_dns(c.id)
 
     def _explain_exit(self, cid: str) -> None:
@@ -387,9 +401,11 @@ class Lifecycle:
         if current_operation():
             self.exit_operations.setdefault(cid, current_operation())
 
-    def remove_record(self, c: Container) -> None:
+    def remove_record(self, c: Container, volumes: bool = False) -> None:
         self.core.store.drop_endpoints(c.id)
         self.core.store.containers.delete(c.id)
+        if volumes:
+            self.core.volumes.release(c)
         shutil.rmtree(self.core.dir(c.id), ignore_errors=True)
         self.procs.wake(c.id, "removed", self.procs.last_exit.get(c.id, c.state.exit_code))
         self.core.events.container(c, "destroy")

@@ -254,7 +254,7 @@ class System:
             await core.cluster.close()
             removed += await core.cluster.leave()
         core.store.wipe()
-        for sub in ("containers", "images"):
+        for sub in ("containers", "images", "volumes"):
             shutil.rmtree(os.path.join(core.root, sub), ignore_errors=True)
         removed.append(f"state under {core.root}")
         return removed

@@ -14,6 +14,7 @@ from ..kernel import netns
 from ..model import CHILD_LINK_DRIVERS, Attachment, Container, Endpoint, Network
 from .common import ZERO_TIME, rfc3339
 from .core import Core
+from .mounts import mounts_json
 
 
 def _network_entry(net: Network, ep: Endpoint | None, cfg: Attachment) -> dict[str, Any]:
@@ -58,9 +59,9 @@ def container_json(c: Container, eps: list[Endpoint], nets: dict[str, Network], 
         "Path": c.argv[0],
         "Args": c.argv[1:],
         "State": {
-            "Status": st.status,
+            "Status": "paused" if running and st.paused else st.status,
             "Running": running,
-            "Paused": False,
+            "Paused": running and st.paused,
             "Restarting": False,
             "OOMKilled": False,
             "Dead": False,
@@ -90,7 +91,10 @@ def container_json(c: Container, eps: list[Endpoint], nets: dict[str, Network], 
             # the one log minidock keeps; docker-py's run() reads it to know that logs work
             "LogConfig": {"Type": "json-file", "Config": {}},
             "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+            **hc.given,  # with what `update` set
+            **_mount_host_config(c),
         },
+        "Mounts": mounts_json(c),
         "GraphDriver": {
             "Data": {"LowerDir": c.lower, "UpperDir": os.path.join(container_dir, "upper"),
                      "WorkDir": os.path.join(container_dir, "work"),
@@ -122,6 +126,18 @@ def container_json(c: Container, eps: list[Endpoint], nets: dict[str, Network], 
     }
 
 
+def _mount_host_config(c: Container) -> dict[str, Any]:
+    """HostConfig's mount keys as Docker shows them: Binds and VolumesFrom null when not given,
+    Mounts and Tmpfs left out (omitempty)."""
+    hc = c.host_config
+    out: dict[str, Any] = {"Binds": hc.binds, "VolumeDriver": hc.volume_driver, "VolumesFrom": hc.volumes_from}
+    if hc.mounts:
+        out["Mounts"] = hc.mounts
+    if hc.tmpfs:
+        out["Tmpfs"] = hc.tmpfs
+    return out
+
+
 def container_summary(c: Container, eps: list[Endpoint], nets: dict[str, Network]) -> dict[str, Any]:
     """One element of /containers/json."""
     return {
@@ -135,11 +151,11 @@ def container_summary(c: Container, eps: list[Endpoint], nets: dict[str, Network
                   for p in c.ports]
         + [{"PrivatePort": port, "Type": proto} for port, proto in _unpublished(c) if not _on_a_lan(c, nets)],
         "Labels": c.config["Labels"],
-        "State": c.state.status,
+        "State": "paused" if c.running and c.state.paused else c.state.status,
         "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.host_config.network_mode},
         "NetworkSettings": {"Networks": _networks(c, eps, nets)},
-        "Mounts": [],
+        "Mounts": mounts_json(c),
     }
 
 
@@ -149,7 +165,7 @@ def status_text(c: Container, now: float | None = None) -> str:
     now = now or time.time()
     st = c.state
     if st.status == "running":
-        return "Up " + human_duration(now - st.started_at)
+        return "Up " + human_duration(now - st.started_at) + (" (Paused)" if st.paused else "")
     if st.status == "exited":
         return f"Exited ({st.exit_code}) {human_duration(now - st.finished_at)} ago"
     return "Created"

@@ -4,7 +4,9 @@
     networks.py    /networks/…
     execs.py       /containers/{id}/exec, /exec/…
     images.py      /images/…
+    volumes.py     /volumes/…
     events.py      /events; /containers/{id}/rename, /containers/prune, link removal
+    wholes.py      a container as a whole: archive (cp), export, changes, commit, stats, pause, update
     system.py      /_ping, /version, /info, /minidock/… (check, repair, reset, topology, fault)
     ui.py          /minidock/counters, /minidock/containers/{id}/details (read-only, for `minidock ui`)
 
@@ -22,9 +24,9 @@ from ...errors import InvalidParameter
 from ...service.engine import Engine
 from .. import apischema
 from ..http import Request, Router
-from . import containers, events, execs, images, networks, system, ui
+from . import containers, events, execs, images, networks, system, ui, volumes, wholes
 
-MODULES = (system, networks, containers, execs, images, events, ui)
+MODULES = (system, networks, containers, execs, images, events, volumes, wholes, ui)
 
 
 def build(engine: Engine) -> Router:

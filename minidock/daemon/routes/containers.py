@@ -85,7 +85,7 @@ async def container_rm(engine: Engine, req: Request) -> Response:
     if req.flag("link"):  # a link's name has a slash: this one names a container, not a link
         await rename.remove_link(engine.core, req.params["id"])
         return Response(204)
-    await engine.life.remove(req.params["id"], req.flag("force"))
+    await engine.life.remove(req.params["id"], req.flag("force"), req.flag("v"))
     return Response(204)
 
 

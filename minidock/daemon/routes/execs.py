@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ...errors import NotFound
+from ...errors import Conflict, NotFound
 from ...service import execs
 from ...service.engine import Engine
 from ..http import Hijack, Request, Response
@@ -25,6 +25,8 @@ async def exec_create(engine: Engine, req: Request) -> Response:
 async def exec_start(engine: Engine, req: Request) -> Response | Hijack:
     ex = _exec(engine, req.params["id"])
     body = req.json()
+    if engine.core.container(ex["container_id"]).state.paused:
+        raise Conflict(f"Container {ex['container_id']} is paused, unpause the container before exec")
     if body.get("Detach"):
         task = asyncio.create_task(execs.start(engine.core, ex, None, None))
         engine.background.add(task)

@@ -42,14 +42,14 @@ def inspect(engine: Engine, rec: dict[str, Any]) -> dict[str, Any]:
     u = os.uname()
     return {
         "Id": rec["id"], "RepoTags": engine.images.tags_of(rec), "RepoDigests": engine.images.digests_of(rec),
-        "Parent": "",
-        "Comment": f"minidock {'built-in' if rec.get('builtin') else 'imported'} root filesystem",
-        "Created": _rfc3339(rec.get("created", 0)), "DockerVersion": __version__, "Author": "",
+        "Parent": rec.get("parent", ""),
+        "Comment": rec.get("comment") or f"minidock {'built-in' if rec.get('builtin') else 'imported'} root filesystem",
+        "Created": _rfc3339(rec.get("created", 0)), "DockerVersion": __version__, "Author": rec.get("author", ""),
         "Config": {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
                    "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False,
                    "Env": [PATH_ENV], "Cmd": DEFAULT_CMD.get(rec["name"], ["sh"]), "Image": "",
                    "Volumes": None, "WorkingDir": "", "Entrypoint": None, "OnBuild": None,
-                   "Labels": _labels(rec)},
+                   "Labels": _labels(rec), **(rec.get("config") or {})},  # a commit's: the container's config
         "Architecture": "amd64" if u.machine == "x86_64" else u.machine, "Os": "linux",
         "Size": rec.get("size", 0), "GraphDriver": {"Name": "overlay", "Data": None},
         "RootFS": {"Type": "layers", "Layers": []}, "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
