@@ -14,7 +14,7 @@ import re
 import time
 from typing import Any
 
-from ..kernel import iptables, linkstats
+from ..kernel import iptables, nsview
 from ..model import Container
 from .core import Core
 
@@ -32,7 +32,7 @@ class Live:
         containers: dict[str, dict[str, dict[str, int]]] = {}
         for c in self._running():
             try:
-                containers[c.name] = await linkstats.counters(c.netns)
+                containers[c.name] = await nsview.link_stats(c.netns)
             except OSError:
                 continue
         # an overlay's own namespace on this host: its br0, its VXLAN device, the host ends of veths
@@ -40,10 +40,10 @@ class Live:
         if self.core.cluster is not None:
             for o in self.core.cluster.topology()["overlays"]:
                 try:
-                    namespaces[o["namespace"]] = await linkstats.counters(o["namespace"])
+                    namespaces[o["namespace"]] = await nsview.link_stats(o["namespace"])
                 except OSError:  # no container of this host on it: no namespace here
                     continue
-        return {"Time": time.time(), "Host": await linkstats.counters(None), "Containers": containers,
+        return {"Time": time.time(), "Host": await self.core.host.link_stats(), "Containers": containers,
                 "Namespaces": namespaces}
 
     async def details(self, ref: str) -> dict[str, Any]:
@@ -51,9 +51,9 @@ class Live:
         nets = self.core.nets_by_id()
         eps = self.core.store.endpoints(container_id=c.id)
         ns = c.netns if c.running else ""
-        addrs = await linkstats.ip_show(ns, "-o", "addr", "show") if ns else ""
-        routes = await linkstats.ip_show(ns, "route", "show") if ns else ""
-        routes6 = await linkstats.ip_show(ns, "-6", "route", "show") if ns else ""
+        addrs = await nsview.ip_show(ns, "-o", "addr", "show") if ns else ""
+        routes = await nsview.ip_show(ns, "route", "show") if ns else ""
+        routes6 = await nsview.ip_show(ns, "-6", "route", "show") if ns else ""
         networks = [{"Network": nets[ep.network_id].name, "Interface": ep.ifname, "Veth": ep.veth,
                      "IPAddress": ep.cidr, "IPv6Address": f"{ep.ip6}/{ep.prefixlen6}" if ep.ip6 else "",
                      "MacAddress": ep.mac, "Gateway": ep.gateway}
