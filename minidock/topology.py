@@ -153,14 +153,19 @@ def _q(s: str) -> str:
 
 
 def dot(topo: dict[str, Any]) -> str:
-    """Graphviz DOT: a cluster per bridge, a box per namespace, an edge per veth."""
+    """Graphviz DOT: a cluster per bridge, a box per namespace, an edge per veth.
+
+    Nodes and veth edges carry an id, kept by Graphviz into SVG (`minidock ui` finds them
+    there): `host`, `br:BRIDGE`, `ov:NAMESPACE` (an overlay's br0), `ns:CONTAINER`,
+    `if:CONTAINER:IFNAME`, `port:IP:PORT/PROTO`."""
     out = ["digraph minidock {", "  rankdir=LR;", '  node [shape=box, fontname="monospace"];',
            '  edge [fontname="monospace", fontsize=10];',
-           '  host [label="host\\n(the daemon\'s namespace)", shape=box3d];']
+           '  host [label="host\\n(the daemon\'s namespace)", shape=box3d, id="host", class="host"];']
     for n in topo["networks"]:
         out.append(f"  subgraph {_q('cluster_' + n['bridge'])} {{")
         out.append(f"    label={_q('network ' + n['name'] + chr(10) + n['subnet'] + (' (internal)' if n['internal'] else ''))};")
-        out.append(f"    {_q(n['bridge'])} [shape=ellipse, label={_q(n['bridge'] + chr(10) + n['gateway'])}];")
+        out.append(f"    {_q(n['bridge'])} [shape=ellipse, label={_q(n['bridge'] + chr(10) + n['gateway'])}, "
+                   f"id={_q('br:' + n['bridge'])}, class=\"bridge\"];")
         out.append("  }")
         out.append(f"  host -> {_q(n['bridge'])} [dir=none{', style=dotted' if n['internal'] else ''}];")
     for n in topo.get("lans", []):
@@ -172,7 +177,8 @@ def dot(topo: dict[str, Any]) -> str:
     for o in (topo.get("cluster") or {}).get("overlays", []):
         out.append(f"  subgraph {_q('cluster_' + o['namespace'])} {{")
         out.append(f"    label={_q('overlay ' + o['name'] + chr(10) + o['subnet'] + ' VNI ' + str(o['vni']))};")
-        out.append(f"    {_q(o['namespace'])} [shape=ellipse, label={_q('br0 ' + o['gateway'] + chr(10) + o['vxlan'])}];")
+        out.append(f"    {_q(o['namespace'])} [shape=ellipse, label={_q('br0 ' + o['gateway'] + chr(10) + o['vxlan'])}, "
+                   f"id={_q('ov:' + o['namespace'])}, class=\"bridge\"];")
         for r in o["remote"]:
             out.append(f"    {_q('remote:' + r['ip'])} [style=dashed, label={_q(r['name'] + chr(10) + r['ip'] + ' on ' + r['node'])}];")
             out.append(f"    {_q(o['namespace'])} -> {_q('remote:' + r['ip'])} [dir=none, style=dashed, "
@@ -181,22 +187,25 @@ def dot(topo: dict[str, Any]) -> str:
     for c in topo["containers"]:
         node = _q("ns:" + c["name"])
         if c["kind"] == "host":
-            out.append(f"  {node} [label={_q(c['name'] + chr(10) + 'host network')}, style=rounded];")
+            out.append(f"  {node} [label={_q(c['name'] + chr(10) + 'host network')}, style=rounded, "
+                       f"id={node}, class=\"container\"];")
             out.append(f"  host -> {node} [dir=none, style=dashed, label=\"shares\"];")
             continue
         label = "\n".join([c["name"], f"netns {c['netns']}",
                            *[f"{i['ifname']} {i['ip']}/{i['prefixlen']}" for i in c["interfaces"]]])
-        out.append(f"  {node} [label={_q(label)}];")
+        out.append(f"  {node} [label={_q(label)}, id={node}, class=\"container\"];")
         for i in c["interfaces"]:
             bridge = (next((n["bridge"] for n in topo["networks"] if n["name"] == i["network"]), None)
                       or next((f"lan:{n['name']}" for n in topo.get("lans", []) if n["name"] == i["network"]), None)
                       or next(o["namespace"] for o in topo["cluster"]["overlays"] if o["name"] == i["network"]))
-            out.append(f"  {_q(bridge)} -> {node} [dir=none, label={_q(i['veth'] + ' ═ ' + i['ifname'])}];")
+            out.append(f"  {_q(bridge)} -> {node} [dir=none, label={_q(i['veth'] + ' ═ ' + i['ifname'])}, "
+                       f"id={_q('if:' + c['name'] + ':' + i['ifname'])}, class=\"veth\"];")
         if c["kind"] == "container":
             out.append(f"  {node} -> {_q('ns:' + c['shares'])} [style=dashed, label=\"same netns\"];")
         for p in c["ports"]:
             port = _q(f"port:{p['host_ip']}:{p['host_port']}/{p['proto']}")
-            out.append(f"  {port} [shape=note, label={_q(p['host_ip'] + ':' + str(p['host_port']) + '/' + p['proto'])}];")
+            out.append(f"  {port} [shape=note, label={_q(p['host_ip'] + ':' + str(p['host_port']) + '/' + p['proto'])}, "
+                       f"id={port}, class=\"port\"];")
             out.append(f"  host -> {port} [dir=none];")
             out.append(f"  {port} -> {node} [label={_q('DNAT → ' + str(p['container_port']))}];")
     for a, b in topo["isolated"]:

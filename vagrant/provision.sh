@@ -44,7 +44,8 @@ PACKAGES=(
   busybox-static                             # the built-in busybox image
   netcat-openbsd iputils-ping dnsutils       # the seeds' nc, ping, dig/nslookup
   bridge-utils tcpdump conntrack             # what students look with: brctl, tcpdump, conntrack -L
-  graphviz                                   # minidock topology --format png
+  graphviz                                   # minidock topology --format png, minidock ui's picture
+  chromium chromium-driver                   # the ui's tests: a real browser, headless, driven by selenium
   etcd-server etcd-client                    # overlay networks' cluster store, and etcdctl to look in it
   python3 python3-venv python3-pip
 )

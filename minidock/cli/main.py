@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     **{name: ("events", name) for name in ("events", "rename", "container")},
     **{name: ("wholes", name) for name in ("cp", "export", "commit", "diff", "stats", "pause", "unpause", "update")},
     "trace": ("trace", "trace"),
+    "ui": ("ui", "ui"),
 }
 
 

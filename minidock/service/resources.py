@@ -24,8 +24,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ..errors import Conflict, InvalidParameter, MinidockError
-from ..kernel import netns, process, procstats
-from ..kernel.netlink import Netlink
+from ..kernel import netns, nsview, process, procstats
 from ..model import Container
 from .common import ZERO_TIME
 from .core import Core
@@ -138,7 +137,7 @@ class Resources:
             "io_merged_recursive": None, "io_time_recursive": None, "sectors_recursive": None,
         }
         if c.netns and netns.exists(c.netns):
-            out["networks"] = await _link_stats(c.netns)
+            out["networks"] = await nsview.link_stats(c.netns)
         return out
 
 
@@ -155,14 +154,6 @@ def _empty(c: Container) -> dict[str, Any]:
         "num_procs": 0, "storage_stats": {}, "cpu_stats": zero_cpu, "precpu_stats": zero_cpu,
         "memory_stats": {}, "networks": {},
     }
-
-
-async def _link_stats(name: str) -> dict[str, dict[str, int]]:
-    nl = await Netlink.open(await netns.open_socket(name), name)
-    try:
-        return await nl.link_stats()
-    finally:
-        nl.close()
 
 
 def _device(path: str) -> dict[str, int]:

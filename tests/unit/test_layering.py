@@ -15,6 +15,8 @@ name` counted as an import of P.name when that is a module of ours. The rules:
   them: no minidock.store.
 - minidock.kernel.* are adapters below everything: no minidock.service,
   drivers or daemon.
+- minidock.ui.* (`minidock ui`'s web server) is a client of the daemon's API
+  like the CLI: no minidock.service, daemon, kernel, store, steps or drivers.
 - only minidock.kernel talks to the kernel: pyroute2 is imported, and
   iptables/iptables-save/iptables-restore/nft are run, nowhere else.
 
@@ -41,6 +43,8 @@ KERNEL = "minidock.kernel"
 RULES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     (("minidock.drivers",), ("minidock.store",)),
     ((KERNEL,), ("minidock.service", "minidock.drivers", "minidock.daemon")),
+    (("minidock.ui",), ("minidock.service", "minidock.daemon", "minidock.kernel", "minidock.store",
+                        "minidock.steps", "minidock.drivers")),
 ]
 # the firewall tools, as a command name or the first word of a command line
 FIREWALL_COMMAND = re.compile(r"^(ip6?tables(-legacy|-nft)?(-save|-restore)?|nft)$")

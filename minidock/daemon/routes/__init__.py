@@ -10,6 +10,7 @@
     system.py      /_ping, /version, /info, /minidock/… (check, repair, reset, topology, fault)
     swarm.py       /swarm/…, /nodes, /services, /tasks, /secrets, /configs: a host in no swarm
     trace.py       /minidock/trace (a probe's path, from the kernel's trace)
+    ui.py          /minidock/counters, /minidock/containers/{id}/details (read-only, for `minidock ui`)
 
 Each handler is a module-level function `handler(engine, request)`: it parses
 the request and calls the services; it never opens the store, so a handler
@@ -25,9 +26,9 @@ from ...errors import InvalidParameter
 from ...service.engine import Engine
 from .. import apischema
 from ..http import Request, Router
-from . import containers, events, execs, images, networks, swarm, system, trace, volumes, wholes
+from . import containers, events, execs, images, networks, swarm, system, trace, ui, volumes, wholes
 
-MODULES = (system, networks, containers, execs, images, events, volumes, wholes, swarm, trace)
+MODULES = (system, networks, containers, execs, images, events, volumes, wholes, swarm, trace, ui)
 
 
 def build(engine: Engine) -> Router:
