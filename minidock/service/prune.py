@@ -11,9 +11,9 @@ import stat
 from typing import Any
 
 from .. import timestamps
+from ..apifilters import Filters, match_labels
 from ..errors import InvalidParameter, MinidockError
 from .core import Core
-from .events import Filters, match_kv_list
 from .lifecycle import Lifecycle
 
 PRUNE_FILTERS = ("label", "label!", "until")
@@ -50,9 +50,6 @@ def _until(f: Filters) -> int | None:
 
 
 async def prune_containers(core: Core, life: Lifecycle, f: Filters) -> dict[str, Any]:
-    for key in f:
-        if key not in PRUNE_FILTERS:
-            raise InvalidParameter(f"invalid filter '{key}'")
     until = _until(f)
     deleted: list[str] = []
     reclaimed = 0
@@ -62,7 +59,7 @@ async def prune_containers(core: Core, life: Lifecycle, f: Filters) -> dict[str,
         if until is not None and c.created * 10**9 > until:
             continue
         labels = c.config.get("Labels") or {}
-        if not match_kv_list(f.get("label"), labels) or (f.get("label!") and match_kv_list(f["label!"], labels)):
+        if not match_labels(f, "label", labels) or (f.get("label!") and match_labels(f, "label!", labels)):
             continue
         size = layer_size(os.path.join(core.dir(c.id), "upper"))
         try:
