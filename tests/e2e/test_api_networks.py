@@ -5,30 +5,19 @@ no swarm."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.sandbox import Result, Sandbox
+from tests.e2e.clients import docker, needs_cli
+from tests.sandbox import Sandbox
 
-DOCKER = shutil.which("docker")
-needs_cli = pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed on this machine")
 docker_py = pytest.importorskip("docker", reason="docker-py is not installed (pip install 'docker>=7')")
 NOT_A_MANAGER = ('This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" '
                  "to connect this node to swarm and try again.")
 
-
-def docker(md: Sandbox, *args: str, check: bool = True, timeout: float = 60) -> Result:
-    p = subprocess.run([DOCKER or "docker", *args], capture_output=True, text=True, timeout=timeout,
-                       env={**os.environ, "DOCKER_HOST": f"unix://{md.socket}"})
-    r = Result(p.returncode, p.stdout, p.stderr)
-    assert r.code == 0 or not check, f"docker {' '.join(args)}: {r}\n{md.daemon_log()}"
-    return r
 
 
 @pytest.fixture
