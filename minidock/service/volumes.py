@@ -23,7 +23,7 @@ from .. import apifilters
 from ..errors import Conflict, InvalidParameter, NotFound
 from ..model import ANONYMOUS_LABEL, Container, Volume
 from ..steps import record
-from .common import new_id
+from .common import dir_size, new_id
 from .core import Core
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
@@ -180,7 +180,7 @@ class Volumes:
                 continue
             if "label!" in flt and any(_labels_match(labels, [w]) for w in flt["label!"]):
                 continue
-            reclaimed += _size(os.path.join(self.dir, v.name))
+            reclaimed += dir_size(os.path.join(self.dir, v.name))
             self.remove(v.name)
             deleted.append(v.name)
         self.core.events.emit("volume", "prune", "", {"reclaimed": str(reclaimed)})
@@ -206,12 +206,3 @@ class Volumes:
         self.core.events.volume(v.name, "destroy", driver=v.driver)
 
 
-def _size(path: str) -> int:
-    total = 0
-    for base, _, names in os.walk(path):
-        for n in names:
-            try:
-                total += os.lstat(os.path.join(base, n)).st_size
-            except OSError:
-                pass
-    return total
