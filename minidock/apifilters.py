@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 
 from .errors import InvalidParameter
 
 Filters = dict[str, list[str]]
 
 
-def parse(raw: str | None, accepted: frozenset[str] | set[str]) -> Filters:
-    """The filters of a query string, each key one of `accepted` (Docker's 400 otherwise)."""
+def parse(raw: str | None, accepted: Collection[str] | None = None) -> Filters:
+    """The filters of a query string, each key one of `accepted` (Docker's 400 otherwise);
+    with `accepted` None any key passes, as moby's /events checks none."""
     if not raw:
         return {}
     try:
@@ -39,7 +41,7 @@ def parse(raw: str | None, accepted: frozenset[str] | set[str]) -> Filters:
         else:
             raise InvalidParameter("invalid filter")
     for key in out:
-        if key not in accepted:
+        if accepted is not None and key not in accepted:
             raise InvalidParameter(f"invalid filter '{key}'")
     return out
 

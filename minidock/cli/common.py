@@ -131,6 +131,27 @@ def emit(objs: list[Any], fmt: str | None) -> None:
         click.echo(json.dumps(objs, indent=4))
 
 
+def emit_found(found: list[Any], errors: list[str], fmt: str | None) -> None:
+    """What an inspect of several refs found, then each ref's error; exit 1 if any failed
+    (as `docker inspect a b`: the found ones are shown all the same)."""
+    emit(found, fmt)
+    for e in errors:
+        click.echo(e, err=True)
+    if errors:
+        sys.exit(1)
+
+
+def inspect_each(c: Ctx, paths: list[str], fmt: str | None) -> None:
+    """GET each of `paths` (one object each, as `docker volume inspect a b`) and show them."""
+    found, errors = [], []
+    for path in paths:
+        try:
+            found.append(c.api.call("GET", path))
+        except DaemonError as e:
+            errors.append(daemon_error(e))
+    emit_found(found, errors, fmt)
+
+
 def each(c: Ctx, refs: tuple[str, ...], fn: Callable[[str], None]) -> None:
     """Apply `fn` to every ref, echoing each that worked; exit 1 if any failed (as docker rm a b)."""
     failed = False

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from ..client import DaemonError, q
-from .common import CONTEXT, Ctx, daemon_error, emit, fail, parse_filters, pass_ctx, table
+from .common import CONTEXT, Ctx, daemon_error, emit_found, fail, parse_filters, pass_ctx, table
 from .format import PS_COLUMNS, ps_row
 from .tabwriter import tabulate
 
@@ -167,11 +167,7 @@ def inspect(c: Ctx, fmt: str | None, kind: str | None, names: tuple[str, ...]) -
             errors.append(f"Error: No such object: {name}")
         else:
             found.append(obj)
-    emit(found, fmt)
-    for e in errors:
-        click.echo(e, err=True)
-    if errors:
-        sys.exit(1)
+    emit_found(found, errors, fmt)
 
 
 def _bracket(ip: str) -> str:

@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
-from ..client import DaemonError, q
-from .common import CONTEXT, Ctx, daemon_error, each, emit, fail, parse_filters, pass_ctx, table
+from ..client import q
+from .common import CONTEXT, Ctx, each, fail, inspect_each, parse_filters, pass_ctx, table
 from .format import NETWORK_COLUMNS, network_row
 
 
@@ -45,17 +45,7 @@ def network_ls(c: Ctx, quiet: bool, no_trunc: bool, fmt: str | None, filters: tu
 @pass_ctx
 def network_inspect(c: Ctx, fmt: str | None, networks: tuple[str, ...]) -> None:
     """Show networks as Docker-shaped JSON."""
-    found, errors = [], []
-    for ref in networks:
-        try:
-            found.append(c.api.call("GET", f"/networks/{q(ref)}"))
-        except DaemonError as e:
-            errors.append(daemon_error(e))
-    emit(found, fmt)
-    for e in errors:
-        click.echo(e, err=True)
-    if errors:
-        sys.exit(1)
+    inspect_each(c, [f"/networks/{q(ref)}" for ref in networks], fmt)
 
 
 def ipam_configs(subnets: tuple[str, ...], ranges: tuple[str, ...], gateways: tuple[str, ...],

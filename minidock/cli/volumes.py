@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from ..client import DaemonError, q
-from .common import CONTEXT, Ctx, daemon_error, emit, fail, parse_filters, pass_ctx, table
+from ..client import q
+from .common import CONTEXT, Ctx, each, fail, inspect_each, parse_filters, pass_ctx, table
 
 
 @click.group(context_settings=CONTEXT)
@@ -66,17 +66,7 @@ def volume_ls(c: Ctx, quiet: bool, fmt: str | None, filters: tuple[str, ...]) ->
 @pass_ctx
 def volume_inspect(c: Ctx, fmt: str | None, names: tuple[str, ...]) -> None:
     """Show volumes as Docker-shaped JSON."""
-    found, errors = [], []
-    for name in names:
-        try:
-            found.append(c.api.call("GET", f"/volumes/{q(name)}"))
-        except DaemonError as e:
-            errors.append(daemon_error(e))
-    emit(found, fmt)
-    for e in errors:
-        click.echo(e, err=True)
-    if errors:
-        sys.exit(1)
+    inspect_each(c, [f"/volumes/{q(name)}" for name in names], fmt)
 
 
 @volume.command("rm", context_settings=CONTEXT)
@@ -85,16 +75,7 @@ def volume_inspect(c: Ctx, fmt: str | None, names: tuple[str, ...]) -> None:
 @pass_ctx
 def volume_rm(c: Ctx, force: bool, names: tuple[str, ...]) -> None:
     """Remove volumes (not one a container uses)."""
-    failed = False
-    for name in names:
-        try:
-            c.api.call("DELETE", f"/volumes/{q(name)}", {"force": force} if force else None)
-            click.echo(name)
-        except DaemonError as e:
-            click.echo(daemon_error(e), err=True)
-            failed = True
-    if failed:
-        sys.exit(1)
+    each(c, names, lambda name: c.api.call("DELETE", f"/volumes/{q(name)}", {"force": force} if force else None))
 
 
 @volume.command("prune", context_settings=CONTEXT)

@@ -35,7 +35,7 @@ import threading
 from ..ports import Published
 
 TABLE = "minidock"
-NFT_CTX_OUTPUT_HANDLE = 1 << 1
+NFT_CTX_OUTPUT_HANDLE = 1 << 3  # libnftables: reversedns, service, stateless, handle
 
 
 WILD = ("", "0.0.0.0", "::")

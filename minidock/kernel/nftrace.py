@@ -42,7 +42,7 @@ from typing import Any
 
 from . import netns
 from .iptables import save as iptables_save
-from .nftables import Nft
+from .nftables import NFT_CTX_OUTPUT_HANDLE, Nft
 
 TABLE = "minidock_trace"
 NETLINK_NETFILTER = 12
@@ -50,7 +50,6 @@ NFNLGRP_NFTRACE = 9
 SOL_NETLINK = 270
 NETLINK_ADD_MEMBERSHIP = 1
 NFT_MSG_TRACE = (10 << 8) | 17  # NFNL_SUBSYS_NFTABLES, NFT_MSG_TRACE
-NFT_CTX_OUTPUT_HANDLE = 1 << 3  # libnftables: reversedns, service, stateless, handle
 # enum nft_trace_attributes
 A_TABLE, A_CHAIN, A_HANDLE, A_TYPE, A_VERDICT, A_ID = 1, 2, 3, 4, 5, 6
 A_NETWORK, A_TRANSPORT, A_IIF, A_OIF, A_NFPROTO, A_POLICY = 8, 9, 10, 12, 15, 16

@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import secrets
+import stat
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
@@ -100,3 +101,22 @@ async def journaled(store: Store, op: str, **data: Any) -> AsyncIterator[None]:
         if token is not None:
             reset_operation(token)
         store.journal_end(entry)
+
+
+def dir_size(path: str) -> int:
+    """The bytes of the files under `path` (each inode once), as Docker's directory.Size: a
+    container's writable layer (SizeRw, what prune reclaims) and a volume's data alike."""
+    total, seen = 0, set()
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            if st.st_nlink > 1:
+                if st.st_ino in seen:
+                    continue
+                seen.add(st.st_ino)
+            if not stat.S_ISDIR(st.st_mode):
+                total += st.st_size
+    return total

@@ -19,61 +19,18 @@ key are alternatives, several keys must all match.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import InvalidParameter
+from ..apifilters import Filters, exact, match_labels
 from ..model import Container, Network
 
 log = logging.getLogger("minidock.events")
 RING = 1000  # what `docker events --since` can replay (Docker's docs: "the last 1000")
 LISTENER_BACKLOG = 4096  # a listener that falls this far behind misses events, as Docker's does
-
-Filters = dict[str, set[str]]
-
-
-def parse_filters(text: str | None) -> Filters:
-    """Docker's `filters` query value: {"key": {"value": true}} or the legacy {"key": ["value"]}."""
-    if not text:
-        return {}
-    try:
-        raw = json.loads(text)
-    except ValueError:
-        raise InvalidParameter("invalid filter") from None
-    if not isinstance(raw, dict):
-        raise InvalidParameter("invalid filter")
-    out: Filters = {}
-    for key, values in raw.items():
-        if isinstance(values, dict):
-            out[key] = {str(v) for v, on in values.items() if on}
-        elif isinstance(values, list):
-            out[key] = {str(v) for v in values}
-        else:
-            raise InvalidParameter("invalid filter")
-    return out
-
-
-def match_kv_list(values: set[str] | None, labels: Mapping[str, str]) -> bool:
-    """Every `key` or `key=value` of the filter is among the labels (moby's MatchKVList)."""
-    if not values:
-        return True
-    if not labels:
-        return False
-    for value in values:
-        key, eq, want = value.partition("=")
-        if key not in labels or (eq and labels[key] != want):
-            return False
-    return True
-
-
-def _exact(f: Filters, key: str, source: str) -> bool:
-    values = f.get(key)
-    return not values or source in values
-
 
 def _fuzzy(f: Filters, key: str, source: str) -> bool:
     values = f.get(key)
@@ -92,10 +49,10 @@ def matches(f: Filters, ev: dict[str, Any]) -> bool:
     kind, action, actor = ev["Type"], ev["Action"], ev["Actor"]
     attrs: dict[str, str] = actor["Attributes"]
     # "exec_create: sh -c …" passes event=exec_create (moby #25798)
-    fuzzy_event = bool(f.get("event", set()) & {"health_status", "exec_create", "exec_start"})
-    if not (_fuzzy if fuzzy_event else _exact)(f, "event", action):
+    fuzzy_event = not {"health_status", "exec_create", "exec_start"}.isdisjoint(f.get("event", ()))
+    if not (_fuzzy if fuzzy_event else exact)(f, "event", action):
         return False
-    if not _exact(f, "type", kind) or ("scope" in f and ev.get("scope", "") not in f["scope"]):
+    if not exact(f, "type", kind) or ("scope" in f and ev.get("scope", "") not in f["scope"]):
         return False
     # a name filter holds for every event, whatever its type (as Docker's: container=web
     # together with network=front matches nothing)
@@ -104,9 +61,9 @@ def matches(f: Filters, ev: dict[str, Any]) -> bool:
             return False
     if f.get("image"):
         name = attrs.get("name" if kind == "image" else "image", "")
-        if not ({actor["ID"], name, _strip_tag(actor["ID"]), _strip_tag(name)} & f["image"]):
+        if {actor["ID"], name, _strip_tag(actor["ID"]), _strip_tag(name)}.isdisjoint(f["image"]):
             return False
-    return "label" not in f or match_kv_list(f["label"], attrs)
+    return match_labels(f, "label", attrs)
 
 
 def container_attributes(c: Container, extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -5,11 +5,10 @@ with Docker's messages."""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
-from .. import ports
+from .. import apifilters, ports
 from ..errors import InvalidParameter
 from ..model import Container
 
@@ -20,19 +19,7 @@ STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", 
 
 def parse_filters(raw: str) -> dict[str, list[str]]:
     """`{"name": ["x"]}` (or the old `{"name": {"x": true}}`) as lists, each key checked."""
-    if not raw:
-        return {}
-    try:
-        given = json.loads(raw)
-    except ValueError:
-        raise InvalidParameter(f"invalid filter: {raw}") from None
-    if not isinstance(given, dict):
-        raise InvalidParameter(f"invalid filter: {raw}")
-    out: dict[str, list[str]] = {}
-    for key, values in given.items():
-        if key not in FILTERS:
-            raise InvalidParameter(f"invalid filter '{key}'")
-        out[key] = [str(v) for v in (values if isinstance(values, list) else list(values or {}))]
+    out = apifilters.parse(raw, FILTERS)
     for value in out.get("status", []):
         if value not in STATUSES:
             raise InvalidParameter(f"invalid filter 'status={value}'")

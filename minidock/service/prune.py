@@ -7,34 +7,16 @@ ContainersPrune: created and exited ones alike, narrowed by the `until` and
 from __future__ import annotations
 
 import os
-import stat
 from typing import Any
 
 from .. import timestamps
+from ..apifilters import Filters, match_labels
 from ..errors import InvalidParameter, MinidockError
+from .common import dir_size
 from .core import Core
-from .events import Filters, match_kv_list
 from .lifecycle import Lifecycle
 
 PRUNE_FILTERS = ("label", "label!", "until")
-
-
-def layer_size(path: str) -> int:
-    """The bytes of the files under `path` (each inode once), as Docker's directory.Size."""
-    total, seen = 0, set()
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            try:
-                st = os.lstat(os.path.join(root, name))
-            except OSError:
-                continue
-            if st.st_nlink > 1:
-                if st.st_ino in seen:
-                    continue
-                seen.add(st.st_ino)
-            if not stat.S_ISDIR(st.st_mode):
-                total += st.st_size
-    return total
 
 
 def _until(f: Filters) -> int | None:
@@ -50,9 +32,6 @@ def _until(f: Filters) -> int | None:
 
 
 async def prune_containers(core: Core, life: Lifecycle, f: Filters) -> dict[str, Any]:
-    for key in f:
-        if key not in PRUNE_FILTERS:
-            raise InvalidParameter(f"invalid filter '{key}'")
     until = _until(f)
     deleted: list[str] = []
     reclaimed = 0
@@ -62,9 +41,9 @@ async def prune_containers(core: Core, life: Lifecycle, f: Filters) -> dict[str,
         if until is not None and c.created * 10**9 > until:
             continue
         labels = c.config.get("Labels") or {}
-        if not match_kv_list(f.get("label"), labels) or (f.get("label!") and match_kv_list(f["label!"], labels)):
+        if not match_labels(f, "label", labels) or (f.get("label!") and match_labels(f, "label!", labels)):
             continue
-        size = layer_size(os.path.join(core.dir(c.id), "upper"))
+        size = dir_size(os.path.join(core.dir(c.id), "upper"))
         try:
             await life.remove(c.id, force=False)
         except MinidockError:  # started (or removed) meanwhile

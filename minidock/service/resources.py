@@ -28,9 +28,9 @@ from ..kernel import netns, nsview, process, procstats
 from ..model import Container
 from .common import ZERO_TIME
 from .core import Core
+from .settings import check_restart_policy
 
 MIN_MEMORY = 6 * 1024 * 1024
-RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
 # the Resources keys of Docker's UpdateConfig that a non-zero value (or, for these, any value) sets
 SET_IF_GIVEN = ("BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
                 "BlkioDeviceWriteIOps", "PidsLimit")
@@ -199,13 +199,7 @@ def _checked_update(c: Container, body: dict[str, Any]) -> dict[str, Any]:
     policy = body.get("RestartPolicy") or {}
     name = policy.get("Name") or ""
     retries = policy.get("MaximumRetryCount") or 0
-    if name not in RESTART_POLICIES:
-        raise InvalidParameter(f"invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', "
-                               "'on-failure', or 'unless-stopped'")
-    if retries < 0:
-        raise InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
-    if retries and name != "on-failure":
-        raise InvalidParameter("invalid restart policy: maximum retry count can only be used with 'on-failure'")
+    check_restart_policy(policy)
     # UpdateContainer
     cannot = f"Cannot update container {c.id}: "
     if body.get("NanoCpus") and (cur.get("CpuPeriod") or cur.get("CpuQuota")):

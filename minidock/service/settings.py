@@ -28,6 +28,7 @@ DEFAULT_LOG_DRIVER = "json-file"
 JSON_FILE_OPTS = ("max-file", "max-size", "compress", "labels", "labels-regex", "env", "env-regex", "tag",
                   "mode", "max-buffer-size")
 LOG_MODES = ("", "blocking", "non-blocking")
+RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
 MIN_MEMORY = 6 * 1024 * 1024  # moby's linuxMinMemory
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 
@@ -121,7 +122,7 @@ def given_host_config(hc: dict[str, Any], modelled: set[str]) -> dict[str, Any]:
         value = given.get(key) or ""
         if not valid(value):
             raise InvalidParameter(f"invalid {_MODE_NAMES[key]}: {value}")
-    _check_restart_policy(given.get("RestartPolicy") or {}, bool(hc.get("AutoRemove")))
+    check_restart_policy(given.get("RestartPolicy") or {}, bool(hc.get("AutoRemove")))
     if (given.get("Runtime") or "runc") != "runc":
         raise InvalidParameter(f"unknown or invalid runtime name: {given['Runtime']}")
     given["Runtime"] = "runc"  # the name Docker shows; minidock's launcher plays its part
@@ -132,10 +133,10 @@ def given_host_config(hc: dict[str, Any], modelled: set[str]) -> dict[str, Any]:
     return given
 
 
-def _check_restart_policy(policy: dict[str, Any], auto_remove: bool) -> None:
-    """moby's ValidateRestartPolicy, and AutoRemove's conflict with a policy."""
+def check_restart_policy(policy: dict[str, Any], auto_remove: bool = False) -> None:
+    """moby's ValidateRestartPolicy (at create and update), and AutoRemove's conflict with a policy."""
     name, retries = policy.get("Name") or "", int(policy.get("MaximumRetryCount") or 0)
-    if name not in ("", "no", "always", "unless-stopped", "on-failure"):
+    if name not in RESTART_POLICIES:
         raise InvalidParameter(f"invalid restart policy: unknown policy '{name}'; use one of "
                                "'no', 'always', 'on-failure', or 'unless-stopped'")
     if retries < 0:

@@ -13,7 +13,7 @@ from ..cli.format import human_duration
 from ..kernel import netns
 from ..model import CHILD_LINK_DRIVERS, Attachment, Container, Endpoint, Network
 from . import listing, settings
-from .common import ZERO_TIME, rfc3339
+from .common import ZERO_TIME, dir_size, rfc3339
 from .core import Core
 from .mounts import mounts_json
 
@@ -189,17 +189,6 @@ def _unpublished(c: Container) -> list[tuple[int, str]]:
     return [pp for pp in exposed if pp not in bound]
 
 
-def _du(path: str) -> int:
-    total = 0
-    for top, _dirs, names in os.walk(path):
-        for name in names:
-            try:
-                total += os.lstat(os.path.join(top, name)).st_size
-            except OSError:
-                continue
-    return total
-
-
 class Queries:
     """The API's reads: what the routes show, so that no route opens the store."""
 
@@ -219,8 +208,8 @@ class Queries:
     def _sizes(self, c: Container) -> dict[str, int]:
         """SizeRw: what the container wrote (its overlay's upper directory); SizeRootFs: that
         and the image's root."""
-        rw = _du(os.path.join(self.core.dir(c.id), "upper"))
-        return {"SizeRw": rw, "SizeRootFs": rw + _du(c.lower) if c.lower != "/" else rw}
+        rw = dir_size(os.path.join(self.core.dir(c.id), "upper"))
+        return {"SizeRw": rw, "SizeRootFs": rw + dir_size(c.lower) if c.lower != "/" else rw}
 
     def container(self, ref: str) -> dict[str, Any]:
         c = self.core.container(ref)

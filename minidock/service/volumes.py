@@ -13,17 +13,17 @@ running or not, has it among its mounts: `rm` then answers 409.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import time
 from typing import Any
 
+from .. import apifilters
 from ..errors import Conflict, InvalidParameter, NotFound
 from ..model import ANONYMOUS_LABEL, Container, Volume
 from ..steps import record
-from .common import new_id
+from .common import dir_size, new_id
 from .core import Core
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
@@ -55,30 +55,6 @@ def check_options(options: dict[str, str] | None) -> None:
             raise InvalidParameter(f'invalid option: "{key}"')
         raise InvalidParameter(f'volume option "{key}": minidock\'s local volumes are plain directories '
                                "(no device to mount); use a tmpfs mount (--tmpfs, --mount type=tmpfs) instead")
-
-
-def parse_filters(raw: str | None, accepted: tuple[str, ...]) -> dict[str, list[str]]:
-    """Docker's `filters` query: {"name": ["a"]} or the older {"name": {"a": true}}."""
-    if not raw:
-        return {}
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        raise InvalidParameter(f"invalid filter: {raw}") from None
-    if not isinstance(doc, dict):
-        raise InvalidParameter(f"invalid filter: {raw}")
-    out: dict[str, list[str]] = {}
-    for key, values in doc.items():
-        if key not in accepted:
-            raise InvalidParameter(f"invalid filter '{key}'")
-        if isinstance(values, dict):
-            values = [k for k, on in values.items() if on]
-        elif isinstance(values, str):
-            values = [values]
-        if not isinstance(values, list):
-            raise InvalidParameter(f"invalid filter: {raw}")
-        out[key] = [str(v) for v in values]
-    return out
 
 
 def _labels_match(labels: dict[str, str], wanted: list[str]) -> bool:
@@ -130,7 +106,7 @@ class Volumes:
         return self.view(self.get(name))
 
     def list(self, filters: str | None = None) -> dict[str, Any]:
-        flt = parse_filters(filters, LIST_FILTERS)
+        flt = apifilters.parse(filters, LIST_FILTERS)
         dangling = _truth(flt["dangling"], "dangling") if "dangling" in flt else None
         used = {m.name for c in self.core.store.containers.view() for m in c.mounts if m.name}
         out = []
@@ -192,7 +168,7 @@ class Volumes:
     def prune(self, filters: str | None = None) -> dict[str, Any]:
         """Docker's prune since API 1.42: the unused anonymous volumes, or every unused one with
         the filter all=true. The caller holds the "volumes" lock."""
-        flt = parse_filters(filters, PRUNE_FILTERS)
+        flt = apifilters.parse(filters, PRUNE_FILTERS)
         every = _truth(flt["all"], "all") if "all" in flt else False
         used = {m.name for c in self.core.store.containers.view() for m in c.mounts if m.name}
         deleted, reclaimed = [], 0
@@ -204,7 +180,7 @@ class Volumes:
                 continue
             if "label!" in flt and any(_labels_match(labels, [w]) for w in flt["label!"]):
                 continue
-            reclaimed += _size(os.path.join(self.dir, v.name))
+            reclaimed += dir_size(os.path.join(self.dir, v.name))
             self.remove(v.name)
             deleted.append(v.name)
         self.core.events.emit("volume", "prune", "", {"reclaimed": str(reclaimed)})
@@ -230,12 +206,3 @@ class Volumes:
         self.core.events.volume(v.name, "destroy", driver=v.driver)
 
 
-def _size(path: str) -> int:
-    total = 0
-    for base, _, names in os.walk(path):
-        for n in names:
-            try:
-                total += os.lstat(os.path.join(base, n)).st_size
-            except OSError:
-                pass
-    return total

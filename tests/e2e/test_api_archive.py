@@ -13,7 +13,6 @@ import hashlib
 import io
 import os
 import shutil
-import subprocess
 import tarfile
 import tempfile
 import time
@@ -21,19 +20,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.e2e.clients import DOCKER, docker
 from tests.sandbox import Result, Sandbox
 
-DOCKER = shutil.which("docker")
 pytestmark = pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed on this machine")
 
-
-def docker(md: Sandbox, *args: str, check: bool = True, timeout: float = 60, binary: bool = False) -> Result:
-    p = subprocess.run([DOCKER or "docker", *args], capture_output=True, timeout=timeout,
-                       env={**os.environ, "DOCKER_HOST": f"unix://{md.socket}"})
-    out = p.stdout if binary else p.stdout.decode(errors="replace")
-    r = Result(p.returncode, out, p.stderr.decode(errors="replace"))  # type: ignore[arg-type]
-    assert r.code == 0 or not check, f"docker {' '.join(args)}: {r}\n{md.daemon_log()}"
-    return r
 
 
 @pytest.fixture

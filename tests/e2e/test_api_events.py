@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -15,18 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.clients import DOCKER, docker, needs_cli
 from tests.sandbox import Result, Sandbox
-
-DOCKER = shutil.which("docker")
-needs_cli = pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed on this machine")
-
-
-def docker(md: Sandbox, *args: str, check: bool = True, timeout: float = 60) -> Result:
-    p = subprocess.run([DOCKER or "docker", *args], capture_output=True, text=True, timeout=timeout,
-                       env={**os.environ, "DOCKER_HOST": f"unix://{md.socket}"})
-    r = Result(p.returncode, p.stdout, p.stderr)
-    assert r.code == 0 or not check, f"docker {' '.join(args)}: {r}\n{md.daemon_log()}"
-    return r
 
 
 @pytest.fixture
@@ -35,17 +24,6 @@ def client(md: Sandbox) -> Iterator[Any]:
     c = docker_py.APIClient(base_url=f"unix://{md.socket}", version="auto", timeout=30)
     yield c
     c.close()
-
-
-@pytest.fixture
-def clean(md: Sandbox) -> Iterator[None]:
-    """After the test: no container and no user network left on the shared daemon."""
-    yield
-    ids = md.cli("ps", "-aq").out.split()
-    if ids:
-        md.cli("rm", "-f", *ids)
-    md.cli("network", "prune", "-f")
-    assert md.cli("network", "ls", "--format", "{{.Name}}").out.split() == ["bridge", "host", "none"]
 
 
 class Listener:
@@ -79,7 +57,7 @@ class Listener:
 
 
 def test_docker_py_sees_create_start_die_with_the_real_exit_code_and_network_connect(
-        md: Sandbox, client: Any, clean: None) -> None:
+        md: Sandbox, client: Any, net_cleanup: None) -> None:
     listener = Listener(client)
     try:
         net = client.create_network("evnet", driver="bridge")
@@ -109,7 +87,7 @@ def test_docker_py_sees_create_start_die_with_the_real_exit_code_and_network_con
 
 
 def test_since_until_replay_filters_and_the_docker_cli_prints_the_same_lines(
-        md: Sandbox, client: Any, clean: None) -> None:
+        md: Sandbox, client: Any, net_cleanup: None) -> None:
     t0 = time.time()
     md.cli("run", "--name", "replayed", "busybox", "sh", "-c", "exit 4", check=False)
     md.cli("network", "create", "replaynet")
@@ -145,7 +123,7 @@ def test_since_until_replay_filters_and_the_docker_cli_prints_the_same_lines(
 
 
 @needs_cli
-def test_docker_events_streams_live_until_its_until(md: Sandbox, clean: None) -> None:
+def test_docker_events_streams_live_until_its_until(md: Sandbox, net_cleanup: None) -> None:
     since, until = time.time(), time.time() + 6  # `until` alone would replay the whole ring too, as Docker
     proc = subprocess.Popen([DOCKER or "docker", "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}",
                              "--filter", "type=container",
@@ -183,7 +161,7 @@ def test_docker_py_cancels_an_events_stream(md: Sandbox, client: Any) -> None:
     assert client.info()["NEventsListener"] == 0
 
 
-def test_exec_events_carry_the_command_and_its_exit_code(md: Sandbox, client: Any, clean: None) -> None:
+def test_exec_events_carry_the_command_and_its_exit_code(md: Sandbox, client: Any, net_cleanup: None) -> None:
     t0 = time.time()
     c = client.create_container("busybox", ["sleep", "300"], name="execd")
     client.start(c)
@@ -205,7 +183,7 @@ def test_exec_events_carry_the_command_and_its_exit_code(md: Sandbox, client: An
     client.remove_container(c)
 
 
-def test_rename_moves_the_dns_name_and_the_namespace(md: Sandbox, client: Any, clean: None) -> None:
+def test_rename_moves_the_dns_name_and_the_namespace(md: Sandbox, client: Any, net_cleanup: None) -> None:
     md.cli("network", "create", "rennet")
     md.cli("run", "-d", "--name", "old", "--network", "rennet", "busybox", "sleep", "300")
     md.cli("run", "-d", "--name", "asker", "--network", "rennet", "busybox", "sleep", "300")
@@ -249,7 +227,7 @@ def docker_or_cli(md: Sandbox, *args: str) -> Result:
     return docker(md, *args, check=False) if DOCKER else md.cli(*args, check=False)
 
 
-def test_docker_py_rename_of_a_created_container(md: Sandbox, client: Any, clean: None) -> None:
+def test_docker_py_rename_of_a_created_container(md: Sandbox, client: Any, net_cleanup: None) -> None:
     """api_container_test.py's RenameContainerTest, then the renamed container runs under its name."""
     res = client.create_container("busybox", ["cat", "/etc/hostname"])
     client.rename(res, "hong_meiling")
@@ -262,7 +240,7 @@ def test_docker_py_rename_of_a_created_container(md: Sandbox, client: Any, clean
     client.remove_container(res)
 
 
-def test_prune_removes_only_what_does_not_run(md: Sandbox, client: Any, clean: None) -> None:
+def test_prune_removes_only_what_does_not_run(md: Sandbox, client: Any, net_cleanup: None) -> None:
     md.cli("network", "create", "prunenet")
     md.cli("run", "-d", "--name", "alive", "--network", "prunenet", "busybox", "sleep", "300")
     done = client.create_container("busybox", ["sh", "-c", "head -c 5000 /dev/zero > /data.bin"], name="done",
@@ -288,7 +266,7 @@ def test_prune_removes_only_what_does_not_run(md: Sandbox, client: Any, clean: N
         client.prune_containers(filters={"name": "x"})
 
 
-def test_rm_link_drops_the_alias_from_the_running_parent(md: Sandbox, client: Any, clean: None) -> None:
+def test_rm_link_drops_the_alias_from_the_running_parent(md: Sandbox, client: Any, net_cleanup: None) -> None:
     """api_container_test.py's LinkTest::test_remove_link, and what the link was for: the alias resolves
     (by /etc/hosts) before and not after."""
     c1 = client.create_container("busybox", "cat", detach=True, stdin_open=True)

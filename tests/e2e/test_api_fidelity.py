@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_docker_clients import docker, needs_cli
+from tests.e2e.clients import docker, needs_cli
 from tests.sandbox import Sandbox
 
 docker_py = pytest.importorskip("docker", reason="docker-py is not installed (pip install 'docker>=7')")

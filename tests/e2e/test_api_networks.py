@@ -5,45 +5,28 @@ no swarm."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.sandbox import Result, Sandbox
+from tests.e2e.clients import docker, needs_cli
+from tests.sandbox import Sandbox
 
-DOCKER = shutil.which("docker")
-needs_cli = pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed on this machine")
 docker_py = pytest.importorskip("docker", reason="docker-py is not installed (pip install 'docker>=7')")
 NOT_A_MANAGER = ('This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" '
                  "to connect this node to swarm and try again.")
 
 
-def docker(md: Sandbox, *args: str, check: bool = True, timeout: float = 60) -> Result:
-    p = subprocess.run([DOCKER or "docker", *args], capture_output=True, text=True, timeout=timeout,
-                       env={**os.environ, "DOCKER_HOST": f"unix://{md.socket}"})
-    r = Result(p.returncode, p.stdout, p.stderr)
-    assert r.code == 0 or not check, f"docker {' '.join(args)}: {r}\n{md.daemon_log()}"
-    return r
-
 
 @pytest.fixture
-def api(md: Sandbox) -> Iterator[Any]:
-    """docker-py's low-level client on the sandboxed daemon; afterwards no container, no user
-    network and no bridge of one is left."""
+def api(md: Sandbox, net_cleanup: None) -> Iterator[Any]:
+    """docker-py's low-level client on the sandboxed daemon; afterwards (net_cleanup) no
+    container, no user network and no bridge of one is left."""
     c = docker_py.APIClient(base_url=f"unix://{md.socket}", version="auto")
     yield c
     c.close()
-    ids = md.cli("ps", "-aq").out.split()
-    if ids:
-        md.cli("rm", "-f", *ids)
-    md.cli("network", "prune", "-f")
-    assert md.cli("network", "ls", "--format", "{{.Name}}").out.split() == ["bridge", "host", "none"]
-    assert "br-" not in md.host("ip", "-o", "link").out
 
 
 def neighbour_mac(md: Sandbox, ref: str, ip: str) -> str:

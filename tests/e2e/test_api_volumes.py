@@ -17,18 +17,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.e2e.clients import docker, needs_cli
 from tests.sandbox import Result, Sandbox
-
-DOCKER = shutil.which("docker")
-needs_cli = pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed on this machine")
-
-
-def docker(md: Sandbox, *args: str, check: bool = True, timeout: float = 60) -> Result:
-    p = subprocess.run([DOCKER or "docker", *args], capture_output=True, text=True, timeout=timeout,
-                       env={**os.environ, "DOCKER_HOST": f"unix://{md.socket}"})
-    r = Result(p.returncode, p.stdout, p.stderr)
-    assert r.code == 0 or not check, f"docker {' '.join(args)}: {r}\n{md.daemon_log()}"
-    return r
 
 
 def host_mounts() -> str:

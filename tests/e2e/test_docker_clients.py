@@ -4,25 +4,16 @@ pointed at a sandboxed daemon's socket with DOCKER_HOST."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 
 import pytest
 
+from tests.e2e.clients import DOCKER, docker, needs_cli
 from tests.e2e.test_terminal import Terminal
-from tests.sandbox import Result, Sandbox
+from tests.sandbox import Sandbox
 
-DOCKER = shutil.which("docker")
-needs_cli = pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed on this machine")
 HOST_IP = "198.51.100.1"
 
-
-def docker(md: Sandbox, *args: str, check: bool = True, input: str | None = None, timeout: float = 60) -> Result:
-    p = subprocess.run([DOCKER or "docker", *args], capture_output=True, text=True, timeout=timeout, input=input,
-                       env={**os.environ, "DOCKER_HOST": f"unix://{md.socket}"})
-    r = Result(p.returncode, p.stdout, p.stderr)
-    assert r.code == 0 or not check, f"docker {' '.join(args)}: {r}\n{md.daemon_log()}"
-    return r
 
 
 @pytest.fixture(scope="module")

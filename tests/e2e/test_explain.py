@@ -50,6 +50,25 @@ def in_ns(ns: str) -> object:
     return lambda *argv: sh("ip", "netns", "exec", ns, *argv)
 
 
+def published_answer(replay: str, ns: str, port: int, word: str) -> str:
+    """What 127.0.0.1:`port` in the replayed namespace answers while container namespace `ns`
+    serves `word` on port 80: the replayed DNAT at work (tried for up to ~30 rounds)."""
+    listener = subprocess.Popen(["ip", "netns", "exec", ns, "busybox", "nc", "-l", "-p", "80", "-e", "echo", word],
+                                stdout=subprocess.DEVNULL)
+    try:
+        out = ""
+        for _ in range(30):
+            out = sh("nsenter", f"--net=/run/netns/{replay}", "busybox", "nc", "-w", "2", "127.0.0.1", str(port),
+                     check=False).out
+            if word in out:
+                break
+            sh("sleep", "0.1")
+        return out.strip()
+    finally:
+        listener.kill()
+        listener.wait()
+
+
 @pytest.fixture
 def explaining() -> Iterator[Sandbox]:
     with running(Sandbox(global_flags=["--explain"])) as sb:
@@ -81,7 +100,6 @@ def test_replaying_explain_output_rebuilds_the_network(explaining: Sandbox) -> N
 
     replay = "mdreplay-" + secrets.token_hex(3)
     sh("ip", "netns", "add", replay)
-    listener = None
     try:
         sh("ip", "-n", replay, "link", "set", "lo", "up")
         r = sh("nsenter", f"--net=/run/netns/{replay}", "sh", "-ec", script, check=False, timeout=60)
@@ -93,20 +111,8 @@ def test_replaying_explain_output_rebuilds_the_network(explaining: Sandbox) -> N
                 assert got[where][what] == want[where][what], f"{where} {what} differs after the replay"
         # and packets flow: a to b across the bridge, and the host's published port to b
         assert sh("ip", "netns", "exec", "md-a", "ping", "-c", "1", "-W", "2", b_ip).code == 0
-        listener = subprocess.Popen(["ip", "netns", "exec", "md-b", "busybox", "nc", "-l", "-p", "80", "-e",
-                                     "echo", "replayed-dnat"], stdout=subprocess.DEVNULL)
-        out = ""
-        for _ in range(30):
-            out = sh("nsenter", f"--net=/run/netns/{replay}", "busybox", "nc", "-w", "2", "127.0.0.1", "8080",
-                     check=False).out
-            if "replayed-dnat" in out:
-                break
-            sh("sleep", "0.1")
-        assert out.strip() == "replayed-dnat"
+        assert published_answer(replay, "md-b", 8080, "replayed-dnat") == "replayed-dnat"
     finally:
-        if listener is not None:
-            listener.kill()
-            listener.wait()
         for ns in ("md-a", "md-b", replay):
             sh("ip", "netns", "del", ns, check=False)
 
@@ -131,7 +137,6 @@ def test_one_commands_explanation_replays_alone_in_an_empty_namespace(explaining
 
     replay = "mdsolo-" + secrets.token_hex(3)
     sh("ip", "netns", "add", replay)
-    listener = None
     try:
         sh("ip", "-n", replay, "link", "set", "lo", "up")
         for script in scripts:  # each alone: a failing line stops it (sh -e)
@@ -142,19 +147,7 @@ def test_one_commands_explanation_replays_alone_in_an_empty_namespace(explaining
         # a real packet between the two replayed namespaces, across the replayed bridge
         assert sh("ip", "netns", "exec", "md-s1", "ping", "-c", "1", "-W", "2", s2_ip).code == 0
         # and the replayed DNAT: the host's published port reaches s2
-        listener = subprocess.Popen(["ip", "netns", "exec", "md-s2", "busybox", "nc", "-l", "-p", "80", "-e",
-                                     "echo", "solo-dnat"], stdout=subprocess.DEVNULL)
-        out = ""
-        for _ in range(30):
-            out = sh("nsenter", f"--net=/run/netns/{replay}", "busybox", "nc", "-w", "2", "127.0.0.1", "8081",
-                     check=False).out
-            if "solo-dnat" in out:
-                break
-            sh("sleep", "0.1")
-        assert out.strip() == "solo-dnat"
+        assert published_answer(replay, "md-s2", 8081, "solo-dnat") == "solo-dnat"
     finally:
-        if listener is not None:
-            listener.kill()
-            listener.wait()
         for ns in ("md-s1", "md-s2", replay):
             sh("ip", "netns", "del", ns, check=False)

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -169,22 +170,30 @@ def test_udp_probe_is_refused_by_the_port_unreachable_of_a_container(md: Sandbox
     md.cli("rm", "-f", "quiet")
 
 
-def test_an_interrupted_trace_leaves_no_rule(md: Sandbox, net_cleanup: None) -> None:
-    md.cli("network", "create", "n1")
-    md.cli("network", "create", "n2")
-    md.cli("run", "-d", "--name", "a1", "--network", "n1", "busybox", "sleep", "300")
-    md.cli("run", "-d", "--name", "a3", "--network", "n2", "busybox", "sleep", "300")
-    cli = subprocess.Popen([*MINIDOCK, "trace", "a1", "a3", "--timeout", "4"], env=md.env,
+@contextmanager
+def trace_under_way(sb: Sandbox, timeout: str) -> Iterator[subprocess.Popen[bytes]]:
+    """a1 on n1, a3 on n2, and `minidock trace a1 a3` running: yields its process once the
+    daemon's trace table is in (the trace is under way); the process is killed after."""
+    sb.cli("network", "create", "n1")
+    sb.cli("network", "create", "n2")
+    sb.cli("run", "-d", "--name", "a1", "--network", "n1", "busybox", "sleep", "300")
+    sb.cli("run", "-d", "--name", "a3", "--network", "n2", "busybox", "sleep", "300")
+    cli = subprocess.Popen([*MINIDOCK, "trace", "a1", "a3", "--timeout", timeout], env=sb.env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
-        while no_trace_table(md):  # the daemon put its table in: the trace is under way
+        while no_trace_table(sb):
             assert time.monotonic() < deadline and cli.poll() is None, "the trace never started"
             time.sleep(0.05)
-        os.kill(cli.pid, signal.SIGKILL)
+        yield cli
     finally:
         cli.kill()
         cli.wait()
+
+
+def test_an_interrupted_trace_leaves_no_rule(md: Sandbox, net_cleanup: None) -> None:
+    with trace_under_way(md, "4") as cli:
+        os.kill(cli.pid, signal.SIGKILL)
     deadline = time.monotonic() + 8
     while not no_trace_table(md):
         assert time.monotonic() < deadline, md.host("nft", "list", "ruleset").out
@@ -203,21 +212,8 @@ def own() -> Iterator[Sandbox]:
 
 def test_a_daemon_killed_mid_trace_removes_the_table_when_it_starts(own: Sandbox) -> None:
     sb = own
-    sb.cli("network", "create", "n1")
-    sb.cli("network", "create", "n2")
-    sb.cli("run", "-d", "--name", "a1", "--network", "n1", "busybox", "sleep", "300")
-    sb.cli("run", "-d", "--name", "a3", "--network", "n2", "busybox", "sleep", "300")
-    cli = subprocess.Popen([*MINIDOCK, "trace", "a1", "a3", "--timeout", "5"], env=sb.env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while no_trace_table(sb):
-            assert time.monotonic() < deadline, "the trace never started"
-            time.sleep(0.05)
+    with trace_under_way(sb, "5"):
         sb.stop(signal.SIGKILL)  # no finally runs: the table stays
-    finally:
-        cli.kill()
-        cli.wait()
     assert not no_trace_table(sb)
     sb.start()
     assert no_trace_table(sb)

@@ -9,8 +9,9 @@ import time
 import pytest
 
 from minidock import timestamps
+from minidock.apifilters import parse as parse_filters
 from minidock.errors import InvalidParameter
-from minidock.service.events import Events, matches, parse_filters
+from minidock.service.events import Events, matches
 
 
 def ev(kind: str, action: str, actor: str, **attrs: str) -> dict:
@@ -24,18 +25,18 @@ EXEC = ev("container", "exec_create: sh -c true", "abc123", name="web", image="a
 
 @pytest.mark.parametrize(("filters", "start", "connect"), [
     ({}, True, True),
-    ({"type": {"container"}}, True, False),
-    ({"event": {"start", "die"}}, True, False),
-    ({"container": {"web"}}, True, False),
-    ({"container": {"abc"}}, True, False),  # an id prefix
-    ({"network": {"front"}}, False, True),
-    ({"container": {"web"}, "network": {"front"}}, False, False),  # every key must match, whatever the type
-    ({"image": {"alpine"}}, True, False),  # the tag stripped
-    ({"image": {"alpine:3.19"}}, True, False),
-    ({"label": {"tier=front"}}, True, False),
-    ({"label": {"tier"}}, True, False),
-    ({"label": {"tier=back"}}, False, False),
-    ({"scope": {"swarm"}}, False, False),
+    ({"type": ["container"]}, True, False),
+    ({"event": ["start", "die"]}, True, False),
+    ({"container": ["web"]}, True, False),
+    ({"container": ["abc"]}, True, False),  # an id prefix
+    ({"network": ["front"]}, False, True),
+    ({"container": ["web"], "network": ["front"]}, False, False),  # every key must match, whatever the type
+    ({"image": ["alpine"]}, True, False),  # the tag stripped
+    ({"image": ["alpine:3.19"]}, True, False),
+    ({"label": ["tier=front"]}, True, False),
+    ({"label": ["tier"]}, True, False),
+    ({"label": ["tier=back"]}, False, False),
+    ({"scope": ["swarm"]}, False, False),
 ])
 def test_filters_match_as_dockers(filters: dict, start: bool, connect: bool) -> None:
     assert matches(filters, START) is start
@@ -43,12 +44,12 @@ def test_filters_match_as_dockers(filters: dict, start: bool, connect: bool) -> 
 
 
 def test_exec_events_match_their_verb_alone() -> None:
-    assert matches({"event": {"exec_create"}}, EXEC)
-    assert not matches({"event": {"exec"}}, EXEC)
+    assert matches({"event": ["exec_create"]}, EXEC)
+    assert not matches({"event": ["exec"]}, EXEC)
 
 
 def test_filters_json_in_both_of_dockers_forms() -> None:
-    assert parse_filters('{"type":{"container":true},"event":["die"]}') == {"type": {"container"}, "event": {"die"}}
+    assert parse_filters('{"type":{"container":true},"event":["die"]}') == {"type": ["container"], "event": ["die"]}
     assert parse_filters("") == {}
     for bad in ("[1]", "{", '{"type": 3}'):
         with pytest.raises(InvalidParameter, match="invalid filter"):
@@ -65,7 +66,7 @@ def test_the_ring_replays_a_window_and_listeners_get_what_passes() -> None:
         assert live == []  # no window given: nothing replayed, as Docker
         bus.unsubscribe(everything)
         mid = bus.ring[1]["timeNano"]
-        replay, q = bus.subscribe(mid, None, {"network": {"n4"}})
+        replay, q = bus.subscribe(mid, None, {"network": ["n4"]})
         assert [e["Actor"]["ID"] for e in replay] == ["n4"]
         bus.emit("network", "destroy", "n4", {"name": "n4"})
         bus.emit("network", "destroy", "n3", {"name": "n3"})

@@ -10,11 +10,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ... import timestamps
+from ... import apifilters, timestamps
 from ...errors import InvalidParameter
 from ...service import prune, rename
 from ...service.engine import Engine
-from ...service.events import parse_filters
 from ..http import Request, Response, Stream
 
 
@@ -40,7 +39,7 @@ async def events(engine: Engine, req: Request) -> Stream:
     if until is not None and since is not None and until < since:
         raise InvalidParameter(f"`since` time ({req.query['since']}) cannot be after `until` time "
                                f"({req.query['until']})")
-    flt = parse_filters(req.query.get("filters"))
+    flt = apifilters.parse(req.query.get("filters"))
     bus = engine.core.events
     replay, queue = bus.subscribe(since, until, flt)
     only_past = until is not None and until < time.time_ns()
@@ -75,7 +74,8 @@ async def container_rename(engine: Engine, req: Request) -> Response:
 
 
 async def containers_prune(engine: Engine, req: Request) -> Response:
-    return Response(200, await prune.prune_containers(engine.core, engine.life, parse_filters(req.query.get("filters"))))
+    return Response(200, await prune.prune_containers(engine.core, engine.life,
+        apifilters.parse(req.query.get("filters"), prune.PRUNE_FILTERS)))
 
 
 async def link_rm(engine: Engine, req: Request) -> Response:
