@@ -40,7 +40,7 @@ class Project:
 
     def output_of(self, container: str) -> str:
         self.md.cli("wait", container, timeout=30)
-        return self.md.cli("logs", container).out
+        return logs(self.md, container)
 
     def down(self) -> None:
         self("down")
@@ -60,6 +60,12 @@ def new(md: Sandbox, made: list[Project], name: str, text: str) -> Project:
     p = Project(md, name, text)
     made.append(p)
     return p
+
+
+def logs(md: Sandbox, container: str) -> str:
+    """Both of the container's streams: `logs` writes what it wrote on stderr (nc -v) to stderr, as Docker's."""
+    r = md.cli("logs", container)
+    return r.out + r.err
 
 
 def poll(read: Callable[[], str], expect: str, tries: int = 50) -> str:
@@ -147,7 +153,7 @@ networks:
     p = new(md, project, "twonets", text)
     p("up", "-d")
     for client in ("client_a", "client_b"):
-        assert SUCCEEDED.search(poll(lambda c=client: md.cli("logs", c).out, "succeeded")), client
+        assert SUCCEEDED.search(poll(lambda c=client: logs(md, c), "succeeded")), client
     subnets = {md.cli("network", "inspect", n, "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}}").out.strip()
                for n in ("twonets_my-network-a", "twonets_my-network-b")}
     assert len(subnets) == 2
@@ -323,8 +329,8 @@ services:
     assert md.inspect("sidecar_container", "{{.HostConfig.NetworkMode}}") == f"container:{server_id}"
     # the sidecar was started after the server (service: implies depends_on) and shares its loopback
     assert "Connection to 127.0.0.1 11111 port [tcp/*] succeeded!" in poll(
-        lambda: md.cli("logs", "sidecar_container").out, "succeeded")
-    out = poll(lambda: md.cli("logs", "client_container").out, "from-sidecar")
+        lambda: logs(md, "sidecar_container"), "succeeded")
+    out = poll(lambda: logs(md, "client_container"), "from-sidecar")
     assert SUCCEEDED.search(out) and "from-sidecar" in out, out
     assert md.cli("exec", "sidecar_container", "hostname").out == md.cli("exec", "server_container", "hostname").out
     assert not re.search(r"md-sidecar_container\b", md.host("ip", "netns", "list").out)
@@ -433,7 +439,7 @@ networks:
 """
     p = new(md, project, "names", text)
     p("up", "-d")
-    out = poll(lambda: md.cli("logs", "client_container").out, "Connection to server ")
+    out = poll(lambda: logs(md, "client_container"), "Connection to server ")
     server_ip = ip_in(md, "server_container")
     for name in ("database", "db.internal", "srv", "server"):
         assert f"Connection to {name} ({server_ip}) 11111 port [tcp/*] succeeded!" in out, (name, out)
