@@ -79,7 +79,8 @@ class Sandbox:
         sh("ip", "-n", self.name, "link", "set", "lo", "up")
 
     def start(self) -> None:
-        if not os.path.exists(f"/run/netns/{self.name}"):
+        made_host = not os.path.exists(f"/run/netns/{self.name}")
+        if made_host:
             self.create_host()
         argv = ["nsenter", f"--net=/run/netns/{self.name}", *MINIDOCK, *self.global_flags, "daemon",
                 "--root", os.path.join(self.root, "state"), "--socket", self.socket, *self.daemon_flags]
@@ -96,7 +97,11 @@ class Sandbox:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.05)
-        raise AssertionError(f"daemon did not start:\n{self.daemon_log()}")
+        message = f"daemon did not start:\n{self.daemon_log()}"
+        if made_host:  # a first start that failed: the fixture never gets to destroy() what it made
+            self.stop()
+            sh("ip", "netns", "del", self.name, check=False)
+        raise AssertionError(message)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None and self.proc.poll() is None:
