@@ -75,6 +75,8 @@ async def spawn(spec: dict[str, Any], stdin: int, stdout: int, stderr: int,
     except ValueError:
         report = {}
     if report.get("error") or not report.get("pid"):
+        if report.get("logger"):  # the log copier started first and ends with the failed start:
+            watch(int(report["logger"]), lambda _code: None)  # reap it (we are its subreaper)
         raise SpawnError(report.get("error") or f"launcher exited with {proc.returncode}")
     if report_out is not None:
         report_out.update(report)
@@ -167,9 +169,15 @@ def environ(pid: int) -> list[str]:
 
 
 def pid_namespace_members(pid: int) -> list[int]:
-    """PIDs (as the host sees them) of every process in `pid`'s PID namespace."""
+    """PIDs (as the host sees them) of every process in `pid`'s PID namespace.
+
+    A container with `--pid host` shares the daemon's namespace: its members are then
+    `pid` and its descendants, never the rest of the host (pause would stop the daemon).
+    """
     try:
         ns = os.readlink(f"/proc/{pid}/ns/pid")
+        if ns == os.readlink("/proc/self/ns/pid"):
+            return sorted(_descendants(pid))
     except OSError:
         return []
     members = []
@@ -181,6 +189,26 @@ def pid_namespace_members(pid: int) -> list[int]:
             except OSError:
                 continue
     return sorted(members)
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            children.setdefault(int(data[data.rindex(")") + 2:].split()[1]), []).append(int(entry))
+    found, todo = {pid}, [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    found.discard(os.getpid())
+    return found
 
 
 def ps_rows(pids: list[int], ps_args: str = "-ef") -> tuple[list[str], list[list[str]]]:

@@ -6,12 +6,13 @@ endpoint of its plan; and the teardown that undoes a start.
 
 from __future__ import annotations
 
+import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ..kernel import netns
+from ..kernel import netns, process
 from ..kernel.netlink import Netlink
 from ..kernel.netns import NETNS_PREFIX
 from ..model import Container, Endpoint, Network
@@ -95,7 +96,13 @@ async def _link_local(addresses: list[str], ep: Endpoint, sb: SandboxHandle, tx:
                           "without a router")
 
 
-async def _delete(ns_name: str) -> None:
+async def _delete(ns_name: str, stragglers: bool = False) -> None:
+    if stragglers:
+        # --pid host: the main process's end did not end its children, as a PID namespace's
+        # init would; any process still in the container's network namespace is one of them
+        for pid in netns.pids_inside(ns_name):
+            process.kill(pid, signal.SIGKILL)
+            process.watch(pid, lambda _code: None)  # re-parented to the daemon: reap it
     netns.delete(ns_name)
 
 
@@ -120,8 +127,8 @@ async def teardown(core: Core, c: Container, withdraw: Callable[[], Awaitable[No
         steps.append(("release", deferred(core.store.release, ep.network_id, c.id)))
         steps.append(("endpoint", deferred(core.store.delete_endpoint, c.id, ep.network_id)))
     if own_ns:
-        ns_name = c.netns
-        steps.append(("namespace", explained("namespace", lambda: _delete(ns_name), [f"ip netns del {ns_name}"],
+        ns_name, host_pid = c.netns, c.host_config.setting("PidMode") == "host"
+        steps.append(("namespace", explained("namespace", lambda: _delete(ns_name, host_pid), [f"ip netns del {ns_name}"],
                                              "the container's network stack goes, and its veth pairs with it "
                                              "(the kernel deletes them in the background)")))
     return await undo_all(steps)

@@ -273,6 +273,39 @@ def _state(pid: str) -> str:
         return "X"
 
 
+def test_pause_of_a_host_pid_container_stops_only_its_own_processes(md: Sandbox) -> None:
+    """--pid host shares the daemon's PID namespace: pause must stop the container's
+    process tree, not every process of the host (the daemon among them)."""
+    import subprocess
+
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        docker(md, "run", "-d", "--name", "hostpid", "--pid", "host", "busybox", "sh", "-c", "sleep 300 & wait")
+        pid = docker(md, "inspect", "-f", "{{.State.Pid}}", "hostpid").out.strip()
+        docker(md, "pause", "hostpid")
+        try:
+            kids = [p for p in os.listdir("/proc") if p.isdigit() and _parent(p) == pid]
+            assert _state(pid) == "T" and kids and all(_state(k) in ("T", "Z") for k in kids)
+            assert _state(str(bystander.pid)) == "S"  # the host's own process runs on
+            # the daemon runs on: it answers, and reports the pause
+            assert docker(md, "inspect", "-f", "{{.State.Status}}", "hostpid").out.strip() == "paused"
+        finally:
+            docker(md, "unpause", "hostpid")
+        assert _state(pid) != "T"
+        docker(md, "rm", "-f", "hostpid")
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def _parent(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[1]
+    except OSError:
+        return ""
+
+
 def test_update_keeps_the_settings_and_checks_them_as_docker(md: Sandbox) -> None:
     docker(md, "run", "-d", "--name", "up1", "busybox", "sleep", "300")
     assert docker(md, "update", "--memory", "300m", "--memory-swap", "1g", "--cpu-shares", "512",
