@@ -95,7 +95,7 @@ def enter(spec):
     else:
         mount("overlay", root, "overlay", MS_RDONLY, f"lowerdir={layer['upper']}:{layer['lower']}")
     for src, dst, readonly in layer.get("binds", []):
-        target = root + "/" + dst.lstrip("/")
+        target = in_root(root, dst)
         if not os.path.lexists(target):
             if not layer["writable"]:
                 continue
@@ -110,6 +110,32 @@ def enter(spec):
     os.chroot(root)
     os.chdir("/")
 
+
+
+# launcher.in_root, the same lines: both are standalone `python -I -S` scripts (this one
+# chroots before it imports anything more), so neither can import the other
+def in_root(root, path):
+    """`path` as the container will see it, on the host: its symlinks resolved inside `root`
+    (an absolute link starts again at `root`, `..` stops there), never outside it."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    cur, links = root, 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            cur = os.path.dirname(cur) if cur != root else root
+            continue
+        nxt = os.path.join(cur, part)
+        if os.path.islink(nxt):
+            links += 1
+            if links > 40:
+                raise OSError(40, f"too many levels of symbolic links: {path}")
+            target = os.readlink(nxt)
+            if target.startswith("/"):
+                cur = root
+            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+            continue
+        cur = nxt
+    return cur
 
 def go_mode(st):
     mode = st.st_mode

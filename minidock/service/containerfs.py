@@ -36,6 +36,7 @@ from ..errors import Conflict, InvalidParameter, MinidockError, NotFound
 from ..kernel import containerfs, process
 from ..kernel.containerfs import View, ViewError
 from ..model import Container
+from . import mounts
 from .core import Core
 
 # what the launcher makes in every container's root (Docker keeps these in its "init" layer,
@@ -47,14 +48,12 @@ CHANGE_MODIFY, CHANGE_ADD, CHANGE_DELETE = 0, 1, 2
 
 def _layer_binds(core: Core, c: Container) -> list[tuple[str, str, bool]]:
     """What a stopped view mounts over the overlay: the /etc files, then the container's
-    bind and volume mounts (Container.mounts, where the volumes' code records them)."""
+    bind and volume mounts."""
     files_dir = core.dir(c.joined) if c.joined and os.path.isdir(core.dir(c.joined)) else core.dir(c.id)
     binds = [(os.path.join(files_dir, n), f"/etc/{n}", False) for n in ("hosts", "resolv.conf", "hostname")
              if os.path.exists(os.path.join(files_dir, n))]
-    for m in getattr(c, "mounts", None) or []:
-        if getattr(m, "type", "") in ("bind", "volume") and getattr(m, "source", ""):
-            binds.append((m.source, m.destination, not m.rw))
-    return binds
+    # as the launcher mounts them: a volume's subpath resolved inside it, parents first
+    return binds + [(m["source"], m["target"], m["ro"]) for m in mounts.launcher_mounts(c) if m["type"] == "bind"]
 
 
 def _view(core: Core, c: Container, writable: bool = False, bare: bool = False) -> View:
@@ -248,7 +247,7 @@ def _unpack_pipe(fd: int, into: str) -> None:
         for member in tar:
             # the checks of tarfile's "tar" filter (nothing outside `into`, through a link
             # neither), but the modes as they were: /tmp keeps its sticky bit
-            tarfile.tar_filter(member, into)
+            member.name = tarfile.tar_filter(member, into).name  # a leading / stripped, as the filter does
             tar.extract(member, into, numeric_owner=True, filter="fully_trusted")
 
 

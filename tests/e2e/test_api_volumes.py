@@ -388,3 +388,22 @@ def test_docker_events_shows_volume_create_mount_unmount_destroy(md: Sandbox, vo
                  "{{index .Actor.Attributes \"destination\"}}").out
     assert [line.split() for line in out.splitlines()] == [
         ["create", "evvol"], ["mount", "evvol", "false", "/e"], ["unmount", "evvol"], ["destroy", "evvol"]]
+
+
+@needs_cli
+def test_a_stopped_containers_symlink_cannot_send_a_cp_mount_to_the_host(md: Sandbox, hostdir: str,
+                                                                          vol_cleanup: None) -> None:
+    """`docker cp` into a stopped container mounts its volumes over its layer: a symlink the
+    container made where a mount's parent was resolves inside its root, never on the host."""
+    outside = os.path.join(hostdir, "outside")
+    os.makedirs(outside)
+    docker(md, "run", "--name", "linker", "-v", "cpvol:/mnt/inner", "busybox", "sh", "-c",
+           f"umount /mnt/inner 2>/dev/null; rm -rf /mnt; ln -s {outside} /mnt")
+    try:
+        with open(os.path.join(hostdir, "f"), "w") as f:
+            f.write("copied\n")
+        docker(md, "cp", os.path.join(hostdir, "f"), "linker:/tmp/f")
+        assert os.listdir(outside) == []  # no mount point made through the link on the host
+        assert docker(md, "start", "-a", "linker").code == 0
+    finally:
+        docker(md, "rm", "-f", "linker", check=False)
