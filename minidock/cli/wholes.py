@@ -119,7 +119,8 @@ def _copy_out(c: Ctx, ref: str, path: str, dst: str, follow: bool) -> int:
             member.name = _rename_top(member.name, top, new)
             if member.islnk():
                 member.linkname = _rename_top(member.linkname, top, new)
-            tarfile.tar_filter(member, into)  # nothing outside `into`
+            # nothing outside `into`: the filter's checks, and its name (a leading / stripped)
+            member.name = tarfile.tar_filter(member, into).name
             tar.extract(member, into, filter="fully_trusted")
             size += member.size
     return size

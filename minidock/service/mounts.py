@@ -393,18 +393,3 @@ def explain(specs: list[dict[str, Any]]) -> list[str]:
         if m["ro"]:
             out.append(f"# mount -o remount,bind,ro {target}")
     return out
-
-
-def host_path(c: Container, path: str) -> tuple[str, str] | None:
-    """Where a path inside the container lives on the host when a bind or volume covers it:
-    (host path, the mount's destination), the deepest mount first; None if no such mount (then
-    it is in the container's own root filesystem). For `docker cp` and the archive API."""
-    path = _clean(path)
-    for m in sorted(c.mounts, key=lambda m: -m.destination.count("/")):
-        if m.type == "tmpfs" or not m.source:
-            continue
-        if path == m.destination or path.startswith(m.destination.rstrip("/") + "/"):
-            base = os.path.join(m.source, m.subpath) if m.subpath else m.source
-            rest = path[len(m.destination):].lstrip("/")
-            return (os.path.join(base, rest) if rest else base), m.destination
-    return None

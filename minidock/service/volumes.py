@@ -111,7 +111,7 @@ class Volumes:
         used = {m.name for c in self.core.store.containers.view() for m in c.mounts if m.name}
         out = []
         for v in self.core.store.volumes.view():
-            if "name" in flt and not any(re.search(p, v.name) for p in flt["name"]):
+            if not apifilters.match(flt, "name", v.name):
                 continue
             if "driver" in flt and v.driver not in flt["driver"]:
                 continue

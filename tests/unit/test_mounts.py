@@ -15,7 +15,6 @@ from minidock.compose import ComposeError, _Loader, plan
 from minidock.errors import Conflict, InvalidParameter, NotFound
 from minidock.model import Container, MountPoint
 from minidock.service.mounts import (
-    host_path,
     parse_bind,
     parse_mount,
     parse_volumes_from,
@@ -85,16 +84,6 @@ def test_volumes_from_modes() -> None:
     for bad in ("data:rshared", "data:nocopy", "data:xx"):
         with pytest.raises(InvalidParameter, match="invalid mode"):
             parse_volumes_from(bad)
-
-
-def test_host_path_follows_the_deepest_mount() -> None:
-    c = Container.from_json({"id": "x", "name": "x"})
-    c.mounts = [MountPoint("bind", "/data", source="/srv"), MountPoint("volume", "/data/v", source="/vol/_data"),
-                MountPoint("tmpfs", "/run")]
-    assert host_path(c, "/data/v/f") == ("/vol/_data/f", "/data/v")
-    assert host_path(c, "/data/x") == ("/srv/x", "/data")
-    assert host_path(c, "/data") == ("/srv", "/data")
-    assert host_path(c, "/run/x") is None and host_path(c, "/datax") is None
 
 
 def test_cli_mount_flag() -> None:

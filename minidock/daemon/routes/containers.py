@@ -159,7 +159,7 @@ async def container_attach(engine: Engine, req: Request) -> Hijack:
     keys = escape.parse_keys(req.query.get("detachKeys", ""))
     log = open_log(engine.life.log_path(c))
     # the log so far, read now: `logs=1` sends it first, and streaming goes on from its end
-    before = logs.history(log, sel)
+    before = await asyncio.to_thread(logs.history, log, sel)
     want_logs, want_stream, want_stdin = req.flag("logs"), req.flag("stream"), req.flag("stdin")
     started = procs.start_attempt(cid) if want_stream and engine.queries.status(cid) != "running" else None
 

@@ -3,6 +3,7 @@ built-in root filesystem (there is no registry), or answers a registry's 404."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import tempfile
@@ -10,12 +11,14 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from ... import __version__
+from ... import __version__, apifilters
 from ...errors import InvalidParameter, NotFound
 from ...service.engine import Engine
 from ...service.images import split_ref
 from ..http import Request, Response, Stream
 
+LIST_FILTERS = ("reference", "dangling", "label", "before", "since")
+PRUNE_FILTERS = ("dangling", "label", "until")
 # how the `host` and `busybox` built-ins start when a container names no command
 DEFAULT_CMD = {"busybox": ["sh"], "host": ["bash"]}
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -64,8 +67,7 @@ def _image(engine: Engine, ref: str) -> dict[str, Any]:
 
 
 async def images_list(engine: Engine, req: Request) -> Response:
-    filters = json.loads(req.query.get("filters") or "{}")
-    wanted = list(filters.get("reference") or {})
+    wanted = apifilters.parse(req.query.get("filters"), LIST_FILTERS).get("reference") or []
     out = []
     for rec in engine.images.list():
         s = summary(engine, rec)
@@ -107,7 +109,9 @@ async def image_tag(engine: Engine, req: Request) -> Response:
 
 async def image_import(engine: Engine, req: Request) -> Response:
     """minidock's own: a tarball or a directory already on the daemon's host."""
-    meta = engine.images.import_(_ref(req), req.query.get("fromSrc") or req.query.get("source", ""))
+    # a whole root filesystem copied or unpacked: off the event loop
+    meta = await asyncio.to_thread(engine.images.import_, _ref(req),
+                                   req.query.get("fromSrc") or req.query.get("source", ""))
     _imported(engine, meta, _ref(req))
     return Response(200, {"status": meta["id"]})
 
@@ -141,10 +145,8 @@ async def image_rm(engine: Engine, req: Request) -> Response:
 
 
 async def images_prune(engine: Engine, req: Request) -> Response:
-    filters = json.loads(req.query.get("filters") or "{}")
-    dangling = filters.get("dangling") or {}
-    dangling_only = not any(str(k).lower() in ("false", "0") or v is False for k, v in
-                            (dangling.items() if isinstance(dangling, dict) else ((d, True) for d in dangling)))
+    dangling = apifilters.parse(req.query.get("filters"), PRUNE_FILTERS).get("dangling") or ["true"]
+    dangling_only = not any(d.lower() in ("false", "0") for d in dangling)
     deleted = engine.images.prune(dangling_only, engine.queries.image_in_use)
     for result in deleted:
         _removed(engine, result["Deleted"], [result])
@@ -158,7 +160,7 @@ async def image_create(engine: Engine, req: Request) -> Response:
         with tempfile.NamedTemporaryFile(suffix=".tar") as f:
             f.write(req.body)
             f.flush()
-            meta = engine.images.import_(_ref(req), f.name)
+            meta = await asyncio.to_thread(engine.images.import_, _ref(req), f.name)
         _imported(engine, meta, _ref(req))
         return Response(200, {"status": meta["id"]})
     if req.query.get("fromSrc"):
