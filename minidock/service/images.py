@@ -157,8 +157,7 @@ class Images:
                 if rec["id"].removeprefix("sha256:").startswith(hexpart):
                     return rec
         name, tag = split_ref(ref)
-        key = f"{name}@{ref.split('@', 1)[1]}" if "@" in ref else f"{name}:{tag}"
-        target = self._tags().get(key)
+        target = self._tags().get(_key(ref, name, tag))
         if target is not None:
             return self._record(target)
         if tag == "latest" and "@" not in ref:
@@ -195,7 +194,7 @@ class Images:
         once, or None when the name was already here).
         """
         name, tag = self._check_ref(ref)
-        key = f"{name}@{ref.split('@', 1)[1]}" if "@" in ref else f"{name}:{tag}"
+        key = _key(ref, name, tag)
         rec = self.lookup(key)
         if rec is not None:
             return rec, None
@@ -327,12 +326,16 @@ class Images:
         if in_use:
             raise Conflict(f"conflict: unable to remove repository reference \"{ref}\" (must force) - "
                            f"a container is using its referenced image {rec['id'].removeprefix('sha256:')[:12]}")
-        self._save_tags({k: v for k, v in tags.items() if v != rec["name"]})
-        shutil.rmtree(os.path.join(self.dir, rec["name"].replace("/", "_")))
+        self._drop(rec)
         if not out and not rec.get("untagged"):
             out.append({"Untagged": f"{rec['name']}:latest"})
         return [*out, {"Deleted": rec["id"]}]
 
+
+    def _drop(self, rec: dict[str, Any]) -> None:
+        """An imported image gone: every name pointing at it, then its root filesystem."""
+        self._save_tags({k: v for k, v in self._tags().items() if v != rec["name"]})
+        shutil.rmtree(os.path.join(self.dir, rec["name"].replace("/", "_")))
 
     def prune(self, dangling_only: bool, in_use: Any) -> list[dict[str, str]]:
         """Imported images no container uses: those with no name left, or (dangling=false) all."""
@@ -342,10 +345,14 @@ class Images:
             named = not rec.get("untagged") or rec["name"] in tags
             if rec.get("builtin") or in_use(rec) or (dangling_only and named):
                 continue
-            self._save_tags({k: v for k, v in self._tags().items() if v != rec["name"]})
-            shutil.rmtree(os.path.join(self.dir, rec["name"].replace("/", "_")))
+            self._drop(rec)
             out.append({"Deleted": rec["id"]})
         return out
+
+
+def _key(ref: str, name: str, tag: str) -> str:
+    """The tags file's key for a reference: name@digest when pulled by digest, else name:tag."""
+    return f"{name}@{ref.split('@', 1)[1]}" if "@" in ref else f"{name}:{tag}"
 
 
 def _unpack(source: str, into: str) -> None:
