@@ -365,6 +365,15 @@ def _bytes(value: Any) -> int:
         raise ComposeError(f"invalid size: {value}") from None
 
 
+def restart_policy(value: str) -> dict[str, Any]:
+    """`no`, `always`, `unless-stopped`, `on-failure[:N]` as HostConfig.RestartPolicy (Docker's
+    opts.ParseRestartPolicy; the daemon checks the name)."""
+    name, _, count = value.partition(":")
+    if count and not count.isdigit():
+        raise ValueError(f"maximum retry count must be an integer: {count}")
+    return {"Name": name, "MaximumRetryCount": int(count or 0)}
+
+
 def _service(services: _Map, sname: str, svc: Any, pj: Project, used: set[str]) -> Service:
     where = f"services.{sname}"
     if not isinstance(svc, dict):
@@ -393,6 +402,11 @@ def _service(services: _Map, sname: str, svc: Any, pj: Project, used: set[str]) 
     body["Env"] = [f"{k}={'' if v is None else v}" for k, v in env.items()] if isinstance(env, dict) \
         else _list_of_str(svc, "environment", env, f"{where}.environment")
     body["Labels"].update(_labels(svc.get("labels")))
+    if svc.get("restart") is not None:
+        try:
+            hc["RestartPolicy"] = restart_policy(str(svc["restart"]))
+        except ValueError as e:
+            raise _fail(svc, f"{where}.restart", str(e)) from None
     hc["ExtraHosts"] = _list_of_str(svc, "extra_hosts", svc.get("extra_hosts") or [], f"{where}.extra_hosts")
     hc["Dns"] = _list_of_str(svc, "dns", svc.get("dns") or [], f"{where}.dns")
     try:

@@ -380,6 +380,7 @@ class Container:
     state: State = field(default_factory=State)
     netns: str = ""  # under /run/netns while it runs with a namespace
     restart_count: int = 0
+    manually_stopped: bool = False  # Docker's HasBeenManuallyStopped: a stop or kill ended its last run
     ports: list[PortBinding] = field(default_factory=list)  # held while it runs
     mounts: list[MountPoint] = field(default_factory=list)  # resolved at create, mounted at each start
     image_id: str = ""  # sha256:… of the image record at create
@@ -414,6 +415,7 @@ class Container:
             "state": self.state.to_json(), "netns": self.netns, "restart_count": self.restart_count,
             "ports": [p.to_dict() for p in self.ports], "image_id": self.image_id,
             **({"mounts": [m.to_json() for m in self.mounts]} if self.mounts else {}),
+            **({"manually_stopped": True} if self.manually_stopped else {}),
         }
 
     @staticmethod
@@ -424,7 +426,7 @@ class Container:
             config=d.get("config") or {}, host_config=HostConfig.from_json(d.get("host_config") or {}),
             networks={name: Attachment.from_json(a) for name, a in (d.get("networks") or {}).items()},
             state=State.from_json(d.get("state") or {}), netns=d.get("netns") or "",
-            restart_count=d.get("restart_count", 0),
+            restart_count=d.get("restart_count", 0), manually_stopped=bool(d.get("manually_stopped")),
             ports=[PortBinding.from_dict(p) for p in d.get("ports") or []], image_id=d.get("image_id", ""),
             mounts=[MountPoint.from_json(m) for m in d.get("mounts") or []],
         )

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -38,6 +39,14 @@ def sh(*argv: str, check: bool = True, timeout: float = 30, input: str | None = 
     if check and p.returncode != 0:
         raise AssertionError(f"{' '.join(argv)} failed: {r}")
     return r
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
 
 
 def _links(text: str) -> str:
@@ -132,10 +141,32 @@ class Sandbox:
             if ids:
                 self.cli("rm", "-f", *ids, check=False)
         self.stop()
+        left = self.stop_keeper()
         for ns in self.extra_ns:
             sh("ip", "netns", "del", ns, check=False)
         sh("ip", "netns", "del", self.name, check=False)
         shutil.rmtree(self.root, ignore_errors=True)
+        assert not left, f"the keeper still ran with no container and no daemon: {left}"
+
+    def stop_keeper(self) -> str:
+        """The keeper ends by itself once it keeps nothing and no daemon is connected; if it
+        still runs (containers left, or a bug), its processes are killed, by PID. What ran."""
+        path = os.path.join(self.root, "state", "keeper.pid")
+        try:
+            with open(path) as f:
+                pid = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return ""
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.02)
+        if not _alive(pid):
+            return ""
+        kids = sh("ps", "-o", "pid=", "--ppid", str(pid), check=False).out.split()
+        for p in [pid, *map(int, kids)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+        return f"keeper {pid} with {len(kids)} processes"
 
     # -- driving it
     def cli(self, *args: str, check: bool = True, timeout: float = 60, input: str | None = None) -> Result:

@@ -50,6 +50,8 @@ def container_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("-P", "--publish-all", is_flag=True, help="Publish every exposed port to a free host port"),
         click.option("--expose", multiple=True, help="Expose a port or a range of ports"),
         click.option("-l", "--label", "labels", multiple=True),
+        click.option("--restart", default="", help="no, always, on-failure[:N] or unless-stopped"),
+        click.option("--detach-keys", default=None, help="Override the key sequence for detaching"),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -103,6 +105,13 @@ def create_body(o: dict[str, Any]) -> dict[str, Any]:
         },
         "NetworkingConfig": {"EndpointsConfig": {netkey: endpoint}} if endpoint else {},
     }
+    if o["restart"]:
+        from ..compose import restart_policy
+
+        try:
+            body["HostConfig"]["RestartPolicy"] = restart_policy(o["restart"])
+        except ValueError as e:
+            fail(f"minidock: invalid restart policy format: {e}", 125)
     if o["entrypoint"] is not None:
         body["Entrypoint"] = [o["entrypoint"]] if o["entrypoint"] else []
     anonymous, mount_keys = mount_body(o)
@@ -148,11 +157,16 @@ def resizer(c: Ctx, path: str, tty: bool) -> Callable[[], None]:
     return resize
 
 
-def attach_and_wait(c: Ctx, cid: str, *, tty: bool, stdin: bool, start: bool) -> int:
+def attach_and_wait(c: Ctx, cid: str, *, tty: bool, stdin: bool, start: bool, detach_keys: str | None = None,
+                    detached_error: bool = False) -> int:
+    """Attach (then start, for run and start -a), relay, and give the exit code; a detach (the
+    daemon ends the stream, the container runs on) is exit 0 for run, Docker's error for attach."""
     from .terminal import relay
 
-    sock = c.api.hijack(f"/containers/{cid}/attach",
-                        {"stream": 1, "stdout": 1, "stderr": 1, "stdin": 1 if stdin else 0})
+    query: dict[str, Any] = {"stream": 1, "stdout": 1, "stderr": 1, "stdin": 1 if stdin else 0}
+    if detach_keys is not None:
+        query["detachKeys"] = detach_keys
+    sock = c.api.hijack(f"/containers/{cid}/attach", query)
     resize = resizer(c, f"/containers/{cid}/resize", tty)
 
     if start:
@@ -164,8 +178,47 @@ def attach_and_wait(c: Ctx, cid: str, *, tty: bool, stdin: bool, start: bool) ->
             fail(daemon_error(e, "minidock: "), code)
     resize()
     relay(sock, tty=tty, stdin=stdin, on_resize=resize)
+    # the stream ends when the process does, its exit recorded first; still running: a detach
+    try:
+        running = c.api.call("GET", f"/containers/{cid}/json")["State"]["Running"]
+    except DaemonError:
+        running = False  # removed already (--rm): its exit code is the wait's
+    if running:
+        if detached_error:
+            click.echo("read escape sequence", err=True)
+            return 1
+        return 0
     res = c.call("POST", f"/containers/{cid}/wait")
     return int(res.get("StatusCode", 0))
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("--detach-keys", default=None, help="Override the key sequence for detaching a container")
+@click.option("--no-stdin", is_flag=True, help="Do not attach STDIN")
+@click.option("--sig-proxy/--no-sig-proxy", default=True, help="Proxy all received signals to the process")
+@click.argument("container")
+@pass_ctx
+def attach(c: Ctx, detach_keys: str | None, no_stdin: bool, sig_proxy: bool, container: str) -> None:
+    """Attach this terminal to a running container's (its terminal, or its output and stdin)."""
+    info = c.call("GET", f"/containers/{q(container)}/json")
+    if not info["State"]["Running"]:
+        fail("minidock: You cannot attach to a stopped container, start it first")
+    if info["State"].get("Paused"):
+        fail("minidock: You cannot attach to a paused container, unpause it first")
+    tty = bool(info["Config"]["Tty"])
+    if sig_proxy and not tty:  # with a terminal, ctrl-c travels as a byte
+        import signal
+
+        def forward(signum: int, _frame: object) -> None:
+            try:
+                c.api.call("POST", f"/containers/{info['Id']}/kill", {"signal": str(signum)})
+            except DaemonError:
+                pass
+
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, forward)
+    sys.exit(attach_and_wait(c, info["Id"], tty=tty, stdin=not no_stdin and bool(info["Config"]["OpenStdin"]),
+                             start=False, detach_keys=detach_keys, detached_error=True))
 
 
 @click.command(context_settings=COMMAND_CONTEXT)
@@ -182,7 +235,8 @@ def run(c: Ctx, **o: Any) -> None:
             fail(daemon_error(e, "minidock: "), code)
         click.echo(cid)
         return
-    sys.exit(attach_and_wait(c, cid, tty=o["tty"], stdin=o["interactive"], start=True))
+    sys.exit(attach_and_wait(c, cid, tty=o["tty"], stdin=o["interactive"], start=True,
+                             detach_keys=o["detach_keys"]))
 
 
 @click.command(context_settings=COMMAND_CONTEXT)

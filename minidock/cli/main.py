@@ -22,7 +22,7 @@ from .common import CONTEXT, Ctx
 # command name -> (module under minidock.cli, attribute); `images` is `image ls`
 COMMANDS: dict[str, tuple[str, str]] = {
     **{name: ("containers", name) for name in
-       ("run", "create", "start", "stop", "restart", "kill", "rm", "wait")},
+       ("run", "create", "start", "stop", "restart", "kill", "rm", "wait", "attach")},
     "exec": ("containers", "exec_"),
     **{name: ("listing", name) for name in ("ps", "port", "logs", "top", "inspect")},
     "network": ("networks", "network"),

@@ -1,8 +1,8 @@
-"""The container launcher: a short-lived process that becomes a container.
+"""The container launcher: the code that becomes a container, run inside the keeper.
 
-Run as `python -I -S launcher.py SPEC_JSON REPORT_FD` with the container's stdio on
-fds 0-2 and a report pipe on fd REPORT_FD. Standard library only, so it starts in a
-few milliseconds. It
+The keeper (keeper.py, a fork server) imports this module once; per container a
+forked child of the keeper calls `launch`, with the container's stdio on fds 0-2
+and a report pipe. It
 
   1. joins the container's network namespace (unless the network is `host`),
   2. unshares mount, UTS, IPC and PID namespaces,
@@ -13,28 +13,23 @@ few milliseconds. It
      and tmpfs mounts (`-v`, `--mount`, `--tmpfs`), pivots into the root,
      drops the old root (with it every copy of the host's mounts), sets the
      hostname, and execs the command;
-  4. reports the child's PID (or why it failed) as JSON on REPORT_FD and exits.
+  4. reports the child's PID (or why it failed) as JSON on the report pipe and exits.
 
-Without a terminal, the container's stdout and stderr are pipes to a log copier
-forked first (outside the container's namespaces): it appends each line to the
-log on fd 1 as Docker's json-file driver does ({"log", "stream", "time"}), so
-`logs` can tell the streams apart, cut by time and frame line by line, and it
-outlives a daemon restart as the container does.
+The container is then an orphan, re-parented to the keeper (a child subreaper),
+which reaps it and keeps its exit code.
 
 Before exec, the command takes the container's user (Docker's `User`: a name or
 uid from the container's /etc/passwd, with `:group`) and groups (its groups in
 the container's /etc/group plus HostConfig.GroupAdd), for a container and an exec alike.
 
-The container is then an orphan adopted by the daemon, which is a child
-subreaper, so the daemon reaps it and learns its exit code; if the daemon is
-gone it is adopted by init and keeps running.
+Run as a script (`python -I -S launcher.py --exec SPEC_JSON`) it runs an exec inside
+a running container. Standard library only: both start in a few milliseconds.
 """
 
 import ctypes
 import fcntl
 import json
 import os
-import select
 import signal
 import socket
 import sys
@@ -369,74 +364,9 @@ def log_entry(data, stream, ns):
     return (json.dumps({"log": text, "stream": stream, "time": stamp(ns)}) + "\n").encode("utf-8", "surrogatepass")
 
 
-LINE_MAX = 16384  # a longer line goes out in pieces, as Docker's copier does
-IDLE_FLUSH_MS = 100  # a line still unfinished after this long goes out as it is (a prompt)
-
-
-def copy_logs(streams, log_fd):
-    """Append what each pipe in `streams` ({fd: "stdout"|"stderr"}) carries to `log_fd`,
-    one entry per line, until every writer has closed."""
-    pending = {fd: b"" for fd in streams}
-    poller = select.poll()
-    for fd in streams:
-        poller.register(fd, select.POLLIN)
-    live = set(streams)
-    while live:
-        events = poller.poll(IDLE_FLUSH_MS if any(pending.values()) else None)
-        now = time.time_ns()
-        out = []
-        if not events:
-            for fd, rest in pending.items():
-                if rest:
-                    out.append(log_entry(rest, streams[fd], now))
-                    pending[fd] = b""
-        for fd, _ev in events:
-            data = os.read(fd, 65536)
-            if not data:
-                poller.unregister(fd)
-                live.discard(fd)
-                if pending[fd]:
-                    out.append(log_entry(pending[fd], streams[fd], now))
-                    pending[fd] = b""
-                continue
-            *lines, rest = (pending[fd] + data).split(b"\n")
-            out += [log_entry(line + b"\n", streams[fd], now) for line in lines]
-            while len(rest) >= LINE_MAX:
-                out.append(log_entry(rest[:LINE_MAX], streams[fd], now))
-                rest = rest[LINE_MAX:]
-            pending[fd] = rest
-        if out:
-            os.write(log_fd, b"".join(out))
-
-
-def start_log_copier(report_fd):
-    """Fork the log copier; our stdout and stderr become the pipes it reads. Its PID."""
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.setsid()
-            os.close(out_w)
-            os.close(err_w)
-            os.close(report_fd)
-            null = os.open(os.devnull, os.O_RDWR)
-            os.dup2(null, 0)
-            os.dup2(null, 2)
-            copy_logs({out_r: "stdout", err_r: "stderr"}, 1)
-        finally:
-            os._exit(0)
-    os.dup2(out_w, 1)
-    os.dup2(err_w, 2)
-    for fd in (out_r, out_w, err_r, err_w):
-        os.close(fd)
-    return pid
-
-
-def main():
-    spec = json.loads(sys.argv[1])
-    report = os.fdopen(int(sys.argv[2]), "w")
-    logger = start_log_copier(report.fileno()) if spec.get("log_copier") else 0
+def launch(spec, report_fd):
+    """Steps 1-4 in this (forked) process: join, unshare, fork the container's PID 1, and
+    write its PID (or why it failed) as JSON on `report_fd`. Our stdio is the container's."""
     if spec.get("netns"):
         fd = os.open(spec["netns"], os.O_RDONLY)
         check(libc.setns(fd, CLONE_NEWNET), "setns net")
@@ -451,7 +381,7 @@ def main():
     pid = os.fork()
     if pid == 0:
         os.close(r)
-        report.close()
+        os.close(report_fd)
         spec["error_fd"] = w
         try:
             child(spec)
@@ -469,8 +399,7 @@ def main():
     err = b"".join(chunks).decode(errors="replace")
     if err:
         os.waitpid(pid, 0)
-    report.write(json.dumps({"pid": pid, "error": err, "logger": logger}))
-    report.close()
+    os.write(report_fd, json.dumps({"pid": pid, "error": err}).encode())
 
 
 def enter(spec):
@@ -518,10 +447,3 @@ def enter(spec):
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--exec"]:
     enter(json.loads(sys.argv[2]))
-elif __name__ == "__main__":
-    try:
-        main()
-    except BaseException as e:  # noqa: BLE001
-        with os.fdopen(int(sys.argv[2]), "w") as f:
-            f.write(json.dumps({"pid": 0, "error": str(e)}))
-        sys.exit(1)

@@ -44,7 +44,6 @@ from .supervisor import Runtime, Supervisor
 log = logging.getLogger("minidock.lifecycle")
 STOP_GRACE = 10
 RESTART_FIRST, RESTART_MAX, RESTART_RESET = 0.1, 60.0, 10.0  # moby's restartmanager back-off
-LOG_DRAIN = 2  # the longest an exit waits for the log copier's last lines
 KILL_WAIT = 10  # moby's daemon.Kill waits this long for the exit of a SIGKILL
 TIMINGS = bool(os.environ.get("MINIDOCK_TIMINGS"))  # log the network part of each start (make bench)
 WAIT_CONDITIONS = ("not-running", "next-exit", "removed", "")
@@ -94,7 +93,7 @@ class Lifecycle:
             raise
         if plan is None:
             return
-        rt, opened = Runtime(), list[int]()
+        rt = Runtime()
         sb: sandbox.SandboxHandle | None = None
         try:
             async with Transaction(passthrough=(process.SpawnError,)) as tx:
@@ -116,7 +115,7 @@ class Lifecycle:
                     log.info("%s: network attach %.2f ms", plan.c.name, (time.perf_counter() - t0) * 1000)
                 if plan.mode != "joined":
                     self._write_files(plan)
-                pid = await self._spawn(plan, rt, opened, tx)
+                pid = await self._spawn(plan, rt, tx)
                 self._commit(plan, pid)
         except process.SpawnError as e:
             rt.close()
@@ -132,8 +131,6 @@ class Lifecycle:
             self.core.starting.discard(cid)
             if not plan.c.running:  # a failed start: its records go
                 self.core.records.update(cid, [])
-            for fd in opened:
-                os.close(fd)
             if sb is not None:
                 sb.close()
         # no DNS refresh here: the records were built before the spawn, while it was starting
@@ -194,34 +191,24 @@ class Lifecycle:
         _write(os.path.join(d, "resolv.conf"), plan.resolv)
         _write(os.path.join(d, "hostname"), plan.hostname)
 
-    async def _spawn(self, plan: StartPlan, rt: Runtime, opened: list[int], tx: Transaction) -> int:
+    async def _spawn(self, plan: StartPlan, rt: Runtime, tx: Transaction) -> int:
         c = plan.c
-        stdio = self.procs.stdio(c, self.log_path(c), rt, opened)
         spec = self._spec(c, plan.mode == "host", self.core.dir((plan.owner or c).id))
-        console = process.Console() if c.tty else None
-        try:
-            # the last step: nothing after it can fail and need it undone
-            where = "ip netns exec " + spec["netns"].rsplit("/", 1)[1] + " " if spec["netns"] else ""
-            pid = await tx.step("process", self.procs.spawn(spec, stdio, console,
-                                                            os.path.join(self.core.dir(c.id), "pid"), rt),
-                                undo=lambda: self.kill_and_reap(pid),
-                                commands=[*mounts.explain(spec["mounts"]), f"# {where}{shlex.join(c.argv)}"],
-                                why="the container's process starts inside (minidock's launcher also "
-                                    "gives it its own root filesystem, hostname and /etc files)")
-            if console is not None:
-                rt.master = console.receive()
-        finally:
-            if console is not None:
-                console.close()
-        for fd in opened:
-            os.close(fd)
-        opened.clear()
+        # the last step: nothing after it can fail and need it undone
+        where = "ip netns exec " + spec["netns"].rsplit("/", 1)[1] + " " if spec["netns"] else ""
+        pid = await tx.step("process", self.procs.spawn(c.id, spec, self.log_path(c),
+                                                        os.path.join(self.core.dir(c.id), "pid"), rt),
+                            undo=lambda: self.kill_and_reap(pid),
+                            commands=[*mounts.explain(spec["mounts"]), f"# {where}{shlex.join(c.argv)}"],
+                            why="the container's process starts inside (minidock's keeper forks it and "
+                                "gives it its own root filesystem, hostname and /etc files)")
         return int(pid)
 
     def _commit(self, plan: StartPlan, pid: int) -> None:
         """The one write of a start: leases, endpoints, the running state."""
         c, store = plan.c, self.core.store
         c.state = State("running", pid, process.start_time(pid), started_at=time.time())
+        c.manually_stopped = False
         with store.transaction():
             for ep in plan.endpoints:
                 for ip in (ep.ip, ep.ip6):
@@ -255,7 +242,7 @@ class Lifecycle:
             "merged": os.path.join(d, "merged"),
             "files": {n: os.path.join(files_dir, n) for n in ("hosts", "resolv.conf", "hostname")},
             "hostname": c.hostname, "env": env, "cwd": c.config["WorkingDir"] or "/", "argv": c.argv,
-            "tty": c.tty, "log_copier": not c.tty, "init": bool(c.host_config.setting("Init")),
+            "tty": c.tty, "stdin": bool(c.config.get("OpenStdin")) and not c.tty, "init": bool(c.host_config.setting("Init")),
             "user": c.config.get("User") or "", "group_add": c.host_config.setting("GroupAdd", []),
             "mounts": mounts.launcher_mounts(c),
         }
@@ -270,12 +257,9 @@ class Lifecycle:
         async with self.core.locks.hold(cid):
             c = self.core.store.containers.get(cid)
             rt = self.procs.runtime.pop(cid, None)
-            if rt is not None and rt.master is not None:
-                await asyncio.sleep(0.05)  # let the relay drain the pty's last output
-            if rt is not None and rt.log_done is not None:
-                # as moby waits for its log copier: `logs` after `wait` has every line
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(rt.log_done.wait(), LOG_DRAIN)
+            if rt is not None and rt.tap is not None:
+                await asyncio.sleep(0.05)  # let the relay drain the tap's last output
+            # (the log is whole already: the keeper writes the last lines before it reports an exit)
             if c is None or not c.running:
                 if rt:
                     rt.close()
@@ -283,9 +267,9 @@ class Lifecycle:
                 return
             errors = await self.teardown(c)
             self._network_events(c, "disconnect")
+            c.manually_stopped = cid in self.stopped_by_user
             self.mark_exited(c, code)
-            self.core.events.container(c, "die", exitCode=c.state.exit_code,
-                                       execDuration=int(max(c.state.finished_at - c.state.started_at, 0)))
+            self.died(c)
             mounts.volume_events(self.core, c, "unmount")
             self.procs.last_exit[cid] = c.state.exit_code
             self.procs.wake(cid, "exit", c.state.exit_code)
@@ -301,6 +285,16 @@ class Lifecycle:
                 self._schedule_restart(c)
             self.stopped_by_user.discard(cid)
             self.core.refresh_dns(cid)
+
+    def died(self, c: Container) -> None:
+        self.core.events.container(c, "die", exitCode=c.state.exit_code,
+                                   execDuration=int(max(c.state.finished_at - c.state.started_at, 0)))
+
+    def restart_at_start(self, c: Container) -> None:
+        """The daemon has just started: a container its restart policy wants running starts."""
+        if settings.restart_at_start(c.host_config.setting("RestartPolicy", {}), c.state.exit_code,
+                                     c.restart_count, c.manually_stopped):
+            self._schedule_restart(c)
 
     def _schedule_restart(self, c: Container) -> None:
         """Start it again after Docker's back-off (100 ms, doubling while it keeps dying within

@@ -37,17 +37,34 @@ class Reconciler:
                 store.journal_end(entry_id)
         core.firewall.load(((n.id, core.driver(n).firewall(n)) for n in store.networks.all()),
                            ((c.id, c.ports) for c in store.containers.all() if c.running))
+        procs = self.life.procs
         for c in store.containers.all():
-            if c.running and process.alive(c.state.pid, c.state.start_time):
-                self.life.procs.adopt(c.id, c.state.pid)
+            kept_exit = procs.kept_exits.pop(c.id, None)
+            if c.running and kept_exit is not None and kept_exit[0] == c.state.pid:
+                log.info("container %s exited with %s while the daemon was away", c.name, kept_exit[1])
+                await self.life.teardown(c)
+                self.life.mark_exited(c, kept_exit[1])
+                self.life.died(c)
+                procs.acknowledge(c.id)
+            elif c.running and process.alive(c.state.pid, c.state.start_time):
+                kept = procs.kept.get(c.id)
+                if kept is None or kept["pid"] != c.state.pid or not await procs.reattach(c.id, c.state.pid):
+                    procs.adopt(c.id, c.state.pid)  # it outlived the keeper too: no terminal, no log
                 core.holds.rehold(c)
                 await core.holds.relay_loopback(c.id, c.ports)
             elif c.running:
                 log.info("container %s died while the daemon was away", c.name)
                 await self.life.teardown(c)
                 self.life.mark_exited(c, None)
+                self.life.died(c)
             else:
                 await self._undo_unrecorded(c)
+        for c in store.containers.all():
+            if c.state.status == "exited" and c.id not in removals:
+                self.life.restart_at_start(c)
+        for cid in procs.kept_exits:  # exits of starts that were never recorded
+            procs.acknowledge(cid)
+        procs.kept_exits.clear()
         for cid in removals:
             gone = store.containers.get(cid)
             if gone is not None:

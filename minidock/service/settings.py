@@ -158,6 +158,17 @@ def restart_wanted(policy: dict[str, Any], code: int, restarts: int, stopped_by_
     return True
 
 
+def restart_at_start(policy: dict[str, Any], code: int, restarts: int, manually_stopped: bool) -> bool:
+    """Whether a daemon start starts a container that is not running (moby's restore): `always`
+    even after a stop (Docker's documented exception), `unless-stopped` unless stopped."""
+    name = policy.get("Name") or "no"
+    if name == "always":
+        return True
+    if name == "unless-stopped":
+        return not manually_stopped
+    return restart_wanted(policy, code, restarts, manually_stopped)
+
+
 _MODE_NAMES = {"PidMode": "PID mode", "UTSMode": "UTS mode", "IpcMode": "IPC mode",
                "CgroupnsMode": "cgroup namespace mode"}
 

@@ -1,7 +1,8 @@
-"""Container processes: their stdio and log, the spawn, the watch for their
-exit, a Tty's relay to attached clients, stdin, resizes, and the waits on an
-exit or a removal. What an exit means for the records is the lifecycle's
-(`on_exit`); this module only notices it.
+"""Container processes, as the daemon sees them through the keeper: the spawn,
+their exits, a Tty's relay to attached clients, stdin, resizes, and the waits
+on an exit or a removal; taking back what the keeper kept while the daemon was
+away, and recovering when the keeper itself dies. What an exit means for the
+records is the lifecycle's (`on_exit`); this module only notices it.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import fcntl
+import logging
 import os
 import struct
 import termios
@@ -17,45 +19,70 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..kernel import process
-from ..model import Container
-from . import logs
+from ..kernel.keeperlink import Keeper, KeeperError
 from .common import watch_fd
+
+log = logging.getLogger("minidock.supervisor")
 
 
 @dataclass
 class Runtime:
-    """What the daemon holds for a running container besides its record."""
+    """What the daemon holds for a running container besides its record: copies of the fds
+    the keeper owns (so that they outlive a keeper that dies) and the terminal's tap."""
 
     exited: asyncio.Event = field(default_factory=asyncio.Event)
-    master: int | None = None  # pty master (Tty containers)
+    pid: int = 0
+    start: int = 0
+    kept: bool = False  # the keeper reaps it and reports its exit; else a pidfd watch of ours
+    master: int | None = None  # pty master (Tty containers): stdin and resizes
+    tap: int | None = None  # the keeper's copy of the terminal's output, for attached clients
     stdin_w: int | None = None  # write end of stdin (OpenStdin without Tty)
+    out: int | None = None  # copies of the output pipes, held only
+    err: int | None = None
     subscribers: set[asyncio.Queue[bytes | None]] = field(default_factory=set)
-    log_fd: int | None = None
-    # set when the log copier has written the last of the output (no terminal)
-    log_done: asyncio.Event | None = None
+
+    FDS = {"master": "master", "tap": "tap", "stdin": "stdin_w", "out": "out", "err": "err"}
+
+    def take(self, names: list[str], fds: list[int]) -> None:
+        for name, fd in zip(names, fds, strict=True):
+            old = getattr(self, self.FDS[name])
+            if old is not None:
+                _close(old, name == "tap")
+            os.set_blocking(fd, False)
+            setattr(self, self.FDS[name], fd)
+
+    def handed(self) -> tuple[list[str], list[int]]:
+        """The fds a new keeper takes over (its own copies: ours stay)."""
+        names = [n for n, attr in self.FDS.items() if n != "tap" and getattr(self, attr) is not None]
+        return names, [getattr(self, self.FDS[n]) for n in names]
 
     def close(self) -> None:
-        for attr in ("master", "stdin_w", "log_fd"):
+        for attr in self.FDS.values():
             fd = getattr(self, attr)
-            if fd is None:
-                continue
-            if attr == "master":
-                try:
-                    asyncio.get_running_loop().remove_reader(fd)
-                except RuntimeError:
-                    pass
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-            setattr(self, attr, None)
+            if fd is not None:
+                _close(fd, attr == "tap")
+                setattr(self, attr, None)
         for q in list(self.subscribers):
             q.put_nowait(None)
+
+
+def _close(fd: int, watched: bool) -> None:
+    if watched:
+        try:
+            asyncio.get_running_loop().remove_reader(fd)
+        except RuntimeError:
+            pass
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 class Supervisor:
     def __init__(self, on_exit: Callable[[str, int | None], Awaitable[None]]) -> None:
         self.on_exit = on_exit
+        self.keeper: Keeper | None = None
+        self.root = ""
         self.runtime: dict[str, Runtime] = {}
         self.last_exit: dict[str, int] = {}
         self.exit_waiters: dict[str, list[tuple[str, asyncio.Future[int]]]] = {}
@@ -65,48 +92,126 @@ class Supervisor:
         # the exit event of each container's latest run, kept after the exit (until it is removed):
         # a reader that follows its log knows that run ended even if it asks a moment late
         self.last_run: dict[str, asyncio.Event] = {}
+        # what the keeper kept while we were away (its hello), and exits that came before
+        # the start they end was recorded
+        self.kept: dict[str, dict[str, Any]] = {}
+        self.kept_exits: dict[str, tuple[int, int | None]] = {}
+        self.early_exits: dict[str, tuple[int, int | None]] = {}
+        self.recovering: asyncio.Task[None] | None = None
+
+    # -- the keeper
+    async def open(self, root: str) -> None:
+        """Reach the keeper (starting one if none runs); note what it kept."""
+        self.root = root
+        self.keeper = Keeper(root, self._keeper_exit, self._keeper_lost)
+        hello = await self.keeper.open()
+        self.kept = {b["id"]: b for b in hello["boxes"]}
+        self.kept_exits = {e["id"]: (int(e["pid"]), e["code"]) for e in hello["exited"]}
+
+    def acknowledge(self, cid: str) -> None:
+        """The exit of `cid` is recorded: the keeper may forget it."""
+        if self.keeper is not None:
+            self.keeper.send({"op": "ack", "id": cid})
+
+    def _keeper_exit(self, cid: str, pid: int, code: int | None) -> None:
+        rt = self.runtime.get(cid)
+        if rt is None or rt.pid != pid or not rt.kept:
+            # its start is being recorded (or it was undone), or we are taking it back
+            self.early_exits[cid] = (pid, code)
+            asyncio.get_running_loop().call_later(60, self._forget_early, cid, pid)
+            return
+        asyncio.get_running_loop().create_task(self._exited(cid, code))
+
+    def _forget_early(self, cid: str, pid: int) -> None:
+        if self.early_exits.get(cid, (0, None))[0] == pid:
+            del self.early_exits[cid]
+            self.acknowledge(cid)
+
+    async def _exited(self, cid: str, code: int | None) -> None:
+        await self.on_exit(cid, code)
+        self.acknowledge(cid)
+
+    def _keeper_lost(self) -> None:
+        """The keeper died: its containers are ours to reap now (we are their subreaper), and
+        a new keeper takes over their terminals, pipes and logs from our copies."""
+        for cid, rt in self.runtime.items():
+            if rt.kept:
+                rt.kept = False
+                self.watch(cid, rt.pid)
+        if self.recovering is None or self.recovering.done():
+            self.recovering = asyncio.get_running_loop().create_task(self._recover())
+
+    async def _recover(self) -> None:
+        for attempt in range(50):
+            try:
+                await self.open(self.root)
+                break
+            except (KeeperError, OSError) as e:
+                log.warning("keeper: %s; trying again", e)
+                await asyncio.sleep(min(0.1 * (attempt + 1), 2))
+        else:
+            log.error("no keeper: containers started from now on cannot be")
+            return
+        assert self.keeper is not None
+        for cid, rt in list(self.runtime.items()):
+            names, fds = rt.handed()
+            if not fds or rt.kept:
+                continue
+            try:
+                reply, got = await self.keeper.call(
+                    {"op": "adopt", "id": cid, "pid": rt.pid, "start": rt.start, "tty": rt.master is not None,
+                     "log": self.log_path(cid), "fds": names}, fds)
+            except KeeperError as e:
+                log.warning("keeper: adopting %s: %s", cid[:12], e)
+                continue
+            rt.take(reply.get("fds", []), got)
+            if rt.tap is not None:
+                self.relay(rt)
+        log.info("keeper recovered (pid %d)", self.keeper.pid)
+
+    def log_path(self, cid: str) -> str:
+        return os.path.join(self.root, "containers", cid, "container.log")
 
     # -- starting
-    def stdio(self, c: Container, log_path: str, rt: Runtime, opened: list[int]) -> tuple[int, int, int]:
-        """The fds the process gets as 0, 1, 2; those to close after the spawn go in `opened`."""
-        if c.tty:
-            # the launcher opens the pty inside the container and sends us its master
-            rt.log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-            opened.append(null)
-            return null, null, null
-        out = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        opened.append(out)
-        if c.config.get("OpenStdin"):
-            r, w = os.pipe2(os.O_CLOEXEC)
-            rt.stdin_w = w
-            opened.append(r)
-            return r, out, out
-        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        opened.append(null)
-        return null, out, out
-
-    async def spawn(self, spec: dict[str, Any], stdio: tuple[int, int, int], console: process.Console | None,
-                    pidfile: str, rt: Runtime | None = None) -> int:
-        """Spawn, and note the PID at once: a restart after a crash before the store knows it
-        finds the process by its pidfile and stops it (the start is undone)."""
-        report: dict[str, Any] = {}
-        pid = await process.spawn(spec, *stdio, console, report)
-        if report.get("logger") and rt is not None:
-            done = rt.log_done = asyncio.Event()
-            process.watch(int(report["logger"]), lambda _code: done.set())
+    async def spawn(self, cid: str, spec: dict[str, Any], log_path: str, pidfile: str, rt: Runtime) -> int:
+        """Start through the keeper, and note the PID at once: a restart after a crash before
+        the store knows it finds the process by its pidfile and stops it (the start is undone)."""
+        if self.keeper is None or self.keeper.sock is None:
+            raise process.SpawnError("the keeper is not running (it is being restarted: try again)")
+        try:
+            reply, fds = await self.keeper.call({"op": "start", "id": cid, "spec": spec, "log": log_path})
+        except KeeperError as e:
+            raise process.SpawnError(str(e)) from None
+        rt.pid, rt.start, rt.kept = int(reply["pid"]), int(reply["start"]), True
+        rt.take(reply["fds"], fds)
         with open(pidfile, "w") as f:
-            f.write(f"{pid} {process.start_time(pid)}\n")
-        return pid
+            f.write(f"{rt.pid} {rt.start}\n")
+        return rt.pid
 
     def started(self, cid: str, pid: int, rt: Runtime) -> None:
-        """The start is recorded: relay its terminal, watch for its exit."""
+        """The start is recorded: relay its terminal, hear its exit."""
         self.runtime[cid] = rt
         self.last_run[cid] = rt.exited
-        if rt.master is not None:
+        if rt.tap is not None:
             rt.subscribers |= self.pending_subscribers.pop(cid, set())
             self.relay(rt)
-        self.watch(cid, pid)
+        if not rt.kept:
+            self.watch(cid, pid)
+        elif self.early_exits.get(cid, (0, None))[0] == pid:
+            asyncio.get_running_loop().create_task(self._exited(cid, self.early_exits.pop(cid)[1]))
+
+    async def reattach(self, cid: str, pid: int) -> bool:
+        """A container the keeper kept while we were away: its fds again, its exits from the keeper."""
+        assert self.keeper is not None
+        try:
+            reply, fds = await self.keeper.call({"op": "fds", "id": cid})
+        except KeeperError as e:
+            log.warning("keeper: %s", e)
+            return False
+        rt = Runtime(pid=pid, start=int(self.kept[cid]["start"]), kept=not self.kept[cid].get("adopted"))
+        rt.take(reply["fds"], fds)
+        self.started(cid, pid, rt)
+        return True
 
     def start_failed(self, cid: str) -> None:
         for q in self.pending_subscribers.pop(cid, set()):
@@ -123,26 +228,29 @@ class Supervisor:
 
     # -- running
     def relay(self, rt: Runtime) -> None:
-        """Copy a Tty container's output to its log and to attached clients."""
-        assert rt.master is not None
+        """Copy a Tty container's output (the keeper's tap; the keeper writes the log) to
+        attached clients."""
+        assert rt.tap is not None
 
         def deliver(data: bytes | None) -> None:
-            if data is not None and rt.log_fd is not None:
-                os.write(rt.log_fd, logs.encode(data, "stdout"))
-            for q in list(rt.subscribers):
-                q.put_nowait(data)
+            # the tap's end is not the stream's: that comes once the exit is recorded (rt.close),
+            # and a keeper that died hands a new tap to the same subscribers
+            if data is not None:
+                for q in list(rt.subscribers):
+                    q.put_nowait(data)
 
-        watch_fd(rt.master, deliver)
+        watch_fd(rt.tap, deliver)
 
     def watch(self, cid: str, pid: int) -> None:
+        """A container the keeper does not reap (it outlived the keeper that launched it)."""
         def exited(code: int | None) -> None:
             asyncio.get_running_loop().create_task(self.on_exit(cid, code))
 
         process.watch(pid, exited)
 
     def adopt(self, cid: str, pid: int) -> None:
-        """A container that outlived a daemon restart."""
-        self.runtime[cid] = rt = Runtime()
+        """A container that outlived the daemon and its keeper: watched, its fds are lost."""
+        self.runtime[cid] = rt = Runtime(pid=pid)
         self.last_run[cid] = rt.exited
         self.watch(cid, pid)
 
@@ -176,6 +284,8 @@ class Supervisor:
         if rt is not None and rt.stdin_w is not None:
             os.close(rt.stdin_w)
             rt.stdin_w = None
+            if self.keeper is not None:  # its copy too, or the process never sees the end
+                self.keeper.send({"op": "close_stdin", "id": cid})
 
     def resize(self, cid: str, rows: int, cols: int) -> None:
         rt = self.runtime.get(cid)
@@ -186,7 +296,7 @@ class Supervisor:
         """A queue of a Tty container's output; before its start, it waits for it."""
         q: asyncio.Queue[bytes | None] = asyncio.Queue()
         rt = self.runtime.get(cid)
-        if rt is not None and rt.master is not None:
+        if rt is not None and rt.tap is not None:
             rt.subscribers.add(q)
         else:
             self.pending_subscribers.setdefault(cid, set()).add(q)
@@ -220,5 +330,8 @@ class Supervisor:
             self.exit_waiters[cid] = keep
 
     def close(self) -> None:
+        """The daemon stops: our copies go, the keeper keeps the containers."""
         for rt in self.runtime.values():
             rt.close()
+        if self.keeper is not None:
+            self.keeper.close()

@@ -1,0 +1,188 @@
+"""The keeper: containers, terminals included, outlive the daemon (SIGTERM and
+SIGKILL) and the keeper itself; their exits and output while the daemon is
+away are kept; `attach` and detach keys; restart policies; `kill` then
+`inspect` at once."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.e2e.test_terminal import Terminal
+from tests.sandbox import Sandbox
+
+TICKS = "i=0; while [ $i -lt 400 ]; do echo tick $i; i=$((i+1)); sleep 0.05; done; sleep 600"
+
+
+def wait_for(cond: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def state(sb: Sandbox, name: str) -> str:
+    return sb.inspect(name, "{{.State.Status}} {{.State.ExitCode}} {{.State.Pid}}")
+
+
+def ticks(sb: Sandbox, name: str) -> list[int]:
+    return [int(n) for n in re.findall(r"^tick (\d+)$", sb.cli("logs", name).out, re.M)]
+
+
+def keeper_pid(sb: Sandbox) -> int:
+    with open(os.path.join(sb.root, "state", "keeper.pid")) as f:
+        return int(f.read().split()[0])
+
+
+def typed(t: Terminal, command: str, answer: str) -> None:
+    """Type `command` into an attached shell until `answer` shows: ash asks the terminal where
+    its cursor is after a prompt, and takes what is typed before the attach is up as the reply."""
+    for _ in range(5):
+        t.send(command + "\r")
+        try:
+            t.expect(answer, timeout=3)
+            return
+        except AssertionError:
+            continue
+    t.expect(answer, timeout=1)
+
+
+def attach_and_detach(sb: Sandbox, name: str, marker: str) -> None:
+    """`minidock attach` on a real terminal: a command typed reaches the shell, its output
+    comes back, ctrl-p ctrl-q detaches (Docker's message, exit 1) and the shell runs on."""
+    t = Terminal(sb, "attach", name)
+    typed(t, f"echo {marker}-$((40+2))", f"{marker}-42")
+    t.send("\x10\x11")
+    t.expect("read escape sequence")
+    assert t.wait() == 1
+    assert state(sb, name).startswith("running")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_dit_containers_outlive_the_daemon(fresh: Sandbox, sig: signal.Signals) -> None:
+    sb = fresh
+    sb.cli("network", "create", "alpine-net")
+    for name in ("alpine1", "alpine2"):
+        sb.cli("run", "-dit", "--name", name, "--network", "alpine-net", "alpine", "ash")
+    sb.cli("run", "-d", "--name", "talker", "busybox", "sh", "-c", TICKS)
+    sb.cli("run", "-d", "--name", "quitter", "busybox", "sh", "-c", "sleep 1.5; echo bye; exit 7")
+    pids = {n: state(sb, n).split()[2] for n in ("alpine1", "alpine2", "talker")}
+    wait_for(lambda: len(ticks(sb, "talker")) >= 3, 10, "the talker talks")
+    before = len(ticks(sb, "talker"))
+    sb.stop(sig)
+    time.sleep(3)  # the quitter exits and the talker talks while no daemon runs
+    sb.start()
+    # the same processes, still running; the one that exited has its own exit code
+    for name, pid in pids.items():
+        assert state(sb, name) == f"running 0 {pid}", name
+    assert state(sb, "quitter").startswith("exited 7 "), state(sb, "quitter")
+    assert "bye" in sb.cli("logs", "quitter").out
+    # what the talker said while the daemon was away is in its log, every line, in order
+    said = ticks(sb, "talker")
+    assert len(said) >= before + 20, (before, said[-3:])
+    assert said == list(range(len(said)))
+    # names still resolve and answer; the terminals are still theirs
+    assert sb.cli("exec", "alpine1", "ping", "-c", "1", "-W", "2", "alpine2").code == 0
+    attach_and_detach(sb, "alpine1", "back")
+    assert "back-42" in sb.cli("logs", "alpine1").out
+
+
+def test_attach_detach_keys_and_stopped_container(fresh: Sandbox) -> None:
+    sb = fresh
+    sb.cli("run", "-dit", "--name", "shell", "alpine", "sh")
+    t = Terminal(sb, "attach", "--detach-keys", "ctrl-x,x", "shell")
+    typed(t, "echo one-$((1+1))", "one-2")
+    t.send("\x10\x11")  # not the keys asked for: the shell gets them, the attach goes on
+    t.send("echo three-$((1+2))\r")
+    t.expect("three-3")
+    t.send("\x18x")
+    t.expect("read escape sequence")
+    assert t.wait() == 1
+    assert state(sb, "shell").startswith("running")
+    # attach to a shell that then exits: the exit code comes back
+    t = Terminal(sb, "attach", "shell")
+    typed(t, "echo ready-$((2+2))", "ready-4")
+    t.send("exit 5\r")
+    assert t.wait() == 5
+    r = sb.cli("attach", "shell", check=False)
+    assert r.code == 1 and r.err.strip() == "minidock: You cannot attach to a stopped container, start it first"
+    sb.cli("rm", "shell")
+
+
+def test_kill_then_inspect_at_once_shows_the_exit(fresh: Sandbox) -> None:
+    sb = fresh
+    for i in range(5):
+        sb.cli("run", "-d", "--name", f"k{i}", "busybox", "sleep", "600")
+        pid = int(state(sb, f"k{i}").split()[2])
+        sb.cli("kill", f"k{i}")
+        assert state(sb, f"k{i}") == "exited 137 0"
+        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] in "ZX"
+    sb.cli("run", "-d", "--name", "s", "busybox", "sleep", "600")
+    sb.cli("stop", "-t", "1", "s")
+    assert state(sb, "s") == "exited 137 0"  # sleep ignores SIGTERM as PID 1: the kill after 1 s
+
+
+def test_restart_always_brings_the_process_back_across_daemon_restarts(fresh: Sandbox) -> None:
+    sb = fresh
+    sb.cli("network", "create", "rnet")
+    sb.cli("run", "-d", "--restart", "always", "--name", "web", "--network", "rnet", "busybox", "sleep", "600")
+    sb.cli("run", "-d", "--restart", "unless-stopped", "--name", "held", "busybox", "sleep", "600")
+    sb.cli("run", "-d", "--restart", "on-failure:2", "--name", "flaky", "busybox", "sh", "-c", "exit 3")
+    sb.cli("run", "-d", "--name", "probe", "--network", "rnet", "busybox", "sleep", "600")
+    assert sb.inspect("web", "{{.HostConfig.RestartPolicy.Name}}") == "always"
+    first = int(state(sb, "web").split()[2])
+    os.kill(first, signal.SIGKILL)  # from outside, as a crash: not a stop
+    wait_for(lambda: state(sb, "web").startswith("running") and int(state(sb, "web").split()[2]) != first,
+             10, "web restarted")
+    assert sb.cli("exec", "probe", "ping", "-c", "1", "-W", "2", "web").code == 0
+    wait_for(lambda: sb.inspect("flaky", "{{.RestartCount}} {{.State.Status}}") == "2 exited", 10,
+             "on-failure:2 gives up after two restarts")
+    assert sb.inspect("flaky", "{{.State.ExitCode}}") == "3"
+    sb.cli("stop", "-t", "0", "held")
+    second = int(state(sb, "web").split()[2])
+    # the daemon restarts: web runs on, the same process; its policy still holds afterwards
+    sb.stop(signal.SIGKILL)
+    sb.start()
+    assert state(sb, "web") == f"running 0 {second}"
+    assert state(sb, "held").startswith("exited")  # stopped by hand: unless-stopped leaves it
+    os.kill(second, signal.SIGKILL)
+    wait_for(lambda: state(sb, "web").startswith("running") and int(state(sb, "web").split()[2]) != second,
+             10, "web restarted after the daemon restart")
+    # web dies while no daemon runs: the next daemon start brings it back
+    third = int(state(sb, "web").split()[2])
+    sb.stop(signal.SIGTERM)
+    os.kill(third, signal.SIGKILL)
+    time.sleep(0.5)
+    sb.start()
+    wait_for(lambda: state(sb, "web").startswith("running"), 10, "web started by the daemon's start")
+    assert sb.cli("exec", "probe", "ping", "-c", "1", "-W", "2", "web").code == 0
+
+
+def test_keeper_killed_containers_run_on_and_the_daemon_recovers(fresh: Sandbox) -> None:
+    sb = fresh
+    sb.cli("run", "-dit", "--name", "term", "alpine", "sh")
+    sb.cli("run", "-d", "--name", "talker", "busybox", "sh", "-c", TICKS)
+    pids = {n: state(sb, n).split()[2] for n in ("term", "talker")}
+    old = keeper_pid(sb)
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: os.path.exists(os.path.join(sb.root, "state", "keeper.pid")) and keeper_pid(sb) != old,
+             10, "a new keeper")
+    for name, pid in pids.items():
+        assert state(sb, name) == f"running 0 {pid}", name
+    # the new keeper writes the talker's log on from the pipes the daemon held
+    n = len(ticks(sb, "talker"))
+    wait_for(lambda: len(ticks(sb, "talker")) > n + 5, 10, "the talker's log grows again")
+    # the terminal is still the shell's; new containers start
+    attach_and_detach(sb, "term", "still")
+    sb.cli("run", "-d", "--name", "newcomer", "busybox", "sleep", "600")
+    assert state(sb, "newcomer").startswith("running")
+    # the orphans' exits are still seen (the daemon reaps them now)
+    sb.cli("kill", "term")
+    assert state(sb, "term") == "exited 137 0"
