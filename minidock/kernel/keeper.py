@@ -51,6 +51,7 @@ MAX_FDS = 8
 START_TIMEOUT = 30.0  # a container's mounts and exec; past this the start is refused
 LINE_MAX = 16384  # a longer line goes out in pieces, as Docker's copier does
 IDLE_FLUSH = 0.1  # a line still unfinished after this long goes out as it is (a prompt)
+TIMINGS = bool(os.environ.get("MINIDOCK_TIMINGS"))  # make bench: how long each start takes here
 LONELY = 10.0  # started, never connected to, nothing kept: a daemon that died at once
 
 
@@ -265,6 +266,14 @@ class Keeper:
 
     # -- starting
     def op_start(self, req, _fds):
+        t0 = time.perf_counter()
+        reply = self._start(req)
+        if TIMINGS:
+            sys.stderr.write(f"keeper: start {req['id'][:12]} {(time.perf_counter() - t0) * 1000:.2f} ms\n")
+            sys.stderr.flush()
+        return reply
+
+    def _start(self, req):
         cid, spec = req["id"], req["spec"]
         if cid in self.boxes:
             return {"error": f"container {cid} is already running"}, []

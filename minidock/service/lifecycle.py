@@ -131,10 +131,13 @@ class Lifecycle:
             self.core.starting.discard(cid)
             if not plan.c.running:  # a failed start: its records go
                 self.core.records.update(cid, [])
+            if not plan.c.running:
+                self.procs.spawn_over(cid)
             if sb is not None:
                 sb.close()
         # no DNS refresh here: the records were built before the spawn, while it was starting
         self.procs.started(cid, pid, rt)
+        self.procs.spawn_over(cid)
         self._network_events(plan.c, "connect", plan.nets)
         mounts.volume_events(self.core, plan.c, "mount")
         self.core.events.container(plan.c, "start")

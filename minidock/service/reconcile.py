@@ -65,6 +65,7 @@ class Reconciler:
         for cid in procs.kept_exits:  # exits of starts that were never recorded
             procs.acknowledge(cid)
         procs.kept_exits.clear()
+        procs.reconciled()
         for cid in removals:
             gone = store.containers.get(cid)
             if gone is not None:

@@ -97,6 +97,7 @@ class Supervisor:
         self.kept: dict[str, dict[str, Any]] = {}
         self.kept_exits: dict[str, tuple[int, int | None]] = {}
         self.early_exits: dict[str, tuple[int, int | None]] = {}
+        self.spawning: set[str] = set()  # spawned, the start not yet recorded nor undone
         self.recovering: asyncio.Task[None] | None = None
 
     # -- the keeper
@@ -108,6 +109,13 @@ class Supervisor:
         self.kept = {b["id"]: b for b in hello["boxes"]}
         self.kept_exits = {e["id"]: (int(e["pid"]), e["code"]) for e in hello["exited"]}
 
+    def reconciled(self) -> None:
+        """Start-up has taken back what it wanted: other exits the keeper kept are acknowledged."""
+        self.kept.clear()
+        for cid in [c for c in self.early_exits if c not in self.runtime and c not in self.spawning]:
+            del self.early_exits[cid]
+            self.acknowledge(cid)
+
     def acknowledge(self, cid: str) -> None:
         """The exit of `cid` is recorded: the keeper may forget it."""
         if self.keeper is not None:
@@ -115,12 +123,14 @@ class Supervisor:
 
     def _keeper_exit(self, cid: str, pid: int, code: int | None) -> None:
         rt = self.runtime.get(cid)
-        if rt is None or rt.pid != pid or not rt.kept:
-            # its start is being recorded (or it was undone), or we are taking it back
+        if rt is not None and rt.pid == pid and rt.kept:
+            asyncio.get_running_loop().create_task(self._exited(cid, code))
+        elif cid in self.spawning or cid in self.kept:
+            # its start is being recorded, or reconcile is taking it back: they look here
             self.early_exits[cid] = (pid, code)
             asyncio.get_running_loop().call_later(60, self._forget_early, cid, pid)
-            return
-        asyncio.get_running_loop().create_task(self._exited(cid, code))
+        else:
+            self.acknowledge(cid)  # a start that was undone: nothing to record
 
     def _forget_early(self, cid: str, pid: int) -> None:
         if self.early_exits.get(cid, (0, None))[0] == pid:
@@ -183,6 +193,7 @@ class Supervisor:
         except KeeperError as e:
             raise process.SpawnError(str(e)) from None
         rt.pid, rt.start, rt.kept = int(reply["pid"]), int(reply["start"]), True
+        self.spawning.add(cid)
         rt.take(reply["fds"], fds)
         with open(pidfile, "w") as f:
             f.write(f"{rt.pid} {rt.start}\n")
@@ -212,6 +223,13 @@ class Supervisor:
         rt.take(reply["fds"], fds)
         self.started(cid, pid, rt)
         return True
+
+    def spawn_over(self, cid: str) -> None:
+        """The start that spawned `cid` is recorded (started) or undone: an exit that came
+        early and was not taken is acknowledged."""
+        self.spawning.discard(cid)
+        if cid not in self.runtime and self.early_exits.pop(cid, None) is not None:
+            self.acknowledge(cid)
 
     def start_failed(self, cid: str) -> None:
         for q in self.pending_subscribers.pop(cid, set()):

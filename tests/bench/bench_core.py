@@ -234,6 +234,9 @@ def table(r: dict[str, float]) -> list[dict[str, object]]:
             g("scale_ip_script_10th_ms", nan), "ms"),
         row("run -d via API (vs docker engine API)" if docker == docker else "run -d via API (vs ip script)",
             g("api_run_p50_ms", nan), docker if docker == docker else r["ip_script_attach_p50_ms"], "ms", "<= 0.2"),
+        row("create+start via API p50 (vs the 10 ms bar)", r["minidock_run_p50_ms"], 10.0, "ms", "<= 1.0"),
+        row("create+start via API p50 (vs ip script attach alone)", r["minidock_run_p50_ms"],
+            r["ip_script_attach_p50_ms"], "ms", "<= 0.5"),
         row("teardown rm -f p50 (vs ip script)", r["minidock_rm_p50_ms"], r["ip_script_teardown_p50_ms"], "ms",
             "<= 1.0"),
         row("DNS queries/s (vs dnsmasq)", r["stub_qps"], r["dnsmasq_qps"], "/s", ">= 1.0"),
@@ -253,6 +256,9 @@ def table(r: dict[str, float]) -> list[dict[str, object]]:
             g("iptables_unpublish_none_ms", nan), "ms"),
         row("memory, 1000 containers: daemon+helpers (vs 80 MB)",
             g("scale_daemon_rss_mb", nan) + g("scale_helper_rss_mb", 0.0), 80.0, "MB", "<= 1.0"),
+        row("memory, 1000 containers: the keeper, PSS (vs 10 MB)", g("scale_keeper_pss_mb", nan), 10.0, "MB",
+            "<= 1.0"),
+        row("memory, 1000 containers: the keeper, RSS (vs 10 MB)", g("scale_keeper_rss_mb", nan), 10.0, "MB"),
     ]
     rows.append(row("DNS p99 at 10,000 q/s (vs the 1 ms bar)", r["stub_p99_ms_at_10k_qps"], 1.0, "ms", "<= 1.0"))
     rows.append(row("DNS p99 at 10,000 q/s (vs dnsmasq)", r["stub_p99_ms_at_10k_qps"],

@@ -1,7 +1,7 @@
 """Cost at scale: attach the 10th and the 1000th container on one host
 (several networks, as one bridge takes at most 1024 ports), and the memory
-of the daemon (plus any helper process it keeps, none here) with 1000
-containers running.
+of the daemon and of the keeper (the one helper process: it launches and
+keeps the containers) with 1000 containers running.
 
 Run alone with `python -m tests.bench.bench_scale` (it re-executes itself in
 a private mount namespace, as bench_core does), or from bench_core.
@@ -16,7 +16,7 @@ import time
 
 from minidock.client import Client
 from tests.bench.ipscript import ip_script_attach
-from tests.bench.procfs import children, rss_kb
+from tests.bench.procfs import children, pss_kb, rss_kb
 from tests.sandbox import Sandbox
 
 SCALE_N = int(os.environ.get("BENCH_SCALE_N", "1000"))
@@ -55,8 +55,13 @@ def bench_scale(sb: Sandbox, workdir: str = "") -> dict[str, float]:
     attach = [float(x) for x in re.findall(r"network attach ([\d.]+) ms", sb.daemon_log(full=True))][before:]
     assert sb.proc is not None
     daemon_rss = rss_kb(sb.proc.pid)
-    extra = [p for p in children().get(sb.proc.pid, []) if p not in pids]  # helpers, shims: none expected
+    with open(os.path.join(sb.root, "state", "keeper.pid")) as f:
+        keeper = int(f.read().split()[0])
+    # helpers: the keeper, and anything else the daemon keeps (shims: none expected)
+    extra = sorted({keeper, *(p for p in children().get(sb.proc.pid, []) if p not in pids)})
     helper_rss = sum(rss_kb(p) for p in extra)
+    keeper_rss, keeper_pss, daemon_pss = rss_kb(keeper), pss_kb(keeper), pss_kb(sb.proc.pid)
+    keeper_fds = len(os.listdir(f"/proc/{keeper}/fd"))
     early = attach[10 - WINDOW // 2:10 + WINDOW // 2]
     late = attach[-WINDOW:]
     t0 = time.perf_counter()
@@ -78,6 +83,10 @@ def bench_scale(sb: Sandbox, workdir: str = "") -> dict[str, float]:
         "scale_daemon_rss_mb": daemon_rss / 1024,
         "scale_helper_rss_mb": helper_rss / 1024,
         "scale_helpers": len(extra),
+        "scale_keeper_rss_mb": keeper_rss / 1024,
+        "scale_keeper_pss_mb": keeper_pss / 1024,
+        "scale_daemon_pss_mb": daemon_pss / 1024,
+        "scale_keeper_fds": keeper_fds,
     }
 
 

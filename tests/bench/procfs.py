@@ -14,6 +14,16 @@ def rss_kb(pid: int) -> int:
         return 0
 
 
+def pss_kb(pid: int) -> int:
+    """Proportional set size of `pid` in kB: its private pages plus its share of those it
+    shares (the interpreter's code with the daemon's): what the process costs (0 if gone)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            return next((int(ln.split()[1]) for ln in f if ln.startswith("Pss:")), 0)
+    except OSError:
+        return 0
+
+
 def children() -> dict[int, list[int]]:
     """Every process's children, by parent PID."""
     out: dict[int, list[int]] = {}

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
 
 import pytest
 
+from minidock.client import Client
 from tests.sandbox import Sandbox
 
 MAX_STEPS = 40
@@ -106,18 +109,39 @@ def test_kill_9_after_every_step_then_restart(case: str) -> None:
     assert steps >= CASES[case][3], f"{case}: the daemon was killed after only {steps} steps"
 
 
+def typed_into(sock: socket.socket, line: str, answer: bytes) -> bool:
+    """Send `line` to an attached shell until `answer` comes back (ash may take the first
+    line for the reply to its cursor query); at most 3 tries of 3 s."""
+    seen = b""
+    for _ in range(3):
+        sock.sendall(line.encode())
+        deadline = time.monotonic() + 3
+        while answer not in seen and (left := deadline - time.monotonic()) > 0:
+            if select.select([sock], [], [], left)[0]:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return False
+                seen += chunk
+        if answer in seen:
+            return True
+    return False
+
+
 def test_soak_concurrent_runs_with_kills_at_random_moments() -> None:
-    """Rounds of concurrent runs, each round cut by kill -9 at a random moment."""
+    """Rounds of concurrent runs, `-dit` shells among them, each round cut by kill -9 at a
+    random moment; a shell started before the first round keeps its terminal throughout."""
     rounds = int(os.environ.get("SOAK_ROUNDS", "3"))
     rng = random.Random(int(os.environ.get("SOAK_SEED", "7")))
     sb = Sandbox()
     sb.start()
     try:
         setup_network(sb)
+        sb.cli("run", "-dit", "--name", "shell", "--network", "lab", "alpine", "ash")
+        shell_pid = sb.inspect("shell", "{{.State.Pid}}")
         for r in range(rounds):
-            threads = [threading.Thread(target=sb.cli, args=("run", "-d", "--name", f"s{r}x{i}", "--network",
-                                                             "lab", "busybox", "sleep", "600"),
-                                        kwargs={"check": False, "timeout": 30}) for i in range(6)]
+            threads = [threading.Thread(target=sb.cli, args=(
+                "run", *(["-dit"] if i % 2 else ["-d"]), "--name", f"s{r}x{i}", "--network", "lab", "busybox",
+                *(["sh"] if i % 2 else ["sleep", "600"])), kwargs={"check": False, "timeout": 30}) for i in range(6)]
             for t in threads:
                 t.start()
             time.sleep(rng.uniform(0, 0.4))
@@ -129,5 +153,14 @@ def test_soak_concurrent_runs_with_kills_at_random_moments() -> None:
             sb.proc = None
             sb.start()
             check_after_restart(sb, f"soak round {r}")
+            # the shell is the same process, on its terminal: what is typed into it runs
+            assert sb.inspect("shell", "{{.State.Status}} {{.State.Pid}}") == f"running {shell_pid}", r
+            sock = Client(f"unix://{sb.socket}").hijack("/containers/shell/attach",
+                                                         {"stream": 1, "stdin": 1, "stdout": 1})
+            try:
+                assert typed_into(sock, f"echo round-{r}-$((6*7))\n", f"round-{r}-42".encode()), r
+                sock.sendall(b"\x10\x11")
+            finally:
+                sock.close()
     finally:
         sb.destroy()
