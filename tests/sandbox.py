@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 MINIDOCK = [sys.executable, "-m", "minidock.cli.main"]
@@ -39,6 +40,16 @@ def sh(*argv: str, check: bool = True, timeout: float = 30, input: str | None = 
     if check and p.returncode != 0:
         raise AssertionError(f"{' '.join(argv)} failed: {r}")
     return r
+
+
+def wait_for(cond: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll `cond` (every 50 ms) until it is true; fail after `timeout` seconds, saying `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def _alive(pid: int) -> bool:
@@ -88,6 +99,14 @@ class Sandbox:
         sh("ip", "-n", self.name, "link", "set", "lo", "up")
 
     def start(self) -> None:
+        if self.proc is not None:
+            # a daemon that is ending by itself (`system reset`): its socket must not be taken for
+            # the new one's, nor its last unlink take the new one's away
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         made_host = not os.path.exists(f"/run/netns/{self.name}")
         if made_host:
             self.create_host()

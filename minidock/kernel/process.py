@@ -1,10 +1,9 @@
-"""Container processes: spawning through the launcher, watching, signalling,
-exec through nsenter, and reading /proc.
+"""Container processes as the daemon sees them: watching, signalling, exec
+through the launcher, and reading /proc. (The keeper launches containers: keeper.py.)
 
-The daemon is a child subreaper, so a container (orphaned when its launcher
-exits) is re-parented to the daemon and reaped here through a pidfd. A
-process is identified by (pid, start time) so a recycled PID is never
-mistaken for a container.
+The daemon is a child subreaper: a container whose keeper died is re-parented
+to it and reaped here through a pidfd. A process is identified by (pid, start
+time) so a recycled PID is never mistaken for a container.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ class SpawnError(Exception):
 
 
 class Console:
-    """The daemon's end of the socket a launcher sends a container's pty master on."""
+    """The daemon's end of the socket the launcher sends an exec's pty master on."""
 
     def __init__(self) -> None:
         self.ours, self.theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -48,49 +47,6 @@ class Console:
     def close(self) -> None:
         self.ours.close()
         self.theirs.close()
-
-
-async def spawn(spec: dict[str, Any], stdin: int, stdout: int, stderr: int,
-                console: Console | None = None, report_out: dict[str, Any] | None = None) -> int:
-    """Start a container process from `spec`; returns its PID (as the daemon sees it).
-    `report_out` receives the launcher's whole report (the log copier's PID: "logger")."""
-    r, w = os.pipe2(os.O_CLOEXEC)
-    extra: tuple[int, ...] = ()
-    if console is not None:
-        spec = {**spec, "pty_socket": console.theirs.fileno()}
-        extra = (console.theirs.fileno(),)
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-I", "-S", LAUNCHER, json.dumps(spec), str(w),
-            stdin=stdin, stdout=stdout, stderr=stderr,
-            pass_fds=(w, *extra),
-        )
-    finally:
-        os.close(w)
-    loop = asyncio.get_running_loop()
-    data = await loop.run_in_executor(None, _read_all, r)
-    await proc.wait()
-    try:
-        report = json.loads(data or "{}")
-    except ValueError:
-        report = {}
-    if report.get("error") or not report.get("pid"):
-        if report.get("logger"):  # the log copier started first and ends with the failed start:
-            watch(int(report["logger"]), lambda _code: None)  # reap it (we are its subreaper)
-        raise SpawnError(report.get("error") or f"launcher exited with {proc.returncode}")
-    if report_out is not None:
-        report_out.update(report)
-    return int(report["pid"])
-
-
-def _read_all(fd: int) -> str:
-    chunks = []
-    try:
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks).decode()
 
 
 def stat(pid: int) -> tuple[str, int] | None:

@@ -44,6 +44,7 @@ from .supervisor import Runtime, Supervisor
 log = logging.getLogger("minidock.lifecycle")
 STOP_GRACE = 10
 RESTART_FIRST, RESTART_MAX, RESTART_RESET = 0.1, 60.0, 10.0  # moby's restartmanager back-off
+EXIT_REPORT_WAIT = 2  # after a SIGKILL, how long an exit report may take before we look ourselves
 KILL_WAIT = 10  # moby's daemon.Kill waits this long for the exit of a SIGKILL
 TIMINGS = bool(os.environ.get("MINIDOCK_TIMINGS"))  # log the network part of each start (make bench)
 WAIT_CONDITIONS = ("not-running", "next-exit", "removed", "")
@@ -116,7 +117,7 @@ class Lifecycle:
                 if plan.mode != "joined":
                     self._write_files(plan)
                 pid = await self._spawn(plan, rt, tx)
-                self._commit(plan, pid)
+                self._commit(plan, pid, rt.start)
         except process.SpawnError as e:
             rt.close()
             self._spawn_failed(cid, str(e))
@@ -207,10 +208,11 @@ class Lifecycle:
                                 "gives it its own root filesystem, hostname and /etc files)")
         return int(pid)
 
-    def _commit(self, plan: StartPlan, pid: int) -> None:
-        """The one write of a start: leases, endpoints, the running state."""
+    def _commit(self, plan: StartPlan, pid: int, start: int) -> None:
+        """The one write of a start: leases, endpoints, the running state (`start`: the process's
+        start time, read by the keeper before it could exit and be reaped)."""
         c, store = plan.c, self.core.store
-        c.state = State("running", pid, process.start_time(pid), started_at=time.time())
+        c.state = State("running", pid, start, started_at=time.time())
         c.manually_stopped = False
         with store.transaction():
             for ep in plan.endpoints:
@@ -378,9 +380,22 @@ class Lifecycle:
             except TimeoutError:
                 process.kill(c.state.pid, signal.SIGKILL)
                 self.core.events.container(c, "kill", signal=int(signal.SIGKILL))
-                await rt.exited.wait()
+                await self._exit_recorded(c, rt)
         if stop_event:  # `rm -f` kills: Docker reports kill, die, destroy and no stop
             self.core.events.container(c, "stop")
+
+    async def _exit_recorded(self, c: Container, rt: Runtime) -> None:
+        """Wait for the exit to be recorded; should its report never come while the process is
+        gone (a bug, or a keeper lost with it), record it here rather than wait forever."""
+        while True:
+            try:
+                await asyncio.wait_for(rt.exited.wait(), EXIT_REPORT_WAIT)
+                return
+            except TimeoutError:
+                if not process.alive(c.state.pid, c.state.start_time):
+                    log.warning("%s: its process is gone and no exit was reported: recorded now", c.name)
+                    await self.on_exit(c.id, None)
+                    return
 
     async def kill(self, ref: str, sig: int) -> None:
         c = self.core.container(ref)

@@ -188,12 +188,15 @@ class Supervisor:
         the store knows it finds the process by its pidfile and stops it (the start is undone)."""
         if self.keeper is None or self.keeper.sock is None:
             raise process.SpawnError("the keeper is not running (it is being restarted: try again)")
+        # before the request: the exit of a quick command can be read right after the answer,
+        # before this coroutine runs again
+        self.spawning.add(cid)
         try:
             reply, fds = await self.keeper.call({"op": "start", "id": cid, "spec": spec, "log": log_path})
         except KeeperError as e:
+            self.spawning.discard(cid)
             raise process.SpawnError(str(e)) from None
         rt.pid, rt.start, rt.kept = int(reply["pid"]), int(reply["start"]), True
-        self.spawning.add(cid)
         rt.take(reply["fds"], fds)
         with open(pidfile, "w") as f:
             f.write(f"{rt.pid} {rt.start}\n")

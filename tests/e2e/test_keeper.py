@@ -9,23 +9,13 @@ import os
 import re
 import signal
 import time
-from collections.abc import Callable
 
 import pytest
 
 from tests.e2e.test_terminal import Terminal
-from tests.sandbox import Sandbox
+from tests.sandbox import Sandbox, wait_for
 
 TICKS = "i=0; while [ $i -lt 400 ]; do echo tick $i; i=$((i+1)); sleep 0.05; done; sleep 600"
-
-
-def wait_for(cond: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def state(sb: Sandbox, name: str) -> str:

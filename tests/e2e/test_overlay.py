@@ -15,13 +15,13 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from minidock.client import Client
 from tests.cluster import Cluster
-from tests.sandbox import Sandbox, sh
+from tests.sandbox import Sandbox, sh, wait_for
 
 TTL = 3  # seconds a silent host counts as alive (discovery.ttl), short for the tests
 
@@ -55,15 +55,6 @@ def no_residue(cl: Cluster) -> Iterator[None]:
     cl.clean()
     left = cl.residue()
     assert not left, f"left behind after the test: {left}"
-
-
-def wait_for(cond: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def nodes(sb: Sandbox) -> list[dict[str, object]]:
