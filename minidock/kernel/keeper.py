@@ -486,7 +486,10 @@ class Keeper:
 
 
 def select_read(fd, timeout):
-    return bool(select.select([fd], [], [], timeout)[0])
+    """Whether `fd` is readable within `timeout` s (poll: fds past 1024 are the rule here)."""
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    return bool(p.poll(timeout * 1000))
 
 
 def wait_child(pid):
