@@ -166,13 +166,9 @@ class Keeper:
         return self.ever_connected or time.monotonic() - self.born > LONELY
 
     def close(self):
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-        for name in ("keeper.pid",):
+        for path in (self.path, os.path.join(self.root, "keeper.pid")):
             try:
-                os.unlink(os.path.join(self.root, name))
+                os.unlink(path)
             except FileNotFoundError:
                 pass
 

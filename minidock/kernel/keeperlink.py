@@ -40,16 +40,6 @@ def socket_path(root: str) -> str:
     return os.path.join("/run/minidock", "keeper-" + hashlib.sha1(root.encode()).hexdigest()[:16] + ".sock")
 
 
-def keeper_pid(root: str) -> tuple[int, int] | None:
-    """(pid, start time) of the keeper serving `root`, if it runs."""
-    try:
-        with open(os.path.join(root, "keeper.pid")) as f:
-            pid, started = (int(x) for x in f.read().split())
-    except (OSError, ValueError):
-        return None
-    return (pid, started) if process.alive(pid, started) else None
-
-
 class Keeper:
     """A connection to the keeper. `on_exit(id, pid, code)` hears each container's exit,
     `on_lost()` the keeper's own end (the connection closed)."""

@@ -117,7 +117,7 @@ class Engine:
             self.core.drivers["overlay"] = cluster.driver
             self.core.addresses.elsewhere = cluster.taken
             await cluster.join()  # the global networks, before the containers on them
-        await self.procs.open(self.core.root)  # the keeper: what it kept while we were away
+        await self.procs.open()  # the keeper: what it kept while we were away
         await Reconciler(self.core, self.life, self.networks, self.system).run()
         if cluster is not None and cluster.up:
             await cluster.republish()

@@ -57,7 +57,7 @@ async def _no_gateway_bridge() -> None:
 class Lifecycle:
     def __init__(self, core: Core) -> None:
         self.core = core
-        self.procs = Supervisor(self.on_exit)
+        self.procs = Supervisor(self.on_exit, core.root)
         # makes the gateway bridge network (an overlay's way out) when a plan first needs it
         self.gateway_bridge: Callable[[], Awaitable[Any]] = _no_gateway_bridge
         # --explain of a stop or wait: the teardown runs in the exit handler's task, not the request's
@@ -253,7 +253,7 @@ class Lifecycle:
         }
 
     def log_path(self, c: Container) -> str:
-        return os.path.join(self.core.dir(c.id), "container.log")
+        return self.procs.log_path(c.id)
 
     # -- exit
     async def on_exit(self, cid: str, code: int | None) -> None:

@@ -79,10 +79,10 @@ def _close(fd: int, watched: bool) -> None:
 
 
 class Supervisor:
-    def __init__(self, on_exit: Callable[[str, int | None], Awaitable[None]]) -> None:
+    def __init__(self, on_exit: Callable[[str, int | None], Awaitable[None]], root: str) -> None:
         self.on_exit = on_exit
         self.keeper: Keeper | None = None
-        self.root = ""
+        self.root = root
         self.runtime: dict[str, Runtime] = {}
         self.last_exit: dict[str, int] = {}
         self.exit_waiters: dict[str, list[tuple[str, asyncio.Future[int]]]] = {}
@@ -101,10 +101,9 @@ class Supervisor:
         self.recovering: asyncio.Task[None] | None = None
 
     # -- the keeper
-    async def open(self, root: str) -> None:
+    async def open(self) -> None:
         """Reach the keeper (starting one if none runs); note what it kept."""
-        self.root = root
-        self.keeper = Keeper(root, self._keeper_exit, self._keeper_lost)
+        self.keeper = Keeper(self.root, self._keeper_exit, self._keeper_lost)
         hello = await self.keeper.open()
         self.kept = {b["id"]: b for b in hello["boxes"]}
         self.kept_exits = {e["id"]: (int(e["pid"]), e["code"]) for e in hello["exited"]}
@@ -154,7 +153,7 @@ class Supervisor:
     async def _recover(self) -> None:
         for attempt in range(50):
             try:
-                await self.open(self.root)
+                await self.open()
                 break
             except (KeeperError, OSError) as e:
                 log.warning("keeper: %s; trying again", e)
@@ -180,6 +179,7 @@ class Supervisor:
         log.info("keeper recovered (pid %d)", self.keeper.pid)
 
     def log_path(self, cid: str) -> str:
+        """The container's log (json-file lines), written by the keeper."""
         return os.path.join(self.root, "containers", cid, "container.log")
 
     # -- starting
