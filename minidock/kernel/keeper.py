@@ -309,6 +309,8 @@ class Keeper:
                 self.by_pid[box.pid] = box  # reaped by the loop, nothing reported
                 box.adopted = True
             self.close_box(box)
+            for t in theirs:  # the container's ends, when the failure came before the fork
+                t.close() if isinstance(t, socket.socket) else os.close(t)
             raise
         finally:
             if pty is not None:
