@@ -4,9 +4,11 @@ and keeps them, whatever happens to the daemon.
 The daemon runs it as `python -I -S keeper.py ROOT SOCKET`, in a session of its
 own, and is its client. Standard library only. It
 
-  - is a fork server: the launcher is imported once; a start forks a child that
-    joins the container's network namespace, unshares the others and forks the
-    container's PID 1 (`launcher.launch`): a few milliseconds, no interpreter start;
+  - is a fork server: the launcher is imported once, and one process is kept ready
+    for the next container, its namespaces (network included) already unshared
+    (`launcher.zygote`). A start hands it the container (`prepare`): it mounts the
+    container's root while the daemon wires the network in its namespace, then
+    execs on `go`. No interpreter starts, no fork is waited for;
   - is the containers' child subreaper: it reaps each one and keeps its exit code
     until the daemon has recorded it (`ack`), even while no daemon is connected;
   - owns each container's pty master or output pipes and its stdin, and writes the
@@ -19,10 +21,15 @@ own, and is its client. Standard library only. It
     pipes outlive a keeper that dies; a new keeper takes them over (`adopt`).
 
 It exits once it keeps no container and no exit code, and no daemon is connected.
+A start prepared and never let go is undone (its process killed) when its daemon
+goes away.
 
 Requests, each answered in order with {"ok": true, ...} or {"ok": false, "error"}:
   hello                       -> boxes [{id, pid, start, tty, adopted}], exited [{id, pid, code}]
-  start  {id, spec, log}      -> pid, start (+ fds, named in "fds")
+  prepare {id, spec, log}     -> pid, start: the process, stopped at the gate before exec
+  go     {id, files?}         -> pid, start (+ fds, named in "fds"): it execs the command
+                                 (after writing the /etc files given, {name: text})
+  start  {id, spec, log}      -> the same as prepare and go at once
   fds    {id}                 -> the same fds again (a new tap): a restarted daemon's
   close_stdin {id}, ack {id}
   adopt  {id, pid, start, tty, log, fds}: a container whose keeper died (its fds attached)
@@ -51,7 +58,6 @@ MAX_FDS = 8
 START_TIMEOUT = 30.0  # a container's mounts and exec; past this the start is refused
 LINE_MAX = 16384  # a longer line goes out in pieces, as Docker's copier does
 IDLE_FLUSH = 0.1  # a line still unfinished after this long goes out as it is (a prompt)
-TIMINGS = bool(os.environ.get("MINIDOCK_TIMINGS"))  # make bench: how long each start takes here
 LONELY = 10.0  # started, never connected to, nothing kept: a daemon that died at once
 
 
@@ -59,11 +65,13 @@ class Box:
     """One container the keeper keeps."""
 
     __slots__ = ("id", "pid", "start", "tty", "adopted", "log", "master", "tap", "out", "err", "stdin",
-                 "partial", "pidfd")
+                 "partial", "pidfd", "gate", "code")
 
     def __init__(self, cid, pid, start, tty, log, adopted=False):
         self.id, self.pid, self.start, self.tty, self.log, self.adopted = cid, pid, start, tty, log, adopted
         self.master = self.tap = self.out = self.err = self.stdin = self.pidfd = None
+        self.gate = None  # a Zygote while the process waits for `go`
+        self.code = None  # its exit code, if it died there
         self.partial = {}  # output fd -> the unfinished line
 
     def outputs(self):
@@ -71,6 +79,28 @@ class Box:
 
     def stream(self, fd):
         return "stderr" if fd == self.err else "stdout"
+
+
+class Zygote:
+    """A process ready to become a container: PID 1 of namespaces of its own, waiting on
+    `ctl` for its container; `exec_r` tells whether its exec happened (EOF) or why not;
+    `pty`, once handed a Tty container, is where its terminal's master comes from."""
+
+    __slots__ = ("pid", "flags", "ctl", "exec_r", "pty")
+
+    def __init__(self, pid, flags, ctl, exec_r):
+        self.pid, self.flags, self.ctl, self.exec_r, self.pty = pid, flags, ctl, exec_r, None
+
+    def close(self):
+        for s in (self.ctl, self.pty):
+            if s is not None:
+                s.close()
+        if self.exec_r is not None:
+            os.close(self.exec_r)
+        self.ctl = self.pty = self.exec_r = None
+
+
+READY_FLAGS = launcher.namespaces({"new_netns": True})  # a container of its own network: the usual
 
 
 def start_time(pid):
@@ -89,12 +119,14 @@ def exit_code(status):
 class Keeper:
     def __init__(self, root, path):
         self.root, self.path = root, path
+        self.stage = os.path.join(root, "keeper.stage")  # where a ready process stages its mounts
         self.sel = selectors.DefaultSelector()
         self.boxes = {}  # id -> Box
         self.by_pid = {}  # pid -> Box (the containers we reap)
         self.by_fd = {}  # output fd or pidfd -> Box
         self.exited = {}  # id -> (pid, code), until the daemon acknowledges it
         self.client = None
+        self.zygote = None  # the process ready for the next start
         self.ever_connected = False
         self.born = time.monotonic()
 
@@ -107,6 +139,7 @@ class Keeper:
             sys.exit(f"minidock keeper: another keeper serves {self.root}")
         self.lock = lock
         launcher.check(launcher.libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl")
+        os.makedirs(self.stage, mode=0o700, exist_ok=True)
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft < hard:  # a pty or two pipes and a log per container: 1024 is too few
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -131,6 +164,7 @@ class Keeper:
 
     # -- the loop
     def serve(self):
+        self.refill()
         while True:
             timeout = IDLE_FLUSH if any(b.partial for b in self.boxes.values()) else 1.0
             events = self.sel.select(timeout)
@@ -166,6 +200,9 @@ class Keeper:
         return self.ever_connected or time.monotonic() - self.born > LONELY
 
     def close(self):
+        if self.zygote is not None:
+            self.discard(self.zygote)
+            self.zygote = None
         for path in (self.path, os.path.join(self.root, "keeper.pid")):
             try:
                 os.unlink(path)
@@ -186,6 +223,8 @@ class Keeper:
         self.sel.unregister(self.client)
         self.client.close()
         self.client = None
+        for box in [b for b in self.boxes.values() if b.gate is not None]:
+            self.cancel(box)  # its daemon will never say go
 
     def send(self, msg, fds=()):
         if self.client is None:
@@ -203,6 +242,7 @@ class Keeper:
         if not data:
             self.drop_client()
             return
+        req = {}
         try:
             req = json.loads(data)
             reply, out = getattr(self, "op_" + req["op"])(req, fds)
@@ -214,6 +254,8 @@ class Keeper:
         self.send(reply, out)
         for fd in out:
             os.close(fd)
+        if req.get("op") in ("go", "start"):
+            self.refill()  # while the daemon records the start: off its path
 
     def op_hello(self, _req, _fds):
         boxes = [{"id": b.id, "pid": b.pid, "start": b.start, "tty": b.tty, "adopted": b.adopted}
@@ -261,113 +303,200 @@ class Keeper:
         return names, fds
 
     # -- starting
-    def op_start(self, req, _fds):
-        t0 = time.perf_counter()
-        reply = self._start(req)
-        if TIMINGS:
-            sys.stderr.write(f"keeper: start {req['id'][:12]} {(time.perf_counter() - t0) * 1000:.2f} ms\n")
-            sys.stderr.flush()
-        return reply
+    def op_start(self, req, fds):
+        self.op_prepare(req, fds)
+        return self.op_go(req, [])
 
-    def _start(self, req):
+    def op_prepare(self, req, _fds):
+        """Hand the container to a ready process; it sets up the root and stops at the gate."""
         cid, spec = req["id"], req["spec"]
         if cid in self.boxes:
             return {"error": f"container {cid} is already running"}, []
         box = Box(cid, 0, 0, bool(spec.get("tty")), os.open(
             req["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600))
-        theirs, pty = [], None
+        theirs, names, z = [], [], None
         try:
             if box.tty:
                 pty, pty_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-                spec["pty_socket"] = pty_child.fileno()
-                theirs.append(pty_child)
                 null = os.open(os.devnull, os.O_RDWR)
-                theirs.append(null)
-                stdio = (null, null, null)
+                theirs += [null, os.dup(null), os.dup(null), pty_child]
+                names += ["stdin", "stdout", "stderr", "pty"]
             else:
+                pty = None
                 box.out, out_w = os.pipe()
                 box.err, err_w = os.pipe()
                 if spec.get("stdin"):
                     in_r, box.stdin = os.pipe()
                 else:
                     in_r = os.open(os.devnull, os.O_RDONLY)
-                theirs += [out_w, err_w, in_r]
-                stdio = (in_r, out_w, err_w)
-            report = self.fork_launch(spec, stdio, theirs)
-            if report.get("error") or not report.get("pid"):
-                raise OSError(report.get("error") or "the launcher reported nothing")
-            box.pid = int(report["pid"])
-            if box.tty:
-                pty.settimeout(5)
-                _msg, got, _f, _a = socket.recv_fds(pty, 16, 1, socket.MSG_CMSG_CLOEXEC)
+                theirs += [in_r, out_w, err_w]
+                names += ["stdin", "stdout", "stderr"]
+            if spec.get("netns"):
+                theirs.append(os.open(spec["netns"], os.O_RDONLY | os.O_CLOEXEC))
+                names.append("netns")
+            z = self.take_zygote(launcher.namespaces(spec))
+            z.pty = pty
+            socket.send_fds(z.ctl, [json.dumps({**spec, "fds": names}).encode()],
+                            [t.fileno() if isinstance(t, socket.socket) else t for t in theirs])
+        except BaseException:
+            if z is not None:
+                self.discard(z)
+            elif box.tty and pty is not None:
+                pty.close()
+            self.close_box(box)
+            raise
+        finally:
+            for t in theirs:  # the container's ends: its process has its own copies now
+                t.close() if isinstance(t, socket.socket) else os.close(t)
+        box.pid, box.gate, box.start = z.pid, z, start_time(z.pid)
+        self.keep(box)
+        return {"pid": box.pid, "start": box.start}, []
+
+    def op_go(self, req, _fds):
+        """Let a prepared container exec its command, once it is at the gate (or say why it
+        could not get there). As runc's start, this does not wait for the exec itself: all
+        that could fail was done before the gate."""
+        box = self.boxes.get(req["id"])
+        if box is None or box.gate is None:
+            return {"error": f"no container {req['id']} is being started"}, []
+        z = box.gate
+        error = ""
+        try:
+            error = self.at_gate(z, box)
+            if not error:
+                z.ctl.send(b"g" + (json.dumps(req["files"]).encode() if req.get("files") else b""))
+            if not error and box.tty:
+                z.pty.settimeout(5)
+                _msg, got, _f, _a = socket.recv_fds(z.pty, 16, 1, socket.MSG_CMSG_CLOEXEC)
                 if not got:
                     raise OSError("the container's terminal was not received")
                 box.master = got[0]
-        except BaseException:
-            if box.pid:
-                os.kill(box.pid, signal.SIGKILL)
-                self.by_pid[box.pid] = box  # reaped by the loop, nothing reported
-                box.adopted = True
-            self.close_box(box)
-            for t in theirs:  # the container's ends, when the failure came before the fork
-                t.close() if isinstance(t, socket.socket) else os.close(t)
-            raise
-        finally:
-            if pty is not None:
-                pty.close()
-        box.start = start_time(box.pid)
-        self.keep(box)
+        except OSError as e:
+            error = str(e)
+        if error:
+            self.cancel(box)
+            return {"error": error}, []
+        box.gate = None
+        z.close()
+        if box.master is not None:
+            self.watch_outputs(box, [box.master])
         names, fds = self.handout(box)
         return {"pid": box.pid, "start": box.start, "fds": names}, fds
 
-    def fork_launch(self, spec, stdio, theirs):
-        """Fork the child that launches the container; its report, read within START_TIMEOUT."""
+    def at_gate(self, z, box):
+        """"" once the process says it is ready at the gate; else why it will never be."""
+        p = select.poll()
+        p.register(z.ctl, select.POLLIN)
+        p.register(z.exec_r, select.POLLIN)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            left = deadline - time.monotonic()
+            ready = {fd for fd, _ev in p.poll(max(left, 0) * 1000)} if left > 0 else set()
+            if not ready:
+                return "the container did not start in time"
+            if z.ctl.fileno() in ready and z.ctl.recv(16):
+                return ""
+            if z.exec_r in ready:
+                break
+        chunks = []  # it failed: what it wrote before it ended
+        while select_read(z.exec_r, START_TIMEOUT):
+            data = os.read(z.exec_r, 65536)
+            if not data:
+                break
+            chunks.append(data)
+        text = b"".join(chunks).decode(errors="replace")
+        return text or f"the container's process ended before its command ran (exit {box.code})"
+
+    def cancel(self, box):
+        """Undo a start that never got to exec: kill its process, forget it, report nothing."""
+        if box.code is None:
+            try:
+                os.kill(box.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.by_pid.pop(box.pid, None)
+            wait_child(box.pid)
+        if box.gate is not None:
+            box.gate.close()
+            box.gate = None
+        self.boxes.pop(box.id, None)
+        self.close_box(box)
+
+    def take_zygote(self, flags):
+        """The ready process if it has the namespaces wanted, else one made now."""
+        z, self.zygote = self.zygote, None
+        if z is not None and z.flags == flags:
+            return z
+        if z is not None:
+            self.discard(z)
+        return self.make_zygote(flags)
+
+    def refill(self):
+        """Make the next start's process, once a start is over (not while the daemon waits)."""
+        if self.zygote is None:
+            try:
+                self.zygote = self.make_zygote(READY_FLAGS)
+            except OSError as e:
+                sys.stderr.write(f"keeper: no process made ready: {e}\n")
+
+    def make_zygote(self, flags):
+        ctl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        exec_r, exec_w = os.pipe()
         report_r, report_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             try:
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                for fd, target in zip(stdio, (0, 1, 2), strict=True):
-                    os.dup2(fd, target)
-                launcher.launch(spec, report_w)
+                # the ready process may wait long: it must not hold other containers' fds
+                # (a copy of a stdin pipe or a tap would keep it from ever ending)
+                low = 3
+                for fd in sorted((theirs.fileno(), exec_w, report_w)):
+                    os.closerange(low, fd)
+                    low = fd + 1
+                os.closerange(low, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+                launcher.zygote(flags, theirs.fileno(), exec_w, report_w, self.stage)
             except BaseException as e:  # noqa: BLE001
                 os.write(report_w, json.dumps({"pid": 0, "error": str(e)}).encode())
             finally:
                 os._exit(0)
+        theirs.close()
+        os.close(exec_w)
         os.close(report_w)
-        for t in theirs:
-            t.close() if isinstance(t, socket.socket) else os.close(t)
-        theirs.clear()
-        chunks, deadline = [], time.monotonic() + START_TIMEOUT
         try:
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0 or not select_read(report_r, left):
-                    os.kill(pid, signal.SIGKILL)
-                    raise OSError("the container did not start in time")
-                data = os.read(report_r, 65536)
-                if not data:
-                    break
-                chunks.append(data)
-        finally:
-            os.close(report_r)
-            wait_child(pid)
+            report = read_report(report_r, pid)
+        except BaseException:
+            ctl.close()
+            os.close(exec_r)
+            raise
+        if report.get("error") or not report.get("pid"):
+            ctl.close()
+            os.close(exec_r)
+            raise OSError(report.get("error") or "the launcher reported nothing")
+        return Zygote(int(report["pid"]), flags, ctl, exec_r)
+
+    def discard(self, z):
+        """A ready process not used: it ends at the EOF of its control socket; killed to be sure."""
         try:
-            return json.loads(b"".join(chunks) or b"{}")
-        except ValueError:
-            return {"error": "the launcher's report is unreadable"}
+            os.kill(z.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        z.close()
+        wait_child(z.pid)
 
     def keep(self, box):
         self.boxes[box.id] = box
         if not box.adopted:
             self.by_pid[box.pid] = box
-        for fd in box.outputs():
+        self.watch_outputs(box, box.outputs())
+        if box.stdin is not None:
+            os.set_blocking(box.stdin, False)
+
+    def watch_outputs(self, box, fds):
+        for fd in fds:
             os.set_blocking(fd, False)
             self.by_fd[fd] = box
             self.sel.register(fd, selectors.EVENT_READ, "output")
-        if box.stdin is not None:
-            os.set_blocking(box.stdin, False)
 
     def op_adopt(self, req, fds):
         """A container whose keeper died: its terminal or pipes (from the daemon's copies)
@@ -449,8 +578,14 @@ class Keeper:
                 return
             if pid == 0:
                 return
+            if self.zygote is not None and pid == self.zygote.pid:
+                self.zygote.close()  # died waiting: the next start makes another
+                self.zygote = None
+                continue
             box = self.by_pid.pop(pid, None)
-            if box is not None:
+            if box is not None and box.gate is not None:
+                box.code = exit_code(status)  # died before its exec: `go` says why
+            elif box is not None:
                 self.finish(box, exit_code(status))
 
     def finish(self, box, code):
@@ -488,6 +623,29 @@ def select_read(fd, timeout):
     p = select.poll()
     p.register(fd, select.POLLIN)
     return bool(p.poll(timeout * 1000))
+
+
+def read_report(fd, pid):
+    """The JSON a forked child writes on `fd` (closed here), within START_TIMEOUT; the child
+    is reaped."""
+    chunks, deadline = [], time.monotonic() + START_TIMEOUT
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select_read(fd, left):
+                os.kill(pid, signal.SIGKILL)
+                raise OSError("the container did not start in time")
+            data = os.read(fd, 65536)
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(fd)
+        wait_child(pid)
+    try:
+        return json.loads(b"".join(chunks) or b"{}")
+    except ValueError:
+        return {"error": "the launcher's report is unreadable"}
 
 
 def wait_child(pid):

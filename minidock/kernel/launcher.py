@@ -1,22 +1,27 @@
 """The container launcher: the code that becomes a container, run inside the keeper.
 
-The keeper (keeper.py, a fork server) imports this module once; per container a
-forked child of the keeper calls `launch`, with the container's stdio on fds 0-2
-and a report pipe. It
+The keeper (keeper.py, a fork server) imports this module once. A container's
+process is made in two halves:
 
-  1. joins the container's network namespace (unless the network is `host`),
-  2. unshares mount, UTS, IPC and PID namespaces,
-  3. forks: the child is PID 1 of the new PID namespace and, before exec,
-     mounts the root filesystem (an overlay of the image), /proc, /dev,
-     /dev/pts, /dev/shm, /tmp and /sys, binds the container's own
-     /etc/hosts, /etc/resolv.conf and /etc/hostname, then its binds, volumes
-     and tmpfs mounts (`-v`, `--mount`, `--tmpfs`), pivots into the root,
-     drops the old root (with it every copy of the host's mounts), sets the
-     hostname, and execs the command;
-  4. reports the child's PID (or why it failed) as JSON on the report pipe and exits.
+  1. ahead of time (`zygote`, in a fork of the keeper): unshare the mount, UTS,
+     IPC, PID and network namespaces, and fork the process that will be PID 1
+     of the new PID namespace. It waits on its control socket (`pid1`). The
+     keeper keeps one such process ready for the next start, so a start pays
+     for neither fork nor unshare;
+  2. per container (`pid1`): it receives the container's spec and its stdio
+     (and the network namespace to join, when it is not its own), mounts the
+     root filesystem (an overlay of the image), /proc, /dev (device nodes made
+     with mknod, as runc does), /dev/pts, /dev/shm, /tmp and /sys, binds the
+     container's own /etc/hosts, /etc/resolv.conf and /etc/hostname, then its
+     binds, volumes and tmpfs mounts (`-v`, `--mount`, `--tmpfs`), pivots into
+     the root, drops the old root (with it every copy of the host's mounts),
+     sets the hostname, and waits at the gate: the daemon wires the network
+     meanwhile, in the namespace this process made, and says "go". Then it
+     takes the container's user and execs the command.
 
-The container is then an orphan, re-parented to the keeper (a child subreaper),
-which reaps it and keeps its exit code.
+A failure before exec is written on the exec pipe, whose end closes at exec
+(so the keeper knows the exec happened). The keeper, a child subreaper, reaps
+the container and keeps its exit code.
 
 Before exec, the command takes the container's user (Docker's `User`: a name or
 uid from the container's /etc/passwd, with `:group`) and groups (its groups in
@@ -27,6 +32,7 @@ a running container. Standard library only: both start in a few milliseconds.
 """
 
 import ctypes
+import errno
 import fcntl
 import json
 import os
@@ -47,7 +53,7 @@ FLAG_WORDS = {"ro": (MS_RDONLY, True), "rw": (MS_RDONLY, False), "nosuid": (MS_N
               "noexec": (MS_NOEXEC, True), "exec": (MS_NOEXEC, False)}
 # statvfs f_flag bits -> the mount flags a read-only remount of a bind must keep
 KEPT_FLAGS = {2: MS_NOSUID, 4: MS_NODEV, 8: MS_NOEXEC, 1024: MS_NOATIME, 2048: MS_NODIRATIME, 4096: MS_RELATIME}
-MNT_DETACH = 2
+MNT_DETACH, MS_MOVE = 2, 8192
 TIOCSCTTY = 0x540E
 DEVICES = ["null", "zero", "full", "random", "urandom", "tty"]
 
@@ -80,9 +86,68 @@ def touch(path):
         open(path, "a").close()
 
 
+def write_files(spec):
+    """The container's directories and its /etc files (written here, off the daemon's path);
+    in place: a running container has them bind-mounted."""
+    for d in ("upper", "work", "merged"):
+        if spec.get(d):
+            os.makedirs(spec[d], exist_ok=True)
+    for name, text in (spec.get("file_texts") or {}).items():
+        fd = os.open(spec["files"][name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.fchmod(fd, 0o644)
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+
+
+def base_mounts(base, which):
+    """/proc, /dev (its nodes, /dev/pts, /dev/shm), /tmp and /sys, those named in `which`, under `base`."""
+    if "proc" in which:
+        mount("proc", f"{base}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    if "dev" in which:
+        mount("tmpfs", f"{base}/dev", "tmpfs", MS_NOSUID, "mode=755,size=65536k")
+        for dev in DEVICES:  # as runc outside a user namespace: nodes, not binds (a mount each)
+            st = os.stat(f"/dev/{dev}")
+            os.mknod(f"{base}/dev/{dev}", st.st_mode, st.st_rdev)
+            os.chmod(f"{base}/dev/{dev}", st.st_mode & 0o7777)
+        os.makedirs(f"{base}/dev/pts")
+        mount("devpts", f"{base}/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+              "newinstance,ptmxmode=0666,mode=0620")
+        os.symlink("pts/ptmx", f"{base}/dev/ptmx")
+        os.makedirs(f"{base}/dev/shm")
+        mount("shm", f"{base}/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k")
+        for fd, name in enumerate(("stdin", "stdout", "stderr")):
+            os.symlink(f"/proc/self/fd/{fd}", f"{base}/dev/{name}")
+        os.symlink("/proc/self/fd", f"{base}/dev/fd")
+    if "tmp" in which:
+        mount("tmpfs", f"{base}/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    if "sys" in which:
+        try:
+            mount("sysfs", f"{base}/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        except OSError:
+            pass  # a host-network container cannot mount sysfs of a namespace it does not own
+
+
+def stage(path, flags):
+    """What every container gets, mounted ahead by the ready process in its own mount namespace,
+    under a tmpfs at `path` (a directory nobody else sees mounted): the names it staged.
+    /sys only in a network namespace of its own (sysfs shows the mounter's)."""
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=700,size=64k")
+    which = ["proc", "dev", "tmp"] + (["sys"] if flags & CLONE_NEWNET else [])
+    for d in which:
+        os.mkdir(f"{path}/{d}")
+    base_mounts(path, which)
+    return which
+
+
 def setup_root(spec):
     root = spec["merged"]
-    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    write_files(spec)
+    staged = spec.get("staged") or []
+    if not staged:
+        mount(None, "/", None, MS_REC | MS_PRIVATE)
     if spec.get("lower"):
         opts = f"lowerdir={spec['lower']},upperdir={spec['upper']},workdir={spec['work']}"
         mount("overlay", root, "overlay", 0, opts)
@@ -90,31 +155,15 @@ def setup_root(spec):
         mount(spec["rootfs"], root, None, MS_BIND | MS_REC)
     for d in ("proc", "dev", "sys", "tmp", "etc"):
         os.makedirs(os.path.join(root, d), exist_ok=True)
-    mount("proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    mount("tmpfs", f"{root}/dev", "tmpfs", MS_NOSUID, "mode=755,size=65536k")
-    for dev in DEVICES:
-        touch(f"{root}/dev/{dev}")
-        mount(f"/dev/{dev}", f"{root}/dev/{dev}", None, MS_BIND)
-    os.makedirs(f"{root}/dev/pts")
-    mount("devpts", f"{root}/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-          "newinstance,ptmxmode=0666,mode=0620")
-    os.symlink("pts/ptmx", f"{root}/dev/ptmx")
-    os.makedirs(f"{root}/dev/shm")
-    mount("shm", f"{root}/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k")
-    for fd, name in enumerate(("stdin", "stdout", "stderr")):
-        os.symlink(f"/proc/self/fd/{fd}", f"{root}/dev/{name}")
-    os.symlink("/proc/self/fd", f"{root}/dev/fd")
-    mount("tmpfs", f"{root}/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
-    try:
-        mount("sysfs", f"{root}/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    except OSError:
-        pass  # a host-network container cannot mount sysfs of a namespace it does not own
+    for d in staged:  # made ahead by the ready process: moved in, not made now
+        mount(f"{spec['stage']}/{d}", f"{root}/{d}", None, MS_MOVE)
+    base_mounts(root, [d for d in ("proc", "dev", "tmp", "sys") if d not in staged])
     # the container's /etc files and its own mounts, parents first (a volume at /etc must not hide
     # /etc/hosts); a mount of the user's at /etc/hosts replaces ours, as in Docker
     user = spec.get("mounts") or []
     taken = {m["target"].rstrip("/") for m in user}
-    files = [{"type": "file", "source": src, "target": f"/etc/{name}"} for name, src in spec["files"].items()
-             if f"/etc/{name}" not in taken]
+    spec["ours"] = [name for name in spec["files"] if f"/etc/{name}" not in taken]
+    files = [{"type": "file", "source": spec["files"][name], "target": f"/etc/{name}"} for name in spec["ours"]]
     for m in sorted(files + user, key=lambda m: m["target"].rstrip("/").count("/")):
         if m["type"] == "file":
             dst = in_root(root, m["target"])
@@ -192,7 +241,13 @@ def user_mount(root, m):
 
 
 def resolve(argv0, env):
+    """The command's path, checked as runc checks it before its start: what exec would refuse
+    is refused here, before the gate, so that the start fails and not the container."""
     if "/" in argv0:
+        if not os.path.exists(argv0):
+            raise OSError(errno.ENOENT, os.strerror(errno.ENOENT))
+        if not os.path.isfile(argv0) or not os.access(argv0, os.X_OK):
+            raise OSError(errno.EACCES, os.strerror(errno.EACCES))
         return argv0
     for d in env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
         cand = os.path.join(d or ".", argv0)
@@ -203,7 +258,7 @@ def resolve(argv0, env):
 
 def console(spec):
     """Open a pty in the container's own devpts, hand its master to the
-    daemon over the socket `spec["pty_socket"]`, make the slave our stdio and
+    keeper over the socket `spec["pty_socket"]`, make the slave our stdio and
     controlling terminal (so `tty` says /dev/pts/0, as in Docker).
 
     Runs after pivot_root, where the host's Python library is out of reach:
@@ -236,10 +291,31 @@ def child(spec):
         os.makedirs(spec["cwd"], exist_ok=True)
         os.chdir(spec["cwd"])
     path = resolve(spec["argv"][0], env)
-    if spec.get("init"):
-        run_init(path, spec["argv"], env, user, bool(spec.get("tty")), spec.get("error_fd"))
-    become(user)
-    os.execve(path, spec["argv"], env)
+    wait_go(spec["go"], spec["ours"])
+    try:
+        if spec.get("init"):
+            run_init(path, spec["argv"], env, user, bool(spec.get("tty")))
+        become(user)
+        os.execve(path, spec["argv"], env)
+    except OSError as e:  # past the gate the start has succeeded: the container fails, as runc's
+        os.write(2, f"exec {path}: {e.strerror or e}\n".encode())
+        os._exit(126 if e.errno in (errno.EACCES, errno.ENOEXEC) else 127)
+
+
+def wait_go(ctl, ours):
+    """The gate: say "ready" (all that could fail has been done), then wait for "g", sent once
+    the daemon has wired the network, with the /etc files that changed meanwhile (JSON: a
+    cluster gave another address); EOF if the start is undone."""
+    ctl.send(b"ready")
+    data = ctl.recv(1 << 18)
+    if not data:
+        os._exit(0)
+    ctl.close()
+    for name, text in (json.loads(data[1:]) if len(data) > 1 else {}).items():
+        if name in ours:
+            with open(f"/etc/{name}", "r+") as f:  # in place: it is a bind mount
+                f.truncate()
+                f.write(text)
 
 
 PR_SET_NAME = 15
@@ -247,7 +323,7 @@ INIT_NAME = "/sbin/docker-init"
 FORWARDED = [s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD)]
 
 
-def run_init(path, argv, env, user, tty, error_fd):
+def run_init(path, argv, env, user, tty):
     """Docker's --init (tini's part): this process stays PID 1, runs the command as its child,
     forwards it every signal, reaps every orphan, and exits as the command did."""
     child = os.fork()
@@ -261,8 +337,6 @@ def run_init(path, argv, env, user, tty, error_fd):
             signal.signal(signal.SIGTTOU, signal.SIG_DFL)
         become(user)
         os.execve(path, argv, env)
-    if error_fd is not None:
-        os.close(error_fd)  # the command's copy tells the launcher whether its exec worked
     _rename([INIT_NAME, "--", *argv])
     for sig in FORWARDED:
         try:
@@ -364,42 +438,58 @@ def log_entry(data, stream, ns):
     return (json.dumps({"log": text, "stream": stream, "time": stamp(ns)}) + "\n").encode("utf-8", "surrogatepass")
 
 
-def launch(spec, report_fd):
-    """Steps 1-4 in this (forked) process: join, unshare, fork the container's PID 1, and
-    write its PID (or why it failed) as JSON on `report_fd`. Our stdio is the container's."""
-    if spec.get("netns"):
-        fd = os.open(spec["netns"], os.O_RDONLY)
-        check(libc.setns(fd, CLONE_NEWNET), "setns net")
-        os.close(fd)
+def namespaces(spec):
+    """The namespaces a container's process unshares (its network one, unless it joins one)."""
     flags = CLONE_NEWNS | CLONE_NEWIPC
     if not spec.get("share_pid"):
         flags |= CLONE_NEWPID
     if not spec.get("share_uts"):
         flags |= CLONE_NEWUTS
+    if spec.get("new_netns"):
+        flags |= CLONE_NEWNET
+    return flags
+
+
+def zygote(flags, ctl, exec_w, report_fd, stage_dir):
+    """Step 1, in a fork of the keeper: unshare FLAGS, fork the process that will be the
+    container's PID 1 and report its PID as JSON on `report_fd`; that process mounts what
+    every container gets under `stage_dir` and waits on the control socket `ctl` for its
+    container."""
     check(libc.unshare(flags), "unshare")
-    r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
-        os.close(r)
         os.close(report_fd)
-        spec["error_fd"] = w
+        pid1(ctl, exec_w, flags, stage_dir)
+    os.write(report_fd, json.dumps({"pid": pid}).encode())
+
+
+def pid1(ctl, exec_w, flags, stage_dir):
+    """Step 2: stage the common mounts, wait for the container (its spec, and its stdio,
+    terminal socket and network namespace as fds named in spec["fds"]), become it; every
+    failure goes on `exec_w`."""
+    sock = socket.socket(fileno=ctl)
+    try:
         try:
-            child(spec)
-        except BaseException as e:  # noqa: BLE001 - everything must reach the daemon
-            msg = e.strerror if isinstance(e, OSError) and e.filename is None and e.strerror else str(e)
-            os.write(w, msg.encode() or type(e).__name__.encode())
-            os._exit(127)
-    os.close(w)
-    chunks = []
-    while True:
-        data = os.read(r, 4096)
+            staged = stage(stage_dir, flags)
+        except OSError:
+            staged = []  # made per container instead (setup_root)
+        data, fds, _flags, _addr = socket.recv_fds(sock, 1 << 20, 8)
         if not data:
-            break
-        chunks.append(data)
-    err = b"".join(chunks).decode(errors="replace")
-    if err:
-        os.waitpid(pid, 0)
-    os.write(report_fd, json.dumps({"pid": pid, "error": err}).encode())
+            os._exit(0)  # the keeper let this one go
+        spec = json.loads(data)
+        got = dict(zip(spec.pop("fds"), fds, strict=True))
+        for name, target in (("stdin", 0), ("stdout", 1), ("stderr", 2)):
+            os.dup2(got[name], target)
+            os.close(got[name])
+        if "netns" in got:
+            check(libc.setns(got["netns"], CLONE_NEWNET), "setns net")
+            os.close(got["netns"])
+        spec.update(pty_socket=got.get("pty"), go=sock, staged=staged, stage=stage_dir)
+        child(spec)
+    except BaseException as e:  # noqa: BLE001 - everything must reach the daemon
+        msg = e.strerror if isinstance(e, OSError) and e.filename is None and e.strerror else str(e)
+        os.write(exec_w, msg.encode() or type(e).__name__.encode())
+    os._exit(127)
 
 
 def enter(spec):

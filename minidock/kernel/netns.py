@@ -85,6 +85,21 @@ async def create(name: str) -> socket.socket:
     return await asyncio.get_running_loop().run_in_executor(_executor, _create, name)
 
 
+def _name(name: str, pid: int) -> socket.socket:
+    attach(name, pid)
+    try:
+        return _run_in(name, _netlink_socket)
+    except OSError:
+        delete(name)
+        raise
+
+
+async def name(name: str, pid: int) -> socket.socket:
+    """Name the network namespace process `pid` made /run/netns/NAME, as `ip netns attach`
+    does (a bind mount of /proc/PID/ns/net); returns a netlink socket in it."""
+    return await asyncio.get_running_loop().run_in_executor(_executor, _name, name, pid)
+
+
 async def open_socket(name: str) -> socket.socket:
     """A netlink socket inside the existing namespace NAME."""
     return await run_in(name, _netlink_socket)

@@ -227,6 +227,8 @@ class Images:
         """Build images/busybox/rootfs from the host's static busybox (once)."""
         root = self._rootfs("busybox")
         if os.path.exists(os.path.join(root, ".complete")):
+            if not os.path.exists(os.path.join(root, "etc/hostname")):  # built before they were part of it
+                _etc_mount_points(root)
             return root
         if not os.path.exists(BUSYBOX):
             raise NotFound("the built-in busybox image needs /bin/busybox (Debian's busybox-static)")
@@ -245,6 +247,7 @@ class Images:
             f.write(PASSWD)
         with open(os.path.join(tmp, "etc/group"), "w") as f:
             f.write(GROUP)
+        _etc_mount_points(tmp)
         open(os.path.join(tmp, ".complete"), "w").close()
         shutil.rmtree(root, ignore_errors=True)
         os.makedirs(os.path.dirname(root), exist_ok=True)
@@ -371,3 +374,11 @@ def _mtime(path: str) -> int:
         return int(os.path.getmtime(path))
     except OSError:
         return 0
+
+
+def _etc_mount_points(root: str) -> None:
+    """Empty /etc/hosts, resolv.conf and hostname, as images have them: each container's own are
+    bound over them, and a bind over a file of the image costs its overlay nothing (a file the
+    image lacks would be made in each container's upper layer at every first start)."""
+    for name in ("hosts", "resolv.conf", "hostname"):
+        open(os.path.join(root, "etc", name), "a").close()

@@ -98,9 +98,13 @@ class Lifecycle:
         sb: sandbox.SandboxHandle | None = None
         try:
             async with Transaction(passthrough=(process.SpawnError,)) as tx:
+                # the process first: it sets up its root filesystem while the network is wired
+                # in the namespace it made, and execs only when that is done (`go`)
+                pid = await self._prepare(plan, rt, tx)
+                changed: dict[str, str] = {}
                 t0 = time.perf_counter()
                 if plan.mode == "own":
-                    sb = await sandbox.create(plan.c, tx)
+                    sb = await sandbox.create(plan.c, tx, pid)
                     for ep in plan.endpoints:
                         await sandbox.join(self.core, plan.nets[ep.network_id], plan.c, ep, sb, tx)
                     if plan.dns:
@@ -112,11 +116,11 @@ class Lifecycle:
                     await self._publish(plan, tx)
                     self.core.starting.add(cid)
                     self._records(plan)
-                if TIMINGS:
-                    log.info("%s: network attach %.2f ms", plan.c.name, (time.perf_counter() - t0) * 1000)
-                if plan.mode != "joined":
-                    self._write_files(plan)
-                pid = await self._spawn(plan, rt, tx)
+                    changed = self._changed_files(plan)
+                if TIMINGS:  # written once the answer is out: a log line is a write to a file
+                    asyncio.get_running_loop().call_soon(log.info, "%s: network attach %.2f ms", plan.c.name,
+                                                         (time.perf_counter() - t0) * 1000)
+                await self._go(plan, rt, tx, changed)
                 self._commit(plan, pid, rt.start)
         except process.SpawnError as e:
             rt.close()
@@ -189,24 +193,34 @@ class Lifecycle:
             await self.core.firewall.withdraw(c.id, f"{c.name}'s published ports are withdrawn")
         self.core.holds.release(c.id)
 
-    def _write_files(self, plan: StartPlan) -> None:
-        d = self.core.dir(plan.c.id)
-        _write(os.path.join(d, "hosts"), plan.hosts)
-        _write(os.path.join(d, "resolv.conf"), plan.resolv)
-        _write(os.path.join(d, "hostname"), plan.hostname)
+    def _changed_files(self, plan: StartPlan) -> dict[str, str]:
+        """A cluster may have given an endpoint another address than planned (another host was
+        quicker): the container's /etc/hosts must say the one it got (its process writes it)."""
+        hosts = planner.hosts_text(self.core, plan.c, plan.endpoints, False)
+        if hosts == plan.hosts:
+            return {}
+        plan.hosts = hosts
+        return {"hosts": hosts}
 
-    async def _spawn(self, plan: StartPlan, rt: Runtime, tx: Transaction) -> int:
+    async def _prepare(self, plan: StartPlan, rt: Runtime, tx: Transaction) -> int:
         c = plan.c
-        spec = self._spec(c, plan.mode == "host", self.core.dir((plan.owner or c).id))
-        # the last step: nothing after it can fail and need it undone
-        where = "ip netns exec " + spec["netns"].rsplit("/", 1)[1] + " " if spec["netns"] else ""
-        pid = await tx.step("process", self.procs.spawn(c.id, spec, self.log_path(c),
-                                                        os.path.join(self.core.dir(c.id), "pid"), rt),
+        spec = self._spec(c, plan.mode, self.core.dir((plan.owner or c).id))
+        if plan.mode != "joined":  # written by the process (a joined container has its owner's)
+            spec["file_texts"] = {"hosts": plan.hosts, "resolv.conf": plan.resolv, "hostname": plan.hostname}
+        pid = await tx.step("process", self.procs.prepare(c.id, spec, self.log_path(c), rt),
                             undo=lambda: self.kill_and_reap(pid),
-                            commands=[*mounts.explain(spec["mounts"]), f"# {where}{shlex.join(c.argv)}"],
-                            why="the container's process starts inside (minidock's keeper forks it and "
-                                "gives it its own root filesystem, hostname and /etc files)")
+                            commands=mounts.explain(spec["mounts"]),
+                            why="the container's first process (minidock's keeper has one ready, in namespaces "
+                                "of its own, its network one included) mounts its root filesystem, /etc files "
+                                "and volumes, then waits for its network")
         return int(pid)
+
+    async def _go(self, plan: StartPlan, rt: Runtime, tx: Transaction, files: dict[str, str]) -> None:
+        c = plan.c
+        where = f"ip netns exec {c.netns} " if plan.mode != "host" else ""
+        # the last step: nothing after it can fail and need it undone
+        await tx.step("exec", self.procs.go(c.id, rt, files), commands=[f"# {where}{shlex.join(c.argv)}"],
+                      why="the network is ready: the process takes the container's user and execs its command")
 
     def _commit(self, plan: StartPlan, pid: int, start: int) -> None:
         """The one write of a start: leases, endpoints, the running state (`start`: the process's
@@ -230,17 +244,17 @@ class Lifecycle:
         c.netns = ""
         self.core.store.containers.put(c)
 
-    def _spec(self, c: Container, host_mode: bool, files_dir: str) -> dict[str, Any]:
+    def _spec(self, c: Container, mode: str, files_dir: str) -> dict[str, Any]:
         d = self.core.dir(c.id)
-        for sub in ("upper", "work", "merged"):
-            os.makedirs(os.path.join(d, sub), exist_ok=True)
         env = [*links.link_env(self.core, c), *c.config["Env"]]
         # HOME, unless given, is the user's home in the container's /etc/passwd (the launcher's)
         for key, value in (("HOSTNAME", c.hostname), ("TERM", "xterm" if c.tty else "")):
             if value and not any(e.startswith(key + "=") for e in env):
                 env.append(f"{key}={value}")
+        host_mode = mode == "host"
         return {
-            "netns": None if host_mode else netns.path(c.netns),
+            # a namespace of its own is made by the process itself; a joined one is the owner's
+            "netns": netns.path(c.netns) if mode == "joined" else None, "new_netns": mode == "own",
             "share_uts": host_mode or c.host_config.setting("UTSMode") == "host",
             "share_pid": c.host_config.setting("PidMode") == "host", "lower": c.lower,
             "upper": os.path.join(d, "upper"), "work": os.path.join(d, "work"),

@@ -86,17 +86,21 @@ class Reconciler:
 
     async def _undo_unrecorded(self, c: Container) -> None:
         """A container not running by its record: a start the crash cut short left nothing
-        recorded, and may have left a process (its pidfile says) that must not run on."""
-        try:
-            with open(os.path.join(self.core.dir(c.id), "pid")) as f:
-                pid, started = (int(x) for x in f.read().split())
-        except (OSError, ValueError):
-            pid = started = 0
+        recorded, and may have left a process (the keeper keeps it) that must not run on.
+        (A store from before the keeper may have its pidfile instead.)"""
+        kept = self.life.procs.kept.get(c.id)
+        pid, started = (int(kept["pid"]), int(kept["start"])) if kept else (0, 0)
+        pidfile = os.path.join(self.core.dir(c.id), "pid")
+        if not pid and os.path.exists(pidfile):
+            try:
+                with open(pidfile) as f:
+                    pid, started = (int(x) for x in f.read().split())
+            except (OSError, ValueError):
+                pid = started = 0
+            os.unlink(pidfile)
         if pid and process.alive(pid, started):
             log.warning("container %s: stopping process %d of a start a crash cut short", c.name, pid)
             await self.life.kill_and_reap(pid)
-        if pid:
-            os.unlink(os.path.join(self.core.dir(c.id), "pid"))
         # endpoints and leases live only while a container runs: a start or stop
         # cut short may have left some behind (their links go with the orphans)
         self.core.store.drop_endpoints(c.id)

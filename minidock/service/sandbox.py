@@ -51,13 +51,17 @@ def namespace_of(c: Container) -> str:
     return NETNS_PREFIX + c.name
 
 
-async def create(c: Container, tx: Transaction) -> SandboxHandle:
-    """The container's namespace with its loopback up; undone by the transaction."""
+async def create(c: Container, tx: Transaction, pid: int) -> SandboxHandle:
+    """The namespace the container's process `pid` made, named, with its loopback up;
+    undone by the transaction."""
     ns_name = namespace_of(c)
-    sock = await tx.step("namespace", netns.create(ns_name),
+    # `ip netns add` is what a student types for the same; ours is `ip netns attach NAME PID`
+    sock = await tx.step("namespace", netns.name(ns_name, pid),
                          undo=explained("remove the namespace", lambda: _delete(ns_name),
                                         [f"ip netns del {ns_name}"]),
-                         commands=[f"ip netns add {ns_name}"], why="the container's own network stack")
+                         commands=[f"ip netns add {ns_name}"],
+                         why=f"the container's own network stack (its process made it: here it is named, as "
+                             f"`ip netns attach {ns_name} {pid}` would)")
     sb = await SandboxHandle.bound(c.name, ns_name, sock)
     await tx.step("loopback", (await sb.inside()).loopback_up(), commands=[f"ip -n {ns_name} link set lo up"])
     return sb

@@ -183,24 +183,33 @@ class Supervisor:
         return os.path.join(self.root, "containers", cid, "container.log")
 
     # -- starting
-    async def spawn(self, cid: str, spec: dict[str, Any], log_path: str, pidfile: str, rt: Runtime) -> int:
-        """Start through the keeper, and note the PID at once: a restart after a crash before
-        the store knows it finds the process by its pidfile and stops it (the start is undone)."""
+    async def prepare(self, cid: str, spec: dict[str, Any], log_path: str, rt: Runtime) -> int:
+        """Hand the container to the keeper: its process is made (in namespaces of its own,
+        the network one included) and sets up its root, then waits for `go`. A crash before
+        `go` makes the keeper kill it; a crash after, before the store knows it, leaves it kept
+        by the keeper, and the restart finds it there and stops it (the start is undone)."""
         if self.keeper is None or self.keeper.sock is None:
             raise process.SpawnError("the keeper is not running (it is being restarted: try again)")
-        # before the request: the exit of a quick command can be read right after the answer,
-        # before this coroutine runs again
+        # before the request: the exit of a quick command can be read right after `go`'s
+        # answer, before the start's coroutine runs again
         self.spawning.add(cid)
         try:
-            reply, fds = await self.keeper.call({"op": "start", "id": cid, "spec": spec, "log": log_path})
+            reply, _fds = await self.keeper.call({"op": "prepare", "id": cid, "spec": spec, "log": log_path})
         except KeeperError as e:
             self.spawning.discard(cid)
             raise process.SpawnError(str(e)) from None
         rt.pid, rt.start, rt.kept = int(reply["pid"]), int(reply["start"]), True
-        rt.take(reply["fds"], fds)
-        with open(pidfile, "w") as f:
-            f.write(f"{rt.pid} {rt.start}\n")
         return rt.pid
+
+    async def go(self, cid: str, rt: Runtime, files: dict[str, str]) -> None:
+        """The network is wired: the prepared process writes the /etc `files` that changed
+        meanwhile, and execs the container's command."""
+        assert self.keeper is not None
+        try:
+            reply, fds = await self.keeper.call({"op": "go", "id": cid, "files": files})
+        except KeeperError as e:
+            raise process.SpawnError(str(e)) from None
+        rt.take(reply["fds"], fds)
 
     def started(self, cid: str, pid: int, rt: Runtime) -> None:
         """The start is recorded: relay its terminal, hear its exit."""
