@@ -87,9 +87,10 @@ class Sandbox:
     daemon_flags: list[str] = field(default_factory=list)  # after `daemon`, e.g. --port-maps
     # where the daemon registers its namespaces; a lab cluster gives each host one of its own
     netns_dir: str = "/run/netns"
+    base: str | None = None  # where its directory is made (tempfile's default: /tmp)
 
     def __post_init__(self) -> None:
-        self.root = tempfile.mkdtemp(prefix="minidock-test-")
+        self.root = tempfile.mkdtemp(prefix="minidock-test-", dir=self.base)
         self.socket = os.path.join(self.root, "minidock.sock")
         self.env = {**os.environ, "MINIDOCK_HOST": f"unix://{self.socket}"}
 

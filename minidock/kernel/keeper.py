@@ -26,18 +26,20 @@ goes away.
 
 Requests, each answered in order with {"ok": true, ...} or {"ok": false, "error"}:
   hello                       -> boxes [{id, pid, start, tty, adopted}], exited [{id, pid, code}]
-  prepare {id, spec, log}     -> pid, start: the process, stopped at the gate before exec
-  go     {id, files?}         -> pid, start (+ fds, named in "fds"): it execs the command
-                                 (after writing the /etc files given, {name: text})
+  prepare {id, spec, log, ready?} -> pid, start: the process, stopped at the gate before exec
+                                 (`ready`: the PID of the process made ready, taken)
+  go     {id}                 -> pid, start (+ fds, named in "fds"): it execs the command
   start  {id, spec, log}      -> the same as prepare and go at once
   fds    {id}                 -> the same fds again (a new tap): a restarted daemon's
   close_stdin {id}, ack {id}
   adopt  {id, pid, start, tty, log, fds}: a container whose keeper died (its fds attached)
-Events: {"op": "exit", "id", "pid", "code"}.
+Events: {"op": "exit", "id", "pid", "code"}; {"op": "ready", "pid", "gone"?}: a process is
+ready (or, with "gone", no longer is): a start may name it in its `prepare`.
 """
 
 import errno
 import fcntl
+import gc
 import json
 import os
 import resource
@@ -101,6 +103,8 @@ class Zygote:
 
 
 READY_FLAGS = launcher.namespaces({"new_netns": True})  # a container of its own network: the usual
+READY = 2  # processes kept ready: a start rarely finds the next one still being made
+READY_GONE = "the process made ready is gone"  # keeperlink.READY_GONE: that start is tried again
 
 
 def start_time(pid):
@@ -126,7 +130,8 @@ class Keeper:
         self.by_fd = {}  # output fd or pidfd -> Box
         self.exited = {}  # id -> (pid, code), until the daemon acknowledges it
         self.client = None
-        self.zygote = None  # the process ready for the next start
+        self.ready = {}  # pid -> Zygote: the processes ready for the next starts
+        self.coming = None  # the one being made: (forked child, its report pipe, ...)
         self.ever_connected = False
         self.born = time.monotonic()
 
@@ -140,6 +145,7 @@ class Keeper:
         self.lock = lock
         launcher.check(launcher.libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl")
         os.makedirs(self.stage, mode=0o700, exist_ok=True)
+        self.pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)  # ours, for our children
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft < hard:  # a pty or two pipes and a log per container: 1024 is too few
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -178,6 +184,9 @@ class Keeper:
                     except BlockingIOError:
                         pass
                     self.reap()
+                elif kind == "zygote":
+                    self.zygote_made()
+                    self.refill()
                 elif kind == "listen":
                     self.accept()
                 elif kind == "client":
@@ -200,9 +209,11 @@ class Keeper:
         return self.ever_connected or time.monotonic() - self.born > LONELY
 
     def close(self):
-        if self.zygote is not None:
-            self.discard(self.zygote)
-            self.zygote = None
+        if self.coming is not None:
+            self.zygote_made()
+        for z in self.ready.values():
+            self.discard(z)
+        self.ready.clear()
         for path in (self.path, os.path.join(self.root, "keeper.pid")):
             try:
                 os.unlink(path)
@@ -260,7 +271,7 @@ class Keeper:
     def op_hello(self, _req, _fds):
         boxes = [{"id": b.id, "pid": b.pid, "start": b.start, "tty": b.tty, "adopted": b.adopted}
                  for b in self.boxes.values()]
-        return {"pid": os.getpid(), "boxes": boxes,
+        return {"pid": os.getpid(), "boxes": boxes, "ready": list(self.ready),
                 "exited": [{"id": k, "pid": pid, "code": code} for k, (pid, code) in self.exited.items()]}, []
 
     def op_ack(self, req, _fds):
@@ -334,10 +345,16 @@ class Keeper:
             if spec.get("netns"):
                 theirs.append(os.open(spec["netns"], os.O_RDONLY | os.O_CLOEXEC))
                 names.append("netns")
-            z = self.take_zygote(launcher.namespaces(spec))
+            ready = int(req.get("ready") or 0)
+            z = self.take_zygote(launcher.namespaces(spec), ready)
             z.pty = pty
-            socket.send_fds(z.ctl, [json.dumps({**spec, "fds": names}).encode()],
-                            [t.fileno() if isinstance(t, socket.socket) else t for t in theirs])
+            try:
+                socket.send_fds(z.ctl, [json.dumps({**spec, "fds": names}).encode()],
+                                [t.fileno() if isinstance(t, socket.socket) else t for t in theirs])
+            except OSError:
+                if ready:  # it died since it was made
+                    raise OSError(READY_GONE) from None
+                raise
         except BaseException:
             if z is not None:
                 self.discard(z)
@@ -364,7 +381,7 @@ class Keeper:
         try:
             error = self.at_gate(z, box)
             if not error:
-                z.ctl.send(b"g" + (json.dumps(req["files"]).encode() if req.get("files") else b""))
+                z.ctl.send(b"g")
             if not error and box.tty:
                 z.pty.settimeout(5)
                 _msg, got, _f, _a = socket.recv_fds(z.pty, 16, 1, socket.MSG_CMSG_CLOEXEC)
@@ -422,58 +439,90 @@ class Keeper:
         self.boxes.pop(box.id, None)
         self.close_box(box)
 
-    def take_zygote(self, flags):
-        """The ready process if it has the namespaces wanted, else one made now."""
-        z, self.zygote = self.zygote, None
-        if z is not None and z.flags == flags:
+    def take_zygote(self, flags, ready):
+        """The process made ready that the daemon named (`ready`, its PID: the daemon has named
+        its network namespace already); else the one being made, if it suits (the daemon has
+        not heard of it), or one made now, with the namespaces wanted."""
+        if ready:
+            z = self.ready.pop(ready, None)
+            if z is None:
+                raise OSError(READY_GONE)
             return z
-        if z is not None:
-            self.discard(z)
-        return self.make_zygote(flags)
+        if self.coming is not None and self.coming.flags == flags:
+            z = self.zygote_made(advertise=False)
+            if z is not None:
+                return z
+        return self.finish_zygote(self.spawn_zygote(flags))
 
     def refill(self):
-        """Make the next start's process, once a start is over (not while the daemon waits)."""
-        if self.zygote is None:
+        """Start making a process for the next starts, once a start is over (not while the
+        daemon waits), until READY are; the daemon hears of each (`ready`) once it is made."""
+        if len(self.ready) < READY and self.coming is None:
             try:
-                self.zygote = self.make_zygote(READY_FLAGS)
+                self.coming = self.spawn_zygote(READY_FLAGS)
             except OSError as e:
                 sys.stderr.write(f"keeper: no process made ready: {e}\n")
+                return
+            self.sel.register(self.coming.ctl, selectors.EVENT_READ, "zygote")
 
-    def make_zygote(self, flags):
+    def zygote_made(self, advertise=True):
+        coming, self.coming = self.coming, None
+        self.sel.unregister(coming.ctl)
+        try:
+            z = self.finish_zygote(coming)
+        except OSError as e:
+            sys.stderr.write(f"keeper: no process made ready: {e}\n")
+            return None
+        if advertise:
+            self.ready[z.pid] = z
+            self.send({"op": "ready", "pid": z.pid})
+        return z
+
+    def spawn_zygote(self, flags):
+        """Fork the process to be made ready: PID 1 of a PID namespace of its own (we unshare
+        one for our next child, then take ours back), it unshares the others and stages the
+        common mounts (`launcher.pid1`); it says "staged" on its control socket when done."""
         ctl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         exec_r, exec_w = os.pipe()
-        report_r, report_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
+        if flags & launcher.CLONE_NEWPID:
+            launcher.check(launcher.libc.unshare(launcher.CLONE_NEWPID), "unshare pid")
+        try:
+            pid = os.fork()
+        except OSError:
+            self.own_pidns(flags)
+            raise
+        if pid != 0:
+            self.own_pidns(flags)
+        else:
             try:
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 # the ready process may wait long: it must not hold other containers' fds
                 # (a copy of a stdin pipe or a tap would keep it from ever ending)
                 low = 3
-                for fd in sorted((theirs.fileno(), exec_w, report_w)):
+                for fd in sorted((theirs.fileno(), exec_w)):
                     os.closerange(low, fd)
                     low = fd + 1
                 os.closerange(low, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
-                launcher.zygote(flags, theirs.fileno(), exec_w, report_w, self.stage)
-            except BaseException as e:  # noqa: BLE001
-                os.write(report_w, json.dumps({"pid": 0, "error": str(e)}).encode())
+                gc.disable()  # a collection would write to (copy) every page it shares with us
+                launcher.pid1(theirs.fileno(), exec_w, flags, self.stage)
             finally:
-                os._exit(0)
+                os._exit(127)
         theirs.close()
         os.close(exec_w)
-        os.close(report_w)
-        try:
-            report = read_report(report_r, pid)
-        except BaseException:
-            ctl.close()
-            os.close(exec_r)
-            raise
-        if report.get("error") or not report.get("pid"):
-            ctl.close()
-            os.close(exec_r)
-            raise OSError(report.get("error") or "the launcher reported nothing")
-        return Zygote(int(report["pid"]), flags, ctl, exec_r)
+        return Zygote(pid, flags, ctl, exec_r)
+
+    def own_pidns(self, flags):
+        if flags & launcher.CLONE_NEWPID:  # our later children are in our PID namespace again
+            launcher.check(launcher.libc.setns(self.pidns, launcher.CLONE_NEWPID), "setns pid")
+
+    def finish_zygote(self, z):
+        """The process, once it has said "staged" (within START_TIMEOUT); else why it could not."""
+        if select_read(z.ctl, START_TIMEOUT) and z.ctl.recv(16) == b"staged":
+            return z
+        error = os.read(z.exec_r, 65536).decode(errors="replace") if select_read(z.exec_r, 0) else ""
+        self.discard(z)
+        raise OSError(error or "the container's process was not made in time")
 
     def discard(self, z):
         """A ready process not used: it ends at the EOF of its control socket; killed to be sure."""
@@ -578,9 +627,9 @@ class Keeper:
                 return
             if pid == 0:
                 return
-            if self.zygote is not None and pid == self.zygote.pid:
-                self.zygote.close()  # died waiting: the next start makes another
-                self.zygote = None
+            if pid in self.ready:
+                self.ready.pop(pid).close()  # died waiting: the next start makes another
+                self.send({"op": "ready", "pid": pid, "gone": True})
                 continue
             box = self.by_pid.pop(pid, None)
             if box is not None and box.gate is not None:
@@ -625,29 +674,6 @@ def select_read(fd, timeout):
     return bool(p.poll(timeout * 1000))
 
 
-def read_report(fd, pid):
-    """The JSON a forked child writes on `fd` (closed here), within START_TIMEOUT; the child
-    is reaped."""
-    chunks, deadline = [], time.monotonic() + START_TIMEOUT
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select_read(fd, left):
-                os.kill(pid, signal.SIGKILL)
-                raise OSError("the container did not start in time")
-            data = os.read(fd, 65536)
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        os.close(fd)
-        wait_child(pid)
-    try:
-        return json.loads(b"".join(chunks) or b"{}")
-    except ValueError:
-        return {"error": "the launcher's report is unreadable"}
-
-
 def wait_child(pid):
     while True:
         try:
@@ -667,6 +693,7 @@ def main():
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)  # the daemon that started us read that line; it may be gone next time
     os.close(null)
+    gc.freeze()  # what is here now is never collected: its pages stay shared with our forks
     keeper.serve()
 
 

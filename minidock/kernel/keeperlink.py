@@ -17,7 +17,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from . import process
@@ -40,14 +40,19 @@ def socket_path(root: str) -> str:
     return os.path.join("/run/minidock", "keeper-" + hashlib.sha1(root.encode()).hexdigest()[:16] + ".sock")
 
 
+READY_GONE = "the process made ready is gone"  # keeper.READY_GONE
+
+
 class Keeper:
     """A connection to the keeper. `on_exit(id, pid, code)` hears each container's exit,
-    `on_lost()` the keeper's own end (the connection closed)."""
+    `on_lost()` the keeper's own end (the connection closed), `on_ready(pid, gone)` a process
+    it has made ready for a start (or that is gone)."""
 
     def __init__(self, root: str, on_exit: Callable[[str, int, int | None], None],
-                 on_lost: Callable[[], None]) -> None:
+                 on_lost: Callable[[], None],
+                 on_ready: Callable[[int, bool], None] = lambda _pid, _gone: None) -> None:
         self.root, self.path = root, socket_path(root)
-        self.on_exit, self.on_lost = on_exit, on_lost
+        self.on_exit, self.on_lost, self.on_ready = on_exit, on_lost, on_ready
         self.sock: socket.socket | None = None
         self.waiting: collections.deque[asyncio.Future[tuple[dict[str, Any], list[int]]]] = collections.deque()
         self.pid = 0
@@ -106,21 +111,41 @@ class Keeper:
                 fut.set_exception(KeeperError("the keeper is gone"))
 
     # -- requests
-    async def call(self, msg: dict[str, Any], fds: list[int] | None = None) -> tuple[dict[str, Any], list[int]]:
-        """Send a request; its answer and the fds that came with it (ours to close)."""
+    def call(self, msg: dict[str, Any], fds: list[int] | None = None) -> Awaitable[tuple[dict[str, Any], list[int]]]:
+        """Send a request now (not when the caller first yields: a start's `prepare` must reach
+        the keeper while the daemon goes on wiring the network), and return the awaitable of its
+        answer and the fds that came with it (ours to close)."""
         if self.sock is None:
-            raise KeeperError("the keeper is gone")
-        fut: asyncio.Future[tuple[dict[str, Any], list[int]]] = asyncio.get_running_loop().create_future()
+            return _raise(KeeperError("the keeper is gone"))
         data = json.dumps(msg).encode()
+        try:
+            socket.send_fds(self.sock, [data], fds or [])
+        except BlockingIOError:
+            return self._send_later(data, fds or [])
+        except OSError as e:
+            return _raise(KeeperError(f"the keeper is gone: {e}"))
+        return self._answer()
+
+    async def _send_later(self, data: bytes, fds: list[int]) -> tuple[dict[str, Any], list[int]]:
         while True:
+            if self.sock is None:
+                raise KeeperError("the keeper is gone")
             try:
-                socket.send_fds(self.sock, [data], fds or [])
+                socket.send_fds(self.sock, [data], fds)
                 break
             except BlockingIOError:
                 await asyncio.sleep(0.001)
             except OSError as e:
                 raise KeeperError(f"the keeper is gone: {e}") from None
-        self.waiting.append(fut)
+        return await self._answer()
+
+    def _answer(self) -> Awaitable[tuple[dict[str, Any], list[int]]]:
+        fut: asyncio.Future[tuple[dict[str, Any], list[int]]] = asyncio.get_running_loop().create_future()
+        self.waiting.append(fut)  # answers come in the order the requests were sent
+        return self._checked(fut)
+
+    @staticmethod
+    async def _checked(fut: asyncio.Future[tuple[dict[str, Any], list[int]]]) -> tuple[dict[str, Any], list[int]]:
         reply, got = await fut
         if not reply.get("ok"):
             for fd in got:
@@ -157,6 +182,8 @@ class Keeper:
             msg = json.loads(data)
             if msg.get("op") == "exit":
                 self.on_exit(msg["id"], int(msg["pid"]), msg.get("code"))
+            elif msg.get("op") == "ready":
+                self.on_ready(int(msg["pid"]), bool(msg.get("gone")))
             elif self.waiting:
                 fut = self.waiting.popleft()
                 if not fut.done():
@@ -164,3 +191,7 @@ class Keeper:
                     continue
                 for fd in fds:
                     os.close(fd)
+
+
+async def _raise(e: Exception) -> Any:
+    raise e

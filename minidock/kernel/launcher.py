@@ -86,19 +86,16 @@ def touch(path):
         open(path, "a").close()
 
 
-def write_files(spec):
-    """The container's directories and its /etc files (written here, off the daemon's path);
-    in place: a running container has them bind-mounted."""
+def make_files(spec):
+    """The container's directories and its /etc files, if they are not made yet (the daemon
+    makes them ahead, and writes the files' contents, in place, before it says go)."""
+    if os.path.isdir(spec["merged"]) and all(os.path.exists(p) for p in spec["files"].values()):
+        return  # made ahead: the usual
     for d in ("upper", "work", "merged"):
         if spec.get(d):
             os.makedirs(spec[d], exist_ok=True)
-    for name, text in (spec.get("file_texts") or {}).items():
-        fd = os.open(spec["files"][name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            os.fchmod(fd, 0o644)
-            os.write(fd, text.encode())
-        finally:
-            os.close(fd)
+    for path in spec["files"].values():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
 
 
 def base_mounts(base, which):
@@ -144,7 +141,7 @@ def stage(path, flags):
 
 def setup_root(spec):
     root = spec["merged"]
-    write_files(spec)
+    make_files(spec)
     staged = spec.get("staged") or []
     if not staged:
         mount(None, "/", None, MS_REC | MS_PRIVATE)
@@ -162,8 +159,8 @@ def setup_root(spec):
     # /etc/hosts); a mount of the user's at /etc/hosts replaces ours, as in Docker
     user = spec.get("mounts") or []
     taken = {m["target"].rstrip("/") for m in user}
-    spec["ours"] = [name for name in spec["files"] if f"/etc/{name}" not in taken]
-    files = [{"type": "file", "source": spec["files"][name], "target": f"/etc/{name}"} for name in spec["ours"]]
+    files = [{"type": "file", "source": src, "target": f"/etc/{name}"} for name, src in spec["files"].items()
+             if f"/etc/{name}" not in taken]
     for m in sorted(files + user, key=lambda m: m["target"].rstrip("/").count("/")):
         if m["type"] == "file":
             dst = in_root(root, m["target"])
@@ -291,7 +288,7 @@ def child(spec):
         os.makedirs(spec["cwd"], exist_ok=True)
         os.chdir(spec["cwd"])
     path = resolve(spec["argv"][0], env)
-    wait_go(spec["go"], spec["ours"])
+    wait_go(spec["go"])
     try:
         if spec.get("init"):
             run_init(path, spec["argv"], env, user, bool(spec.get("tty")))
@@ -302,20 +299,13 @@ def child(spec):
         os._exit(126 if e.errno in (errno.EACCES, errno.ENOEXEC) else 127)
 
 
-def wait_go(ctl, ours):
+def wait_go(ctl):
     """The gate: say "ready" (all that could fail has been done), then wait for "g", sent once
-    the daemon has wired the network, with the /etc files that changed meanwhile (JSON: a
-    cluster gave another address); EOF if the start is undone."""
+    the daemon has wired the network and written the /etc files; EOF if the start is undone."""
     ctl.send(b"ready")
-    data = ctl.recv(1 << 18)
-    if not data:
+    if not ctl.recv(16):
         os._exit(0)
     ctl.close()
-    for name, text in (json.loads(data[1:]) if len(data) > 1 else {}).items():
-        if name in ours:
-            with open(f"/etc/{name}", "r+") as f:  # in place: it is a bind mount
-                f.truncate()
-                f.write(text)
 
 
 PR_SET_NAME = 15
@@ -450,29 +440,20 @@ def namespaces(spec):
     return flags
 
 
-def zygote(flags, ctl, exec_w, report_fd, stage_dir):
-    """Step 1, in a fork of the keeper: unshare FLAGS, fork the process that will be the
-    container's PID 1 and report its PID as JSON on `report_fd`; that process mounts what
-    every container gets under `stage_dir` and waits on the control socket `ctl` for its
-    container."""
-    check(libc.unshare(flags), "unshare")
-    pid = os.fork()
-    if pid == 0:
-        os.close(report_fd)
-        pid1(ctl, exec_w, flags, stage_dir)
-    os.write(report_fd, json.dumps({"pid": pid}).encode())
-
-
 def pid1(ctl, exec_w, flags, stage_dir):
-    """Step 2: stage the common mounts, wait for the container (its spec, and its stdio,
-    terminal socket and network namespace as fds named in spec["fds"]), become it; every
-    failure goes on `exec_w`."""
+    """Step 1, in a fork of the keeper, already PID 1 of a PID namespace of its own (unless
+    FLAGS say otherwise: the keeper unshared it for its children): unshare the other
+    namespaces, stage the common mounts, say "staged"; then step 2: wait for the container
+    (its spec, and its stdio, terminal socket and network namespace as fds named in
+    spec["fds"]) and become it. Every failure goes on `exec_w`."""
     sock = socket.socket(fileno=ctl)
     try:
+        check(libc.unshare(flags & ~CLONE_NEWPID), "unshare")
         try:
             staged = stage(stage_dir, flags)
         except OSError:
             staged = []  # made per container instead (setup_root)
+        sock.send(b"staged")
         data, fds, _flags, _addr = socket.recv_fds(sock, 1 << 20, 8)
         if not data:
             os._exit(0)  # the keeper let this one go

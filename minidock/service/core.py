@@ -24,6 +24,7 @@ from .events import Events
 from .firewall import IptablesFirewall
 from .images import Images
 from .publish import PortHolds
+from .spares import Spares
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -54,6 +55,11 @@ class Core:
     restarting: set[str] = field(default_factory=set)
     cluster: Cluster | None = None  # this host in a cluster (daemon --cluster-store), if it is in one
     volumes: Volumes = None  # type: ignore[assignment]  # made by the engine: it needs the core
+    spares: Spares = None  # type: ignore[assignment]  # containers' directories made ahead
+
+    def __post_init__(self) -> None:
+        if self.spares is None:
+            self.spares = Spares(os.path.join(self.root, "containers"))
 
     def network(self, ref: str) -> Network:
         net = self.store.networks.find(ref)

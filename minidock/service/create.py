@@ -114,8 +114,7 @@ async def create_container(core: Core, name: str | None, body: dict[str, Any]) -
                 "You have to remove (or rename) that container to be able to reuse that name.")
         made = mounts.make_volumes(core.volumes, wanted)
         try:
-            os.makedirs(core.dir(cid), mode=0o700)
-            os.close(os.open(os.path.join(core.dir(cid), "container.log"), os.O_CREAT | os.O_WRONLY, 0o600))
+            core.spares.take(core.dir(cid))
             core.store.containers.put(c)
         except BaseException:
             for vname in made:

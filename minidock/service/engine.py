@@ -26,6 +26,7 @@ Per container, at run time:
     <root>/containers/<id>/
         hosts resolv.conf hostname   bound over /etc/… inside the container
         upper/ work/ merged/         the overlay over the image's root
+    <root>/containers/.spare-<hex>/  two such directories, made ahead (spares.py)
     <root>/volumes/<name>/_data      a volume's data, bound where containers mount it
         container.log                everything the container printed, as Docker's json-file lines
 """
@@ -111,6 +112,7 @@ class Engine:
         self.core.drivers.update({"bridge": BridgeDriver(host), "host": HostDriver(), "null": NullDriver(),
                                   "macvlan": ParentDriver(host, "macvlan"), "ipvlan": ParentDriver(host, "ipvlan")})
         os.makedirs(os.path.join(self.core.root, "containers"), mode=0o700, exist_ok=True)
+        self.core.spares.open()
         cluster = None
         if self.cluster_config is not None:
             cluster = self.core.cluster = Cluster(self.core, self.cluster_config)
@@ -122,6 +124,7 @@ class Engine:
         if cluster is not None and cluster.up:
             await cluster.republish()
             self.core.refresh_dns()
+        self.core.spares.top_up()
 
     async def close(self) -> None:
         if self.core.cluster is not None:

@@ -39,7 +39,7 @@ from . import links, mounts, planner, sandbox, settings
 from .common import journaled
 from .core import Core
 from .planner import StartPlan
-from .supervisor import Runtime, Supervisor
+from .supervisor import ReadyGone, Runtime, Supervisor
 
 log = logging.getLogger("minidock.lifecycle")
 STOP_GRACE = 10
@@ -76,13 +76,16 @@ class Lifecycle:
             # the operation's name still lets the crash tests stop it after any step
             token = set_operation("start") if not current_operation() else None
             try:
-                await self._start(cid)
+                try:
+                    await self._start(cid, fast=True)
+                except ReadyGone:  # the process made ready died before it was taken: make one
+                    await self._start(cid, fast=False)
             finally:
                 if token is not None:
                     reset_operation(token)
                 self.procs.attempt_over(cid)
 
-    async def _start(self, cid: str) -> None:
+    async def _start(self, cid: str, fast: bool) -> None:
         try:
             try:
                 plan = planner.plan_start(self.core, cid)
@@ -96,15 +99,30 @@ class Lifecycle:
             return
         rt = Runtime()
         sb: sandbox.SandboxHandle | None = None
+        spec = self._spec(plan)
+        # the process first: it sets up its root filesystem while the network is wired in the
+        # namespace it made, and execs only when that is done (`go`). The keeper has one made
+        # ready, whose PID we know: its network is wired while it takes the container
+        prepared: asyncio.Future[int] | None = None
         try:
             async with Transaction(passthrough=(process.SpawnError,)) as tx:
-                # the process first: it sets up its root filesystem while the network is wired
-                # in the namespace it made, and execs only when that is done (`go`)
-                pid = await self._prepare(plan, rt, tx)
-                changed: dict[str, str] = {}
+                self._write_files(plan)
+                ready = self.procs.claim_ready(spec) if fast else 0
+                if ready:
+                    prepared = asyncio.ensure_future(self.procs.prepare(cid, spec, self.log_path(plan.c), rt, ready))
+                    tx.on_undo("process", lambda: self._unprepare(prepared, ready))
+                    pid = ready
+                else:
+                    pid = await self._prepare(spec, tx, self.procs.prepare(cid, spec, self.log_path(plan.c), rt),
+                                              undo=True)
                 t0 = time.perf_counter()
                 if plan.mode == "own":
-                    sb = await sandbox.create(plan.c, tx, pid)
+                    try:
+                        sb = await sandbox.create(plan.c, tx, pid)
+                    except Exception:
+                        if prepared is not None:
+                            await prepared  # ReadyGone: the namespace could not be named for that
+                        raise
                     for ep in plan.endpoints:
                         await sandbox.join(self.core, plan.nets[ep.network_id], plan.c, ep, sb, tx)
                     if plan.dns:
@@ -116,12 +134,18 @@ class Lifecycle:
                     await self._publish(plan, tx)
                     self.core.starting.add(cid)
                     self._records(plan)
-                    changed = self._changed_files(plan)
                 if TIMINGS:  # written once the answer is out: a log line is a write to a file
                     asyncio.get_running_loop().call_soon(log.info, "%s: network attach %.2f ms", plan.c.name,
                                                          (time.perf_counter() - t0) * 1000)
-                await self._go(plan, rt, tx, changed)
+                if prepared is not None:
+                    await self._prepare(spec, tx, prepared, undo=False)
+                if plan.mode == "own":
+                    self._rewrite_hosts(plan)
+                await self._go(plan, rt, tx)
                 self._commit(plan, pid, rt.start)
+        except ReadyGone:
+            rt.close()
+            raise
         except process.SpawnError as e:
             rt.close()
             self._spawn_failed(cid, str(e))
@@ -193,33 +217,37 @@ class Lifecycle:
             await self.core.firewall.withdraw(c.id, f"{c.name}'s published ports are withdrawn")
         self.core.holds.release(c.id)
 
-    def _changed_files(self, plan: StartPlan) -> dict[str, str]:
-        """A cluster may have given an endpoint another address than planned (another host was
-        quicker): the container's /etc/hosts must say the one it got (its process writes it)."""
-        hosts = planner.hosts_text(self.core, plan.c, plan.endpoints, False)
-        if hosts == plan.hosts:
-            return {}
-        plan.hosts = hosts
-        return {"hosts": hosts}
+    def _write_files(self, plan: StartPlan) -> None:
+        """The container's /etc/hosts, resolv.conf and hostname (a joined container has its
+        owner's). Made ahead with its directory (spares.py): these are writes, not creations."""
+        if plan.mode != "joined":
+            d = self.core.dir(plan.c.id)
+            for name, text in (("hosts", plan.hosts), ("resolv.conf", plan.resolv), ("hostname", plan.hostname)):
+                _write(os.path.join(d, name), text)
 
-    async def _prepare(self, plan: StartPlan, rt: Runtime, tx: Transaction) -> int:
-        c = plan.c
-        spec = self._spec(c, plan.mode, self.core.dir((plan.owner or c).id))
-        if plan.mode != "joined":  # written by the process (a joined container has its owner's)
-            spec["file_texts"] = {"hosts": plan.hosts, "resolv.conf": plan.resolv, "hostname": plan.hostname}
-        pid = await tx.step("process", self.procs.prepare(c.id, spec, self.log_path(c), rt),
-                            undo=lambda: self.kill_and_reap(pid),
+    def _rewrite_hosts(self, plan: StartPlan) -> None:
+        """A cluster may have given an endpoint another address than planned (another host was
+        quicker): the container's /etc/hosts says the one it got."""
+        hosts = planner.hosts_text(self.core, plan.c, plan.endpoints, False)
+        if hosts != plan.hosts:
+            plan.hosts = hosts
+            _write(os.path.join(self.core.dir(plan.c.id), "hosts"), hosts)
+
+    async def _prepare(self, spec: dict[str, Any], tx: Transaction, answer: Awaitable[int], undo: bool) -> int:
+        """The step of the process's `prepare`: the keeper's `answer`, awaited here (`undo`: the
+        step's to register; a process made ready has its undo registered already)."""
+        pid = await tx.step("process", answer, undo=(lambda: self.kill_and_reap(pid)) if undo else None,
                             commands=mounts.explain(spec["mounts"]),
                             why="the container's first process (minidock's keeper has one ready, in namespaces "
                                 "of its own, its network one included) mounts its root filesystem, /etc files "
                                 "and volumes, then waits for its network")
         return int(pid)
 
-    async def _go(self, plan: StartPlan, rt: Runtime, tx: Transaction, files: dict[str, str]) -> None:
+    async def _go(self, plan: StartPlan, rt: Runtime, tx: Transaction) -> None:
         c = plan.c
         where = f"ip netns exec {c.netns} " if plan.mode != "host" else ""
         # the last step: nothing after it can fail and need it undone
-        await tx.step("exec", self.procs.go(c.id, rt, files), commands=[f"# {where}{shlex.join(c.argv)}"],
+        await tx.step("exec", self.procs.go(c.id, rt), commands=[f"# {where}{shlex.join(c.argv)}"],
                       why="the network is ready: the process takes the container's user and execs its command")
 
     def _commit(self, plan: StartPlan, pid: int, start: int) -> None:
@@ -244,7 +272,17 @@ class Lifecycle:
         c.netns = ""
         self.core.store.containers.put(c)
 
-    def _spec(self, c: Container, mode: str, files_dir: str) -> dict[str, Any]:
+    async def _unprepare(self, prepared: asyncio.Future[int], pid: int) -> None:
+        """Undo the `prepare` of a process made ready: kill it, once the keeper has it as ours."""
+        try:
+            await prepared
+        except process.SpawnError:
+            return  # not ours: nothing to kill
+        await self.kill_and_reap(pid)
+
+    def _spec(self, plan: StartPlan) -> dict[str, Any]:
+        c, mode = plan.c, plan.mode
+        files_dir = self.core.dir((plan.owner or c).id)
         d = self.core.dir(c.id)
         env = [*links.link_env(self.core, c), *c.config["Env"]]
         # HOME, unless given, is the user's home in the container's /etc/passwd (the launcher's)

@@ -19,10 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..kernel import process
-from ..kernel.keeperlink import Keeper, KeeperError
+from ..kernel.keeperlink import READY_GONE, Keeper, KeeperError
 from .common import watch_fd
 
 log = logging.getLogger("minidock.supervisor")
+
+
+class ReadyGone(process.SpawnError):
+    """The process the keeper had made ready died before this start took it: start again."""
 
 
 @dataclass
@@ -99,12 +103,14 @@ class Supervisor:
         self.early_exits: dict[str, tuple[int, int | None]] = {}
         self.spawning: set[str] = set()  # spawned, the start not yet recorded nor undone
         self.recovering: asyncio.Task[None] | None = None
+        self.ready: list[int] = []  # the processes the keeper has made ready for the next starts
 
     # -- the keeper
     async def open(self) -> None:
         """Reach the keeper (starting one if none runs); note what it kept."""
-        self.keeper = Keeper(self.root, self._keeper_exit, self._keeper_lost)
+        self.keeper = Keeper(self.root, self._keeper_exit, self._keeper_lost, self._keeper_ready)
         hello = await self.keeper.open()
+        self.ready = [int(p) for p in hello.get("ready") or []]
         self.kept = {b["id"]: b for b in hello["boxes"]}
         self.kept_exits = {e["id"]: (int(e["pid"]), e["code"]) for e in hello["exited"]}
 
@@ -140,7 +146,25 @@ class Supervisor:
         await self.on_exit(cid, code)
         self.acknowledge(cid)
 
+    def _keeper_ready(self, pid: int, gone: bool) -> None:
+        if gone:
+            if pid in self.ready:
+                self.ready.remove(pid)
+        else:
+            self.ready.append(pid)
+
+    def claim_ready(self, spec: dict[str, Any]) -> int:
+        """The PID of the process the keeper has made ready, taken for this start if it suits
+        it (a network namespace of its own, PID and UTS ones too, and no bind of a host path:
+        its copy of the host's mounts is as old as it is, and a path bound may be a mount
+        made since); 0 if not."""
+        if not spec["new_netns"] or spec["share_pid"] or spec["share_uts"] or \
+                any(m["type"] == "bind" for m in spec["mounts"]):
+            return 0
+        return self.ready.pop(0) if self.ready else 0
+
     def _keeper_lost(self) -> None:
+        self.ready.clear()
         """The keeper died: its containers are ours to reap now (we are their subreaper), and
         a new keeper takes over their terminals, pipes and logs from our copies."""
         for cid, rt in self.runtime.items():
@@ -183,30 +207,35 @@ class Supervisor:
         return os.path.join(self.root, "containers", cid, "container.log")
 
     # -- starting
-    async def prepare(self, cid: str, spec: dict[str, Any], log_path: str, rt: Runtime) -> int:
-        """Hand the container to the keeper: its process is made (in namespaces of its own,
-        the network one included) and sets up its root, then waits for `go`. A crash before
-        `go` makes the keeper kill it; a crash after, before the store knows it, leaves it kept
-        by the keeper, and the restart finds it there and stops it (the start is undone)."""
+    def prepare(self, cid: str, spec: dict[str, Any], log_path: str, rt: Runtime, ready: int = 0) -> Awaitable[int]:
+        """Hand the container to the keeper, now (the awaitable is its answer: the PID): its
+        process (the one made ready, `ready`, or one made now, in namespaces of its own, the
+        network one included) sets up its root, then waits for `go`. A crash before `go`
+        makes the keeper kill it; a crash after, before the store knows it, leaves it kept by
+        the keeper, and the restart finds it there and stops it (the start is undone)."""
         if self.keeper is None or self.keeper.sock is None:
-            raise process.SpawnError("the keeper is not running (it is being restarted: try again)")
+            self.spawning.discard(cid)
+            return _raise(process.SpawnError("the keeper is not running (it is being restarted: try again)"))
         # before the request: the exit of a quick command can be read right after `go`'s
         # answer, before the start's coroutine runs again
         self.spawning.add(cid)
+        answer = self.keeper.call({"op": "prepare", "id": cid, "spec": spec, "log": log_path, "ready": ready})
+        return self._prepared(cid, rt, answer)
+
+    async def _prepared(self, cid: str, rt: Runtime, answer: Awaitable[tuple[dict[str, Any], list[int]]]) -> int:
         try:
-            reply, _fds = await self.keeper.call({"op": "prepare", "id": cid, "spec": spec, "log": log_path})
+            reply, _fds = await answer
         except KeeperError as e:
             self.spawning.discard(cid)
-            raise process.SpawnError(str(e)) from None
+            raise (ReadyGone if str(e) == READY_GONE else process.SpawnError)(str(e)) from None
         rt.pid, rt.start, rt.kept = int(reply["pid"]), int(reply["start"]), True
         return rt.pid
 
-    async def go(self, cid: str, rt: Runtime, files: dict[str, str]) -> None:
-        """The network is wired: the prepared process writes the /etc `files` that changed
-        meanwhile, and execs the container's command."""
+    async def go(self, cid: str, rt: Runtime) -> None:
+        """The network is wired: the prepared process execs the container's command."""
         assert self.keeper is not None
         try:
-            reply, fds = await self.keeper.call({"op": "go", "id": cid, "files": files})
+            reply, fds = await self.keeper.call({"op": "go", "id": cid})
         except KeeperError as e:
             raise process.SpawnError(str(e)) from None
         rt.take(reply["fds"], fds)
@@ -365,3 +394,7 @@ class Supervisor:
             rt.close()
         if self.keeper is not None:
             self.keeper.close()
+
+
+async def _raise(e: Exception) -> Any:
+    raise e

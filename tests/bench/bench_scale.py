@@ -57,10 +57,14 @@ def bench_scale(sb: Sandbox, workdir: str = "") -> dict[str, float]:
     daemon_rss = rss_kb(sb.proc.pid)
     with open(os.path.join(sb.root, "state", "keeper.pid")) as f:
         keeper = int(f.read().split()[0])
-    # helpers: the keeper, and anything else the daemon keeps (shims: none expected)
-    extra = sorted({keeper, *(p for p in children().get(sb.proc.pid, []) if p not in pids)})
+    # helpers: the keeper and the process it keeps ready for the next start (its children
+    # that are no container), and anything else the daemon keeps (shims: none expected)
+    kids = children()
+    ready = [p for p in kids.get(keeper, []) if p not in pids]
+    extra = sorted({keeper, *ready, *(p for p in kids.get(sb.proc.pid, []) if p not in pids)})
     helper_rss = sum(rss_kb(p) for p in extra)
-    keeper_rss, keeper_pss, daemon_pss = rss_kb(keeper), pss_kb(keeper), pss_kb(sb.proc.pid)
+    keeper_rss, daemon_pss = rss_kb(keeper), pss_kb(sb.proc.pid)
+    keeper_pss = sum(pss_kb(p) for p in (keeper, *ready))
     keeper_fds = len(os.listdir(f"/proc/{keeper}/fd"))
     early = attach[10 - WINDOW // 2:10 + WINDOW // 2]
     late = attach[-WINDOW:]
@@ -87,6 +91,8 @@ def bench_scale(sb: Sandbox, workdir: str = "") -> dict[str, float]:
         "scale_keeper_pss_mb": keeper_pss / 1024,
         "scale_daemon_pss_mb": daemon_pss / 1024,
         "scale_keeper_fds": keeper_fds,
+        "scale_keeper_ready": len(ready),
+        "scale_helper_pss_mb": sum(pss_kb(p) for p in extra) / 1024,
     }
 
 

@@ -107,7 +107,7 @@ def core(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Core]:
     store.networks.put(bridge)
     store.networks.put(simple_record("none", "null"))
 
-    async def fake_create(c: Container, tx: Transaction) -> FakeSandbox:
+    async def fake_create(c: Container, tx: Transaction, pid: int) -> FakeSandbox:
         await tx.step("namespace", asyncio.sleep(0))
         return FakeSandbox()
 
@@ -130,10 +130,14 @@ def _lab(core: Core) -> Network:
 def _started(core: Core, monkeypatch: pytest.MonkeyPatch, names: list[str]) -> list[Container]:
     life = lifecycle.Lifecycle(core)
 
-    async def spawn(spec: dict[str, Any], stdio: Any, console: Any, pidfile: str, rt: Any = None) -> int:
+    async def prepare(cid: str, spec: dict[str, Any], log_path: str, rt: Any, ready: int = 0) -> int:
         return os.getpid()
 
-    monkeypatch.setattr(life.procs, "spawn", spawn)
+    async def go(cid: str, rt: Any) -> None:
+        return None
+
+    monkeypatch.setattr(life.procs, "prepare", prepare)
+    monkeypatch.setattr(life.procs, "go", go)
     monkeypatch.setattr(life.procs, "started", lambda cid, pid, rt: None)
     monkeypatch.setattr(process, "start_time", lambda pid: 1)
 
