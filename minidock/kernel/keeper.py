@@ -185,12 +185,15 @@ class Keeper:
                         pass
                     self.reap()
                 elif kind == "zygote":
-                    self.zygote_made()
-                    self.refill()
+                    # not if a start took it already, earlier in this round of events
+                    if self.coming is not None and key.fileobj is self.coming.ctl:
+                        self.zygote_made()
+                        self.refill()
                 elif kind == "listen":
                     self.accept()
                 elif kind == "client":
-                    self.on_request()
+                    if key.fileobj is self.client:  # not one dropped earlier in this round
+                        self.on_request()
                 elif kind == "pidfd":
                     box = self.by_fd.get(key.fd)
                     if box is not None:

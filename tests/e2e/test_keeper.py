@@ -176,3 +176,46 @@ def test_keeper_killed_containers_run_on_and_the_daemon_recovers(fresh: Sandbox)
     # the orphans' exits are still seen (the daemon reaps them now)
     sb.cli("kill", "term")
     assert state(sb, "term") == "exited 137 0"
+
+
+def ready_processes(sb: Sandbox) -> set[int]:
+    """The keeper's children that are no container: the processes it keeps ready for the next starts."""
+    keeper = keeper_pid(sb)
+    ids = sb.cli("ps", "-q").out.split()
+    running = {int(p) for p in sb.cli("inspect", "-f", "{{.State.Pid}}", *ids).out.split()} if ids else set()
+    kids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == keeper:
+                        kids.add(int(entry))
+            except OSError:
+                continue
+    return kids - running
+
+
+def test_ready_processes_become_containers_and_dead_ones_are_replaced(fresh: Sandbox) -> None:
+    sb = fresh
+    wait_for(lambda: len(ready_processes(sb)) == 2, 10, "two processes made ready")
+    ready = ready_processes(sb)
+    for pid in ready:
+        # each is PID 1 of a PID namespace of its own, in a network namespace of its own
+        with open(f"/proc/{pid}/status") as f:
+            nspid = next(line.split()[1:] for line in f if line.startswith("NSpid:"))
+        assert nspid == [str(pid), "1"], nspid
+        assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink(f"/proc/{sb.proc.pid}/ns/net")
+    sb.cli("run", "-d", "--name", "a", "busybox", "sleep", "600")
+    pid_a = int(state(sb, "a").split()[2])
+    assert pid_a in ready, (pid_a, ready)  # the container is a ready process, its namespace named md-a
+    assert sb.host("ip", "netns", "identify", str(pid_a)).out.strip() == "md-a"
+    # ready processes killed from outside: starts go on, the keeper makes new ones
+    for pid in ready_processes(sb):
+        os.kill(pid, signal.SIGKILL)
+    sb.cli("run", "-d", "--name", "b", "busybox", "sleep", "600")
+    ip_a = sb.inspect("a", "{{.NetworkSettings.IPAddress}}")
+    assert "1 packets received" in sb.cli("exec", "b", "ping", "-c", "1", "-W", "2", ip_a).out
+    wait_for(lambda: len(ready_processes(sb)) == 2, 10, "two processes made ready again")
+    # container directories are made ahead: two hidden spares wait in the containers directory
+    spares = [e for e in os.listdir(os.path.join(sb.root, "state", "containers")) if e.startswith(".spare-")]
+    assert len(spares) == 2, spares
