@@ -103,7 +103,7 @@ class Zygote:
 
 
 READY_FLAGS = launcher.namespaces({"new_netns": True})  # a container of its own network: the usual
-READY = 2  # processes kept ready: a start rarely finds the next one still being made
+READY = 1  # kept ready: one is remade within ~3 ms of a start; a second cost ~3.7 MB and no speed
 READY_GONE = "the process made ready is gone"  # keeperlink.READY_GONE: that start is tried again
 
 
