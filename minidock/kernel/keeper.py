@@ -30,6 +30,7 @@ Requests, each answered in order with {"ok": true, ...} or {"ok": false, "error"
                                  (`ready`: the PID of the process made ready, taken)
   go     {id}                 -> pid, start (+ fds, named in "fds"): it execs the command
   start  {id, spec, log}      -> the same as prepare and go at once
+  cancel {id}                 -> cancelled: a prepared start undone (its process killed)
   fds    {id}                 -> the same fds again (a new tap): a restarted daemon's
   close_stdin {id}, ack {id}
   adopt  {id, pid, start, tty, log, fds}: a container whose keeper died (its fds attached)
@@ -402,6 +403,15 @@ class Keeper:
             self.watch_outputs(box, [box.master])
         names, fds = self.handout(box)
         return {"pid": box.pid, "start": box.start, "fds": names}, fds
+
+    def op_cancel(self, req, _fds):
+        """A prepared start the daemon undoes: its process goes, and nothing is reported. (One
+        past `go` is a running container: the daemon kills it, its exit is reported.)"""
+        box = self.boxes.get(req["id"])
+        if box is None or box.gate is None:
+            return {"cancelled": False}, []
+        self.cancel(box)
+        return {"cancelled": True}, []
 
     def at_gate(self, z, box):
         """"" once the process says it is ready at the gate; else why it will never be."""

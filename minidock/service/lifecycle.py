@@ -110,11 +110,11 @@ class Lifecycle:
                 ready = self.procs.claim_ready(spec) if fast else 0
                 if ready:
                     prepared = asyncio.ensure_future(self.procs.prepare(cid, spec, self.log_path(plan.c), rt, ready))
-                    tx.on_undo("process", lambda: self._unprepare(prepared, ready))
+                    tx.on_undo("process", lambda: self._unprepare(cid, prepared, ready))
                     pid = ready
                 else:
-                    pid = await self._prepare(spec, tx, self.procs.prepare(cid, spec, self.log_path(plan.c), rt),
-                                              undo=True)
+                    pid = await self._prepare(cid, spec, tx,
+                                              self.procs.prepare(cid, spec, self.log_path(plan.c), rt), undo=True)
                 t0 = time.perf_counter()
                 if plan.mode == "own":
                     try:
@@ -138,7 +138,7 @@ class Lifecycle:
                     asyncio.get_running_loop().call_soon(log.info, "%s: network attach %.2f ms", plan.c.name,
                                                          (time.perf_counter() - t0) * 1000)
                 if prepared is not None:
-                    await self._prepare(spec, tx, prepared, undo=False)
+                    await self._prepare(cid, spec, tx, prepared, undo=False)
                 if plan.mode == "own":
                     self._rewrite_hosts(plan)
                 await self._go(plan, rt, tx)
@@ -233,10 +233,11 @@ class Lifecycle:
             plan.hosts = hosts
             _write(os.path.join(self.core.dir(plan.c.id), "hosts"), hosts)
 
-    async def _prepare(self, spec: dict[str, Any], tx: Transaction, answer: Awaitable[int], undo: bool) -> int:
+    async def _prepare(self, cid: str, spec: dict[str, Any], tx: Transaction, answer: Awaitable[int],
+                       undo: bool) -> int:
         """The step of the process's `prepare`: the keeper's `answer`, awaited here (`undo`: the
         step's to register; a process made ready has its undo registered already)."""
-        pid = await tx.step("process", answer, undo=(lambda: self.kill_and_reap(pid)) if undo else None,
+        pid = await tx.step("process", answer, undo=(lambda: self._undo_process(cid, pid)) if undo else None,
                             commands=mounts.explain(spec["mounts"]),
                             why="the container's first process (minidock's keeper has one ready, in namespaces "
                                 "of its own, its network one included) mounts its root filesystem, /etc files "
@@ -272,13 +273,19 @@ class Lifecycle:
         c.netns = ""
         self.core.store.containers.put(c)
 
-    async def _unprepare(self, prepared: asyncio.Future[int], pid: int) -> None:
-        """Undo the `prepare` of a process made ready: kill it, once the keeper has it as ours."""
+    async def _unprepare(self, cid: str, prepared: asyncio.Future[int], pid: int) -> None:
+        """Undo the `prepare` of a process made ready, once the keeper has it as ours."""
         try:
             await prepared
         except process.SpawnError:
             return  # not ours: nothing to kill
-        await self.kill_and_reap(pid)
+        await self._undo_process(cid, pid)
+
+    async def _undo_process(self, cid: str, pid: int) -> None:
+        """The keeper forgets a start stopped at the gate; one past it is killed (its exit is
+        reported, and acknowledged: the start was never recorded)."""
+        if not await self.procs.cancel(cid):
+            await self.kill_and_reap(pid)
 
     def _spec(self, plan: StartPlan) -> dict[str, Any]:
         c, mode = plan.c, plan.mode

@@ -231,6 +231,17 @@ class Supervisor:
         rt.pid, rt.start, rt.kept = int(reply["pid"]), int(reply["start"]), True
         return rt.pid
 
+    async def cancel(self, cid: str) -> bool:
+        """Undo a prepared start in the keeper (its process killed, nothing reported); False if
+        it is past `go` (or the keeper does not answer): then it is the caller's to kill."""
+        if self.keeper is None:
+            return False
+        try:
+            reply, _fds = await self.keeper.call({"op": "cancel", "id": cid})
+        except KeeperError:
+            return False
+        return bool(reply.get("cancelled"))
+
     async def go(self, cid: str, rt: Runtime) -> None:
         """The network is wired: the prepared process execs the container's command."""
         assert self.keeper is not None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 import time
 
@@ -219,3 +220,24 @@ def test_ready_processes_become_containers_and_dead_ones_are_replaced(fresh: San
     # container directories are made ahead: two hidden spares wait in the containers directory
     spares = [e for e in os.listdir(os.path.join(sb.root, "state", "containers")) if e.startswith(".spare-")]
     assert len(spares) == 2, spares
+
+
+def test_a_start_undone_after_its_process_was_handed_the_container_can_be_tried_again(fresh: Sandbox) -> None:
+    """The network part fails after the process took the container (here: its namespace's name
+    is taken): the keeper forgets that start, and the next one runs, and answers a ping."""
+    sb = fresh
+    name = "undone" + secrets.token_hex(3)
+    sb.cli("create", "--name", name, "busybox", "sleep", "600")
+    taken = os.path.join(sb.netns_dir, "md-" + name)
+    open(taken, "w").close()
+    try:
+        r = sb.cli("start", name, check=False)
+        assert r.code != 0 and "File exists" in r.err, r
+        assert state(sb, name).startswith("created")
+    finally:
+        os.unlink(taken)
+    sb.cli("start", name)
+    assert state(sb, name).startswith("running")
+    sb.cli("run", "-d", "--name", "pinger", "busybox", "sleep", "600")
+    ip = sb.inspect(name, "{{.NetworkSettings.IPAddress}}")
+    assert "1 packets received" in sb.cli("exec", "pinger", "ping", "-c", "1", "-W", "2", ip).out
