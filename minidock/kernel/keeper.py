@@ -5,10 +5,10 @@ The daemon runs it as `python -I -S keeper.py ROOT SOCKET`, in a session of its
 own, and is its client. Standard library only. It
 
   - is a fork server: the launcher is imported once, and one process is kept ready
-    for the next container, its namespaces (network included) already unshared
-    (`launcher.zygote`). A start hands it the container (`prepare`): it mounts the
-    container's root while the daemon wires the network in its namespace, then
-    execs on `go`. No interpreter starts, no fork is waited for;
+    for the next container, its namespaces (network included) already unshared and
+    the common mounts staged (`launcher.pid1`). A start hands it the container
+    (`prepare`): it mounts the container's root while the daemon wires the network
+    in its namespace, then execs on `go`. No interpreter starts, no fork is waited for;
   - is the containers' child subreaper: it reaps each one and keeps its exit code
     until the daemon has recorded it (`ack`), even while no daemon is connected;
   - owns each container's pty master or output pipes and its stdin, and writes the

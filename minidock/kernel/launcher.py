@@ -3,25 +3,27 @@
 The keeper (keeper.py, a fork server) imports this module once. A container's
 process is made in two halves:
 
-  1. ahead of time (`zygote`, in a fork of the keeper): unshare the mount, UTS,
-     IPC, PID and network namespaces, and fork the process that will be PID 1
-     of the new PID namespace. It waits on its control socket (`pid1`). The
-     keeper keeps one such process ready for the next start, so a start pays
-     for neither fork nor unshare;
-  2. per container (`pid1`): it receives the container's spec and its stdio
-     (and the network namespace to join, when it is not its own), mounts the
-     root filesystem (an overlay of the image), /proc, /dev (device nodes made
-     with mknod, as runc does), /dev/pts, /dev/shm, /tmp and /sys, binds the
-     container's own /etc/hosts, /etc/resolv.conf and /etc/hostname, then its
-     binds, volumes and tmpfs mounts (`-v`, `--mount`, `--tmpfs`), pivots into
-     the root, drops the old root (with it every copy of the host's mounts),
-     sets the hostname, and waits at the gate: the daemon wires the network
-     meanwhile, in the namespace this process made, and says "go". Then it
-     takes the container's user and execs the command.
+  1. ahead of time (`pid1`, in a fork of the keeper that is PID 1 of a PID
+     namespace of its own: the keeper unshared one for it): unshare the mount,
+     UTS, IPC and network namespaces, and mount what every container gets
+     (`stage`: /proc, /dev with its nodes made with mknod as runc does,
+     /dev/pts, /dev/shm, /tmp, /sys) under a private tmpfs; say "staged" on
+     the control socket and wait there. The keeper keeps one such process
+     ready, so a start pays for no fork, unshare or common mount;
+  2. per container: it receives the container's spec and its stdio (and the
+     network namespace to join, when it is not its own), mounts the root
+     filesystem (an overlay of the image), moves the staged mounts in, binds
+     the container's own /etc/hosts, /etc/resolv.conf and /etc/hostname, then
+     its binds, volumes and tmpfs mounts (`-v`, `--mount`, `--tmpfs`), pivots
+     into the root, drops the old root (with it every copy of the host's
+     mounts), sets the hostname, resolves the command and the user, says
+     "ready" and waits at the gate: the daemon wires the network meanwhile, in
+     the namespace this process made, and says "go". Then it takes the
+     container's user and execs the command.
 
-A failure before exec is written on the exec pipe, whose end closes at exec
-(so the keeper knows the exec happened). The keeper, a child subreaper, reaps
-the container and keeps its exit code.
+A failure before the gate is written on the exec pipe (the keeper reads it at
+`go`); past the gate, as runc's, it is the container's: it goes to its stderr.
+The keeper, a child subreaper, reaps the container and keeps its exit code.
 
 Before exec, the command takes the container's user (Docker's `User`: a name or
 uid from the container's /etc/passwd, with `:group`) and groups (its groups in
