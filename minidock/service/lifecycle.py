@@ -99,13 +99,13 @@ class Lifecycle:
             return
         rt = Runtime()
         sb: sandbox.SandboxHandle | None = None
-        spec = self._spec(plan)
         # the process first: it sets up its root filesystem while the network is wired in the
         # namespace it made, and execs only when that is done (`go`). The keeper has one made
         # ready, whose PID we know: its network is wired while it takes the container
         prepared: asyncio.Future[int] | None = None
         try:
             async with Transaction(passthrough=(process.SpawnError,)) as tx:
+                spec = self._spec(plan)
                 self._write_files(plan)
                 ready = self.procs.claim_ready(spec) if fast else 0
                 if ready:
@@ -228,6 +228,8 @@ class Lifecycle:
     def _rewrite_hosts(self, plan: StartPlan) -> None:
         """A cluster may have given an endpoint another address than planned (another host was
         quicker): the container's /etc/hosts says the one it got."""
+        if not any(self.core.driver(plan.nets[ep.network_id]).scope == "global" for ep in plan.endpoints):
+            return
         hosts = planner.hosts_text(self.core, plan.c, plan.endpoints, False)
         if hosts != plan.hosts:
             plan.hosts = hosts
