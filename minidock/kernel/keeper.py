@@ -86,7 +86,8 @@ class Box:
 
 class Zygote:
     """A process ready to become a container: PID 1 of namespaces of its own, waiting on
-    `ctl` for its container; `exec_r` tells whether its exec happened (EOF) or why not;
+    `ctl` for its container (it says "staged", then "ready" at the gate there); `exec_r`
+    carries why it could not get to the gate;
     `pty`, once handed a Tty container, is where its terminal's master comes from."""
 
     __slots__ = ("pid", "flags", "ctl", "exec_r", "pty")
