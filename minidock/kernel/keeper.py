@@ -1,8 +1,8 @@
 """The keeper: one small long-lived process per host that launches the containers
 and keeps them, whatever happens to the daemon.
 
-The daemon runs it as `python -I -S keeper.py ROOT SOCKET`, in a session of its
-own, and is its client. Standard library only. It
+The daemon runs it (`python -I -S -c 'import keeper; keeper.main()' ROOT SOCKET`:
+from its cached bytecode), in a session of its own, and is its client. Standard library only. It
 
   - is a fork server: the launcher is imported once, and one process is kept ready
     for the next container, its namespaces (network included) already unshared and
@@ -38,21 +38,22 @@ Events: {"op": "exit", "id", "pid", "code"}; {"op": "ready", "pid", "gone"?}: a 
 ready (or, with "gone", no longer is): a start may name it in its `prepare`.
 """
 
+import _signal as signal
+import _socket
 import errno
 import fcntl
 import gc
-import json
 import os
 import resource
 import select
-import selectors
-import signal
-import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import launcher  # noqa: E402 - the fork server's point: imported once, before any start
+# the fork server's point: imported once, before any start. Its JSON and fd passing are ours
+# too: with the json, socket, signal and selectors modules, we and each ready process would
+# hold ~1.2 MB more (enum, re, collections)
+import launcher  # noqa: E402
 
 PR_SET_CHILD_SUBREAPER = 36
 F_SETPIPE_SZ = 1031
@@ -62,6 +63,35 @@ START_TIMEOUT = 30.0  # a container's mounts and exec; past this the start is re
 LINE_MAX = 16384  # a longer line goes out in pieces, as Docker's copier does
 IDLE_FLUSH = 0.1  # a line still unfinished after this long goes out as it is (a prompt)
 LONELY = 10.0  # started, never connected to, nothing kept: a daemon that died at once
+
+
+class Poller:
+    """epoll, and what each fd registered is for (selectors' job, without its imports)."""
+
+    def __init__(self):
+        self.epoll = select.epoll()
+        self.what = {}  # fd -> (the fd or socket registered, its kind)
+
+    def register(self, obj, kind):
+        fd = obj if isinstance(obj, int) else obj.fileno()
+        self.epoll.register(fd, select.EPOLLIN)
+        self.what[fd] = (obj, kind)
+
+    def unregister(self, obj):
+        fd = obj if isinstance(obj, int) else obj.fileno()
+        del self.what[fd]
+        try:
+            self.epoll.unregister(fd)
+        except OSError:
+            pass  # closed already: the kernel dropped it
+
+    def select(self, timeout):
+        """[(fd, its object, its kind)] of those readable within `timeout` s."""
+        try:
+            events = self.epoll.poll(timeout, max(len(self.what), 1))
+        except InterruptedError:
+            return []
+        return [(fd, *self.what[fd]) for fd, _mask in events if fd in self.what]
 
 
 class Box:
@@ -126,7 +156,7 @@ class Keeper:
     def __init__(self, root, path):
         self.root, self.path = root, path
         self.stage = os.path.join(root, "keeper.stage")  # where a ready process stages its mounts
-        self.sel = selectors.DefaultSelector()
+        self.sel = Poller()
         self.boxes = {}  # id -> Box
         self.by_pid = {}  # pid -> Box (the containers we reap)
         self.by_fd = {}  # output fd or pidfd -> Box
@@ -156,17 +186,17 @@ class Keeper:
         os.set_blocking(w, False)
         signal.set_wakeup_fd(w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
-        self.sel.register(r, selectors.EVENT_READ, "signal")
+        self.sel.register(r, "signal")
         if os.path.lexists(self.path):
             os.unlink(self.path)
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         old = os.umask(0o177)
         try:
             self.listener.bind(self.path)
         finally:
             os.umask(old)
         self.listener.listen(8)
-        self.sel.register(self.listener, selectors.EVENT_READ, "listen")
+        self.sel.register(self.listener, "listen")
         with open(os.path.join(self.root, "keeper.pid"), "w") as f:
             f.write(f"{os.getpid()} {start_time(os.getpid())}\n")
 
@@ -178,32 +208,31 @@ class Keeper:
             events = self.sel.select(timeout)
             if not events:
                 self.flush_partials()
-            for key, _mask in events:
-                kind = key.data
+            for fd, obj, kind in events:
                 if kind == "signal":
                     try:
-                        os.read(key.fd, 512)
+                        os.read(fd, 512)
                     except BlockingIOError:
                         pass
                     self.reap()
                 elif kind == "zygote":
                     # not if a start took it already, earlier in this round of events
-                    if self.coming is not None and key.fileobj is self.coming.ctl:
+                    if self.coming is not None and obj is self.coming.ctl:
                         self.zygote_made()
                         self.refill()
                 elif kind == "listen":
                     self.accept()
                 elif kind == "client":
-                    if key.fileobj is self.client:  # not one dropped earlier in this round
+                    if obj is self.client:  # not one dropped earlier in this round
                         self.on_request()
                 elif kind == "pidfd":
-                    box = self.by_fd.get(key.fd)
+                    box = self.by_fd.get(fd)
                     if box is not None:
                         self.finish(box, None)
                 else:
-                    box = self.by_fd.get(key.fd)
+                    box = self.by_fd.get(fd)
                     if box is not None:
-                        self.on_output(box, key.fd)
+                        self.on_output(box, fd)
             if self.done():
                 break
         self.close()
@@ -227,13 +256,14 @@ class Keeper:
 
     # -- the daemon
     def accept(self):
-        conn, _ = self.listener.accept()
+        fd, _addr = self.listener._accept()
+        conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET, 0, fd)
         if self.client is not None:  # a new daemon: the old one's connection is stale
             self.drop_client()
         conn.settimeout(2.0)  # a daemon that stops reading is dropped, not waited for
         self.client = conn
         self.ever_connected = True
-        self.sel.register(conn, selectors.EVENT_READ, "client")
+        self.sel.register(conn, "client")
 
     def drop_client(self):
         self.sel.unregister(self.client)
@@ -246,13 +276,13 @@ class Keeper:
         if self.client is None:
             return
         try:
-            socket.send_fds(self.client, [json.dumps(msg).encode()], list(fds))
+            launcher.send_fds(self.client, launcher.dumps(msg).encode(), list(fds))
         except OSError:
             self.drop_client()
 
     def on_request(self):
         try:
-            data, fds, _flags, _addr = socket.recv_fds(self.client, MAX_MSG, MAX_FDS, socket.MSG_CMSG_CLOEXEC)
+            data, fds = launcher.recv_fds(self.client, MAX_MSG, MAX_FDS, _socket.MSG_CMSG_CLOEXEC)
         except OSError:
             data, fds = b"", []
         if not data:
@@ -260,7 +290,7 @@ class Keeper:
             return
         req = {}
         try:
-            req = json.loads(data)
+            req = launcher.loads(data)
             reply, out = getattr(self, "op_" + req["op"])(req, fds)
         except Exception as e:  # noqa: BLE001 - the daemon hears of every failure
             for fd in fds:
@@ -333,7 +363,7 @@ class Keeper:
         theirs, names, z = [], [], None
         try:
             if box.tty:
-                pty, pty_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+                pty, pty_child = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
                 null = os.open(os.devnull, os.O_RDWR)
                 theirs += [null, os.dup(null), os.dup(null), pty_child]
                 names += ["stdin", "stdout", "stderr", "pty"]
@@ -351,11 +381,12 @@ class Keeper:
                 theirs.append(os.open(spec["netns"], os.O_RDONLY | os.O_CLOEXEC))
                 names.append("netns")
             ready = int(req.get("ready") or 0)
-            z = self.take_zygote(launcher.namespaces(spec), ready)
+            z = self.take_zygote(launcher.namespaces(spec), ready,
+                                 any(m["type"] == "bind" for m in spec.get("mounts") or []))
             z.pty = pty
             try:
-                socket.send_fds(z.ctl, [json.dumps({**spec, "fds": names}).encode()],
-                                [t.fileno() if isinstance(t, socket.socket) else t for t in theirs])
+                launcher.send_fds(z.ctl, launcher.dumps({**spec, "fds": names}).encode(),
+                                  [t.fileno() if isinstance(t, _socket.socket) else t for t in theirs])
             except OSError:
                 if ready:  # it died since it was made
                     raise OSError(READY_GONE) from None
@@ -369,7 +400,7 @@ class Keeper:
             raise
         finally:
             for t in theirs:  # the container's ends: its process has its own copies now
-                t.close() if isinstance(t, socket.socket) else os.close(t)
+                t.close() if isinstance(t, _socket.socket) else os.close(t)
         box.pid, box.gate, box.start = z.pid, z, start_time(z.pid)
         self.keep(box)
         return {"pid": box.pid, "start": box.start}, []
@@ -389,7 +420,7 @@ class Keeper:
                 z.ctl.send(b"g")
             if not error and box.tty:
                 z.pty.settimeout(5)
-                _msg, got, _f, _a = socket.recv_fds(z.pty, 16, 1, socket.MSG_CMSG_CLOEXEC)
+                _msg, got = launcher.recv_fds(z.pty, 16, 1, _socket.MSG_CMSG_CLOEXEC)
                 if not got:
                     raise OSError("the container's terminal was not received")
                 box.master = got[0]
@@ -453,15 +484,23 @@ class Keeper:
         self.boxes.pop(box.id, None)
         self.close_box(box)
 
-    def take_zygote(self, flags, ready):
+    def take_zygote(self, flags, ready, binds):
         """The process made ready that the daemon named (`ready`, its PID: the daemon has named
-        its network namespace already); else the one being made, if it suits (the daemon has
-        not heard of it), or one made now, with the namespaces wanted."""
+        its network namespace already); else one ready that suits (the daemon's start came
+        before it heard of it), or the one being made, if it suits, or one made now, with the
+        namespaces wanted."""
         if ready:
             z = self.ready.pop(ready, None)
             if z is None:
                 raise OSError(READY_GONE)
             return z
+        for pid, z in self.ready.items():
+            # one the daemon had not heard of yet when it asked (it forgets it now); not for a
+            # bind of a host path, which may be a mount newer than its copy of the host's
+            if z.flags == flags and not binds:
+                del self.ready[pid]
+                self.send({"op": "ready", "pid": pid, "gone": True})
+                return z
         if self.coming is not None and self.coming.flags == flags:
             z = self.zygote_made(advertise=False)
             if z is not None:
@@ -477,7 +516,7 @@ class Keeper:
             except OSError as e:
                 sys.stderr.write(f"keeper: no process made ready: {e}\n")
                 return
-            self.sel.register(self.coming.ctl, selectors.EVENT_READ, "zygote")
+            self.sel.register(self.coming.ctl, "zygote")
 
     def zygote_made(self, advertise=True):
         coming, self.coming = self.coming, None
@@ -496,7 +535,7 @@ class Keeper:
         """Fork the process to be made ready: PID 1 of a PID namespace of its own (we unshare
         one for our next child, then take ours back), it unshares the others and stages the
         common mounts (`launcher.pid1`); it says "staged" on its control socket when done."""
-        ctl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ctl, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         exec_r, exec_w = os.pipe()
         if flags & launcher.CLONE_NEWPID:
             launcher.check(launcher.libc.unshare(launcher.CLONE_NEWPID), "unshare pid")
@@ -559,7 +598,7 @@ class Keeper:
         for fd in fds:
             os.set_blocking(fd, False)
             self.by_fd[fd] = box
-            self.sel.register(fd, selectors.EVENT_READ, "output")
+            self.sel.register(fd, "output")
 
     def op_adopt(self, req, fds):
         """A container whose keeper died: its terminal or pipes (from the daemon's copies)
@@ -575,7 +614,7 @@ class Keeper:
             return {"error": "gone"}, []
         self.keep(box)
         self.by_fd[box.pidfd] = box
-        self.sel.register(box.pidfd, selectors.EVENT_READ, "pidfd")
+        self.sel.register(box.pidfd, "pidfd")
         names, out = self.handout(box) if box.tty else ([], [])
         return {"fds": names}, out
 

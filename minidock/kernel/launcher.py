@@ -33,13 +33,16 @@ Run as a script (`python -I -S launcher.py --exec SPEC_JSON`) it runs an exec in
 a running container. Standard library only: both start in a few milliseconds.
 """
 
+# the keeper imports this module and forks every container from it: only modules that cost
+# little memory (each ready process shares, and partly copies, what they hold). The socket,
+# signal and json modules bring enum and re with them (~1.2 MB): their C parts are used here
+import _json
+import _signal as signal
+import _socket
 import ctypes
 import errno
 import fcntl
-import json
 import os
-import signal
-import socket
 import sys
 import time
 
@@ -63,6 +66,52 @@ libc = ctypes.CDLL(None, use_errno=True)
 libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}[os.uname().machine]
+
+
+class _JsonContext:
+    """What json's C scanner reads of a decoder: json.loads's defaults."""
+
+    strict, object_hook, object_pairs_hook = True, None, None
+    parse_float, parse_int, parse_constant = float, int, float
+
+
+_scan = _json.make_scanner(_JsonContext())
+# json.dumps's defaults: ASCII, ", " and ": ", no circular check (our messages are trees)
+_encode = _json.make_encoder(None, None, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True)
+
+
+def loads(data):
+    """json.loads, by json's own C scanner."""
+    text = data.decode() if isinstance(data, bytes) else data
+    try:
+        obj, end = _scan(text, len(text) - len(text.lstrip()))
+    except StopIteration as e:
+        raise ValueError(f"not JSON (at {e.value})") from None
+    if text[end:].strip():
+        raise ValueError(f"not JSON (extra data at {end})")
+    return obj
+
+
+def dumps(obj):
+    """json.dumps, by json's own C encoder."""
+    return "".join(_encode(obj, 0))
+
+
+def send_fds(sock, data, fds):
+    """socket.send_fds: `data` and the file descriptors `fds` in one message (SCM_RIGHTS)."""
+    rights = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in fds)
+    return sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)] if fds else [])
+
+
+def recv_fds(sock, bufsize, maxfds, flags=0):
+    """socket.recv_fds: a message and the file descriptors that came with it."""
+    data, ancillary, _flags, _addr = sock.recvmsg(bufsize, _socket.CMSG_LEN(maxfds * 4), flags)
+    fds = []
+    for level, kind, cdata in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds += [int.from_bytes(cdata[i:i + 4], sys.byteorder, signed=True)
+                    for i in range(0, len(cdata) - len(cdata) % 4, 4)]
+    return data, fds
 
 
 def check(ret, what):
@@ -263,8 +312,8 @@ def console(spec):
     Runs after pivot_root, where the host's Python library is out of reach:
     everything it uses is imported at the top."""
     master, slave = os.openpty()
-    sock = socket.socket(fileno=spec["pty_socket"])
-    socket.send_fds(sock, [b"pty"], [master])
+    sock = _socket.socket(fileno=spec["pty_socket"])
+    send_fds(sock, b"pty", [master])
     sock.close()
     os.close(master)
     for fd in (0, 1, 2):
@@ -312,7 +361,9 @@ def wait_go(ctl):
 
 PR_SET_NAME = 15
 INIT_NAME = "/sbin/docker-init"
-FORWARDED = [s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD)]
+# signal.Signals's members, less what cannot be caught and what PID 1 keeps for itself
+FORWARDED = sorted({v for k, v in vars(signal).items() if k.startswith("SIG") and not k.startswith("SIG_")}
+                   - {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD})
 
 
 def run_init(path, argv, env, user, tty):
@@ -427,7 +478,7 @@ def stamp(ns):
 def log_entry(data, stream, ns):
     """One json-file line; bytes that are not UTF-8 survive as escaped surrogates."""
     text = data.decode("utf-8", "surrogateescape")
-    return (json.dumps({"log": text, "stream": stream, "time": stamp(ns)}) + "\n").encode("utf-8", "surrogatepass")
+    return (dumps({"log": text, "stream": stream, "time": stamp(ns)}) + "\n").encode("utf-8", "surrogatepass")
 
 
 def namespaces(spec):
@@ -448,7 +499,7 @@ def pid1(ctl, exec_w, flags, stage_dir):
     namespaces, stage the common mounts, say "staged"; then step 2: wait for the container
     (its spec, and its stdio, terminal socket and network namespace as fds named in
     spec["fds"]) and become it. Every failure goes on `exec_w`."""
-    sock = socket.socket(fileno=ctl)
+    sock = _socket.socket(fileno=ctl)
     try:
         check(libc.unshare(flags & ~CLONE_NEWPID), "unshare")
         try:
@@ -456,10 +507,10 @@ def pid1(ctl, exec_w, flags, stage_dir):
         except OSError:
             staged = []  # made per container instead (setup_root)
         sock.send(b"staged")
-        data, fds, _flags, _addr = socket.recv_fds(sock, 1 << 20, 8)
+        data, fds = recv_fds(sock, 1 << 20, 8)
         if not data:
             os._exit(0)  # the keeper let this one go
-        spec = json.loads(data)
+        spec = loads(data)
         got = dict(zip(spec.pop("fds"), fds, strict=True))
         for name, target in (("stdin", 0), ("stdout", 1), ("stderr", 2)):
             os.dup2(got[name], target)
@@ -519,4 +570,4 @@ def enter(spec):
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--exec"]:
-    enter(json.loads(sys.argv[2]))
+    enter(loads(sys.argv[2]))
