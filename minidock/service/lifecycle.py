@@ -106,13 +106,16 @@ class Lifecycle:
         try:
             async with Transaction(passthrough=(process.SpawnError,)) as tx:
                 spec = self._spec(plan)
-                self._write_files(plan)
                 ready = self.procs.claim_ready(spec) if fast else 0
                 if ready:
                     prepared = asyncio.ensure_future(self.procs.prepare(cid, spec, self.log_path(plan.c), rt, ready))
                     tx.on_undo("process", lambda: self._unprepare(cid, prepared, ready))
                     pid = ready
+                    # once the process has the container: it binds these files, their text is
+                    # for its exec (made ahead, they are written in place)
+                    self._write_files(plan)
                 else:
+                    self._write_files(plan)
                     pid = await self._prepare(cid, spec, tx,
                                               self.procs.prepare(cid, spec, self.log_path(plan.c), rt), undo=True)
                 t0 = time.perf_counter()
