@@ -52,7 +52,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # the fork server's point: imported once, before any start. Its JSON and fd passing are ours
 # too: with the json, socket, signal and selectors modules, we and each ready process would
-# hold ~1.2 MB more (enum, re, collections)
+# hold ~1.4 MB more (enum, re, collections)
 import launcher  # noqa: E402
 
 PR_SET_CHILD_SUBREAPER = 36

@@ -35,7 +35,7 @@ a running container. Standard library only: both start in a few milliseconds.
 
 # the keeper imports this module and forks every container from it: only modules that cost
 # little memory (each ready process shares, and partly copies, what they hold). The socket,
-# signal and json modules bring enum and re with them (~1.2 MB): their C parts are used here
+# signal and json modules bring enum and re with them (~1.4 MB): their C parts are used here
 import _json
 import _signal as signal
 import _socket
