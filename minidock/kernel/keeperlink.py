@@ -118,14 +118,14 @@ class Keeper:
         the keeper while the daemon goes on wiring the network), and return the awaitable of its
         answer and the fds that came with it (ours to close)."""
         if self.sock is None:
-            return _raise(KeeperError("the keeper is gone"))
+            return raise_later(KeeperError("the keeper is gone"))
         data = json.dumps(msg).encode()
         try:
             socket.send_fds(self.sock, [data], fds or [])
         except BlockingIOError:
             return self._send_later(data, fds or [])
         except OSError as e:
-            return _raise(KeeperError(f"the keeper is gone: {e}"))
+            return raise_later(KeeperError(f"the keeper is gone: {e}"))
         return self._answer()
 
     async def _send_later(self, data: bytes, fds: list[int]) -> tuple[dict[str, Any], list[int]]:
@@ -195,5 +195,6 @@ class Keeper:
                     os.close(fd)
 
 
-async def _raise(e: Exception) -> Any:
+async def raise_later(e: Exception) -> Any:
+    """An awaitable that raises `e`: the answer of a call that could not be sent."""
     raise e

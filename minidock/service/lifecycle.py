@@ -111,13 +111,12 @@ class Lifecycle:
                     prepared = asyncio.ensure_future(self.procs.prepare(cid, spec, self.log_path(plan.c), rt, ready))
                     tx.on_undo("process", lambda: self._unprepare(cid, prepared, ready))
                     pid = ready
-                    # once the process has the container: it binds these files, their text is
-                    # for its exec (made ahead, they are written in place)
-                    self._write_files(plan)
                 else:
-                    self._write_files(plan)
                     pid = await self._prepare(cid, spec, tx,
                                               self.procs.prepare(cid, spec, self.log_path(plan.c), rt), undo=True)
+                # once the process has the container: it binds these files, their text is for
+                # its exec (made ahead, they are written in place)
+                self._write_files(plan)
                 t0 = time.perf_counter()
                 if plan.mode == "own":
                     try:

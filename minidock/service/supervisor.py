@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..kernel import process
-from ..kernel.keeperlink import READY_GONE, Keeper, KeeperError
+from ..kernel.keeperlink import READY_GONE, Keeper, KeeperError, raise_later
 from .common import watch_fd
 
 log = logging.getLogger("minidock.supervisor")
@@ -164,9 +164,9 @@ class Supervisor:
         return self.ready.pop(0) if self.ready else 0
 
     def _keeper_lost(self) -> None:
-        self.ready.clear()
         """The keeper died: its containers are ours to reap now (we are their subreaper), and
         a new keeper takes over their terminals, pipes and logs from our copies."""
+        self.ready.clear()
         for cid, rt in self.runtime.items():
             if rt.kept:
                 rt.kept = False
@@ -215,7 +215,7 @@ class Supervisor:
         the keeper, and the restart finds it there and stops it (the start is undone)."""
         if self.keeper is None or self.keeper.sock is None:
             self.spawning.discard(cid)
-            return _raise(process.SpawnError("the keeper is not running (it is being restarted: try again)"))
+            return raise_later(process.SpawnError("the keeper is not running (it is being restarted: try again)"))
         # before the request: the exit of a quick command can be read right after `go`'s
         # answer, before the start's coroutine runs again
         self.spawning.add(cid)
@@ -406,6 +406,3 @@ class Supervisor:
         if self.keeper is not None:
             self.keeper.close()
 
-
-async def _raise(e: Exception) -> Any:
-    raise e
