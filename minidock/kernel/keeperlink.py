@@ -57,6 +57,8 @@ class Keeper:
         self.on_exit, self.on_lost, self.on_ready = on_exit, on_lost, on_ready
         self.sock: socket.socket | None = None
         self.waiting: collections.deque[asyncio.Future[tuple[dict[str, Any], list[int]]]] = collections.deque()
+        # requests the socket had no room for yet, each with the future of its answer's awaitable
+        self.outbox: collections.deque[tuple[bytes, list[int], asyncio.Future[Any]]] = collections.deque()
         self.pid = 0
 
     # -- connecting
@@ -103,10 +105,13 @@ class Keeper:
         if self.sock is not None:
             try:
                 asyncio.get_running_loop().remove_reader(self.sock.fileno())
+                asyncio.get_running_loop().remove_writer(self.sock.fileno())
             except RuntimeError:
                 pass
             self.sock.close()
             self.sock = None
+        while self.outbox:
+            self.outbox.popleft()[2].set_exception(KeeperError("the keeper is gone"))
         while self.waiting:
             fut = self.waiting.popleft()
             if not fut.done():
@@ -116,30 +121,47 @@ class Keeper:
     def call(self, msg: dict[str, Any], fds: list[int] | None = None) -> Awaitable[tuple[dict[str, Any], list[int]]]:
         """Send a request now (not when the caller first yields: a start's `prepare` must reach
         the keeper while the daemon goes on wiring the network), and return the awaitable of its
-        answer and the fds that came with it (ours to close)."""
+        answer and the fds that came with it (ours to close). Requests reach the keeper in the
+        order of the calls, a full socket's backlog included: a prepare naming a ready process
+        must not be overtaken by one that lets the keeper pick any."""
         if self.sock is None:
             return raise_later(KeeperError("the keeper is gone"))
         data = json.dumps(msg).encode()
-        try:
-            socket.send_fds(self.sock, [data], fds or [])
-        except BlockingIOError:
-            return self._send_later(data, fds or [])
-        except OSError as e:
-            return raise_later(KeeperError(f"the keeper is gone: {e}"))
-        return self._answer()
+        if not self.outbox:
+            try:
+                socket.send_fds(self.sock, [data], fds or [])
+            except BlockingIOError:
+                pass
+            except OSError as e:
+                return raise_later(KeeperError(f"the keeper is gone: {e}"))
+            else:
+                return self._answer()
+            asyncio.get_running_loop().add_writer(self.sock.fileno(), self._flush)
+        sent: asyncio.Future[Awaitable[tuple[dict[str, Any], list[int]]]] = \
+            asyncio.get_running_loop().create_future()
+        self.outbox.append((data, fds or [], sent))
+        return self._queued(sent)
 
-    async def _send_later(self, data: bytes, fds: list[int]) -> tuple[dict[str, Any], list[int]]:
-        while True:
-            if self.sock is None:
-                raise KeeperError("the keeper is gone")
+    def _flush(self) -> None:
+        """The socket has room: send the backlog, in order."""
+        assert self.sock is not None
+        while self.outbox:
+            data, fds, sent = self.outbox[0]
             try:
                 socket.send_fds(self.sock, [data], fds)
-                break
             except BlockingIOError:
-                await asyncio.sleep(0.001)
+                return
             except OSError as e:
-                raise KeeperError(f"the keeper is gone: {e}") from None
-        return await self._answer()
+                self.outbox.popleft()
+                sent.set_exception(KeeperError(f"the keeper is gone: {e}"))
+                continue
+            self.outbox.popleft()
+            sent.set_result(self._answer())
+        asyncio.get_running_loop().remove_writer(self.sock.fileno())
+
+    @staticmethod
+    async def _queued(sent: asyncio.Future[Awaitable[tuple[dict[str, Any], list[int]]]]) -> tuple[dict[str, Any], list[int]]:
+        return await (await sent)
 
     def _answer(self) -> Awaitable[tuple[dict[str, Any], list[int]]]:
         fut: asyncio.Future[tuple[dict[str, Any], list[int]]] = asyncio.get_running_loop().create_future()

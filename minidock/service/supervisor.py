@@ -104,6 +104,9 @@ class Supervisor:
         self.spawning: set[str] = set()  # spawned, the start not yet recorded nor undone
         self.recovering: asyncio.Task[None] | None = None
         self.ready: list[int] = []  # the processes the keeper has made ready for the next starts
+        # prepares sent without a ready process, not yet answered: the keeper may give one of
+        # them a process it made ready whose advert we have not read yet (see claim_ready)
+        self.unnamed = 0
 
     # -- the keeper
     async def open(self) -> None:
@@ -157,8 +160,12 @@ class Supervisor:
         """The PID of the process the keeper has made ready, taken for this start if it suits
         it (a network namespace of its own, PID and UTS ones too, and no bind of a host path:
         its copy of the host's mounts is as old as it is, and a path bound may be a mount
-        made since); 0 if not."""
-        if not spec["new_netns"] or spec["share_pid"] or spec["share_uts"] or \
+        made since); 0 if not.
+
+        0 while a prepare sent without one is unanswered: the keeper may have given it the
+        process we last heard of (its "gone" comes before that answer, and we may not have read
+        it), and two starts would wire their networks into one namespace."""
+        if self.unnamed or not spec["new_netns"] or spec["share_pid"] or spec["share_uts"] or \
                 any(m["type"] == "bind" for m in spec["mounts"]):
             return 0
         return self.ready.pop(0) if self.ready else 0
@@ -220,7 +227,14 @@ class Supervisor:
         # answer, before the start's coroutine runs again
         self.spawning.add(cid)
         answer = self.keeper.call({"op": "prepare", "id": cid, "spec": spec, "log": log_path, "ready": ready})
+        if not ready:  # counted until its answer is read, awaited or not
+            self.unnamed += 1
+            answer = asyncio.ensure_future(answer)
+            answer.add_done_callback(self._answered)
         return self._prepared(cid, rt, answer)
+
+    def _answered(self, _answer: asyncio.Future[tuple[dict[str, Any], list[int]]]) -> None:
+        self.unnamed -= 1
 
     async def _prepared(self, cid: str, rt: Runtime, answer: Awaitable[tuple[dict[str, Any], list[int]]]) -> int:
         try:
