@@ -204,6 +204,8 @@ class Netlink:
         except NetlinkError as e:
             if e.code != errno.EEXIST:
                 raise
+            if self.raw.index(host_name) is None:  # the name taken is the peer's, in the namespace
+                raise NetlinkError(errno.EEXIST, f"{peer_name} exists already in the container's namespace") from None
             # made by an earlier, interrupted attempt (maybe not yet a port): finish it
             self._do(rtnl.link_set(host_name, master=master))
         # Before it is up: a bridge port needs no IPv6, and an IPv6-enabled host end costs every

@@ -174,6 +174,27 @@ def test_delete_link(ns: str, ns2: str) -> None:
     assert link_names(ns2) == ["lo"]  # a veth takes its peer with it
 
 
+def test_veth_whose_peer_name_is_taken_in_the_namespace_says_so(ns: str, ns2: str) -> None:
+    """Two starts wired into one namespace (a race once lost): the second's peer name is
+    taken there; the error says so, and nothing is left on the host's side."""
+    sh("ip", "-n", ns2, "link", "add", "eth0", "type", "veth", "peer", "name", "other0")
+
+    async def run() -> str:
+        async with await Netlink.open() as nl:
+            br = await nl.ensure_bridge("mdk-br0", 1500, "a", MAC)
+            fd = os.open(netns.path(ns2), os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                await nl.add_veth("vethmdk4", "eth0", fd, 1500, br, "c")
+            except NetlinkError as e:
+                return str(e)
+            finally:
+                os.close(fd)
+            return ""
+
+    assert "eth0 exists already in the container's namespace" in inside(ns, run)
+    assert link_names(ns) == ["lo", "mdk-br0"]
+
+
 def test_attach_port_puts_a_veth_back(ns: str, ns2: str) -> None:
     async def run() -> tuple[int, int]:
         async with await Netlink.open() as nl:
