@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import select
 import socket
 import struct
 import sys
@@ -60,9 +61,32 @@ class Client:
         self.path = socket_path(host)
         self.explain = explain
         self.prefix = f"/v{api_version}"  # another engine (the bench's dockerd) may speak an older one
+        self._idle: UnixHTTPConnection | None = None
 
-    def _conn(self) -> UnixHTTPConnection:
-        return UnixHTTPConnection(self.path)
+    def _conn(self) -> tuple[UnixHTTPConnection, bool]:
+        """The connection the last whole answer left open (HTTP keep-alive, as Docker's clients
+        do: `run` makes several requests), unless the daemon has closed it since; else a new one
+        (and whether it was kept). Taken, not shared: a second thread asking meanwhile gets a
+        connection of its own."""
+        conn, self._idle = self._idle, None
+        if conn is not None and conn.sock is not None:
+            readable, _, _ = select.select([conn.sock], [], [], 0)
+            if not readable:  # an idle connection the daemon wrote to or closed is stale
+                return conn, True
+            conn.close()
+        return UnixHTTPConnection(self.path), False
+
+    def _done(self, conn: UnixHTTPConnection, resp: http.client.HTTPResponse) -> None:
+        """The answer was read whole: keep its connection for the next request, if it may be."""
+        if resp.will_close or self._idle is not None:
+            conn.close()
+        else:
+            self._idle = conn
+
+    def close(self) -> None:
+        conn, self._idle = self._idle, None
+        if conn is not None:
+            conn.close()
 
     def _send(self, method: str, path: str, query: dict[str, Any] | None, body: Any,
               headers: dict[str, str] | None = None,
@@ -76,9 +100,17 @@ class Client:
         hdrs.update(headers or {})
         if self.explain:
             hdrs[explain.EXPLAIN_HEADER] = "1"
-        conn = self._conn()
+        conn, kept = self._conn()
         try:
-            conn.request(method, url, body=data, headers=hdrs)
+            try:
+                conn.request(method, url, body=data, headers=hdrs)
+            except (BrokenPipeError, ConnectionResetError):
+                if not kept:
+                    raise
+                # a kept connection the daemon closed as we wrote: it read nothing, ask anew
+                conn.close()
+                conn = UnixHTTPConnection(self.path)
+                conn.request(method, url, body=data, headers=hdrs)
         except (FileNotFoundError, ConnectionRefusedError):
             raise DaemonError(
                 0, f"Cannot connect to the minidock daemon at unix://{self.path}. "
@@ -94,8 +126,10 @@ class Client:
         conn, resp = self._send(method, path, query, body)
         try:
             raw = resp.read()
-        finally:
+        except BaseException:
             conn.close()
+            raise
+        self._done(conn, resp)
         self._print_explanation(resp)
         data: Any = None
         if raw and resp.getheader("Content-Type", "").startswith("application/json"):
@@ -112,8 +146,10 @@ class Client:
         conn, resp = self._send("PUT", path, query, None, {"Content-Type": "application/x-tar"}, data)
         try:
             raw = resp.read()
-        finally:
+        except BaseException:
             conn.close()
+            raise
+        self._done(conn, resp)
         if resp.status >= 400:
             try:
                 msg = json.loads(raw).get("message", "")
@@ -126,8 +162,10 @@ class Client:
         conn, resp = self._send("HEAD", path, query, None)
         try:
             resp.read()
-        finally:
+        except BaseException:
             conn.close()
+            raise
+        self._done(conn, resp)
         if resp.status >= 400:
             raise DaemonError(resp.status, "")
         return {k.lower(): v for k, v in resp.getheaders()}
