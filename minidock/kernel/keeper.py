@@ -502,6 +502,10 @@ class Keeper:
                 self.send({"op": "ready", "pid": pid, "gone": True})
                 return z
         if self.coming is not None and self.coming.flags == flags:
+            try:  # a start waits for it now: no longer work done ahead
+                os.setpriority(os.PRIO_PROCESS, self.coming.pid, os.getpriority(os.PRIO_PROCESS, 0))
+            except ProcessLookupError:
+                pass  # it died: zygote_made says why
             z = self.zygote_made(advertise=False)
             if z is not None:
                 return z
@@ -512,7 +516,7 @@ class Keeper:
         daemon waits), until READY are; the daemon hears of each (`ready`) once it is made."""
         if len(self.ready) < READY and self.coming is None:
             try:
-                self.coming = self.spawn_zygote(READY_FLAGS)
+                self.coming = self.spawn_zygote(READY_FLAGS, background=True)
             except OSError as e:
                 sys.stderr.write(f"keeper: no process made ready: {e}\n")
                 return
@@ -531,7 +535,7 @@ class Keeper:
             self.send({"op": "ready", "pid": z.pid})
         return z
 
-    def spawn_zygote(self, flags):
+    def spawn_zygote(self, flags, background=False):
         """Fork the process to be made ready: PID 1 of a PID namespace of its own (we unshare
         one for our next child, then take ours back), it unshares the others and stages the
         common mounts (`launcher.pid1`); it says "staged" on its control socket when done."""
@@ -558,7 +562,7 @@ class Keeper:
                     low = fd + 1
                 os.closerange(low, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
                 gc.disable()  # a collection would write to (copy) every page it shares with us
-                launcher.pid1(theirs.fileno(), exec_w, flags, self.stage)
+                launcher.pid1(theirs.fileno(), exec_w, flags, self.stage, background)
             finally:
                 os._exit(127)
         theirs.close()

@@ -17,10 +17,13 @@ creates) the directory is made on the spot, as before.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import secrets
 import shutil
+
+from ..kernel import process
 
 log = logging.getLogger("minidock.spares")
 
@@ -44,6 +47,9 @@ class Spares:
         self.dir = containers_dir
         self.ready: list[str] = []
         self.filling: asyncio.Future[str] | None = None
+        # one thread of its own, at a low CPU priority: a spare is made while a start runs,
+        # and on a 2-CPU machine it took the CPU the start's client and process wanted
+        self.worker = concurrent.futures.ThreadPoolExecutor(1, "spares", initializer=process.in_background)
 
     def open(self) -> None:
         """Take the spares a previous run left; half-made ones go."""
@@ -72,7 +78,7 @@ class Spares:
         if self.filling is not None or len(self.ready) >= KEEP:
             return
         loop = asyncio.get_running_loop()
-        self.filling = loop.run_in_executor(None, self._make_one)
+        self.filling = loop.run_in_executor(self.worker, self._make_one)
         self.filling.add_done_callback(self._made)
 
     def _make_one(self) -> str:
