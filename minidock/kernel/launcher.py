@@ -520,9 +520,10 @@ def pid1(ctl, exec_w, flags, stage_dir, in_background=False):
             staged = stage(stage_dir, flags)
         except OSError:
             staged = []  # made per container instead (setup_root)
+        # staged: from here it waits, and its container's start wakes it, on that start's path
+        os.setpriority(os.PRIO_PROCESS, 0, own_nice)
         sock.send(b"staged")
         data, fds = recv_fds(sock, 1 << 20, 8)
-        os.setpriority(os.PRIO_PROCESS, 0, own_nice)  # a container now: on a start's path
         if not data:
             os._exit(0)  # the keeper let this one go
         spec = loads(data)

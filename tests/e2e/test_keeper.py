@@ -210,6 +210,8 @@ def test_ready_processes_become_containers_and_dead_ones_are_replaced(fresh: San
     pid_a = int(state(sb, "a").split()[2])
     assert pid_a in ready, (pid_a, ready)  # the container is a ready process, its namespace named md-a
     assert sb.host("ip", "netns", "identify", str(pid_a)).out.strip() == "md-a"
+    # made ready at a low CPU priority (work done ahead), it runs the container at the daemon's
+    assert os.getpriority(os.PRIO_PROCESS, pid_a) == os.getpriority(os.PRIO_PROCESS, sb.proc.pid)
     # ready processes killed from outside: starts go on, the keeper makes new ones
     for pid in ready_processes(sb):
         os.kill(pid, signal.SIGKILL)
