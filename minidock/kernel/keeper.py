@@ -300,8 +300,8 @@ class Keeper:
         self.send(reply, out)
         for fd in out:
             os.close(fd)
-        if req.get("op") in ("go", "start"):
-            self.refill()  # while the daemon records the start: off its path
+        if req.get("op") in ("go", "start", "cancel"):
+            self.refill()  # while the daemon records (or undoes) the start: off its path
 
     def op_hello(self, _req, _fds):
         boxes = [{"id": b.id, "pid": b.pid, "start": b.start, "tty": b.tty, "adopted": b.adopted}

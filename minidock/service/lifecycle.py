@@ -20,6 +20,7 @@ import shutil
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import Conflict, InvalidParameter, no_such_container
@@ -54,6 +55,16 @@ async def _no_gateway_bridge() -> None:
     raise RuntimeError("no gateway bridge maker wired")
 
 
+@dataclass
+class Early:
+    """A container handed to the process made ready before its start was planned."""
+
+    pid: int
+    spec: dict[str, Any]
+    rt: Runtime
+    prepared: asyncio.Future[int]
+
+
 class Lifecycle:
     def __init__(self, core: Core) -> None:
         self.core = core
@@ -86,6 +97,11 @@ class Lifecycle:
                 self.procs.attempt_over(cid)
 
     async def _start(self, cid: str, fast: bool) -> None:
+        # the process first: it sets up its root filesystem while the network is wired in the
+        # namespace it made, and execs only when that is done (`go`). The keeper has one made
+        # ready, whose PID we know: it takes the container before the start is even planned
+        # (its root is the slower half), and its network is wired while it sets that up
+        early = self._hand_early(cid) if fast else None
         try:
             try:
                 plan = planner.plan_start(self.core, cid)
@@ -93,22 +109,25 @@ class Lifecycle:
                 await self.gateway_bridge()
                 plan = planner.plan_start(self.core, cid)
         except BaseException:
+            await self._let_go(cid, early)
             self.procs.start_failed(cid)
             raise
         if plan is None:
+            await self._let_go(cid, early)
             return
-        rt = Runtime()
+        rt = early.rt if early is not None else Runtime()
         sb: sandbox.SandboxHandle | None = None
-        # the process first: it sets up its root filesystem while the network is wired in the
-        # namespace it made, and execs only when that is done (`go`). The keeper has one made
-        # ready, whose PID we know: its network is wired while it takes the container
         prepared: asyncio.Future[int] | None = None
         try:
             async with Transaction(passthrough=(process.SpawnError,)) as tx:
                 spec = self._spec(plan)
-                ready = self.procs.claim_ready(spec) if fast else 0
+                if early is not None and early.spec != spec:  # planned otherwise: not that process
+                    await self._let_go(cid, early)
+                    early, rt = None, Runtime()
+                ready = early.pid if early is not None else self.procs.claim_ready(spec) if fast else 0
                 if ready:
-                    prepared = asyncio.ensure_future(self.procs.prepare(cid, spec, self.log_path(plan.c), rt, ready))
+                    prepared = early.prepared if early is not None else asyncio.ensure_future(
+                        self.procs.prepare(cid, spec, self.log_path(plan.c), rt, ready))
                     tx.on_undo("process", lambda: self._unprepare(cid, prepared, ready))
                     pid = ready
                 else:
@@ -276,6 +295,33 @@ class Lifecycle:
         c.state.error, c.state.exit_code = msg, 127 if "not found" in msg else 128
         c.netns = ""
         self.core.store.containers.put(c)
+
+    def _hand_early(self, cid: str) -> Early | None:
+        """The container to the process made ready, now, before its start is planned: for a
+        container of a namespace of its own, whose process's spec does not depend on the plan
+        (the start checks that it did not)."""
+        try:
+            c = self.core.container(cid)
+            if c.running or planner.mode_of(self.core, c) != "own":
+                return None
+        except Exception:  # noqa: BLE001 - the plan says what is wrong, as ever
+            return None
+        spec = self._spec(StartPlan(c, "own"))
+        pid = self.procs.claim_ready(spec)
+        if not pid:
+            return None
+        rt = Runtime()
+        return Early(pid, spec, rt, asyncio.ensure_future(self.procs.prepare(cid, spec, self.log_path(c), rt, pid)))
+
+    async def _let_go(self, cid: str, early: Early | None) -> None:
+        """Undo a hand-over made before the plan, which the start does not go on with."""
+        if early is None:
+            return
+        try:
+            await self._unprepare(cid, early.prepared, early.pid)
+        finally:
+            early.rt.close()
+            self.procs.spawn_over(cid)
 
     async def _unprepare(self, cid: str, prepared: asyncio.Future[int], pid: int) -> None:
         """Undo the `prepare` of a process made ready, once the keeper has it as ours."""

@@ -243,3 +243,26 @@ def test_a_start_undone_after_its_process_was_handed_the_container_can_be_tried_
     sb.cli("run", "-d", "--name", "pinger", "busybox", "sleep", "600")
     ip = sb.inspect(name, "{{.NetworkSettings.IPAddress}}")
     assert "1 packets received" in sb.cli("exec", "pinger", "ping", "-c", "1", "-W", "2", ip).out
+
+
+def test_a_start_whose_plan_fails_lets_go_of_the_process_it_handed_the_container(fresh: Sandbox) -> None:
+    """The process made ready takes the container before its start is planned; a plan that then
+    fails (the network has no address left) lets that process go: the container stays created,
+    the keeper makes another ready, and the next start runs and answers a ping."""
+    sb = fresh
+    sb.cli("network", "create", "--subnet", "10.55.0.0/30", "plannet")  # one address besides the gateway
+    sb.cli("create", "--name", "late", "--network", "plannet", "busybox", "sleep", "600")
+    sb.cli("run", "-d", "--name", "holder", "--network", "plannet", "busybox", "sleep", "600")
+    wait_for(lambda: len(ready_processes(sb)) == 1, 10, "a process made ready")
+    handed = ready_processes(sb)
+    r = sb.cli("start", "late", check=False)
+    assert r.code != 0 and "no available IPv4 addresses on network plannet" in r.err, r
+    assert state(sb, "late") == "created 0 0"
+    wait_for(lambda: len(ready_processes(sb)) == 1 and not ready_processes(sb) & handed, 10,
+             "the process handed the container gone, another made ready")
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in handed)
+    sb.cli("rm", "-f", "holder")
+    sb.cli("start", "late")
+    assert "1 packets received" in sb.cli("exec", "late", "ping", "-c", "1", "-W", "2", "10.55.0.1").out
+    sb.cli("rm", "-f", "late")
+    sb.cli("network", "rm", "plannet")
