@@ -496,11 +496,11 @@ def namespaces(spec):
 BACKGROUND_NICE = 10  # the nice of work done ahead for later starts; process.BACKGROUND_NICE
 
 
-def background(tid=0):
-    """Lower the CPU priority of this process (or thread `tid`) to BACKGROUND_NICE; returns
-    the nice it had, to go back to (as root, we may)."""
-    own = os.getpriority(os.PRIO_PROCESS, tid)
-    os.setpriority(os.PRIO_PROCESS, tid, max(own, BACKGROUND_NICE))
+def background():
+    """Lower this process's CPU priority to BACKGROUND_NICE; returns the nice it had, to go
+    back to (as root, we may)."""
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    os.setpriority(os.PRIO_PROCESS, 0, max(own, BACKGROUND_NICE))
     return own
 
 

@@ -99,22 +99,29 @@ class Lifecycle:
     async def _start(self, cid: str, fast: bool) -> None:
         # the process first: it sets up its root filesystem while the network is wired in the
         # namespace it made, and execs only when that is done (`go`). The keeper has one made
-        # ready, whose PID we know: it takes the container before the start is even planned
-        # (its root is the slower half), and its network is wired while it sets that up
-        early = self._hand_early(cid) if fast else None
+        # ready, whose PID we know: it takes the container as soon as the plan has read it,
+        # before its endpoints are planned (its root is the slower half), and its network is
+        # wired while it sets that up
+        handed: list[Early] = []
+
+        def hand(c: Container) -> None:
+            early = self._hand_early(c) if fast and not handed else None
+            if early is not None:
+                handed.append(early)
+
         try:
             try:
-                plan = planner.plan_start(self.core, cid)
+                plan = planner.plan_start(self.core, cid, hand)
             except planner.NeedsGatewayBridge:
                 await self.gateway_bridge()
-                plan = planner.plan_start(self.core, cid)
+                plan = planner.plan_start(self.core, cid, hand)
         except BaseException:
-            await self._let_go(cid, early)
+            await self._let_go(cid, next(iter(handed), None))
             self.procs.start_failed(cid)
             raise
-        if plan is None:
-            await self._let_go(cid, early)
+        if plan is None:  # running already (nothing was handed over)
             return
+        early = next(iter(handed), None)
         rt = early.rt if early is not None else Runtime()
         sb: sandbox.SandboxHandle | None = None
         prepared: asyncio.Future[int] | None = None
@@ -296,22 +303,19 @@ class Lifecycle:
         c.netns = ""
         self.core.store.containers.put(c)
 
-    def _hand_early(self, cid: str) -> Early | None:
-        """The container to the process made ready, now, before its start is planned: for a
-        container of a namespace of its own, whose process's spec does not depend on the plan
-        (the start checks that it did not)."""
+    def _hand_early(self, c: Container) -> Early | None:
+        """Container `c` (of a namespace of its own, as the plan has just read it) to the
+        process made ready, now, before the rest of its start is planned: its process's spec
+        does not depend on the plan (the start checks that it did not)."""
         try:
-            c = self.core.container(cid)
-            if c.running or planner.mode_of(self.core, c) != "own":
-                return None
+            spec = self._spec(StartPlan(c, "own"))
         except Exception:  # noqa: BLE001 - the plan says what is wrong, as ever
             return None
-        spec = self._spec(StartPlan(c, "own"))
         pid = self.procs.claim_ready(spec)
         if not pid:
             return None
         rt = Runtime()
-        return Early(pid, spec, rt, asyncio.ensure_future(self.procs.prepare(cid, spec, self.log_path(c), rt, pid)))
+        return Early(pid, spec, rt, asyncio.ensure_future(self.procs.prepare(c.id, spec, self.log_path(c), rt, pid)))
 
     async def _let_go(self, cid: str, early: Early | None) -> None:
         """Undo a hand-over made before the plan, which the start does not go on with."""
@@ -319,6 +323,8 @@ class Lifecycle:
             return
         try:
             await self._unprepare(cid, early.prepared, early.pid)
+        except Exception as e:  # noqa: BLE001 - the start's own outcome is the one to report
+            log.warning("%s: the process handed the container before its plan: %s", cid[:12], e)
         finally:
             early.rt.close()
             self.procs.spawn_over(cid)

@@ -12,6 +12,7 @@ it writes the store once, at the end.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .. import dnsstub, ipam
@@ -51,11 +52,12 @@ class StartPlan:
         return next((ep for ep in self.endpoints if ep.gateway_endpoint), self.primary)
 
 
-def plan_start(core: Core, cid: str) -> StartPlan | None:
-    """Read the store once and plan the start of container `cid`; None if it runs already."""
+def plan_start(core: Core, cid: str, own: Callable[[Container], None] | None = None) -> StartPlan | None:
+    """Read the store once and plan the start of container `cid`; None if it runs already.
+    `own(c)` is told first, before the endpoints are planned, if it gets a namespace of its own."""
     try:
         with core.store.reading():
-            return _plan(core, cid)
+            return _plan(core, cid, own)
     except BaseException:
         release(core, cid)
         raise
@@ -79,7 +81,7 @@ def _mode_network(core: Core, c: Container) -> Network:
     return core.network(next(iter(c.networks))) if c.networks else core.network("none")
 
 
-def _plan(core: Core, cid: str) -> StartPlan | None:
+def _plan(core: Core, cid: str, own: Callable[[Container], None] | None) -> StartPlan | None:
     c = core.container(cid)
     if c.running:
         return None
@@ -97,6 +99,8 @@ def _plan(core: Core, cid: str) -> StartPlan | None:
         plan = StartPlan(c, "host", nets={mode_net.id: mode_net})  # no endpoint: its network, for the events
         _files(core, plan)
         return plan
+    if own is not None:
+        own(c)
     plan = StartPlan(c, "own", ns_name=namespace_of(c))
     c.netns = plan.ns_name
     for index, attachment in enumerate(c.networks.values()):
