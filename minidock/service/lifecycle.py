@@ -57,7 +57,7 @@ async def _no_gateway_bridge() -> None:
 
 @dataclass
 class Early:
-    """A container handed to the process made ready before its start was planned."""
+    """A container handed to the process made ready as soon as its start's plan had read it."""
 
     pid: int
     spec: dict[str, Any]

@@ -69,24 +69,12 @@ def release(core: Core, cid: str) -> None:
     core.holds.pending.pop(cid, None)
 
 
-def mode_of(core: Core, c: Container) -> str:
-    """The plan's mode for `c`: "joined", "host" (its network's driver makes no namespace) or "own"."""
-    if c.joined:
-        return "joined"
-    return "own" if core.driver(_mode_network(core, c)).own_namespace else "host"
-
-
-def _mode_network(core: Core, c: Container) -> Network:
-    """The network whose driver says whether `c` gets a namespace of its own (its first)."""
-    return core.network(next(iter(c.networks))) if c.networks else core.network("none")
-
-
 def _plan(core: Core, cid: str, own: Callable[[Container], None] | None) -> StartPlan | None:
     c = core.container(cid)
     if c.running:
         return None
-    mode = mode_of(core, c)
-    if mode == "joined":
+    mode_net = core.network(next(iter(c.networks))) if c.networks else core.network("none")
+    if c.joined:
         owner = core.container(c.joined)
         if not owner.running or not owner.netns:
             raise Conflict(f"cannot join network of a non running container: {owner.id}")
@@ -94,8 +82,7 @@ def _plan(core: Core, cid: str, own: Callable[[Container], None] | None) -> Star
         c.config["Hostname"] = owner.config["Hostname"]
         c.config["Domainname"] = owner.config["Domainname"]
         return StartPlan(c, "joined", owner=owner)
-    if mode == "host":
-        mode_net = _mode_network(core, c)
+    if not core.driver(mode_net).own_namespace:
         plan = StartPlan(c, "host", nets={mode_net.id: mode_net})  # no endpoint: its network, for the events
         _files(core, plan)
         return plan
