@@ -384,6 +384,7 @@ class Container:
     ports: list[PortBinding] = field(default_factory=list)  # held while it runs
     mounts: list[MountPoint] = field(default_factory=list)  # resolved at create, mounted at each start
     image_id: str = ""  # sha256:… of the image record at create
+    layer: str = ""  # its writable layer's id (<root>/layers/<layer>); "": in its own directory
 
     @property
     def hostname(self) -> str:
@@ -416,6 +417,7 @@ class Container:
             "ports": [p.to_dict() for p in self.ports], "image_id": self.image_id,
             **({"mounts": [m.to_json() for m in self.mounts]} if self.mounts else {}),
             **({"manually_stopped": True} if self.manually_stopped else {}),
+            **({"layer": self.layer} if self.layer else {}),
         }
 
     @staticmethod
@@ -428,5 +430,6 @@ class Container:
             state=State.from_json(d.get("state") or {}), netns=d.get("netns") or "",
             restart_count=d.get("restart_count", 0), manually_stopped=bool(d.get("manually_stopped")),
             ports=[PortBinding.from_dict(p) for p in d.get("ports") or []], image_id=d.get("image_id", ""),
+            layer=d.get("layer", ""),
             mounts=[MountPoint.from_json(m) for m in d.get("mounts") or []],
         )

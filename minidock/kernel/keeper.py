@@ -26,8 +26,9 @@ goes away.
 
 Requests, each answered in order with {"ok": true, ...} or {"ok": false, "error"}:
   hello                       -> boxes [{id, pid, start, tty, adopted}], exited [{id, pid, code}]
-  prepare {id, spec, log, ready?} -> pid, start: the process, stopped at the gate before exec
-                                 (`ready`: the PID of the process made ready, taken)
+  prepare {id, spec, log, ready?, root?} -> pid, start: the process, stopped at the gate before exec
+                                 (`ready`: the PID of the process made ready, taken; `root`:
+                                 its root filesystem comes with it, mounted ahead, as an fd)
   go     {id}                 -> pid, start (+ fds, named in "fds"): it execs the command
   start  {id, spec, log}      -> the same as prepare and go at once
   cancel {id}                 -> cancelled: a prepared start undone (its process killed)
@@ -353,14 +354,25 @@ class Keeper:
         self.op_prepare(req, fds)
         return self.op_go(req, [])
 
-    def op_prepare(self, req, _fds):
-        """Hand the container to a ready process; it sets up the root and stops at the gate."""
+    def op_prepare(self, req, fds):
+        """Hand the container to a ready process; it sets up the root and stops at the gate.
+        With `root`, the one fd that came with the request is the container's root filesystem,
+        mounted ahead by the daemon (nowhere yet): the process attaches it."""
         cid, spec = req["id"], req["spec"]
-        if cid in self.boxes:
-            return {"error": f"container {cid} is already running"}, []
-        box = Box(cid, 0, 0, bool(spec.get("tty")), os.open(
-            req["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600))
-        theirs, names, z = [], [], None
+        theirs, names = (fds[:1], ["root"]) if req.get("root") and fds else ([], [])
+        for fd in fds[len(theirs):]:
+            os.close(fd)
+        fds.clear()  # ours now: a failure must not see them closed twice (on_request)
+        try:
+            if cid in self.boxes:
+                raise OSError(f"container {cid} is already running")
+            box = Box(cid, 0, 0, bool(spec.get("tty")), os.open(
+                req["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        except OSError as e:
+            for fd in theirs:
+                os.close(fd)
+            return {"error": str(e)}, []
+        z = None
         try:
             if box.tty:
                 pty, pty_child = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)

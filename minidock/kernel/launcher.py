@@ -66,6 +66,7 @@ libc = ctypes.CDLL(None, use_errno=True)
 libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}[os.uname().machine]
+SYS_MOVE_MOUNT, AT_FDCWD, MOVE_MOUNT_F_EMPTY_PATH = 429, -100, 4  # the same on both
 
 
 class _JsonContext:
@@ -196,9 +197,10 @@ def setup_root(spec):
     staged = spec.get("staged") or []
     if not staged:
         mount(None, "/", None, MS_REC | MS_PRIVATE)
-    if spec.get("lower"):
-        opts = f"lowerdir={spec['lower']},upperdir={spec['upper']},workdir={spec['work']}"
-        mount("overlay", root, "overlay", 0, opts)
+    if spec.get("root_fd") is not None:  # the daemon mounted it ahead: attached here
+        attach_root(spec.pop("root_fd"), spec)
+    elif spec.get("lower"):
+        mount_overlay(spec)
     else:
         mount(spec["rootfs"], root, None, MS_BIND | MS_REC)
     for d in ("proc", "dev", "sys", "tmp", "etc"):
@@ -223,6 +225,25 @@ def setup_root(spec):
     check(libc.syscall(SYS_PIVOT_ROOT, b".", b"."), "pivot_root")
     check(libc.umount2(b".", MNT_DETACH), "umount old root")
     os.chdir("/")
+
+
+def mount_overlay(spec):
+    opts = f"lowerdir={spec['lower']},upperdir={spec['upper']},workdir={spec['work']}"
+    mount("overlay", spec["merged"], "overlay", 0, opts)
+
+
+def attach_root(fd, spec):
+    """The overlay the daemon mounted ahead, nowhere yet (its fd): attached at the root's place,
+    as `mount` would have put it (move_mount); if that fails, it goes and the overlay is
+    mounted here (one overlay at a time on the container's upper/)."""
+    try:
+        check(libc.syscall(SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, b(spec["merged"]), MOVE_MOUNT_F_EMPTY_PATH),
+              "move_mount")
+    except OSError:
+        os.close(fd)
+        mount_overlay(spec)
+    else:
+        os.close(fd)
 
 
 def in_root(root, path):
@@ -534,7 +555,7 @@ def pid1(ctl, exec_w, flags, stage_dir, in_background=False):
         if "netns" in got:
             check(libc.setns(got["netns"], CLONE_NEWNET), "setns net")
             os.close(got["netns"])
-        spec.update(pty_socket=got.get("pty"), go=sock, staged=staged, stage=stage_dir)
+        spec.update(pty_socket=got.get("pty"), go=sock, staged=staged, stage=stage_dir, root_fd=got.get("root"))
         child(spec)
     except BaseException as e:  # noqa: BLE001 - everything must reach the daemon
         msg = e.strerror if isinstance(e, OSError) and e.filename is None and e.strerror else str(e)

@@ -60,7 +60,9 @@ def _view(core: Core, c: Container, writable: bool = False, bare: bool = False) 
     # a process that has just exited (its exit not handled yet) has no mount namespace left
     if c.running and process.alive(c.state.pid, c.state.start_time):
         return View.live(c.state.pid, bare=bare)
-    d = core.dir(c.id)
+    d = core.layer_dir(c)
+    if c.layer:
+        core.spares.unmount(c.layer)  # one overlay at a time on its upper/
     return View.stopped(c.lower, os.path.join(d, "upper"), os.path.join(d, "work"), os.path.join(d, "merged"),
                         writable, [] if bare else _layer_binds(core, c))
 
@@ -131,7 +133,7 @@ class ContainerFiles:
     def changes(self, ref: str) -> list[dict[str, Any]]:
         """Docker's ContainerChanges: Kind 0 modified, 1 added, 2 deleted, in walk order."""
         c = self.core.container(ref)
-        return list(walk_changes(os.path.join(self.core.dir(c.id), "upper"), c.lower))
+        return list(walk_changes(os.path.join(self.core.layer_dir(c), "upper"), c.lower))
 
     async def commit(self, ref: str, repo: str, tag: str, config: dict[str, Any], changes: list[str],
                      comment: str, author: str, pause: bool) -> str:

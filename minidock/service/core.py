@@ -59,7 +59,7 @@ class Core:
 
     def __post_init__(self) -> None:
         if self.spares is None:
-            self.spares = Spares(os.path.join(self.root, "containers"))
+            self.spares = Spares(self.root)
 
     def network(self, ref: str) -> Network:
         net = self.store.networks.find(ref)
@@ -82,6 +82,11 @@ class Core:
 
     def dir(self, cid: str) -> str:
         return os.path.join(self.root, "containers", cid)
+
+    def layer_dir(self, c: Container) -> str:
+        """Where container `c`'s writable layer is (upper/, work/, merged/): layers/<its layer>,
+        or its own directory for one made before layers were apart."""
+        return self.spares.layer_dir(c.layer) if c.layer else self.dir(c.id)
 
     def nets_by_id(self) -> dict[str, Network]:
         return {n.id: n for n in self.store.networks.view()}

@@ -114,7 +114,7 @@ async def create_container(core: Core, name: str | None, body: dict[str, Any]) -
                 "You have to remove (or rename) that container to be able to reuse that name.")
         made = mounts.make_volumes(core.volumes, wanted)
         try:
-            core.spares.take(core.dir(cid))
+            c.layer = core.spares.take(core.dir(cid), c.lower)
             core.store.containers.put(c)
         except BaseException:
             for vname in made:

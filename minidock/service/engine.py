@@ -25,10 +25,11 @@ Per container, at run time:
     /run/netns/md-<name>  ── network namespace (lo, eth0 → veth on a bridge)
     <root>/containers/<id>/
         hosts resolv.conf hostname   bound over /etc/… inside the container
-        upper/ work/ merged/         the overlay over the image's root
-    <root>/containers/.spare-<hex>/  two such directories, made ahead (spares.py)
-    <root>/volumes/<name>/_data      a volume's data, bound where containers mount it
         container.log                everything the container printed, as Docker's json-file lines
+    <root>/layers/<layer>/
+        upper/ work/ merged/         its writable layer: the overlay over the image's root
+    <root>/containers/.spare-<layer>/  two such, with their layers, made ahead (spares.py)
+    <root>/volumes/<name>/_data      a volume's data, bound where containers mount it
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ class Engine:
             await self.core.cluster.close()
         self.core.dns.close()
         self.procs.close()
+        self.core.spares.close()
         if self.core.host:
             self.core.host.close()
         self.core.firewall.close()

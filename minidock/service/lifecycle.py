@@ -134,12 +134,12 @@ class Lifecycle:
                 ready = early.pid if early is not None else self.procs.claim_ready(spec) if fast else 0
                 if ready:
                     prepared = early.prepared if early is not None else asyncio.ensure_future(
-                        self.procs.prepare(cid, spec, self.log_path(plan.c), rt, ready))
+                        self.procs.prepare(cid, spec, self.log_path(plan.c), rt, ready, self._root_ahead(plan.c)))
                     tx.on_undo("process", lambda: self._unprepare(cid, prepared, ready))
                     pid = ready
                 else:
-                    pid = await self._prepare(cid, spec, tx,
-                                              self.procs.prepare(cid, spec, self.log_path(plan.c), rt), undo=True)
+                    pid = await self._prepare(cid, spec, tx, self.procs.prepare(
+                        cid, spec, self.log_path(plan.c), rt, root=self._root_ahead(plan.c)), undo=True)
                 # once the process has the container: it binds these files, their text is for
                 # its exec (made ahead, they are written in place)
                 self._write_files(plan)
@@ -315,7 +315,15 @@ class Lifecycle:
         if not pid:
             return None
         rt = Runtime()
-        return Early(pid, spec, rt, asyncio.ensure_future(self.procs.prepare(c.id, spec, self.log_path(c), rt, pid)))
+        return Early(pid, spec, rt, asyncio.ensure_future(
+            self.procs.prepare(c.id, spec, self.log_path(c), rt, pid, self._root_ahead(c))))
+
+    def _root_ahead(self, c: Container) -> int | None:
+        """The container's overlay, mounted ahead with its layer (spares.py), for its first start."""
+        fd = self.core.spares.root_ahead(c.layer, c.lower) if c.layer and c.lower else None
+        if fd is not None:
+            log.debug("%s: its root filesystem was mounted ahead (layer %s)", c.name, c.layer[:12])
+        return fd
 
     async def _let_go(self, cid: str, early: Early | None) -> None:
         """Undo a hand-over made before the plan, which the start does not go on with."""
@@ -346,7 +354,7 @@ class Lifecycle:
     def _spec(self, plan: StartPlan) -> dict[str, Any]:
         c, mode = plan.c, plan.mode
         files_dir = self.core.dir((plan.owner or c).id)
-        d = self.core.dir(c.id)
+        d = self.core.layer_dir(c)
         env = [*links.link_env(self.core, c), *c.config["Env"]]
         # HOME, unless given, is the user's home in the container's /etc/passwd (the launcher's)
         for key, value in (("HOSTNAME", c.hostname), ("TERM", "xterm" if c.tty else "")):
@@ -604,6 +612,9 @@ class Lifecycle:
         if volumes:
             self.core.volumes.release(c)
         shutil.rmtree(self.core.dir(c.id), ignore_errors=True)
+        if c.layer:
+            self.core.spares.unmount(c.layer)
+            shutil.rmtree(self.core.spares.layer_dir(c.layer), ignore_errors=True)
         self.procs.wake(c.id, "removed", self.procs.last_exit.get(c.id, c.state.exit_code))
         self.core.events.container(c, "destroy")
 

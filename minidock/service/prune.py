@@ -43,7 +43,7 @@ async def prune_containers(core: Core, life: Lifecycle, f: Filters) -> dict[str,
         labels = c.config.get("Labels") or {}
         if not match_labels(f, "label", labels) or (f.get("label!") and match_labels(f, "label!", labels)):
             continue
-        size = dir_size(os.path.join(core.dir(c.id), "upper"))
+        size = dir_size(os.path.join(core.layer_dir(c), "upper"))
         try:
             await life.remove(c.id, force=False)
         except MinidockError:  # started (or removed) meanwhile

@@ -214,34 +214,43 @@ class Supervisor:
         return os.path.join(self.root, "containers", cid, "container.log")
 
     # -- starting
-    def prepare(self, cid: str, spec: dict[str, Any], log_path: str, rt: Runtime, ready: int = 0) -> Awaitable[int]:
+    def prepare(self, cid: str, spec: dict[str, Any], log_path: str, rt: Runtime, ready: int = 0,
+                root: int | None = None) -> Awaitable[int]:
         """Hand the container to the keeper, now (the awaitable is its answer: the PID): its
         process (the one made ready, `ready`, or one made now, in namespaces of its own, the
         network one included) sets up its root, then waits for `go`. A crash before `go`
         makes the keeper kill it; a crash after, before the store knows it, leaves it kept by
-        the keeper, and the restart finds it there and stops it (the start is undone)."""
+        the keeper, and the restart finds it there and stops it (the start is undone).
+        `root`: the container's root filesystem mounted ahead (spares.py), an fd this closes."""
         if self.keeper is None or self.keeper.sock is None:
             self.spawning.discard(cid)
+            if root is not None:
+                os.close(root)
             return raise_later(process.SpawnError("the keeper is not running (it is being restarted: try again)"))
         # before the request: the exit of a quick command can be read right after `go`'s
         # answer, before the start's coroutine runs again
         self.spawning.add(cid)
-        answer = self.keeper.call({"op": "prepare", "id": cid, "spec": spec, "log": log_path, "ready": ready})
+        msg = {"op": "prepare", "id": cid, "spec": spec, "log": log_path, "ready": ready, "root": root is not None}
+        answer = self.keeper.call(msg, [root] if root is not None else None)
         if not ready:  # counted until its answer is read, awaited or not
             self.unnamed += 1
             answer = asyncio.ensure_future(answer)
             answer.add_done_callback(self._answered)
-        return self._prepared(cid, rt, answer)
+        return self._prepared(cid, rt, answer, root)
 
     def _answered(self, _answer: asyncio.Future[tuple[dict[str, Any], list[int]]]) -> None:
         self.unnamed -= 1
 
-    async def _prepared(self, cid: str, rt: Runtime, answer: Awaitable[tuple[dict[str, Any], list[int]]]) -> int:
+    async def _prepared(self, cid: str, rt: Runtime, answer: Awaitable[tuple[dict[str, Any], list[int]]],
+                        root: int | None = None) -> int:
         try:
             reply, _fds = await answer
         except KeeperError as e:
             self.spawning.discard(cid)
             raise (ReadyGone if str(e) == READY_GONE else process.SpawnError)(str(e)) from None
+        finally:
+            if root is not None:  # sent (or never to be): the keeper has its own copy
+                os.close(root)
         rt.pid, rt.start, rt.kept = int(reply["pid"]), int(reply["start"]), True
         return rt.pid
 

@@ -258,7 +258,8 @@ class System:
             await core.cluster.close()
             removed += await core.cluster.leave()
         core.store.wipe()
-        for sub in ("containers", "images", "volumes"):
+        core.spares.close()
+        for sub in ("containers", "layers", "images", "volumes"):
             shutil.rmtree(os.path.join(core.root, sub), ignore_errors=True)
         removed.append(f"state under {core.root}")
         return removed

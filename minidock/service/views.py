@@ -54,7 +54,7 @@ def _networks(c: Container, eps: list[Endpoint], nets: dict[str, Network]) -> di
 
 
 def container_json(c: Container, eps: list[Endpoint], nets: dict[str, Network], container_dir: str,
-                   restarting: bool = False) -> dict[str, Any]:
+                   layer_dir: str, restarting: bool = False) -> dict[str, Any]:
     st, hc = c.state, c.host_config
     networks = _networks(c, eps, nets)
     primary = next((n for n in networks.values() if n["IPAddress"]), None) \
@@ -101,9 +101,9 @@ def container_json(c: Container, eps: list[Endpoint], nets: dict[str, Network], 
         }),
         "Mounts": mounts_json(c),
         "GraphDriver": {
-            "Data": {"LowerDir": c.lower, "UpperDir": os.path.join(container_dir, "upper"),
-                     "WorkDir": os.path.join(container_dir, "work"),
-                     "MergedDir": os.path.join(container_dir, "merged")},
+            "Data": {"LowerDir": c.lower, "UpperDir": os.path.join(layer_dir, "upper"),
+                     "WorkDir": os.path.join(layer_dir, "work"),
+                     "MergedDir": os.path.join(layer_dir, "merged")},
             "Name": "overlay",
         },
         "Config": c.config,
@@ -208,13 +208,13 @@ class Queries:
     def _sizes(self, c: Container) -> dict[str, int]:
         """SizeRw: what the container wrote (its overlay's upper directory); SizeRootFs: that
         and the image's root."""
-        rw = dir_size(os.path.join(self.core.dir(c.id), "upper"))
+        rw = dir_size(os.path.join(self.core.layer_dir(c), "upper"))
         return {"SizeRw": rw, "SizeRootFs": rw + dir_size(c.lower) if c.lower != "/" else rw}
 
     def container(self, ref: str) -> dict[str, Any]:
         c = self.core.container(ref)
         return container_json(c, self.core.store.endpoints(container_id=c.id), self.core.nets_by_id(),
-                              self.core.dir(c.id), c.id in self.core.restarting)
+                              self.core.dir(c.id), self.core.layer_dir(c), c.id in self.core.restarting)
 
     def status(self, cid: str) -> str:
         c = self.core.store.containers.get(cid)

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from tests.e2e.conftest import running
 from tests.e2e.test_terminal import Terminal
 from tests.sandbox import Sandbox, wait_for
 
@@ -266,3 +267,60 @@ def test_a_start_whose_plan_fails_lets_go_of_the_process_it_handed_the_container
     assert "1 packets received" in sb.cli("exec", "late", "ping", "-c", "1", "-W", "2", "10.55.0.1").out
     sb.cli("rm", "-f", "late")
     sb.cli("network", "rm", "plannet")
+
+
+def spares_of(sb: Sandbox) -> list[str]:
+    return [e for e in os.listdir(os.path.join(sb.root, "state", "containers")) if e.startswith(".spare-")]
+
+
+def layer_of(sb: Sandbox, name: str) -> str:
+    return os.path.basename(os.path.dirname(sb.inspect(name, "{{.GraphDriver.Data.UpperDir}}")))[:12]
+
+
+def test_a_containers_root_is_mounted_ahead_in_a_layer_of_its_own() -> None:
+    """A container's writable layer lies apart from its directory (layers/<id>, as Docker's
+    overlay2/<id>), made ahead, its overlay mounted ahead over the image the last container
+    used: the start attaches it. The container runs on its image and writes into its layer;
+    one of another image mounts its own; `cp` into a created container lets the overlay made
+    ahead go first, and the file is there once it runs."""
+    with running(Sandbox(daemon_flags=["--debug"])) as sb:
+        layers = os.path.join(sb.root, "state", "layers")
+        sb.cli("run", "-d", "--name", "first", "busybox", "sleep", "600")
+        wait_for(lambda: len(spares_of(sb)) == 2, 10, "a spare made over busybox")
+        sb.cli("run", "-d", "--name", "second", "busybox", "sleep", "600")
+        assert "second: its root filesystem was mounted ahead" in sb.daemon_log(full=True)
+        upper = sb.inspect("second", "{{.GraphDriver.Data.UpperDir}}")
+        assert os.path.dirname(os.path.dirname(upper)) == layers and upper.endswith("/upper"), upper
+        root = next(line.split() for line in sb.cli("exec", "second", "cat", "/proc/mounts").out.splitlines()
+                    if line.split()[1] == "/")
+        assert root[0] == "overlay" and f"upperdir={upper}" in root[3], root
+        sb.cli("exec", "second", "sh", "-c", "echo made-here > /made-here")
+        with open(os.path.join(upper, "made-here")) as f:
+            assert f.read() == "made-here\n"
+        assert "A /made-here" in sb.cli("diff", "second").out
+        ip = sb.inspect("first", "{{.NetworkSettings.IPAddress}}")
+        assert "1 packets received" in sb.cli("exec", "second", "ping", "-c", "1", "-W", "2", ip).out
+        # another image: the overlay made ahead over busybox does not fit, the process mounts its own
+        wait_for(lambda: len(spares_of(sb)) == 2, 10, "the spares made again")
+        sb.cli("run", "-d", "--name", "other", "debian", "sleep", "600")
+        assert "ID=debian" in sb.cli("exec", "other", "cat", "/etc/os-release").out
+        log = sb.daemon_log(full=True)
+        assert "other: its root filesystem was mounted ahead" not in log
+        assert f"layer {layer_of(sb, 'other')}: its overlay mounted ahead lies over another image" in log
+        # cp into a created container mounts its layer: the overlay made ahead goes first
+        sb.cli("run", "-d", "--name", "fourth", "busybox", "sleep", "600")
+        wait_for(lambda: len(spares_of(sb)) == 2, 10, "a spare made over busybox again")
+        sb.cli("create", "--name", "third", "busybox", "sleep", "600")
+        src = os.path.join(sb.root, "copied.txt")
+        with open(src, "w") as f:
+            f.write("copied in\n")
+        sb.cli("cp", src, "third:/copied.txt")
+        sb.cli("start", "third")
+        log = sb.daemon_log(full=True)
+        assert "third: its root filesystem was mounted ahead" not in log
+        assert f"layer {layer_of(sb, 'third')}: its overlay mounted ahead let go" in log
+        assert sb.cli("exec", "third", "cat", "/copied.txt").out == "copied in\n"
+        assert "1 packets received" in sb.cli("exec", "third", "ping", "-c", "1", "-W", "2", ip).out
+        # removed, a container's layer goes with it: only the spares' are left
+        sb.cli("rm", "-f", "first", "second", "other", "fourth", "third")
+        assert sorted(os.listdir(layers)) == sorted(s.removeprefix(".spare-") for s in spares_of(sb))

@@ -130,7 +130,7 @@ def _lab(core: Core) -> Network:
 def _started(core: Core, monkeypatch: pytest.MonkeyPatch, names: list[str]) -> list[Container]:
     life = lifecycle.Lifecycle(core)
 
-    async def prepare(cid: str, spec: dict[str, Any], log_path: str, rt: Any, ready: int = 0) -> int:
+    async def prepare(cid: str, spec: dict[str, Any], log_path: str, rt: Any, ready: int = 0, root: int | None = None) -> int:
         return os.getpid()
 
     async def go(cid: str, rt: Any) -> None:
