@@ -154,10 +154,13 @@ class Lab:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             live = [m for m in self.members if m.proc is not None]
-            if run("nsenter", f"--net=/run/netns/{live[0].ns}", "etcdctl", "--endpoints",
-                   ",".join(m.client_url for m in live), "endpoint", "health", check=False,
-                   timeout=10).returncode == 0:
-                return
+            try:  # a member still starting may hold one round up: it is asked again, in time
+                if run("nsenter", f"--net=/run/netns/{live[0].ns}", "etcdctl", "--dial-timeout=1s",
+                       "--command-timeout=2s", "--endpoints", ",".join(m.client_url for m in live),
+                       "endpoint", "health", check=False, timeout=10).returncode == 0:
+                    return
+            except subprocess.TimeoutExpired:
+                pass
             time.sleep(0.2)
         raise RuntimeError("etcd did not become healthy:\n" + self.member_logs())
 

@@ -173,7 +173,7 @@ def test_docker_py_ipv6_networks_as_its_integration_tests(md: Sandbox, net_clean
 @needs_cli
 def test_logs_follow_top_images_and_prune_with_docker(md: Sandbox, net_cleanup: None) -> None:
     docker(md, "run", "-d", "--name", "ticker", "busybox", "sh", "-c",
-           "for i in 1 2 3; do echo tick$i; sleep 0.2; done; sleep 300")
+           "for i in 1 2 3; do echo tick$i; sleep 0.2; done; sleep 300; true")  # sh stays PID 1: no exec
     r = subprocess.Popen([DOCKER or "docker", "logs", "-f", "ticker"], stdout=subprocess.PIPE, text=True,
                          env={**os.environ, "DOCKER_HOST": f"unix://{md.socket}"})
     try:
