@@ -204,7 +204,8 @@ def test_stats_count_the_packets_of_a_ping_between_two_containers(md: Sandbox) -
 def test_pause_stops_every_process_and_unpause_resumes_them(md: Sandbox, tmp: str) -> None:
     docker(md, "run", "-d", "--name", "pz", "busybox", "sh", "-c",
            "trap 'exit 7' TERM; mkdir -p /www && echo served > /www/index.html && httpd -p 80 -h /www && "
-           "{ sleep 1000 & } && i=0; while true; do i=$((i+1)); echo $i > /count; sleep 0.1; done")
+           "{ sleep 1000 & } && i=0; while true; do i=$((i+1)); echo $i > /count.new; mv /count.new /count; "
+           "sleep 0.1; done")  # renamed into place: a read never finds it truncated
     docker(md, "run", "-d", "--name", "pzc", "busybox", "sleep", "300")
     since = str(int(time.time()) - 1)
     ip = md.ip_of("pz")
