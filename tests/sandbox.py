@@ -61,15 +61,10 @@ def _alive(pid: int) -> bool:
 
 
 def _links(text: str) -> str:
-    """Each link's name, MTU, master and alias: what we make, not its carrier state, nor the
-    index of a veth's peer in another namespace (@ifN: the order links were made in). Not the
-    veth pair made ahead for the next container: the keeper's process made ready has it, and a
-    new one comes whenever a start took the last."""
+    """Each link's name, MTU, master and alias: what we make, not its carrier state."""
     out = []
     for line in text.splitlines():
-        if "alias made ahead by minidock" in line:
-            continue
-        name = re.sub(r"@if\d+$", "@if", line.split(":")[1].strip())
+        name = line.split(":")[1].strip()
         mtu = re.search(r" mtu (\d+)", line)
         master = re.search(r" master (\S+)", line)
         alias = re.search(r" alias (.*?)(?:\\|$)", line)
@@ -324,7 +319,6 @@ class Sandbox:
         if not self.cli("ps", "-q", check=False).out.split():
             for line in self._settled_links(running=set()).splitlines():
                 name = line.split(":")[1].strip().split("@")[0]
-                # a ready process's veth pair, made ahead, is the next container's, not a leftover
-                if name.startswith("veth") and "alias made ahead by minidock" not in line:
+                if name.startswith("veth"):
                     left.append(f"link {name}")
         return left

@@ -33,19 +33,16 @@ class Sandbox(Protocol):
 
     name: str  # the container's
     netns: str  # name under /run/netns
-    veth_ahead: str | None  # the host end of a veth pair made ahead, eth0 inside: the bridge driver's
 
     async def inside(self) -> Any: ...  # a Netlink bound to the namespace
 
 
-async def address(sb: Sandbox, ep: Endpoint, tx: Transaction, why: str, mac: str | None = None,
-                  mtu: int | None = None) -> Any:
+async def address(sb: Sandbox, ep: Endpoint, tx: Transaction, why: str) -> Any:
     """The container's address on its interface `ep.ifname`, up: every driver's last step of a
-    join but the default route (`mac`, `mtu`: set too, on an interface made without them).
-    Returns the Netlink bound to the container's namespace."""
+    join but the default route. Returns the Netlink bound to the container's namespace."""
     inside = await sb.inside()
     await tx.step(
-        "container address", inside.configure_interface(ep.ifname, mac, ep.ip, ep.prefixlen, mtu),
+        "container address", inside.configure_interface(ep.ifname, None, ep.ip, ep.prefixlen),
         commands=[f"ip -n {sb.netns} link set {ep.ifname} addrgenmode none",
                   f"ip -n {sb.netns} addr add {ep.cidr} dev {ep.ifname}",
                   f"ip -n {sb.netns} link set {ep.ifname} up"],

@@ -128,28 +128,8 @@ class BridgeDriver:
             if master is None:
                 raise RuntimeError(f"bridge {br} of network {net.name} is missing")
             self._bridges[br] = master
-        alias = f"{ALIAS_PREFIX}container {sb.name}"
-        ahead = sb.veth_ahead if ifname == "eth0" else None
-        if ahead is not None:  # made in the process's namespace before the start: made a port here
-            sb.veth_ahead = None
-            ep.veth = veth = ahead
-            await tx.step(
-                "veth pair", self.host.adopt_veth(veth, mtu, master, alias),
-                undo=explained("remove the veth pair", lambda: self.host.delete_link(veth), [f"ip link del {veth}"]),
-                commands=[  # the first two were done ahead, as the process was made ready
-                    f"ip link add {veth} type veth peer name eth0 netns {sb.netns}",
-                    f"sysctl -qw net.ipv6.conf.{veth}.disable_ipv6=1",
-                    f"ip link set {veth} mtu {mtu} master {br} alias {shlex.quote(alias)} up",
-                    f"bridge link set dev {veth} hairpin on",
-                    f"ip -n {sb.netns} link set eth0 mtu {mtu} address {ep.mac}",
-                ],
-                why="a virtual cable, made ahead (with IPv6 off on its host end) while the container's process "
-                    "was made ready, eth0 inside it: the other end goes on the bridge (hairpin on, for published "
-                    "ports; no IPv6, a switch port needs no address)",
-            )
-            await self._address(sb, ep, tx, ep.mac or None, mtu)
-            return
         fd = os.open(netns.path(sb.netns), os.O_RDONLY | os.O_CLOEXEC)
+        alias = f"{ALIAS_PREFIX}container {sb.name}"
         try:
             await tx.step(
                 "veth pair",
@@ -167,14 +147,9 @@ class BridgeDriver:
             )
         finally:
             os.close(fd)
-        await self._address(sb, ep, tx)
-
-    async def _address(self, sb: Sandbox, ep: Endpoint, tx: Transaction, mac: str | None = None,
-                       mtu: int | None = None) -> None:
-        """The container's end: its addresses, up, and its routes."""
         inside = await address(sb, ep, tx, "the container's address on the network (IPv4 only, as the network: "
                                "no IPv6 link-local address, whose neighbour and router solicitations the bridge "
-                               "would flood to every port)", mac, mtu)
+                               "would flood to every port)")
         if ep.ip6:
             idx = await inside.index(ep.ifname)
             await tx.step(

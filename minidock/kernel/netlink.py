@@ -217,13 +217,11 @@ class Netlink:
         # bridge is bridged, and must be allowed back out of the port it came in by
         self._do(rtnl.link_set(host_name, alias=alias, hairpin=True, up=True))
 
-    async def adopt_veth(self, name: str, mtu: int, master: int, alias: str) -> None:
-        """A veth pair made ahead (make_veth_ahead) becomes what add_veth makes: its host end
-        a port of `master` with our alias, hairpin on, up (its IPv6 was turned off at birth)."""
-        self._do(rtnl.link_set(name, mtu=mtu, master=master), rtnl.link_set(name, alias=alias, hairpin=True, up=True))
-
     def _no_ipv6(self, name: str) -> None:
-        _no_ipv6(name)
+        try:
+            sysctl.write(f"net/ipv6/conf/{name}/disable_ipv6", "1")
+        except FileNotFoundError:
+            pass  # a kernel without IPv6
 
     # -- links on a parent (the macvlan and ipvlan drivers) -------------------
     async def supports(self, kind: str) -> bool:
@@ -351,13 +349,12 @@ class Netlink:
     async def ensure_addr(self, index: int, address: str, prefixlen: int) -> None:
         self._do(rtnl.addr_add(index, address, prefixlen), ok=EXISTS)
 
-    async def configure_interface(self, name: str, mac: str | None, address: str, prefixlen: int,
-                                  mtu: int | None = None) -> int:
+    async def configure_interface(self, name: str, mac: str | None, address: str, prefixlen: int) -> int:
         """MAC (unless it was given at birth), no IPv6 address, the IPv4 address, up: one batch."""
         idx = self.raw.index(name)
         if idx is None:
             raise NetlinkError(errno.ENODEV, f"no interface {name}")
-        batch = [rtnl.link_set(index=idx, mac=mac, no_ipv6=True, mtu=mtu), rtnl.addr_add(idx, address, prefixlen),
+        batch = [rtnl.link_set(index=idx, mac=mac, no_ipv6=True), rtnl.addr_add(idx, address, prefixlen),
                  rtnl.link_set(index=idx, up=True)]
         self._do(*batch, ok=EXISTS)
         return idx
@@ -379,51 +376,3 @@ class Netlink:
 
     async def loopback_up(self) -> None:
         await self.set_up(1)
-
-
-def _no_ipv6(name: str) -> None:
-    try:
-        sysctl.write(f"net/ipv6/conf/{name}/disable_ipv6", "1")
-    except FileNotFoundError:
-        pass  # a kernel without IPv6
-
-
-AHEAD_ALIAS = "made ahead by minidock for the next container"
-DEFAULT_MTU = 1500  # a bridge network's, unless given
-
-
-def ahead_name(pid: int) -> str:
-    """The host end of the veth pair made ahead in process `pid`'s namespace: veth + 7 hex
-    digits, as every host end is named (a PID has at most 22 bits), found again by it."""
-    return f"veth{pid:07x}"
-
-
-def make_veth_ahead(pid: int) -> str | None:
-    """`ip link add veth<pid> type veth peer name eth0 netns <pid's>`, its host end down, on no
-    bridge, without IPv6: the veth pair of the next container, made in the namespace of the
-    process made ready for it, before its start. Its name, or None if it could not be made (the
-    process gone, or that name taken). Blocking: for a thread of its own."""
-    name = ahead_name(pid)
-    try:
-        fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    raw = Rtnl()
-    try:
-        if raw.send(rtnl.veth(name, "eth0", fd, DEFAULT_MTU, 0, up=False))[0]:
-            return None
-        _no_ipv6(name)
-        raw.send(rtnl.link_set(name, alias=AHEAD_ALIAS))
-        return name
-    finally:
-        raw.close()
-        os.close(fd)
-
-
-def veth_made_ahead(pid: int) -> str | None:
-    """The veth pair made ahead in `pid`'s namespace by an earlier run of the daemon, if there."""
-    try:
-        socket.if_nametoindex(ahead_name(pid))
-    except OSError:
-        return None
-    return ahead_name(pid)

@@ -101,16 +101,14 @@ def veth(name: str, peer: str, netns_fd: int, mtu: int, master: int, peer_mac: s
 
 def link_set(name: str = "", index: int = 0, *, up: bool = False, master: int | None = None,
              alias: str | None = None, mac: str | None = None, hairpin: bool = False,
-             no_ipv6: bool = False, mtu: int | None = None) -> Message:
-    """`ip link set NAME [mtu MTU] [master M] [alias A] [address MAC] [up] [addrgenmode none]
+             no_ipv6: bool = False) -> Message:
+    """`ip link set NAME [master M] [alias A] [address MAC] [up] [addrgenmode none]
     [type bridge_slave hairpin on]`.
 
     A bridge port's settings ride in the same message as the rest (the bridge
     applies them before the generic changes, so the link must already be a port).
     `no_ipv6` takes effect at the link's next carrier: set it before both ends are up."""
     body = _ifinfo(index, up) + (_str(IFLA_IFNAME, name) if name else b"")
-    if mtu is not None:
-        body += _u32(IFLA_MTU, mtu)
     if master is not None:
         body += _u32(IFLA_MASTER, master)
     if alias is not None:

@@ -125,7 +125,6 @@ class Engine:
         if cluster is not None and cluster.up:
             await cluster.republish()
             self.core.refresh_dns()
-        self.procs.open_done()
         self.core.spares.top_up()
 
     async def close(self) -> None:

@@ -151,7 +151,6 @@ class Lifecycle:
                         if prepared is not None:
                             await prepared  # ReadyGone: the namespace could not be named for that
                         raise
-                    await self._veth_ahead(plan, sb, pid, tx)
                     for ep in plan.endpoints:
                         await sandbox.join(self.core, plan.nets[ep.network_id], plan.c, ep, sb, tx)
                     if plan.dns:
@@ -253,21 +252,6 @@ class Lifecycle:
             d = self.core.dir(plan.c.id)
             for name, text in (("hosts", plan.hosts), ("resolv.conf", plan.resolv), ("hostname", plan.hostname)):
                 _write(os.path.join(d, name), text)
-
-    async def _veth_ahead(self, plan: StartPlan, sb: sandbox.SandboxHandle, pid: int, tx: Transaction) -> None:
-        """A process made ready comes with a veth pair made ahead in its namespace (eth0 inside,
-        its host end down, on no bridge): the bridge network of the container's eth0 takes it;
-        a container without one (none, macvlan, overlay) has it removed."""
-        veth = await self.procs.veth_ahead(pid)
-        if veth is None:
-            return
-        eth0 = next((ep for ep in plan.endpoints if ep.ifname == "eth0"), None)
-        if eth0 is not None and self.core.driver(plan.nets[eth0.network_id]).name == "bridge":
-            sb.veth_ahead = veth
-            return
-        await tx.step("veth pair made ahead", self.core.host.delete_link(veth), commands=[f"ip link del {veth}"],
-                      why="the container's process came with a veth pair (eth0 inside) for a bridge network; "
-                          "this container's eth0, if it has one, is another driver's")
 
     def _rewrite_hosts(self, plan: StartPlan) -> None:
         """A cluster may have given an endpoint another address than planned (another host was

@@ -30,7 +30,6 @@ class SandboxHandle:
     name: str
     netns: str
     _inside: Netlink | None = None
-    veth_ahead: str | None = None  # a veth pair made ahead (eth0 inside): for eth0's bridge network
 
     @classmethod
     async def bound(cls, name: str, ns_name: str, sock: socket.socket) -> SandboxHandle:

@@ -8,7 +8,6 @@ records is the lifecycle's (`on_exit`); this module only notices it.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import errno
 import fcntl
 import logging
@@ -19,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..kernel import netlink, process
+from ..kernel import process
 from ..kernel.keeperlink import READY_GONE, Keeper, KeeperError, raise_later
 from .common import watch_fd
 
@@ -108,11 +107,6 @@ class Supervisor:
         # prepares sent without a ready process, not yet answered: the keeper may give one of
         # them a process it made ready whose advert we have not read yet (see claim_ready)
         self.unnamed = 0
-        # the veth pair made ahead in each ready process's namespace (kernel/netlink.py), by PID:
-        # made in a thread of its own at a low priority, as the process itself was
-        self.veths: dict[int, asyncio.Future[str | None]] = {}
-        self.veths_ahead = False  # once start-up is done: its bridges first, as in Docker (open_done)
-        self.veth_worker = concurrent.futures.ThreadPoolExecutor(1, "veths", initializer=process.in_background)
 
     # -- the keeper
     async def open(self) -> None:
@@ -129,13 +123,6 @@ class Supervisor:
         for cid in [c for c in self.early_exits if c not in self.runtime and c not in self.spawning]:
             del self.early_exits[cid]
             self.acknowledge(cid)
-
-    def open_done(self) -> None:
-        """Start-up is over (its networks' bridges are made): from now on each process made
-        ready gets its veth pair ahead, those made already too."""
-        self.veths_ahead = True
-        for pid in self.ready:
-            self._make_veth(pid)
 
     def acknowledge(self, cid: str) -> None:
         """The exit of `cid` is recorded: the keeper may forget it."""
@@ -163,28 +150,11 @@ class Supervisor:
         self.acknowledge(cid)
 
     def _keeper_ready(self, pid: int, gone: bool) -> None:
-        if gone:  # its veth pair stays: a prepare got it, whose start takes that too
+        if gone:
             if pid in self.ready:
                 self.ready.remove(pid)
         else:
             self.ready.append(pid)
-            if self.veths_ahead:
-                self._make_veth(pid)
-
-    def _make_veth(self, pid: int) -> None:
-        for old in [p for p in self.veths if p not in self.ready and not os.path.exists(f"/proc/{p}")]:
-            del self.veths[old]
-        if pid not in self.veths and not netlink.veth_made_ahead(pid):
-            self.veths[pid] = asyncio.get_running_loop().run_in_executor(self.veth_worker, netlink.make_veth_ahead, pid)
-
-    async def veth_ahead(self, pid: int) -> str | None:
-        """The veth pair made ahead in the namespace of process `pid`, now this start's (its host
-        end's name; eth0 inside), or None. One being made is waited for: a start must not make
-        its own eth0 while one is being made there."""
-        making = self.veths.pop(pid, None)
-        if making is not None:
-            return await making
-        return netlink.veth_made_ahead(pid)  # by the daemon before us
 
     def claim_ready(self, spec: dict[str, Any]) -> int:
         """The PID of the process the keeper has made ready, taken for this start if it suits
@@ -204,7 +174,6 @@ class Supervisor:
         """The keeper died: its containers are ours to reap now (we are their subreaper), and
         a new keeper takes over their terminals, pipes and logs from our copies."""
         self.ready.clear()
-        self.veths.clear()  # its ready processes end, and their namespaces with their veths
         for cid, rt in self.runtime.items():
             if rt.kept:
                 rt.kept = False

@@ -15,7 +15,7 @@ import pytest
 
 from tests.e2e.conftest import running
 from tests.e2e.test_terminal import Terminal
-from tests.sandbox import Sandbox, sh, wait_for
+from tests.sandbox import Sandbox, wait_for
 
 TICKS = "i=0; while [ $i -lt 400 ]; do echo tick $i; i=$((i+1)); sleep 0.05; done; sleep 600"
 
@@ -324,35 +324,3 @@ def test_a_containers_root_is_mounted_ahead_in_a_layer_of_its_own() -> None:
         # removed, a container's layer goes with it: only the spares' are left
         sb.cli("rm", "-f", "first", "second", "other", "fourth", "third")
         assert sorted(os.listdir(layers)) == sorted(s.removeprefix(".spare-") for s in spares_of(sb))
-
-
-def test_the_ready_process_comes_with_its_veth_pair_made_ahead(fresh: Sandbox) -> None:
-    """The process made ready for the next container has its veth pair already (eth0 inside,
-    the host end veth<pid in hex>, down, on no bridge): a start on a bridge network puts it on
-    the bridge and answers pings through it; a container on none has it removed (lo alone)."""
-    sb = fresh
-    sb.cli("run", "-d", "--name", "a", "busybox", "sleep", "600")
-    wait_for(lambda: len(ready_processes(sb)) == 1, 10, "a process made ready")
-    pid = next(iter(ready_processes(sb)))
-    veth = f"veth{pid:07x}"
-    wait_for(lambda: sb.host("ip", "link", "show", veth, check=False).code == 0, 10, "its veth pair made")
-    shown = sb.host("ip", "-d", "link", "show", veth).out
-    assert "master" not in shown and "state DOWN" in shown, shown
-    inside = sh("nsenter", f"--net=/proc/{pid}/ns/net", "ip", "-o", "link").out
-    assert ": eth0@" in inside, inside
-    sb.cli("run", "-d", "--name", "b", "busybox", "sleep", "600")
-    assert int(state(sb, "b").split()[2]) == pid
-    bridge = sb.host("ip", "-d", "link", "show", veth).out
-    assert "master minidock0" in bridge and "alias minidock:container b" in bridge and ",UP," in bridge, bridge
-    ip = sb.inspect("a", "{{.NetworkSettings.IPAddress}}")
-    assert "1 packets received" in sb.cli("exec", "b", "ping", "-c", "1", "-W", "2", ip).out
-    assert sb.cli("exec", "b", "cat", "/sys/class/net/eth0/address").out.strip() == \
-        sb.inspect("b", "{{.NetworkSettings.MacAddress}}")
-    # none: the pair made ahead goes, the container has its loopback alone
-    wait_for(lambda: len(ready_processes(sb)) == 1, 10, "a process made ready again")
-    nxt = f"veth{next(iter(ready_processes(sb))):07x}"
-    wait_for(lambda: sb.host("ip", "link", "show", nxt, check=False).code == 0, 10, "its veth pair made")
-    sb.cli("run", "-d", "--name", "n", "--network", "none", "busybox", "sleep", "600")
-    assert sb.cli("exec", "n", "ls", "/sys/class/net").out.split() == ["lo"]
-    assert sb.host("ip", "link", "show", nxt, check=False).code != 0
-    sb.cli("rm", "-f", "a", "b", "n")
