@@ -265,11 +265,16 @@ class Supervisor:
             return False
         return bool(reply.get("cancelled"))
 
-    async def go(self, cid: str, rt: Runtime) -> None:
-        """The network is wired: the prepared process execs the container's command."""
+    def go(self, cid: str, rt: Runtime) -> Awaitable[None]:
+        """The network is wired: the prepared process execs the container's command. Sent now;
+        the awaitable says whether it got past its gate (SpawnError if not)."""
         assert self.keeper is not None
+        return self._went(self.keeper.call({"op": "go", "id": cid}), rt)
+
+    @staticmethod
+    async def _went(answer: Awaitable[tuple[dict[str, Any], list[int]]], rt: Runtime) -> None:
         try:
-            reply, fds = await self.keeper.call({"op": "go", "id": cid})
+            reply, fds = await answer
         except KeeperError as e:
             raise process.SpawnError(str(e)) from None
         rt.take(reply["fds"], fds)

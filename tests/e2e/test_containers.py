@@ -27,6 +27,10 @@ def test_missing_command_exits_127_and_leaves_a_created_container(md: Sandbox) -
     assert len(r.err.strip().splitlines()) == 1
     assert md.inspect("nocmd", "{{.State.Status}}") == "created"
     assert "md-nocmd" not in os.listdir("/run/netns")
+    # its start was written to the store while the process was let go, and undone when it did
+    # not get past its gate: the lowest address is free again, and the next container has it
+    r = md.cli("run", "--rm", "busybox", "sh", "-c", "ip -4 -o addr show eth0 && ping -c 1 -W 2 172.17.0.1")
+    assert " 172.17.0.2/16 " in r.out and "1 packets received" in r.out, r
     md.cli("rm", "nocmd")
 
 
