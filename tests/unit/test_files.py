@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+from pathlib import Path
 
 import pytest
 
 from minidock.service import files
+from minidock.service.lifecycle import _write
 
 LOCALHOST_LINES = [
     "127.0.0.1\tlocalhost",
@@ -82,3 +85,18 @@ def test_parse_extra_host_substitutes_host_gateway() -> None:
 def test_parse_extra_host_bad_format(spec: str) -> None:
     with pytest.raises(ValueError, match="bad format for add-host"):
         files.parse_extra_host(spec, "172.17.0.1")
+
+
+def test_etc_files_are_written_in_place_truncated_and_0644(tmp_path: Path) -> None:
+    """The start's writer of /etc/hosts and the like: the same inode (a running container has
+    it bind-mounted), no tail left of a longer text, mode 0644 whatever it was made with."""
+    path = tmp_path / "hosts"
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+    inode = path.stat().st_ino
+    _write(str(path), "127.0.0.1\tlocalhost\n172.17.0.2\tc0ffee123456\n")
+    assert path.read_text() == "127.0.0.1\tlocalhost\n172.17.0.2\tc0ffee123456\n"
+    assert path.stat().st_mode & 0o7777 == 0o644
+    _write(str(path), "127.0.0.1\tlocalhost\n")
+    assert path.read_text() == "127.0.0.1\tlocalhost\n"
+    assert path.stat().st_ino == inode
