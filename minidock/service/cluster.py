@@ -96,6 +96,13 @@ class Cluster:
         self.revision = 0  # the last revision this host has applied
         self.networks: dict[str, Network] = {}
         self.peers: dict[str, Peer] = {}  # endpoint key -> its record, every host's
+        # this host's endpoint keys: what its lease must carry. Only publish and withdraw
+        # change it (and seed, once, from the store); the lock keeps a republish from
+        # putting back a key a remove has just withdrawn, or deleting one a start just put.
+        self.mine: dict[str, Peer] = {}
+        self.seeded = False
+        self.dropping: set[str] = set()  # withdrawn keys whose delete failed: tried again
+        self._mine_lock = asyncio.Lock()
         self.alive: dict[str, str] = {}  # node -> address, of hosts whose lease lives
         self.nodes: dict[str, dict[str, Any]] = {}
         self.up = False  # the last call to etcd succeeded
@@ -140,19 +147,26 @@ class Cluster:
         self.up = True
 
     async def _keepalive_loop(self) -> None:
+        behind = False  # our endpoints are not all on our lease: republish them
         while True:
             await asyncio.sleep(max(self.ttl / 3, 0.5))
             try:
                 if not self.lease:
                     await self._take_lease()
                     await self._resync()
+                    behind = self.seeded  # our lease may have expired while the store was away
                 elif await self.etcd.keepalive(self.lease) <= 0:
                     log.warning("our cluster lease expired: joining again and republishing our endpoints")
                     self.lease = 0
                     await self._take_lease()
+                    behind = True
+                if behind:
                     await self.republish()
+                    behind = False
+                if self.dropping:
+                    await self._drop_again()
                 self.up = True
-            except etcd.EtcdError as e:
+            except (etcd.EtcdError, Unavailable) as e:
                 if self.up:
                     log.warning("cluster store unreachable: %s", e)
                 self.up = False
@@ -355,6 +369,10 @@ class Cluster:
         """Claim ep's address cluster-wide and publish the endpoint, in one transaction. If
         another host took the address first, take the next free one (unless it was pinned)."""
         self._need_up()
+        async with self._mine_lock:
+            await self._claim(net, c, ep, pinned)
+
+    async def _claim(self, net: Network, c: Container, ep: Endpoint, pinned: str) -> None:
         for _ in range(16):
             key = endpoint_key(net.id, ep.ip)
             peer = Peer(net.id, c.id, c.name, names_of(c, ep), ep.ip, ep.mac, self.node, self.advertise)
@@ -364,7 +382,7 @@ class Cluster:
                     f"{shlex.quote(peer.to_json())}\\n\\n'"])
             ok = await self.call(self.etcd.txn([etcd.absent(key)], [etcd.put_op(key, peer.to_json(), self.lease)]))
             if ok:
-                self.peers[key] = peer
+                self.peers[key] = self.mine[key] = peer
                 return
             if pinned:
                 raise Conflict(f"Address already in use: {ep.ip} on network {net.name}")
@@ -378,32 +396,57 @@ class Cluster:
     async def withdraw(self, net_id: str, ip: str) -> None:
         key = endpoint_key(net_id, ip)
         record("release the address", f"{ip} may be claimed again", [f"etcdctl del {key}"])
-        self.peers.pop(key, None)
-        await self.call(self.etcd.delete(key))
+        async with self._mine_lock:
+            self.peers.pop(key, None)
+            self.mine.pop(key, None)
+            self.dropping.add(key)
+            await self.call(self.etcd.delete(key))
+            self.dropping.discard(key)
 
-    async def republish(self) -> None:
-        """Our running containers' endpoints, again (after our lease expired while we were
-        away or cut off); and none of ours that no running container explains."""
-        store = self.core.store
-        mine = {}
-        for c in store.containers.all():
+    async def _drop_again(self) -> None:
+        """The withdrawn keys etcd did not hear about (it was away, or slow): deleted now,
+        unless another host has claimed the address since our lease expired."""
+        async with self._mine_lock:
+            for key in list(self.dropping):
+                kv = await self.etcd.get(key)
+                if key not in self.mine and kv is not None and Peer.from_json(kv.value).node == self.node:
+                    await self.etcd.txn([etcd.unchanged(key, kv.mod_revision)], [etcd.delete_op(key)])
+                self.dropping.discard(key)
+
+    def _from_store(self) -> dict[str, Peer]:
+        """The endpoint keys the store's running containers explain, with their names now."""
+        out = {}
+        for c in self.core.store.containers.all():
             if not c.running:
                 continue
-            for ep in store.endpoints(container_id=c.id):
+            for ep in self.core.store.endpoints(container_id=c.id):
                 net = self.networks.get(ep.network_id)
                 if net is not None and ep.ip:
-                    mine[endpoint_key(net.id, ep.ip)] = Peer(net.id, c.id, c.name, names_of(c, ep), ep.ip,
-                                                             ep.mac, self.node, self.advertise)
-        kvs, _ = await self.call(self.etcd.range(f"{P}endpoints/"))
-        for kv in kvs:
-            peer = Peer.from_json(kv.value)
-            if peer.node == self.node and kv.key not in mine:
-                log.info("dropping endpoint %s of a start or stop a crash cut short", kv.key)
-                await self.call(self.etcd.delete(kv.key))
-                self.peers.pop(kv.key, None)
-        for key, peer in mine.items():
-            await self.call(self.etcd.put(key, peer.to_json(), self.lease))
-            self.peers[key] = peer
+                    out[endpoint_key(net.id, ep.ip)] = Peer(net.id, c.id, c.name, names_of(c, ep), ep.ip,
+                                                            ep.mac, self.node, self.advertise)
+        return out
+
+    def seed(self) -> None:
+        """At the daemon's start, once the containers are reconciled: this host's endpoints
+        are its running containers' (a start or stop a crash cut short left others)."""
+        self.mine, self.seeded = self._from_store(), True
+
+    async def republish(self) -> None:
+        """Our endpoints, again (after our lease expired while we were away or cut off, or a
+        rename changed their names); and none of ours that they do not explain."""
+        async with self._mine_lock:
+            now = self._from_store()
+            self.mine = {k: now.get(k, p) for k, p in self.mine.items()}
+            kvs, _ = await self.call(self.etcd.range(f"{P}endpoints/"))
+            for kv in kvs:
+                peer = Peer.from_json(kv.value)
+                if peer.node == self.node and kv.key not in self.mine:
+                    log.info("dropping endpoint %s of a start or stop a crash cut short", kv.key)
+                    await self.call(self.etcd.delete(kv.key))
+                    self.peers.pop(kv.key, None)
+            for key, peer in self.mine.items():
+                await self.call(self.etcd.put(key, peer.to_json(), self.lease))
+                self.peers[key] = peer
 
     def _remote_peers(self, net_id: str) -> list[Peer]:
         """The network's endpoints on other hosts, as the store has them."""
@@ -461,5 +504,7 @@ class Cluster:
                 removed.append(f"cluster lease {self.lease:x} and the endpoints on it")
         with contextlib.suppress(OSError):
             os.unlink(self._lease_file)
+        self.mine.clear()
+        self.dropping.clear()
         return removed + [f"overlay namespace {name}" for name in await self.driver.delete_all()]
 

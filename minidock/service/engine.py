@@ -122,9 +122,11 @@ class Engine:
             await cluster.join()  # the global networks, before the containers on them
         await self.procs.open()  # the keeper: what it kept while we were away
         await Reconciler(self.core, self.life, self.networks, self.system).run()
-        if cluster is not None and cluster.up:
-            await cluster.republish()
-            self.core.refresh_dns()
+        if cluster is not None:
+            cluster.seed()
+            if cluster.up:
+                await cluster.republish()
+                self.core.refresh_dns()
         self.core.spares.top_up()
 
     async def close(self) -> None:

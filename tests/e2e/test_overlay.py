@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import re
 import signal
 import subprocess
@@ -219,6 +220,35 @@ def test_a_host_dead_past_its_ttl_is_dropped_then_comes_back(cl: Cluster) -> Non
     h3.start()  # its container still runs: republished
     wait_for(lambda: mac in fdb(cl, h1, net) and resolves(h1, "m1", "m3"), 5, "m3 back on host 1")
     assert h1.cli("exec", "m1", "ping", "-c", "1", "-W", "2", "m3").code == 0
+
+
+def test_a_lease_lost_under_a_live_daemon_is_taken_again_and_a_remove_leaves_no_key(cl: Cluster) -> None:
+    """etcd forgets host 2's lease while its daemon runs (as after a stall longer than the
+    TTL): the daemon takes a new one and puts its endpoints back on it; a remove right
+    after withdraws the key for good (a republish must not bring it back)."""
+    net, mac = pair(cl, "relet", "r1", "r2", on=2)
+    h1, h2, _ = cl.hosts
+    lease_file = os.path.join(h2.root, "state", "cluster-lease")
+
+    def lease() -> int:
+        with open(lease_file) as f:
+            return int(f.read())
+
+    old = lease()
+    ip2 = h2.inspect("r2", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
+    key = f"/minidock/endpoints/{net['Id']}/{ip2}"
+    cl.etcdctl("lease", "revoke", f"{old:x}")  # its keys go with it, r2's endpoint among them
+    wait_for(lambda: lease() != old and key in cl.keys(), TTL + 5, "host 2 on a new lease, r2's key back")
+    wait_for(lambda: mac in fdb(cl, h1, net), 3, "r2 back in host 1's FDB")
+    assert h1.cli("exec", "r1", "ping", "-c", "1", "-W", "2", "r2").code == 0
+    h2.cli("rm", "-f", "r2")
+    assert key not in cl.keys()
+    time.sleep(TTL / 3 + 0.5)  # a keepalive round: nothing puts it back
+    assert key not in cl.keys()
+    # the ping taught host 1's bridge r2's MAC (a "master br0" entry that ages out): the
+    # VXLAN device's own entry, which says which host, is what goes
+    wait_for(lambda: f"{mac} dst" not in fdb(cl, h1, net) and not resolves(h1, "r1", "r2"), 3,
+             "r2 gone from host 1's VXLAN FDB and its DNS")
 
 
 def test_sigkill_mid_start_leaves_no_duplicate_and_no_stale_entry(cl: Cluster) -> None:
