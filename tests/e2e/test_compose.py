@@ -313,12 +313,13 @@ services:
   client:
     container_name: client_container
     depends_on: [sidecar]
-    entrypoint: ["sh", "-c", "nc -vz server_container 11111 && for i in $$(seq 20); do nc -w 2 server 22222 && break;
-                  sleep 0.2; done; sleep 300"]
+    entrypoint: ["sh", "-c", "for i in $$(seq 50); do nc -vz server_container 11111 && break; sleep 0.1; done;
+                  for i in $$(seq 20); do nc -w 2 server 22222 && break; sleep 0.2; done; sleep 300"]
   sidecar:
     container_name: sidecar_container
     network_mode: service:server
-    entrypoint: ["sh", "-c", "nc -vz 127.0.0.1 11111 && exec busybox nc -ll -p 22222 -e echo from-sidecar"]
+    entrypoint: ["sh", "-c", "for i in $$(seq 50); do nc -vz 127.0.0.1 11111 && break; sleep 0.1; done;
+                  exec busybox nc -ll -p 22222 -e echo from-sidecar"]
   server:
     container_name: server_container
     entrypoint: ["nc", "-lk", "11111"]
@@ -327,7 +328,9 @@ services:
     p("up", "-d")
     server_id = md.inspect("server_container", "{{.Id}}")
     assert md.inspect("sidecar_container", "{{.HostConfig.NetworkMode}}") == f"container:{server_id}"
-    # the sidecar was started after the server (service: implies depends_on) and shares its loopback
+    # the sidecar was started after the server (service: implies depends_on) and shares its loopback.
+    # "started" is not "listening" (as with Docker: depends_on waits for the start, not the exec), so
+    # each asks until the server's nc is up
     assert "Connection to 127.0.0.1 11111 port [tcp/*] succeeded!" in poll(
         lambda: logs(md, "sidecar_container"), "succeeded")
     out = poll(lambda: logs(md, "client_container"), "from-sidecar")
