@@ -139,12 +139,14 @@ services:
   client-a:
     container_name: client_a
     depends_on: [server]
-    entrypoint: ["sh", "-c", "nc -vz server_container 11111 && sleep 300"]
+    entrypoint: ["sh", "-c", "for i in $$(seq 50); do nc -vz server_container 11111 && break; sleep 0.1; done;
+                  sleep 300"]
     networks: [my-network-a]
   client-b:
     container_name: client_b
     depends_on: [server]
-    entrypoint: ["sh", "-c", "nc -vz server_container 11111 && sleep 300"]
+    entrypoint: ["sh", "-c", "for i in $$(seq 50); do nc -vz server_container 11111 && break; sleep 0.1; done;
+                  sleep 300"]
     networks: [my-network-b]
 networks:
   my-network-a:
@@ -427,7 +429,8 @@ services:
   client:
     container_name: client_container
     depends_on: [server]
-    entrypoint: ["sh", "-c", "for n in database db.internal srv server; do nc -vz $$n 11111 2>&1; done; sleep 300"]
+    entrypoint: ["sh", "-c", "for n in database db.internal srv server; do for i in $$(seq 50); do
+                  nc -vz $$n 11111 2>&1 && break; sleep 0.1; done; done; sleep 300"]
     networks: [back]
   legacy:
     container_name: legacy_container

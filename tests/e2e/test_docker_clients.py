@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -88,6 +89,7 @@ def test_docker_run_p_is_reached_from_outside(md: Sandbox, outside: str, net_cle
         out = md.in_ns(outside, "nc", "-n", "-w", "2", HOST_IP, "8080", check=False).out
         if out:
             break
+        time.sleep(0.1)  # the server's nc may not listen yet: the start does not wait for it
     assert out.strip() == "hello-outside"
 
 

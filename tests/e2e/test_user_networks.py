@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from tests.sandbox import Sandbox
+from tests.sandbox import Sandbox, wait_for
 
 
 def pings(md: Sandbox, src: str, target: str) -> bool:
@@ -70,7 +70,9 @@ def test_isolation_matrix_between_bridges(md: Sandbox, net_cleanup: None) -> Non
         assert not pings(md, src, ips[dst]), f"{src} reached {dst} by IP"
         assert resolve(md, src, dst) == [], f"{src} resolved {dst}"
     # a TCP connection across bridges fails too, not only ICMP
-    md.cli("exec", "-d", "b1", "nc", "-l", "-p", "9000")
+    md.cli("exec", "-d", "b1", "nc", "-ll", "-p", "9000", "-e", "echo", "up")
+    wait_for(lambda: md.cli("exec", "b1", "nc", "-w", "1", "127.0.0.1", "9000", check=False).out.strip() == "up",
+             5, "b1's nc listening on 9000")  # else the refusal below would prove nothing
     assert md.cli("exec", "a1", "nc", "-w", "1", ips["b1"], "9000", check=False, input="x").code != 0
     rules = md.host("iptables-save").out
     assert re.search(r'-A MINIDOCK-ISOLATION-STAGE-2 -o br-[0-9a-f]{12} -m comment --comment "network neta" -j DROP', rules)
