@@ -153,8 +153,8 @@ class Cluster:
             try:
                 if not self.lease:
                     await self._take_lease()
-                    await self._resync()
                     behind = self.seeded  # our lease may have expired while the store was away
+                    await self._resync()
                 elif await self.etcd.keepalive(self.lease) <= 0:
                     log.warning("our cluster lease expired: joining again and republishing our endpoints")
                     self.lease = 0
