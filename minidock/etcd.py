@@ -102,6 +102,10 @@ def absent(key: str) -> dict[str, Any]:
     return {"key": _b64(key), "target": "CREATE", "result": "EQUAL", "create_revision": "0"}
 
 
+def holds(key: str, value: str) -> dict[str, Any]:
+    return {"key": _b64(key), "target": "VALUE", "result": "EQUAL", "value": _b64(value)}
+
+
 def unchanged(key: str, mod_revision: int) -> dict[str, Any]:
     return {"key": _b64(key), "target": "MOD", "result": "EQUAL", "mod_revision": str(mod_revision)}
 

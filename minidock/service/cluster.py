@@ -101,6 +101,7 @@ class Cluster:
         # putting back a key a remove has just withdrawn, or deleting one a start just put.
         self.mine: dict[str, Peer] = {}
         self.seeded = False
+        self.behind = False  # `mine` is not all on our lease (or not known to be): republish it
         self.dropping: set[str] = set()  # withdrawn keys whose delete failed: tried again
         self._mine_lock = asyncio.Lock()
         self.alive: dict[str, str] = {}  # node -> address, of hosts whose lease lives
@@ -147,22 +148,21 @@ class Cluster:
         self.up = True
 
     async def _keepalive_loop(self) -> None:
-        behind = False  # our endpoints are not all on our lease: republish them
         while True:
             await asyncio.sleep(max(self.ttl / 3, 0.5))
             try:
                 if not self.lease:
                     await self._take_lease()
-                    behind = self.seeded  # our lease may have expired while the store was away
+                    self.behind = self.seeded  # our lease may have expired while the store was away
                     await self._resync()
                 elif await self.etcd.keepalive(self.lease) <= 0:
+                    # the expired lease stays ours until another is granted: a claim meanwhile
+                    # fails (no such lease) rather than put a key on no lease at all
                     log.warning("our cluster lease expired: joining again and republishing our endpoints")
-                    self.lease = 0
                     await self._take_lease()
-                    behind = True
-                if behind:
+                    self.behind = True
+                if self.behind and self.seeded:
                     await self.republish()
-                    behind = False
                 if self.dropping:
                     await self._drop_again()
                 self.up = True
@@ -380,28 +380,43 @@ class Cluster:
                    "another holds it; on this host's lease, so it goes if the host dies",
                    [f"etcdctl txn <<< $'create(\"{key}\") = \"0\"\\n\\nput --lease={self.lease:x} {key} "
                     f"{shlex.quote(peer.to_json())}\\n\\n'"])
+            self.dropping.add(key)  # if the answer is lost, the claim may have been made all the same
             ok = await self.call(self.etcd.txn([etcd.absent(key)], [etcd.put_op(key, peer.to_json(), self.lease)]))
-            if ok:
+            self.dropping.discard(key)
+            kv = None if ok else await self.call(self.etcd.get(key))
+            if ok or (kv is not None and kv.value == peer.to_json()):  # ours: a member answered late
                 self.peers[key] = self.mine[key] = peer
                 return
             if pinned:
                 raise Conflict(f"Address already in use: {ep.ip} on network {net.name}")
-            kv = await self.call(self.etcd.get(key))
             if kv is not None:
                 self.peers[key] = Peer.from_json(kv.value)
             addr = self.core.addresses.choose(net, c.id, "")
             ep.ip, ep.mac = str(addr), ipam.mac_for(addr)
         raise Conflict(f"no address could be claimed on network {net.name}: too many starts at once")
 
-    async def withdraw(self, net_id: str, ip: str) -> None:
+    async def withdraw(self, net_id: str, ip: str, stays: bool = False) -> None:
+        """Delete the endpoint's key (if it is still ours: after our lease expired, another
+        host may have claimed the address). If etcd does not hear it, the endpoint goes all
+        the same and the delete is tried again later; unless it `stays` (a disconnect that
+        fails on this keeps the endpoint, and so its key)."""
         key = endpoint_key(net_id, ip)
         record("release the address", f"{ip} may be claimed again", [f"etcdctl del {key}"])
         async with self._mine_lock:
-            self.peers.pop(key, None)
-            self.mine.pop(key, None)
+            peer = self.mine.pop(key, None)
             self.dropping.add(key)
-            await self.call(self.etcd.delete(key))
+            try:
+                if peer is None:
+                    await self.call(self.etcd.delete(key))
+                else:
+                    await self.call(self.etcd.txn([etcd.holds(key, peer.to_json())], [etcd.delete_op(key)]))
+            except Unavailable:
+                if stays and peer is not None:
+                    self.mine[key] = peer
+                    self.dropping.discard(key)
+                raise
             self.dropping.discard(key)
+            self.peers.pop(key, None)
 
     async def _drop_again(self) -> None:
         """The withdrawn keys etcd did not hear about (it was away, or slow): deleted now,
@@ -420,8 +435,9 @@ class Cluster:
             if not c.running:
                 continue
             for ep in self.core.store.endpoints(container_id=c.id):
-                net = self.networks.get(ep.network_id)
-                if net is not None and ep.ip:
+                # the local store's record: at a start with etcd away, self.networks is empty
+                net = self.networks.get(ep.network_id) or self.core.store.networks.get(ep.network_id)
+                if net is not None and net.driver == "overlay" and ep.ip:
                     out[endpoint_key(net.id, ep.ip)] = Peer(net.id, c.id, c.name, names_of(c, ep), ep.ip,
                                                             ep.mac, self.node, self.advertise)
         return out
@@ -429,7 +445,7 @@ class Cluster:
     def seed(self) -> None:
         """At the daemon's start, once the containers are reconciled: this host's endpoints
         are its running containers' (a start or stop a crash cut short left others)."""
-        self.mine, self.seeded = self._from_store(), True
+        self.mine, self.seeded, self.behind = self._from_store(), True, True
 
     async def republish(self) -> None:
         """Our endpoints, again (after our lease expired while we were away or cut off, or a
@@ -447,6 +463,7 @@ class Cluster:
             for key, peer in self.mine.items():
                 await self.call(self.etcd.put(key, peer.to_json(), self.lease))
                 self.peers[key] = peer
+            self.behind = False
 
     def _remote_peers(self, net_id: str) -> list[Peer]:
         """The network's endpoints on other hosts, as the store has them."""

@@ -104,7 +104,7 @@ class Connector:
                 await self.life.withdraw(c)
             for ep in core.store.endpoints(container_id=c.id, network_id=net.id):
                 if core.cluster is not None and net.driver == "overlay" and ep.ip:
-                    await core.cluster.withdraw(net.id, ep.ip)
+                    await core.cluster.withdraw(net.id, ep.ip, stays=True)
                 await core.driver(net).leave(net, ep, netns_name=c.netns)
                 faults.step_done("leave")
                 core.store.release(net.id, c.id)

@@ -35,6 +35,7 @@ Per container, at run time:
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +45,7 @@ from ..drivers.bridge import BridgeDriver
 from ..drivers.host import HostDriver
 from ..drivers.macvlan import ParentDriver
 from ..drivers.null import NullDriver
+from ..errors import Unavailable
 from ..kernel import netns
 from ..kernel.netlink import Netlink
 from ..store import Store
@@ -65,6 +67,8 @@ from .views import Queries
 from .volumes import Volumes
 
 __all__ = ["WAIT_CONDITIONS", "Engine"]
+
+log = logging.getLogger("minidock.engine")
 
 
 class Engine:
@@ -125,7 +129,10 @@ class Engine:
         if cluster is not None:
             cluster.seed()
             if cluster.up:
-                await cluster.republish()
+                try:
+                    await cluster.republish()
+                except Unavailable as e:  # the keepalive republishes once etcd answers
+                    log.warning("endpoints not republished yet: %s", e)
                 self.core.refresh_dns()
         self.core.spares.top_up()
 
