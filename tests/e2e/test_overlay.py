@@ -251,6 +251,30 @@ def test_a_lease_lost_under_a_live_daemon_is_taken_again_and_a_remove_leaves_no_
              "r2 gone from host 1's VXLAN FDB and its DNS")
 
 
+def test_a_daemon_started_while_etcd_is_down_keeps_its_endpoints(cl: Cluster) -> None:
+    """Host 2's daemon restarts while no etcd member answers: its container runs on, and
+    once etcd is back its endpoint is still in the store (not taken for a crash's
+    leftover) and reached by name from host 1."""
+    net, mac = pair(cl, "dark", "d1", "d2", on=2)
+    h1, h2, _ = cl.hosts
+    ip2 = h2.inspect("d2", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
+    key = f"/minidock/endpoints/{net['Id']}/{ip2}"
+    for m in cl.members:
+        cl.stop_member(m)
+    h2.stop()
+    h2.start()  # its join fails: no etcd
+    for m in cl.members:
+        cl.start_member(m)
+    cl.wait_healthy()
+    wait_for(lambda: next(n for n in nodes(h1) if n["Name"] == cl.node_name(2))["Alive"] and
+             nodes(h2) and h2.cli("network", "ls", "-q", "--filter", "name=dark").out.strip(), TTL + 5,
+             "host 2 back in the cluster")
+    time.sleep(2 * TTL / 3 + 0.5)  # two keepalive rounds: a republish that dropped it would have run
+    assert key in cl.keys()
+    wait_for(lambda: h1.cli("exec", "d1", "ping", "-c", "1", "-W", "1", "d2", check=False).code == 0, 5,
+             "d2 reached by name from host 1")
+
+
 def test_sigkill_mid_start_leaves_no_duplicate_and_no_stale_entry(cl: Cluster) -> None:
     net = overlay(cl, "crash")
     h1, h2, _ = cl.hosts
