@@ -154,6 +154,16 @@ async def republish_paused(cl: Cluster, fake: SlowEtcd, meanwhile: Any, where: s
     fake.gate = None
 
 
+async def unheard_withdraw(cl: Cluster, fake: SlowEtcd, name: str, ip: str, stays: bool = False) -> Endpoint:
+    """A container's endpoint published, then withdrawn while etcd hears nothing."""
+    c, ep = container(name, ip)
+    await cl.publish(NET, c, ep, "")
+    fake.deaf = 1
+    with pytest.raises(Unavailable):
+        await cl.withdraw(NET.id, ep.ip, stays=stays)
+    return ep
+
+
 @pytest.mark.parametrize("where", ["range", "put"])
 def test_a_remove_during_a_republish_leaves_no_key(where: str) -> None:
     """The removed container is still running in the store while its teardown withdraws
@@ -222,20 +232,12 @@ def test_a_withdraw_etcd_did_not_hear_is_done_again() -> None:
     async def go() -> None:
         cl, fake, _ = cluster()
         cl.seed()
-        c, ep = container("lost", "10.0.0.6")
-        await cl.publish(NET, c, ep, "")
-        fake.deaf = 1
-        with pytest.raises(Unavailable):
-            await cl.withdraw(NET.id, ep.ip)
+        ep = await unheard_withdraw(cl, fake, "lost", "10.0.0.6")
         assert fake.value(ep.ip) is not None and not cl.mine
         await cl._drop_again()
         assert fake.value(ep.ip) is None and not cl.dropping
         cl.up = True  # as the keepalive that reached etcd leaves it
-        c2, ep2 = container("late", "10.0.0.7")
-        await cl.publish(NET, c2, ep2, "")
-        fake.deaf = 1
-        with pytest.raises(Unavailable):
-            await cl.withdraw(NET.id, ep2.ip)
+        ep2 = await unheard_withdraw(cl, fake, "late", "10.0.0.7")
         fake._put(endpoint_key(NET.id, ep2.ip), theirs(ep2.ip), LEASE)  # our lease expired; n2 claimed it
         await cl._drop_again()
         assert fake.value(ep2.ip) == theirs(ep2.ip) and not cl.dropping
@@ -248,11 +250,7 @@ def test_a_disconnect_etcd_did_not_hear_keeps_its_key() -> None:
     async def go() -> None:
         cl, fake, _ = cluster()
         cl.seed()
-        c, ep = container("stay", "10.0.0.11")
-        await cl.publish(NET, c, ep, "")
-        fake.deaf = 1
-        with pytest.raises(Unavailable):
-            await cl.withdraw(NET.id, ep.ip, stays=True)
+        ep = await unheard_withdraw(cl, fake, "stay", "10.0.0.11", stays=True)
         cl.up = True
         await cl._drop_again()
         await cl.republish()
