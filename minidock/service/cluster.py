@@ -416,7 +416,8 @@ class Cluster:
                     self.dropping.discard(key)
                 raise
             self.dropping.discard(key)
-            self.peers.pop(key, None)
+            if key in self.peers and self.peers[key].node == self.node:  # not another host's claim
+                del self.peers[key]
 
     async def _drop_again(self) -> None:
         """The withdrawn keys etcd did not hear about (it was away, or slow): deleted now,
@@ -424,7 +425,11 @@ class Cluster:
         async with self._mine_lock:
             for key in list(self.dropping):
                 kv = await self.etcd.get(key)
-                if key not in self.mine and kv is not None and Peer.from_json(kv.value).node == self.node:
+                try:
+                    ours = kv is not None and Peer.from_json(kv.value).node == self.node
+                except (ValueError, TypeError, KeyError):
+                    ours = False  # not a record of ours, whatever it is
+                if key not in self.mine and ours and kv is not None:
                     await self.etcd.txn([etcd.unchanged(key, kv.mod_revision)], [etcd.delete_op(key)])
                 self.dropping.discard(key)
 
