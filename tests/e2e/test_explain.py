@@ -36,9 +36,10 @@ def state(run: object) -> dict[str, str]:
     """What `ip` and `iptables-save` show in one namespace (run: argv -> Result)."""
     rules = "\n".join(re.sub(r"\[\d+:\d+\]", "", ln) for ln in run("iptables-save").out.splitlines()  # type: ignore[operator]
                       if not ln.startswith("#"))
+    links = run("ip", "-o", "-d", "link").out  # type: ignore[operator]
     return {
-        "links": _links(run("ip", "-o", "-d", "link").out),  # type: ignore[operator]
-        "ports": _ports(run("ip", "-o", "-d", "link").out),  # type: ignore[operator]
+        "links": _links(links),
+        "ports": _ports(links),
         "addresses": "\n".join(sorted(re.sub(r"^\d+: ", "", ln) for ln in run("ip", "-4", "-o", "addr").out.splitlines())),  # type: ignore[operator]
         # without "linkdown": carrier is the kernel's to report, on its own time (linkwatch)
         "routes": run("ip", "route").out.replace(" linkdown", ""),  # type: ignore[operator]
