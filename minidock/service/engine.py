@@ -28,7 +28,7 @@ Per container, at run time:
         container.log                everything the container printed, as Docker's json-file lines
     <root>/layers/<layer>/
         upper/ work/ merged/         its writable layer: the overlay over the image's root
-    <root>/containers/.spare-<layer>/  two such, with their layers, made ahead (spares.py)
+    <root>/containers/.spare-<layer>/  two to eight such, with their layers, made ahead (spares.py)
     <root>/volumes/<name>/_data      a volume's data, bound where containers mount it
 """
 

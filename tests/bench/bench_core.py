@@ -62,12 +62,15 @@ def bench_run(sb: Sandbox, workdir: str) -> dict[str, float]:
     sb.host("ip", "addr", "add", "10.99.255.254/16", "dev", "benchbr0")
     sb.host("ip", "link", "set", "benchbr0", "up")
     # side by side, in turns of BLOCK each: this machine's speed drifts by half within minutes,
-    # and all of one then all of the other would measure the drift. After the script's turn the
-    # kernel is left to finish freeing its namespaces (a worker does it after `ip netns del`,
-    # holding the locks a start needs): the script's own next attach pays for them, ours not
+    # and all of one then all of the other would measure the drift. Each turn starts on a machine
+    # left to finish what the other's turn left it: after the script's, the kernel frees its
+    # namespaces (a worker does it after `ip netns del`, holding the locks a start needs); after
+    # ours, the daemon makes the spares the burst took (spares.py: it waits for a quiet moment)
     script, runs, rms, ids = [], [], [], []
     for i in range(N):
         if i % BLOCK == 0:
+            if i:
+                settle()
             script += [ip_script_attach(sb.name, k) for k in range(i, min(i + BLOCK, N))]
             settle()
         t0 = time.perf_counter()

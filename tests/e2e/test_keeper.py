@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from minidock.service import spares
 from tests.e2e.conftest import running
 from tests.e2e.test_terminal import Terminal
 from tests.sandbox import Sandbox, wait_for
@@ -220,9 +221,9 @@ def test_ready_processes_become_containers_and_dead_ones_are_replaced(fresh: San
     ip_a = sb.inspect("a", "{{.NetworkSettings.IPAddress}}")
     assert "1 packets received" in sb.cli("exec", "b", "ping", "-c", "1", "-W", "2", ip_a).out
     wait_for(lambda: len(ready_processes(sb)) == 1, 10, "a process made ready again")
-    # container directories are made ahead: two hidden spares wait in the containers directory
-    spares = [e for e in os.listdir(os.path.join(sb.root, "state", "containers")) if e.startswith(".spare-")]
-    assert len(spares) == 2, spares
+    # container directories are made ahead: hidden spares wait in the containers directory, as
+    # many as are kept once the daemon is quiet
+    wait_for(lambda: len(spares_of(sb)) == spares.HIGH, 10, f"{spares.HIGH} spares made")
 
 
 def test_a_start_undone_after_its_process_was_handed_the_container_can_be_tried_again(fresh: Sandbox) -> None:
@@ -273,6 +274,19 @@ def spares_of(sb: Sandbox) -> list[str]:
     return [e for e in os.listdir(os.path.join(sb.root, "state", "containers")) if e.startswith(".spare-")]
 
 
+def spares_said(sb: Sandbox) -> list[str]:
+    """What the daemon (--debug) said each time its spares were all made."""
+    return re.findall(r"spares: (\d+ waiting, \d+ of them mounted over .*)", sb.daemon_log(full=True))
+
+
+def spares_mounted_over(sb: Sandbox, name: str, since: int) -> None:
+    """Wait until the daemon has, since its `since`-th word on them, all its spares made, their
+    overlays mounted over the image of container `name` (the last one created)."""
+    lower = sb.inspect(name, "{{.GraphDriver.Data.LowerDir}}")
+    want = f"{spares.HIGH} waiting, {spares.HIGH} of them mounted over {lower}"
+    wait_for(lambda: spares_said(sb)[since:] and spares_said(sb)[-1] == want, 10, want)
+
+
 def layer_of(sb: Sandbox, name: str) -> str:
     return os.path.basename(os.path.dirname(sb.inspect(name, "{{.GraphDriver.Data.UpperDir}}")))[:12]
 
@@ -281,12 +295,14 @@ def test_a_containers_root_is_mounted_ahead_in_a_layer_of_its_own() -> None:
     """A container's writable layer lies apart from its directory (layers/<id>, as Docker's
     overlay2/<id>), made ahead, its overlay mounted ahead over the image the last container
     used: the start attaches it. The container runs on its image and writes into its layer;
-    one of another image mounts its own; `cp` into a created container lets the overlay made
-    ahead go first, and the file is there once it runs."""
+    one of another image mounts its own, and once the daemon is quiet the spares are mounted
+    again over that image, so the next one of it has its root mounted ahead; `cp` into a
+    created container lets the overlay made ahead go first, and the file is there once it runs."""
     with running(Sandbox(daemon_flags=["--debug"])) as sb:
         layers = os.path.join(sb.root, "state", "layers")
+        said = len(spares_said(sb))
         sb.cli("run", "-d", "--name", "first", "busybox", "sleep", "600")
-        wait_for(lambda: len(spares_of(sb)) == 2, 10, "a spare made over busybox")
+        spares_mounted_over(sb, "first", said)
         sb.cli("run", "-d", "--name", "second", "busybox", "sleep", "600")
         assert "second: its root filesystem was mounted ahead" in sb.daemon_log(full=True)
         upper = sb.inspect("second", "{{.GraphDriver.Data.UpperDir}}")
@@ -301,15 +317,22 @@ def test_a_containers_root_is_mounted_ahead_in_a_layer_of_its_own() -> None:
         ip = sb.inspect("first", "{{.NetworkSettings.IPAddress}}")
         assert "1 packets received" in sb.cli("exec", "second", "ping", "-c", "1", "-W", "2", ip).out
         # another image: the overlay made ahead over busybox does not fit, the process mounts its own
-        wait_for(lambda: len(spares_of(sb)) == 2, 10, "the spares made again")
+        said = len(spares_said(sb))
         sb.cli("run", "-d", "--name", "other", "debian", "sleep", "600")
         assert "ID=debian" in sb.cli("exec", "other", "cat", "/etc/os-release").out
         log = sb.daemon_log(full=True)
         assert "other: its root filesystem was mounted ahead" not in log
         assert f"layer {layer_of(sb, 'other')}: its overlay mounted ahead lies over another image" in log
+        # ... and once quiet, the daemon mounts its spares again over debian: the next one fits
+        spares_mounted_over(sb, "other", said)
+        sb.cli("run", "-d", "--name", "fifth", "debian", "sleep", "600")
+        assert "fifth: its root filesystem was mounted ahead" in sb.daemon_log(full=True)
+        assert "ID=debian" in sb.cli("exec", "fifth", "cat", "/etc/os-release").out
+        assert ", 1 received" in sb.cli("exec", "fifth", "ping", "-c", "1", "-W", "2", ip).out  # iputils' words
         # cp into a created container mounts its layer: the overlay made ahead goes first
+        said = len(spares_said(sb))
         sb.cli("run", "-d", "--name", "fourth", "busybox", "sleep", "600")
-        wait_for(lambda: len(spares_of(sb)) == 2, 10, "a spare made over busybox again")
+        spares_mounted_over(sb, "fourth", said)
         sb.cli("create", "--name", "third", "busybox", "sleep", "600")
         src = os.path.join(sb.root, "copied.txt")
         with open(src, "w") as f:
@@ -322,5 +345,6 @@ def test_a_containers_root_is_mounted_ahead_in_a_layer_of_its_own() -> None:
         assert sb.cli("exec", "third", "cat", "/copied.txt").out == "copied in\n"
         assert "1 packets received" in sb.cli("exec", "third", "ping", "-c", "1", "-W", "2", ip).out
         # removed, a container's layer goes with it: only the spares' are left
-        sb.cli("rm", "-f", "first", "second", "other", "fourth", "third")
+        sb.cli("rm", "-f", "first", "second", "other", "fourth", "third", "fifth")
+        wait_for(lambda: len(spares_of(sb)) == spares.HIGH, 10, "the spares made")
         assert sorted(os.listdir(layers)) == sorted(s.removeprefix(".spare-") for s in spares_of(sb))
