@@ -134,6 +134,9 @@ class Engine:
                 except Unavailable as e:  # the keepalive republishes once etcd answers
                     log.warning("endpoints not republished yet: %s", e)
                 self.core.refresh_dns()
+        newest = max(self.core.store.containers.view(), key=lambda c: c.created, default=None)
+        if newest is not None:
+            self.core.spares.expect(newest.lower)
         self.core.spares.top_up()
 
     async def close(self) -> None:

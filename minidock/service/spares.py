@@ -102,7 +102,10 @@ class Spares:
         self.mounted: dict[str, Premount] = {}  # layer id -> its overlay, mounted ahead
         self.last_take = 0.0  # time.monotonic() of the last create
         self.quiet: asyncio.TimerHandle | None = None  # the wait for a quiet moment
-        self.unmountable = ""  # an image root no overlay could be mounted over: not tried again
+        # an image root (its path and identity) no overlay could be mounted over: not tried
+        # again at quiet moments, until a spare made since is mounted over it
+        self.unmountable: tuple[str, tuple[int, int]] | None = None
+        self.closed = False
         # one thread of its own, at a low CPU priority: a spare is made while a start runs,
         # and on a 2-CPU machine it took the CPU the start's client and process wanted
         self.worker = concurrent.futures.ThreadPoolExecutor(1, "spares", initializer=process.in_background)
@@ -164,17 +167,26 @@ class Spares:
             log.debug("layer %s: its overlay mounted ahead let go (the layer is mounted otherwise)", layer[:12])
             os.close(ahead.fd)
 
+    def expect(self, lower: str) -> None:
+        """At the daemon's start: the image root the newest container was made from, the
+        next one's likely (the overlays mounted ahead died with the last daemon)."""
+        self.lower = self.lower or lower
+
     def close(self) -> None:
+        """Nothing made any more: the spare being made is finished first (a reset removes the
+        directories next), and the overlays mounted ahead are let go."""
+        self.closed = True
         if self.quiet is not None:
             self.quiet.cancel()
             self.quiet = None
+        self.worker.shutdown(wait=True)
         for layer in list(self.mounted):
             self.unmount(layer)
 
     def top_up(self) -> None:
         """Make spares in a thread (one at a time): LOW at once, up to HIGH (and the overlays
         of those waiting over the last create's image) once no create came for QUIET."""
-        if self.filling is not None:
+        if self.filling is not None or self.closed:
             return
         if len(self.ready) < LOW:
             self._fill(self._make_one, self.lower)
@@ -183,14 +195,23 @@ class Spares:
                 max(0.0, self.last_take + QUIET - time.monotonic()), self._when_quiet)
 
     def _stale(self) -> str | None:
-        """A spare waiting whose overlay was not mounted over the last create's image."""
-        if not self.lower or self.lower == self.unmountable:
+        """A spare waiting whose overlay was not mounted over the last create's image (that
+        path, and that directory: an image imported again has a root of its own)."""
+        if not self.lower:
             return None
-        return next((layer for layer in self.ready
-                     if layer not in self.mounted or self.mounted[layer].lower != self.lower), None)
+        try:
+            now = (self.lower, _identity(self.lower))
+        except OSError:
+            return None  # the image is gone: nothing to mount over
+        if now == self.unmountable:
+            return None
+        return next((layer for layer in self.ready if layer not in self.mounted
+                     or (self.mounted[layer].lower, self.mounted[layer].identity) != now), None)
 
     def _when_quiet(self) -> None:
         self.quiet = None
+        if self.closed:
+            return
         left = self.last_take + QUIET - time.monotonic()
         if left > 0:  # a create came meanwhile: wait on
             self.quiet = asyncio.get_running_loop().call_later(left, self._when_quiet)
@@ -220,16 +241,21 @@ class Spares:
         return self._mount_one(layer, lower)
 
     def _mount_one(self, layer: str, lower: str) -> tuple[str, Premount | None]:
-        ahead = None
-        if lower:
-            path = self.layer_dir(layer)
-            try:
-                ahead = Premount(libc.fsmount_overlay(lower, os.path.join(path, "upper"), os.path.join(path, "work")),
-                                 lower, _identity(lower))
-            except OSError as e:  # its start mounts it, as ever
-                log.debug("overlay of %s not mounted ahead: %s", layer[:12], e)
-                self.unmountable = lower
-        return layer, ahead
+        if not lower:
+            return layer, None
+        try:
+            identity = _identity(lower)  # before the mount: a root made again meanwhile is another
+        except OSError:
+            return layer, None  # the image is gone
+        path = self.layer_dir(layer)
+        try:
+            fd = libc.fsmount_overlay(lower, os.path.join(path, "upper"), os.path.join(path, "work"))
+        except OSError as e:  # its start mounts it, as ever
+            log.debug("overlay of %s not mounted ahead: %s", layer[:12], e)
+            self.unmountable = (lower, identity)
+            return layer, None
+        self.unmountable = None
+        return layer, Premount(fd, lower, identity)
 
     def _made(self, fut: asyncio.Future[tuple[str, Premount | None]]) -> None:
         self.filling = None
@@ -237,6 +263,10 @@ class Spares:
             layer, ahead = fut.result()
         except OSError as e:
             log.warning("no spare container directory made: %s", e)
+            return
+        if self.closed:
+            if ahead is not None:
+                os.close(ahead.fd)
             return
         self.ready.append(layer)
         if ahead is not None:

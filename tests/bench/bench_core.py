@@ -69,8 +69,7 @@ def bench_run(sb: Sandbox, workdir: str) -> dict[str, float]:
     script, runs, rms, ids = [], [], [], []
     for i in range(N):
         if i % BLOCK == 0:
-            if i:
-                settle()
+            settle()
             script += [ip_script_attach(sb.name, k) for k in range(i, min(i + BLOCK, N))]
             settle()
         t0 = time.perf_counter()
@@ -79,6 +78,7 @@ def bench_run(sb: Sandbox, workdir: str) -> dict[str, float]:
         api.call("POST", f"/containers/{cid}/start")
         runs.append((time.perf_counter() - t0) * 1000)
         ids.append(cid)
+    settle()
     for cid in ids:
         t0 = time.perf_counter()
         api.call("DELETE", f"/containers/{cid}", {"force": True})

@@ -271,7 +271,9 @@ def test_a_start_whose_plan_fails_lets_go_of_the_process_it_handed_the_container
 
 
 def spares_of(sb: Sandbox) -> list[str]:
-    return [e for e in os.listdir(os.path.join(sb.root, "state", "containers")) if e.startswith(".spare-")]
+    """The spares made (not one being made: .spare-tmp-<layer>)."""
+    return [e for e in os.listdir(os.path.join(sb.root, "state", "containers"))
+            if e.startswith(spares.PREFIX) and not e.startswith(spares.MAKING)]
 
 
 def spares_said(sb: Sandbox) -> list[str]:
@@ -297,7 +299,8 @@ def test_a_containers_root_is_mounted_ahead_in_a_layer_of_its_own() -> None:
     used: the start attaches it. The container runs on its image and writes into its layer;
     one of another image mounts its own, and once the daemon is quiet the spares are mounted
     again over that image, so the next one of it has its root mounted ahead; `cp` into a
-    created container lets the overlay made ahead go first, and the file is there once it runs."""
+    created container lets the overlay made ahead go first, and the file is there once it runs;
+    a daemon started again mounts its spares over the newest container's image."""
     with running(Sandbox(daemon_flags=["--debug"])) as sb:
         layers = os.path.join(sb.root, "state", "layers")
         said = len(spares_said(sb))
@@ -344,7 +347,16 @@ def test_a_containers_root_is_mounted_ahead_in_a_layer_of_its_own() -> None:
         assert f"layer {layer_of(sb, 'third')}: its overlay mounted ahead let go" in log
         assert sb.cli("exec", "third", "cat", "/copied.txt").out == "copied in\n"
         assert "1 packets received" in sb.cli("exec", "third", "ping", "-c", "1", "-W", "2", ip).out
+        # the overlays mounted ahead die with a daemon: the next one mounts the spares it finds
+        # again over the newest container's image (third's: busybox), before any create
+        said = len(spares_said(sb))
+        sb.stop()
+        sb.start()
+        spares_mounted_over(sb, "third", said)
+        sb.cli("run", "-d", "--name", "sixth", "busybox", "sleep", "600")
+        assert "sixth: its root filesystem was mounted ahead" in sb.daemon_log(full=True)
+        assert "1 packets received" in sb.cli("exec", "sixth", "ping", "-c", "1", "-W", "2", ip).out
         # removed, a container's layer goes with it: only the spares' are left
-        sb.cli("rm", "-f", "first", "second", "other", "fourth", "third", "fifth")
+        sb.cli("rm", "-f", "first", "second", "other", "fourth", "third", "fifth", "sixth")
         wait_for(lambda: len(spares_of(sb)) == spares.HIGH, 10, "the spares made")
-        assert sorted(os.listdir(layers)) == sorted(s.removeprefix(".spare-") for s in spares_of(sb))
+        assert sorted(os.listdir(layers)) == sorted(s.removeprefix(spares.PREFIX) for s in spares_of(sb))
