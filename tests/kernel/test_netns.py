@@ -20,6 +20,7 @@ import pytest
 
 from minidock.kernel import netns, portbind, process, sysctl
 from minidock.kernel.rtnl import Rtnl
+from tests.sandbox import wait_for
 
 from .nshelpers import inside, ip_json, sh
 
@@ -117,6 +118,8 @@ def test_process_readers(ns: str) -> None:
         assert state in "RSD" and started == process.start_time(proc.pid) > 0
         assert process.alive(proc.pid, started)
         assert not process.alive(proc.pid, started + 1)  # same PID, another process
+        # in the midst of an exec (Popen's, then `ip`'s of sleep), /proc/PID/environ reads empty
+        wait_for(lambda: process.environ(proc.pid), 5, "an environment to read")
         assert "MDK_MARK=1" in process.environ(proc.pid)
         process.kill(proc.pid, signal.SIGKILL)
         proc.wait()
