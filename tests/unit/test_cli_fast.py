@@ -80,8 +80,10 @@ class FakeDaemon:
                 self.requests.append(target)
                 status, obj = self.answers.get(target.removeprefix("/v1.47"), (404, {"message": "no such thing"}))
                 body = json.dumps(obj).encode()
+                # one answer a connection, and it says so: a client keeps an HTTP/1.1 connection
+                # otherwise, and its next request could meet this close (a reset)
                 conn.sendall(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
-                             f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
 
     def close(self) -> None:
         self.sock.close()
